@@ -1,0 +1,51 @@
+# yuedu — common commands. `make demo` and `make test` set everything up first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= .demo
+
+.PHONY: install demo test test-fast lint format serve bench clean browser
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+		$(BIN)/python -m pip install -q -r requirements.lock 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -m pip check >/dev/null
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium for the staff-page browser test (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium not installed: browser tests will be skipped" )
+
+demo: install
+	$(BIN)/yuedu demo --out $(DEMO_DIR)
+
+test: install browser
+	$(BIN)/python -m pytest -q -n 2 --timeout 300
+
+test-fast: install
+	$(BIN)/python -m pytest -q -x -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+serve: install
+	$(BIN)/yuedu serve --demo $(DEMO_DIR)
+
+bench: install
+	$(BIN)/yuedu bench
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache mlruns
