@@ -150,7 +150,7 @@ BRANCHES = TableSchema(
         "branch_id": Column(pl.String, "Stable branch code, e.g. 'CEN', 'D-Chaoyang', 'O-0042'."),
         "name": Column(pl.String, "Display name."),
         "kind": Column(pl.String, "Kind of service point.", values=BRANCH_KINDS),
-        "district": Column(pl.String, "District or county the branch belongs to.", values=DISTRICTS),
+        "district": Column(pl.String, "District or county the branch belongs to (DISTRICTS in the sample city)."),
         "lat": Column(pl.Float64, "Latitude, degrees."),
         "lon": Column(pl.Float64, "Longitude, degrees."),
         "delivers": Column(pl.Boolean, "Whether home delivery ('U Book to Home') reaches readers here."),
@@ -264,7 +264,7 @@ BOOKSTORES = TableSchema(
     {
         "bookstore_id": Column(pl.String, "Bookstore code."),
         "name": Column(pl.String, "Display name."),
-        "district": Column(pl.String, "District the bookstore is in.", values=DISTRICTS),
+        "district": Column(pl.String, "District the bookstore is in."),
         "branch_id": Column(pl.String, "Library branch that catalogues its purchases.", ref="branches.branch_id"),
         "lat": Column(pl.Float64, "Latitude, degrees."),
         "lon": Column(pl.Float64, "Longitude, degrees."),
@@ -302,7 +302,7 @@ BUDGETS = TableSchema(
         "budget_id": Column(pl.String, "Budget line id."),
         "period": Column(pl.String, "Month 'YYYY-MM' (or year 'YYYY')."),
         "bookstore_id": Column(pl.String, "Bookstore, null for all.", nullable=True, ref="bookstores.bookstore_id"),
-        "district": Column(pl.String, "District, null for all.", nullable=True, values=DISTRICTS),
+        "district": Column(pl.String, "District, null for all.", nullable=True),
         "amount": Column(pl.Float64, "Amount, yuan.", min=0.0),
     },
     primary_key="budget_id",
@@ -330,6 +330,21 @@ BOOKLIST_ITEMS = TableSchema(
     },
 )
 
+INTERACTIONS = TableSchema(
+    "interactions",
+    "Generic reader–title events for data sets that are not library exports (e.g. MovieLens ratings). "
+    "A data directory holds either this table or loans/ebook_events; the matrix builder reads both.",
+    {
+        "reader_id": Column(pl.String, "Reader (user) id."),
+        "title_id": Column(pl.String, "Title (item) id."),
+        "occurred_at": Column(Datetime, "When it happened.", nullable=True),
+        "channel": Column(pl.String, "Channel or event type, e.g. 'rating', 'counter', 'download'."),
+        "renewals": Column(pl.Int8, "Renewals (0 when not applicable).", min=0),
+        "value": Column(pl.Float32, "Explicit value, e.g. a star rating; 1.0 for plain events."),
+    },
+    optional=frozenset({"occurred_at", "channel", "renewals", "value"}),
+)
+
 #: Every table, in dependency order (referenced tables first).
 TABLES: dict[str, TableSchema] = {
     t.name: t
@@ -346,6 +361,7 @@ TABLES: dict[str, TableSchema] = {
         BUDGETS,
         BOOKLISTS,
         BOOKLIST_ITEMS,
+        INTERACTIONS,
     )
 }
 

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "serving.cli.data_ingest",
     "serving.cli.data_public",
     "serving.cli.recsys_cmds",
+    "serving.cli.counter_cmds",
     "serving.cli.acquisition_cmds",
     "serving.cli.training_cmds",
     "serving.cli.serve_cmds",
