@@ -1,0 +1,41 @@
+"""Service settings: one object, from environment variables (prefix ``YUEDU_``) or a ``.env`` file.
+
+Secrets (the token signing key, the pseudonym key, staff passwords) come from the environment, never
+from the repository. Without ``YUEDU_SECRET_KEY`` a random key is generated per process (tokens then
+only live as long as the process; fine for the demo and tests, not for production).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YUEDU_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(REPO_ROOT / ".demo" / "data", description="Validated data directory (Parquet tables).")
+    db_url: str = Field(
+        f"sqlite:///{REPO_ROOT / '.demo' / 'yuedu.db'}", description="SQLAlchemy URL of the transactional store."
+    )
+    model_dir: Path | None = Field(None, description="Model directory to serve (overrides the registry alias).")
+    model_alias: str | None = Field(None, description="MLflow registry alias to serve, e.g. 'production'.")
+    model_poll_s: float = Field(30.0, description="How often to check whether the alias moved, seconds (0 = never).")
+    policy_file: Path | None = Field(None, description="Programme policy TOML (default: the built-in defaults).")
+    secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), description="Token signing key.")
+    token_ttl_s: int = Field(8 * 3600, description="Lifetime of issued tokens, seconds.")
+    staff_users: str = Field(
+        "", description="Staff logins 'user:password[:role]' separated by ','; role staff (default) or admin."
+    )
+    today: str | None = Field(None, description="Override 'today' (ISO date) for booklist windows; default: now.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
