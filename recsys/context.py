@@ -1,0 +1,368 @@
+"""The library facts that filters, promotion and explanations need, aligned to the vocabularies.
+
+A :class:`LibraryContext` turns the Parquet tables of a data directory (``features.schema``) into
+arrays indexed like the model's matrices: one entry per title (column) or per reader (row), plus a
+few sparse matrices (title × branch on-shelf copies, reader × title loan history, booklist × title).
+Everything is built with polars joins and scipy constructors, never a loop over rows.
+
+Data directories without holdings (public data sets that only carry an ``interactions`` table)
+give a context with ``has_holdings = False``: availability and withdrawal are then unknown and the
+filters skip them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from features.schema import AGE_BANDS, AUDIENCES, CARD_TYPES, CLC_TOP_CLASSES, TABLES, conform, table_path
+from features.vocab import Vocabulary
+
+_log = logging.getLogger(__name__)
+
+#: CLC top-class letters in a fixed order; ``clc_top`` arrays index into this tuple.
+CLC_LETTERS: tuple[str, ...] = tuple(CLC_TOP_CLASSES)
+#: Copy statuses that mean the copy is gone from the collection.
+GONE_STATUSES: tuple[str, ...] = ("withdrawn", "lost")
+#: Title formats that need no physical copy (always available, never withdrawn).
+DIGITAL_FORMATS: tuple[str, ...] = ("ebook",)
+
+_EPOCH = date(1970, 1, 1)
+
+
+def day_number(d: date) -> int:
+    """Days since 1970-01-01 (the unit of every date array in the context)."""
+    return (d - _EPOCH).days
+
+
+def _codes(values: pl.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Index of each value in ``vocabulary`` (int8); ``-1`` for null or unknown values."""
+    lut = pl.DataFrame({"v": list(vocabulary), "code": np.arange(len(vocabulary), dtype=np.int8)})
+    out = values.alias("v").cast(pl.String).to_frame().join(lut, on="v", how="left", maintain_order="left")
+    return out.get_column("code").fill_null(-1).to_numpy().astype(np.int8, copy=False)
+
+
+def _align(frame: pl.DataFrame, key: str, vocab: Vocabulary) -> pl.DataFrame:
+    """``frame`` reordered (left join) to the vocabulary order on ``key``; missing ids give null rows."""
+    ids = vocab.series.alias(key).to_frame()
+    return ids.join(frame.unique(subset=key, keep="first"), on=key, how="left", maintain_order="left")
+
+
+@dataclass
+class LibraryContext:
+    """Title, reader, branch and booklist facts aligned to the model's vocabularies.
+
+    Title arrays have length ``len(titles)``, reader arrays ``len(readers)``, branch arrays
+    ``len(branches)``. Dates are day numbers (days since 1970-01-01, int32; ``-1`` = unknown).
+    """
+
+    titles: Vocabulary
+    readers: Vocabulary
+    branches: Vocabulary
+    today: date
+    # --- per title ---
+    title_text: np.ndarray
+    author: np.ndarray
+    clc_class: np.ndarray
+    #: Index into :data:`CLC_LETTERS` (int8, -1 unknown).
+    clc_top: np.ndarray
+    #: Index into ``features.schema.AUDIENCES`` (int8, -1 unknown).
+    audience: np.ndarray
+    #: Day number the title entered the collection (int32, -1 unknown).
+    added_at: np.ndarray
+    local_literature: np.ndarray
+    #: Digital format: needs no copy, always available.
+    digital: np.ndarray
+    #: Print title whose copies are all withdrawn or lost (or that has no copy at all).
+    withdrawn: np.ndarray
+    #: Loans + e-book events per title over the whole history (float64): the popularity signal.
+    popularity: np.ndarray
+    # --- title × branch ---
+    #: On-shelf copies per (title, branch), CSR int32.
+    on_shelf: sp.csr_matrix
+    #: Loans per (branch, title), CSR float32, for "popular at <branch>".
+    branch_loans: sp.csr_matrix
+    # --- per branch ---
+    branch_name: np.ndarray
+    branch_district: np.ndarray
+    #: Home delivery reaches readers of this branch.
+    branch_delivers: np.ndarray
+    # --- per reader ---
+    #: Index into ``AGE_BANDS`` (int8, -1 unknown).
+    reader_age_band: np.ndarray
+    #: Index into ``CARD_TYPES`` (int8, -1 unknown).
+    reader_card_type: np.ndarray
+    #: Home branch row (int32, -1 unknown).
+    reader_home_branch: np.ndarray
+    reader_district: np.ndarray
+    #: Reader × title: day number of the latest loan / e-book event + 1 (CSR int32; 0 = never).
+    history: sp.csr_matrix
+    # --- booklists ---
+    #: ``booklist_id, name, theme, starts_on, ends_on`` (all booklists, in row order of ``booklist_items``).
+    booklists: pl.DataFrame
+    #: Booklist × title membership (CSR bool).
+    booklist_items: sp.csr_matrix
+    #: Whether copies were known (False for interaction-only data sets).
+    has_holdings: bool = True
+    meta: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_data_dir(
+        cls, data_dir: str | Path, titles: Vocabulary, readers: Vocabulary, today: date
+    ) -> LibraryContext:
+        """Read every table present in ``data_dir`` (absent optional tables become empty)."""
+        frames: dict[str, pl.DataFrame] = {}
+        for name in (
+            "titles",
+            "readers",
+            "branches",
+            "copies",
+            "loans",
+            "ebook_events",
+            "booklists",
+            "booklist_items",
+            "interactions",
+        ):
+            path = table_path(data_dir, name)
+            if path.exists():
+                frames[name] = pl.read_parquet(path)
+        _log.info("context from %s: tables %s", data_dir, sorted(frames))
+        return cls.from_frames(frames, titles, readers, today)
+
+    @classmethod
+    def from_frames(
+        cls,
+        frames: dict[str, pl.DataFrame],
+        titles: Vocabulary,
+        readers: Vocabulary,
+        today: date,
+    ) -> LibraryContext:
+        """Build from in-memory frames keyed by table name; each is conformed to its schema.
+
+        Missing tables are treated as empty. ``copies`` absent means holdings are unknown
+        (``has_holdings = False``).
+        """
+        f = {
+            name: conform(frames[name], name) if name in frames else TABLES[name].empty()
+            for name in (
+                "titles",
+                "readers",
+                "branches",
+                "copies",
+                "loans",
+                "ebook_events",
+                "booklists",
+                "booklist_items",
+                "interactions",
+            )
+        }
+        has_holdings = "copies" in frames
+        n_t, n_r = len(titles), len(readers)
+        branch_ids = pl.concat([f["branches"]["branch_id"], f["copies"]["branch_id"], f["readers"]["home_branch_id"]])
+        branches = Vocabulary(
+            pl.concat([f["branches"]["branch_id"], Vocabulary.from_values(branch_ids).series])
+            .drop_nulls()
+            .unique(maintain_order=True),
+            "branch_id",
+        )
+        n_b = len(branches)
+
+        # --- titles
+        t = _align(f["titles"], "title_id", titles)
+        fmt = t["format"].fill_null("print")
+        digital = fmt.is_in(list(DIGITAL_FORMATS)).to_numpy()
+        added = t["added_at"].cast(pl.Int32).fill_null(-1).to_numpy().astype(np.int32)
+        title_text = t["title"].fill_null(t["title_id"]).to_numpy()
+        author = t["author"].fill_null("").to_numpy()
+        clc_class = t["clc_class"].fill_null("").to_numpy()
+        clc_top = _codes(t["clc_class"].str.slice(0, 1), CLC_LETTERS)
+        audience = _codes(t["audience"], AUDIENCES)
+        local = t["local_literature"].fill_null(False).to_numpy()
+
+        # --- copies: on-shelf matrix and withdrawal
+        c = f["copies"]
+        if len(c):
+            c = c.with_columns(
+                pl.Series("t", titles.index(f["copies"]["title_id"])),
+                pl.Series("b", branches.index(f["copies"]["branch_id"])),
+            ).filter(pl.col("t") >= 0)
+            shelf = c.filter((pl.col("status") == "on_shelf") & (pl.col("b") >= 0))
+            on_shelf = sp.csr_matrix(
+                (np.ones(len(shelf), np.int32), (shelf["t"].to_numpy(), shelf["b"].to_numpy())), shape=(n_t, n_b)
+            )
+            on_shelf.sum_duplicates()
+            live = c.filter(~pl.col("status").is_in(list(GONE_STATUSES)))["t"].to_numpy()
+            live_count = np.bincount(live, minlength=n_t)
+        else:
+            on_shelf = sp.csr_matrix((n_t, n_b), dtype=np.int32)
+            live_count = np.zeros(n_t, np.int64)
+        withdrawn = (live_count == 0) & ~digital if has_holdings else np.zeros(n_t, bool)
+
+        # --- branches
+        br = _align(f["branches"], "branch_id", branches)
+        branch_name = br["name"].fill_null(br["branch_id"]).to_numpy()
+        branch_district = br["district"].fill_null("").to_numpy()
+        branch_delivers = br["delivers"].fill_null(False).to_numpy()
+
+        # --- readers
+        rd = _align(f["readers"], "reader_id", readers)
+        age_band = _codes(rd["age_band"], AGE_BANDS)
+        card_type = _codes(rd["card_type"], CARD_TYPES)
+        home = branches.index(rd["home_branch_id"].fill_null(""))
+        reader_district = np.where(home >= 0, branch_district[np.maximum(home, 0)] if n_b else "", "")
+
+        # --- history: loans, e-book events and generic interactions
+        ev = pl.concat(
+            [
+                f["loans"].select("reader_id", "title_id", "branch_id", pl.col("borrowed_at").alias("at")),
+                f["ebook_events"].select(
+                    "reader_id",
+                    "title_id",
+                    pl.lit(None, pl.String).alias("branch_id"),
+                    pl.col("occurred_at").alias("at"),
+                ),
+                f["interactions"].select(
+                    "reader_id",
+                    "title_id",
+                    pl.lit(None, pl.String).alias("branch_id"),
+                    pl.col("occurred_at").alias("at"),
+                ),
+            ]
+        )
+        r_idx = readers.index(ev["reader_id"]) if len(ev) else np.zeros(0, np.int32)
+        t_idx = titles.index(ev["title_id"]) if len(ev) else np.zeros(0, np.int32)
+        # An event with an unknown date still counts as borrowed: day 0 (+1 so it is stored).
+        days = ev["at"].dt.date().cast(pl.Int32).fill_null(0).to_numpy().astype(np.int32) + 1
+        known_t = t_idx >= 0
+        popularity = np.bincount(t_idx[known_t], minlength=n_t).astype(np.float64)
+        ok = known_t & (r_idx >= 0)
+        history = _latest(r_idx[ok], t_idx[ok], days[ok], (n_r, n_t))
+        b_idx = branches.index(ev["branch_id"].fill_null("")) if len(ev) else np.zeros(0, np.int32)
+        okb = known_t & (b_idx >= 0)
+        branch_loans = sp.csr_matrix((np.ones(int(okb.sum()), np.float32), (b_idx[okb], t_idx[okb])), shape=(n_b, n_t))
+        branch_loans.sum_duplicates()
+
+        # --- booklists
+        bl = f["booklists"]
+        bl_vocab = Vocabulary(bl["booklist_id"], "booklist_id") if len(bl) else Vocabulary([], "booklist_id")
+        items = f["booklist_items"]
+        li = bl_vocab.index(items["booklist_id"]) if len(items) else np.zeros(0, np.int32)
+        ti = titles.index(items["title_id"]) if len(items) else np.zeros(0, np.int32)
+        okl = (li >= 0) & (ti >= 0)
+        booklist_items = sp.csr_matrix((np.ones(int(okl.sum()), bool), (li[okl], ti[okl])), shape=(len(bl_vocab), n_t))
+
+        ctx = cls(
+            titles=titles,
+            readers=readers,
+            branches=branches,
+            today=today,
+            title_text=title_text,
+            author=author,
+            clc_class=clc_class,
+            clc_top=clc_top,
+            audience=audience,
+            added_at=added,
+            local_literature=local,
+            digital=digital,
+            withdrawn=withdrawn,
+            popularity=popularity,
+            on_shelf=on_shelf,
+            branch_loans=branch_loans,
+            branch_name=branch_name,
+            branch_district=branch_district,
+            branch_delivers=branch_delivers,
+            reader_age_band=age_band,
+            reader_card_type=card_type,
+            reader_home_branch=home.astype(np.int32),
+            reader_district=reader_district,
+            history=history,
+            booklists=bl,
+            booklist_items=booklist_items,
+            has_holdings=has_holdings,
+        )
+        _log.info(
+            "context: %d titles (%d withdrawn, %d digital), %d readers, %d branches, %d booklists (%d active on %s)",
+            n_t,
+            int(withdrawn.sum()),
+            int(digital.sum()),
+            n_r,
+            n_b,
+            len(bl),
+            int(ctx.active_booklists().sum()),
+            today,
+        )
+        return ctx
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def today_day(self) -> int:
+        """``today`` as a day number."""
+        return day_number(self.today)
+
+    def active_booklists(self, on: date | None = None) -> np.ndarray:
+        """Bool mask over booklist rows: promoted on ``on`` (default ``today``), window inclusive."""
+        if len(self.booklists) == 0:
+            return np.zeros(0, bool)
+        d = on or self.today
+        return ((self.booklists["starts_on"] <= d) & (self.booklists["ends_on"] >= d)).fill_null(False).to_numpy()
+
+    def on_active_booklist(self, on: date | None = None) -> np.ndarray:
+        """Bool per title: on at least one booklist active on ``on`` (default ``today``)."""
+        active = self.active_booklists(on)
+        if not active.any():
+            return np.zeros(len(self.titles), bool)
+        return np.asarray(self.booklist_items[np.flatnonzero(active)].sum(axis=0)).ravel() > 0
+
+    def new_arrivals(self, within_days: int) -> np.ndarray:
+        """Bool per title: added within the last ``within_days`` days (inclusive) and not in the future."""
+        age = self.today_day - self.added_at
+        return (self.added_at >= 0) & (age >= 0) & (age <= within_days)
+
+    def borrowed_since(self, reader_rows: np.ndarray, since_day: int | None) -> sp.csr_matrix:
+        """Reader rows × titles, bool: borrowed on/after day number ``since_day`` (None = ever)."""
+        h = self.history[np.asarray(reader_rows)]
+        if since_day is not None:
+            h = h.multiply(h > since_day).tocsr()  # stored values are day + 1
+        h.eliminate_zeros()
+        return h.astype(bool)
+
+    def branch_of(self, reader_rows: np.ndarray, branch: str | None = None) -> np.ndarray:
+        """Branch row per reader: ``branch`` when given (a reader at a kiosk), else the home branch."""
+        reader_rows = np.asarray(reader_rows)
+        if branch is not None:
+            b = self.branches.get(branch)
+            if b is None:
+                raise KeyError(f"branch '{branch}' is not a known branch_id")
+            return np.full(len(reader_rows), b, np.int32)
+        out = np.full(len(reader_rows), -1, np.int32)
+        known = reader_rows >= 0
+        out[known] = self.reader_home_branch[reader_rows[known]]
+        return out
+
+    def class_name(self, title_row: int) -> str:
+        """Readable CLC top-class name of a title ('Literature'), or its raw class."""
+        top = int(self.clc_top[title_row])
+        return CLC_TOP_CLASSES[CLC_LETTERS[top]] if top >= 0 else str(self.clc_class[title_row])
+
+
+def _latest(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """CSR with the maximum of ``values`` per (row, col) (duplicates reduced by max, not sum)."""
+    if len(rows) == 0:
+        return sp.csr_matrix(shape, dtype=np.int32)
+    key = rows.astype(np.int64) * shape[1] + cols
+    order = np.lexsort((-values, key))
+    first = np.ones(len(order), bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    pick = order[first]
+    m = sp.csr_matrix((values[pick].astype(np.int32), (rows[pick], cols[pick])), shape=shape)
+    m.sort_indices()
+    return m
