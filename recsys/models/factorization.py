@@ -1,0 +1,106 @@
+"""Shared machinery of the matrix-factorisation models (ALS, BPR) that wrap ``implicit``.
+
+The wrapper's job is to add nothing measurable: the training CSR is handed to implicit once, and
+top-n lists come from implicit's own multi-threaded ``topk`` kernel (the one its ``recommend`` uses),
+with seen / blocked titles passed as its per-query filter matrix and candidates as a factor subset.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from implicit.cpu.topk import topk
+from threadpoolctl import threadpool_limits
+
+from recsys.base import Recommender
+
+_log = logging.getLogger(__name__)
+
+#: implicit's topk marks filtered entries with -FLT_MAX.
+_FILTERED = -np.finfo(np.float32).max
+
+
+def gpu_available() -> bool:
+    """Whether implicit was built with CUDA and a GPU is visible (never required)."""
+    try:
+        import implicit.gpu
+
+        return bool(implicit.gpu.HAS_CUDA)
+    except Exception:  # noqa: BLE001 - any import/driver problem means "no GPU"
+        return False
+
+
+class FactorizationRecommender(Recommender):
+    """Base for models with reader factors ``user_factors_`` and title factors ``item_factors_``
+    (float32); score = reader factors . title factors."""
+
+    threads: int
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    @abstractmethod
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Reader factors (k x f) computed from history rows without retraining."""
+
+    def _score_readers(self, reader_rows: np.ndarray) -> np.ndarray:
+        with threadpool_limits(self.threads or None, user_api="blas"):
+            return self.user_factors_[reader_rows] @ self.item_factors_.T
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        with threadpool_limits(self.threads or None, user_api="blas"):
+            return self._fold_in(history) @ self.item_factors_.T
+
+    def _top_n(
+        self,
+        reader_rows: np.ndarray | None,
+        history: sp.csr_matrix,
+        n: int,
+        blocked: sp.csr_matrix,
+        allowed: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        users = self.user_factors_[reader_rows] if reader_rows is not None else self._fold_in(history)
+        items = self.item_factors_
+        full = allowed.size == items.shape[0]
+        if not full:
+            items = np.ascontiguousarray(items[allowed])
+            blocked = _remap_columns(blocked, allowed)
+        m = min(n, items.shape[0])
+        ids, scores = topk(
+            items,
+            np.ascontiguousarray(users, dtype=items.dtype),
+            m,
+            filter_query_items=blocked if blocked.nnz else None,
+            num_threads=self.threads,
+        )
+        valid = scores > _FILTERED
+        out_ids = np.full((users.shape[0], n), -1, dtype=np.int32)
+        out_scores = np.full((users.shape[0], n), -np.inf, dtype=np.float32)
+        mapped = ids if full else allowed[ids]
+        out_ids[:, :m] = np.where(valid, mapped, -1)
+        out_scores[:, :m] = np.where(valid, scores, -np.inf)
+        return out_ids, out_scores
+
+    def _similar_scores(self, title_rows: np.ndarray) -> np.ndarray:
+        """Cosine similarity of title factors (k x n_titles)."""
+        norms = np.linalg.norm(self.item_factors_, axis=1)
+        norms[norms == 0] = 1e-10
+        with threadpool_limits(self.threads or None, user_api="blas"):
+            sims = self.item_factors_[title_rows] @ self.item_factors_.T
+        return (sims / norms[title_rows, None] / norms[None, :]).astype(np.float32)
+
+    def _state(self) -> dict[str, Any]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+
+def _remap_columns(blocked: sp.csr_matrix, allowed: np.ndarray) -> sp.csr_matrix:
+    """Restrict a k x n_titles CSR to the sorted ``allowed`` columns, renumbered 0..len(allowed)-1."""
+    coo = blocked.tocoo()
+    pos = np.minimum(np.searchsorted(allowed, coo.col), allowed.size - 1)
+    keep = allowed[pos] == coo.col
+    return sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], pos[keep])), shape=(blocked.shape[0], allowed.size), dtype=np.float32
+    )

@@ -1,0 +1,194 @@
+"""Hybrid: a weighted blend of several models' per-reader normalised scores.
+
+Each component's score row is min-max normalised to [0, 1] over the titles (so a model with
+large raw scores cannot drown the others), then the rows are summed with the blend weights.
+:meth:`HybridRecommender.fit_weights` picks weights by a small grid search on validation data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from features.matrix import InteractionMatrix
+from recsys.base import ModelError, Recommender, top_n_dense
+
+_log = logging.getLogger(__name__)
+
+
+def minmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Scale each row's finite scores to [0, 1] (constant rows -> 0); non-finite -> 0."""
+    finite = np.isfinite(scores)
+    lo = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+    span = hi - lo
+    span[~np.isfinite(span) | (span <= 0)] = 1.0
+    lo[~np.isfinite(lo)] = 0.0
+    out = (scores - lo) / span
+    out[~finite] = 0.0
+    return out.astype(np.float32)
+
+
+class HybridRecommender(Recommender):
+    """Blend of component models.
+
+    Args:
+        components: name -> model (unfitted: ``fit`` fits them; already fitted: pass
+            ``refit=False``).
+        weights: name -> blend weight (default: equal weights).
+        refit: fit the components in :meth:`fit` (False = they are fitted already on the same
+            matrix).
+    """
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        components: dict[str, Recommender] | None = None,
+        weights: dict[str, float] | None = None,
+        refit: bool = True,
+    ) -> None:
+        self.components = components if components is not None else {}
+        self.weights = weights
+        self.refit = refit
+
+    def get_params(self) -> dict[str, Any]:
+        """Component parameters are reported as ``{name: {"model": ..., "params": ...}}``."""
+        return {
+            "components": {k: {"model": m.name, "params": m.get_params()} for k, m in self.components.items()},
+            "weights": self._weights(),
+            "refit": self.refit,
+        }
+
+    def _weights(self) -> dict[str, float]:
+        if self.weights is None:
+            return {k: 1.0 / max(len(self.components), 1) for k in self.components}
+        unknown = set(self.weights) - set(self.components)
+        if unknown:
+            raise ValueError(f"hybrid: weights for unknown components {sorted(unknown)}")
+        return {k: float(self.weights.get(k, 0.0)) for k in self.components}
+
+    def fit(self, matrix: InteractionMatrix, titles: pl.DataFrame | None = None) -> HybridRecommender:
+        if not self.components:
+            raise ModelError("hybrid: no components given")
+        self._fit_common(matrix)
+        for key, model in self.components.items():
+            if self.refit or not model.is_fitted:
+                _log.info("hybrid: fitting component %s (%s)", key, model.name)
+                model.fit(matrix, titles)
+            elif len(model.titles_) < self.n_titles or not np.array_equal(
+                model.titles_.ids[: self.n_titles], self.titles_.ids
+            ):
+                raise ModelError(f"hybrid: component {key!r} was fitted on a different title vocabulary")
+        return self
+
+    def _fit(self, X: sp.csr_matrix, titles: pl.DataFrame | None) -> None:  # pragma: no cover - fit() overrides
+        raise NotImplementedError
+
+    def _component_scores(self, reader_rows: np.ndarray | None, history: sp.csr_matrix | None) -> dict[str, np.ndarray]:
+        n = self.n_titles
+        out = {}
+        for key, model in self.components.items():
+            raw = model.score(reader_rows=reader_rows, history=history)[:, :n]
+            out[key] = minmax_rows(raw)
+        return out
+
+    @staticmethod
+    def _blend(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+        total = None
+        for key, w in weights.items():
+            if w == 0.0:
+                continue
+            total = parts[key] * np.float32(w) if total is None else total + parts[key] * np.float32(w)
+        if total is None:
+            total = np.zeros_like(next(iter(parts.values())))
+        return total
+
+    def _score_readers(self, reader_rows: np.ndarray) -> np.ndarray:
+        return self._blend(self._component_scores(reader_rows, None), self._weights())
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._blend(self._component_scores(None, history), self._weights())
+
+    def fit_weights(
+        self,
+        validation: sp.csr_matrix,
+        target: sp.csr_matrix,
+        metric: str | Callable[[np.ndarray, sp.csr_matrix], float] = "ndcg",
+        k: int = 10,
+        grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    ) -> dict[str, float]:
+        """Grid-search blend weights on validation readers and keep the best.
+
+        Args:
+            validation: fold-in history rows (k_readers x n_titles) the components score from.
+            target: held-out titles of the same readers (k_readers x n_titles).
+            metric: a name from :data:`recsys.metrics.RANKING_METRICS` or ``f(recs, target) -> float``.
+            k: list length evaluated.
+            grid: weight values tried per component (all-zero combinations skipped; weights are
+                normalised to sum 1, so proportional combinations are evaluated once).
+
+        Returns the chosen weights (also stored in ``self.weights``).
+        """
+        from recsys.metrics import RANKING_METRICS
+
+        self._check_fitted()
+        score_fn = RANKING_METRICS[metric] if isinstance(metric, str) else metric
+        hist = sp.csr_matrix(validation, dtype=np.float32)
+        parts = self._component_scores(None, hist)
+        allowed = np.arange(self.n_titles, dtype=np.int32)
+        seen = hist.copy()
+        seen.data = np.ones_like(seen.data)
+        keys = list(self.components)
+        tried: set[tuple[float, ...]] = set()
+        best: tuple[float, dict[str, float]] = (-np.inf, self._weights())
+        for combo in itertools.product(grid, repeat=len(keys)):
+            total = sum(combo)
+            if total <= 0:
+                continue
+            norm = tuple(round(c / total, 6) for c in combo)
+            if norm in tried:
+                continue
+            tried.add(norm)
+            weights = dict(zip(keys, norm, strict=True))
+            recs, _ = top_n_dense(self._blend(parts, weights), k, seen, allowed)
+            value = float(score_fn(recs, target))
+            _log.debug("hybrid weights %s -> %s = %.4f", weights, metric, value)
+            if value > best[0]:
+                best = (value, weights)
+        _log.info("hybrid: best weights %s (%s@%d = %.4f, %d combinations)", best[1], metric, k, best[0], len(tried))
+        self.weights = best[1]
+        return best[1]
+
+    # --- persistence: one sub-directory per component ------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def save(self, directory: str | Path) -> Path:
+        d = super().save(directory)
+        for key, model in self.components.items():
+            model.save(d / "components" / key)
+        return d
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {"component_dirs": {k: f"components/{k}" for k in self.components}}
+
+    @classmethod
+    def _from_saved(cls, directory: Path, meta: dict[str, Any]) -> Recommender:
+        from recsys.models import load_model
+
+        comps = {k: load_model(directory / rel) for k, rel in meta["extra"]["component_dirs"].items()}
+        params = dict(meta["params"], components=comps)
+        meta = dict(meta, params=params)
+        return super()._from_saved(directory, meta)
+
+    def _set_state(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
+        return None
