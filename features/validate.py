@@ -1,0 +1,393 @@
+"""Row validation of one exported table against :mod:`features.schema`.
+
+A raw frame (strings for CSV exports, native types for Parquet) is parsed to the schema's dtypes and
+checked with whole-column polars expressions. Every row ends up either *accepted* (conformed to the
+schema) or *rejected* with exactly one reason: the first failing check in a fixed order (per column
+in schema order: missing value, bad type / invalid ISBN, bad enum value, out of range, invalid CLC,
+future date; then cross-column rules, references, duplicate ids). So ``read == accepted + rejected``
+always holds.
+
+Reason codes are the stable strings in :data:`REASON_CODES`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from features.isbn import normalize_isbn_series
+from features.schema import CLC_PATTERN, TABLES, TableSchema, conform
+
+_log = logging.getLogger(__name__)
+
+MISSING_VALUE = "MISSING_VALUE"
+BAD_TYPE = "BAD_TYPE"
+BAD_VALUE = "BAD_VALUE"
+OUT_OF_RANGE = "OUT_OF_RANGE"
+INVALID_ISBN = "INVALID_ISBN"
+INVALID_CLC = "INVALID_CLC"
+FUTURE_DATE = "FUTURE_DATE"
+RETURNED_BEFORE_BORROWED = "RETURNED_BEFORE_BORROWED"
+DANGLING_REFERENCE = "DANGLING_REFERENCE"
+DUPLICATE_ID = "DUPLICATE_ID"
+
+#: Every reason code a rejected row can carry.
+REASON_CODES: tuple[str, ...] = (
+    MISSING_VALUE,
+    BAD_TYPE,
+    BAD_VALUE,
+    OUT_OF_RANGE,
+    INVALID_ISBN,
+    INVALID_CLC,
+    FUTURE_DATE,
+    RETURNED_BEFORE_BORROWED,
+    DANGLING_REFERENCE,
+    DUPLICATE_ID,
+)
+
+#: Columns holding an ISBN that must have a valid check digit; normalised to compact ISBN-13.
+#: ``purchase_requests.isbn`` is deliberately absent: the counter decision judges it and keeps the
+#: reader's request even when the scanned ISBN is wrong.
+ISBN_COLUMNS: frozenset[tuple[str, str]] = frozenset({("titles", "isbn13")})
+#: Columns that must match :data:`features.schema.CLC_PATTERN`. A bookstore's own CLC guess on a
+#: purchase request is not a reason to lose the request, so only the catalogue is checked.
+CLC_COLUMNS: frozenset[tuple[str, str]] = frozenset({("titles", "clc_class")})
+#: Date columns that may legitimately lie in the future (due dates, planned promotion windows).
+FORWARD_LOOKING_COLUMNS: frozenset[tuple[str, str]] = frozenset(
+    {("loans", "due_at"), ("booklists", "starts_on"), ("booklists", "ends_on")}
+)
+#: ``(table, later, earlier, reason)``: ``later`` must not be before ``earlier`` when both are set.
+ORDERED_PAIRS: tuple[tuple[str, str, str, str], ...] = (
+    ("loans", "returned_at", "borrowed_at", RETURNED_BEFORE_BORROWED),
+)
+
+#: Formats tried for text dates / timestamps; the first that parses a sample of the column is the
+#: fast path, the rest are a fallback applied only to the rows the fast path could not parse.
+DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
+DATETIME_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%d",
+)
+_TRUE = ("true", "t", "1", "yes", "y")
+_FALSE = ("false", "f", "0", "no", "n")
+_SNIFF_ROWS = 200
+ROW = "__row"
+CHECK = "__check"
+
+
+def _missing_name(col: str) -> str:
+    return f"__missing__{col}"
+
+
+def _bad_name(col: str) -> str:
+    return f"__bad__{col}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule: rows where ``failed`` is true are rejected with ``reason_code`` on ``field``.
+
+    ``failed`` is evaluated on the parsed frame; ``message`` on the raw frame (original strings).
+    """
+
+    field: str
+    reason_code: str
+    failed: pl.Expr
+    message: pl.Expr
+
+
+@dataclass
+class ValidatedTable:
+    """The outcome of validating one table: accepted rows, rejected rows, and counts."""
+
+    table: str
+    accepted: pl.DataFrame
+    rejects: pl.DataFrame
+    read: int
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    #: References that could not be checked because the parent table was not available.
+    unchecked_references: list[str] = field(default_factory=list)
+
+
+def _raw_text(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.String)
+
+
+def _is_temporal(dtype: pl.DataType) -> bool:
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
+
+
+def _sniff_format(sample: pl.Series, formats: tuple[str, ...], dtype: pl.DataType) -> str:
+    """The format in ``formats`` that parses most of ``sample`` (ties: earliest)."""
+    best, best_ok = formats[0], -1
+    for fmt in formats:
+        parsed = sample.to_frame("v").select(_temporal_expr("v", fmt, dtype)).to_series()
+        ok = parsed.is_not_null().sum()
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+        if ok == len(sample):
+            break
+    return best
+
+
+def _temporal_expr(col: str, fmt: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Date:
+        return pl.col(col).str.to_date(fmt, strict=False)
+    return pl.col(col).str.to_datetime(fmt, strict=False, time_unit="us").cast(dtype)
+
+
+def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """``(parsed value, missing flag)`` expressions for one present column of the raw frame."""
+    src = raw.schema[col]
+    c = pl.col(col)
+    blank = c.str.strip_chars().str.len_bytes() == 0 if src == pl.String else pl.lit(False)
+    missing = c.is_null() | blank
+    if dtype == pl.String:
+        value = pl.when(missing).then(None).otherwise(c.cast(pl.String))
+    elif src != pl.String:
+        value = c.cast(dtype, strict=False)
+    elif dtype == pl.Boolean:
+        value = (
+            c.str.strip_chars()
+            .str.to_lowercase()
+            .replace_strict(
+                _TRUE + _FALSE, [True] * len(_TRUE) + [False] * len(_FALSE), default=None, return_dtype=pl.Boolean
+            )
+        )
+    elif _is_temporal(dtype):
+        formats = DATE_FORMATS if dtype == pl.Date else DATETIME_FORMATS
+        sample = raw.get_column(col).drop_nulls().head(_SNIFF_ROWS)
+        fmt = _sniff_format(sample, formats, dtype) if len(sample) else formats[0]
+        value = _temporal_expr(col, fmt, dtype)
+    else:
+        value = c.str.strip_chars().cast(dtype, strict=False)
+    if dtype.is_float():
+        value = pl.when(value.is_finite()).then(value)
+    return value.alias(col), missing.alias(_missing_name(col))
+
+
+def parse_table(raw: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Parse a raw frame to the table's dtypes in one pass.
+
+    Returns the schema's columns (absent optional columns as nulls) plus, per present column,
+    ``__missing__<col>`` (null or blank) and ``__bad__<col>`` (present but unparseable, or an
+    invalid ISBN), and ``__row`` (1-based data row number).
+    """
+    schema = TABLES[table]
+    exprs: list[pl.Expr] = [pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)]
+    present = [c for c in schema.columns if c in raw.columns]
+    for name, column in schema.columns.items():
+        if name not in raw.columns:
+            exprs.append(pl.lit(None, dtype=column.dtype).alias(name))
+            continue
+        value, missing = _parse_expr(raw, table, name, column.dtype)
+        exprs += [value, missing]
+    parsed = raw.lazy().select(exprs).collect()
+
+    flags = []
+    for name in present:
+        dtype = schema.columns[name].dtype
+        if (table, name) in ISBN_COLUMNS:
+            parsed = parsed.with_columns(normalize_isbn_series(parsed.get_column(name)).alias(name))
+        if (table, name) in ISBN_COLUMNS or dtype != pl.String:
+            flags.append((~pl.col(_missing_name(name)) & pl.col(name).is_null()).alias(_bad_name(name)))
+    parsed = parsed.with_columns(flags)
+    return _fallback_temporal(raw, parsed, table)
+
+
+def _fallback_temporal(raw: pl.DataFrame, parsed: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Re-parse the few text dates the sniffed format missed, trying every known format."""
+    schema = TABLES[table]
+    for name, column in schema.columns.items():
+        if name not in raw.columns or raw.schema[name] != pl.String or not _is_temporal(column.dtype):
+            continue
+        bad = parsed.get_column(_bad_name(name))
+        if not bad.any():
+            continue
+        idx = bad.arg_true()
+        formats = DATE_FORMATS if column.dtype == pl.Date else DATETIME_FORMATS
+        sub = raw.get_column(name).gather(idx).str.strip_chars().to_frame(name)
+        retry = sub.select(pl.coalesce([_temporal_expr(name, f, column.dtype) for f in formats])).to_series()
+        fixed = retry.is_not_null()
+        if not fixed.any():
+            continue
+        value = parsed.get_column(name).clone().scatter(idx.filter(fixed), retry.filter(fixed))
+        parsed = parsed.with_columns(value.alias(name), (bad & value.is_null()).alias(_bad_name(name)))
+    return parsed
+
+
+def build_checks(
+    raw_columns: list[str],
+    table: str,
+    *,
+    now: datetime,
+    parent_keys: Mapping[str, pl.Series | None],
+    existing_keys: pl.Series | None = None,
+) -> tuple[list[Check], list[str]]:
+    """The ordered checks for a table (all but within-file duplicates) and unchecked references.
+
+    ``parent_keys`` maps ``"table.column"`` to the accepted keys of the referenced table (``None``
+    or absent: the reference cannot be checked). ``existing_keys`` are primary keys already in the
+    data directory (``--append``).
+    """
+    schema = TABLES[table]
+    now = now.replace(tzinfo=None)
+    checks: list[Check] = []
+    unchecked: list[str] = []
+    for name, column in schema.columns.items():
+        if name not in raw_columns:
+            continue
+        value, text = pl.col(name), _raw_text(name)
+        if not column.nullable and name not in schema.optional:
+            checks.append(
+                Check(name, MISSING_VALUE, pl.col(_missing_name(name)), pl.lit(f"{name} is required but empty"))
+            )
+        if (table, name) in ISBN_COLUMNS:
+            msg = pl.format("'{}' is not a valid ISBN-10 or ISBN-13 (format or check digit)", text)
+            checks.append(Check(name, INVALID_ISBN, pl.col(_bad_name(name)), msg))
+        elif column.dtype != pl.String:
+            msg = pl.format("'{}' is not a valid {}", text, pl.lit(str(column.dtype)))
+            checks.append(Check(name, BAD_TYPE, pl.col(_bad_name(name)), msg))
+        if column.values is not None:
+            allowed = ", ".join(column.values)
+            msg = pl.format("'{}' is not one of: {}", text, pl.lit(allowed))
+            checks.append(Check(name, BAD_VALUE, ~value.is_in(list(column.values)), msg))
+        if column.min is not None:
+            msg = pl.format("{} is below the minimum {}", text, pl.lit(str(column.min)))
+            checks.append(Check(name, OUT_OF_RANGE, value < column.min, msg))
+        if (table, name) in CLC_COLUMNS:
+            msg = pl.format("'{}' is not a CLC class", text)
+            checks.append(Check(name, INVALID_CLC, ~value.str.contains(CLC_PATTERN), msg))
+        if _is_temporal(column.dtype) and (table, name) not in FORWARD_LOOKING_COLUMNS:
+            limit = now.date() if column.dtype == pl.Date else now
+            msg = pl.format("{} is after the ingest time {}", text, pl.lit(now.isoformat(sep=" ")))
+            checks.append(Check(name, FUTURE_DATE, value > pl.lit(limit), msg))
+    for pair_table, later, earlier, code in ORDERED_PAIRS:
+        if pair_table == table and later in raw_columns and earlier in raw_columns:
+            msg = pl.format(
+                "{} {} is before {} {}", pl.lit(later), _raw_text(later), pl.lit(earlier), _raw_text(earlier)
+            )
+            checks.append(Check(later, code, pl.col(later) < pl.col(earlier), msg))
+    for name, column in schema.columns.items():
+        if column.ref is None or name not in raw_columns:
+            continue
+        keys = parent_keys.get(column.ref)
+        if keys is None:
+            unchecked.append(f"{table}.{name} -> {column.ref}")
+            continue
+        msg = pl.format("{} '{}' not found in {}", pl.lit(name), _raw_text(name), pl.lit(column.ref))
+        checks.append(Check(name, DANGLING_REFERENCE, ~pl.col(name).is_in(keys.implode()), msg))
+    pk = schema.primary_key
+    if pk is not None and existing_keys is not None and pk in raw_columns:
+        msg = pl.format("{} '{}' is already in the data directory", pl.lit(pk), _raw_text(pk))
+        checks.append(Check(pk, DUPLICATE_ID, pl.col(pk).is_in(existing_keys.implode()), msg))
+    return checks, unchecked
+
+
+def _duplicate_check(schema: TableSchema) -> Check:
+    pk = schema.primary_key
+    assert pk is not None
+    msg = pl.format("{} '{}' repeats an earlier row", pl.lit(pk), _raw_text(pk))
+    return Check(pk, DUPLICATE_ID, pl.lit(False), msg)
+
+
+def validate_table(
+    raw: pl.DataFrame,
+    table: str,
+    *,
+    source_file: str,
+    now: datetime,
+    parent_keys: Mapping[str, pl.Series | None] | None = None,
+    existing_keys: pl.Series | None = None,
+) -> ValidatedTable:
+    """Validate a raw frame of ``table`` exported from ``source_file``.
+
+    Args:
+        raw: the file's rows as read (strings for CSV), in file order; must contain the table's
+            required columns (the caller checks this and raises a file-level error otherwise).
+        table: a name in :data:`features.schema.TABLES`.
+        source_file: file name recorded in the rejects.
+        now: ingest time; dates after it are rejected (naive local time).
+        parent_keys: ``"table.column"`` -> accepted keys of referenced tables.
+        existing_keys: primary keys already in the data directory (append mode).
+
+    Returns:
+        Accepted rows conformed to the schema, rejects (``source_file``, ``row_number``, ``field``,
+        ``reason_code``, ``message`` and the original values as strings), and counts.
+    """
+    schema = TABLES[table]
+    missing = [c for c in schema.required if c not in raw.columns]
+    if missing:
+        raise KeyError(f"{source_file}: missing required column(s) {', '.join(missing)}")
+    parsed = parse_table(raw, table)
+    checks, unchecked = build_checks(
+        raw.columns, table, now=now, parent_keys=parent_keys or {}, existing_keys=existing_keys
+    )
+    chain = None
+    for i, check in enumerate(checks):
+        chain = (pl.when(check.failed) if chain is None else chain.when(check.failed)).then(pl.lit(i, pl.UInt16))
+    check_expr = pl.lit(None, pl.UInt16) if chain is None else chain.otherwise(pl.lit(None, pl.UInt16))
+    parsed = parsed.with_columns(check_expr.alias(CHECK))
+
+    if schema.primary_key is not None:
+        # Keep the first of the rows that pass every other check; later copies are duplicates.
+        checks.append(_duplicate_check(schema))
+        ok = parsed.get_column(CHECK).is_null()
+        dup_rows = parsed.filter(ok).filter(~pl.col(schema.primary_key).is_first_distinct()).get_column(ROW)
+        if len(dup_rows):
+            parsed = parsed.with_columns(
+                pl.when(pl.col(ROW).is_in(dup_rows.implode()))
+                .then(pl.lit(len(checks) - 1, pl.UInt16))
+                .otherwise(pl.col(CHECK))
+                .alias(CHECK)
+            )
+
+    rejected_mask = parsed.get_column(CHECK).is_not_null()
+    accepted = conform(parsed.filter(~rejected_mask), table)
+    rejects = _build_rejects(raw, parsed, rejected_mask, checks, source_file)
+    by_reason = rejects.get_column("reason_code").value_counts(sort=True, name="n")
+    counts = dict(sorted(zip(by_reason["reason_code"].to_list(), by_reason["n"].to_list(), strict=True)))
+    if counts:
+        _log.info("%s: %d of %d rows rejected %s", source_file, len(rejects), raw.height, counts)
+    return ValidatedTable(table, accepted, rejects, raw.height, counts, unchecked)
+
+
+#: Leading columns of every rejects file.
+REJECT_COLUMNS: tuple[str, ...] = ("source_file", "row_number", "field", "reason_code", "message")
+
+
+def _build_rejects(
+    raw: pl.DataFrame, parsed: pl.DataFrame, mask: pl.Series, checks: list[Check], source_file: str
+) -> pl.DataFrame:
+    """Rejected rows with their reason and original values (as strings), in file order."""
+    sub = raw.filter(mask).with_columns(
+        parsed.get_column(CHECK).filter(mask).alias(CHECK), parsed.get_column(ROW).filter(mask).alias(ROW)
+    )
+    idx = list(range(len(checks)))
+    message = pl.lit(None, pl.String)
+    if checks:
+        chain = pl.when(pl.col(CHECK) == 0).then(checks[0].message)
+        for i, check in enumerate(checks[1:], start=1):
+            chain = chain.when(pl.col(CHECK) == i).then(check.message)
+        message = chain.otherwise(pl.lit(None, pl.String))
+    originals = [
+        _raw_text(c).alias(f"src_{c}" if c in REJECT_COLUMNS else c) for c in raw.columns if c not in (CHECK, ROW)
+    ]
+    return sub.select(
+        pl.lit(source_file, pl.String).alias("source_file"),
+        pl.col(ROW).alias("row_number"),
+        pl.col(CHECK).replace_strict(idx, [c.field for c in checks], return_dtype=pl.String).alias("field"),
+        pl.col(CHECK).replace_strict(idx, [c.reason_code for c in checks], return_dtype=pl.String).alias("reason_code"),
+        message.cast(pl.String).alias("message"),
+        *originals,
+    )
