@@ -46,6 +46,8 @@ class AdapterReport:
     rejects: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Adapter-specific facts (imputed dates, created readers, recovered ISBNs, ...).
     counts: dict[str, int] = field(default_factory=dict)
+    #: Decisions worth reading (detected separator, encoding, time unit, ...).
+    notes: dict[str, str] = field(default_factory=dict)
     #: Wall time of the whole run, seconds.
     seconds: float = 0.0
 

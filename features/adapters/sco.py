@@ -232,8 +232,8 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
         (pl.col("start_precision") != "day").alias("start_imputed"),
         (pl.col("end_precision").is_in(["month", "year", "month_day"])).alias("end_imputed"),
     )
-    for row in ok.filter(pl.col("_inverted")).select("loan_id").head(20).iter_rows():
-        _log.info("loan %s: return date precedes borrow date; returned_at set to null", row[0])
+    for (event_id,) in ok.filter(pl.col("_inverted")).select("event_id").head(20).iter_rows():
+        _log.info("event %s: return date precedes borrow date; returned_at set to null", event_id)
     result = ok.select(
         "loan_id",
         "reader_id",
