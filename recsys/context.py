@@ -322,9 +322,10 @@ class LibraryContext:
             return np.zeros(len(self.titles), bool)
         return np.asarray(self.booklist_items[np.flatnonzero(active)].sum(axis=0)).ravel() > 0
 
-    def new_arrivals(self, within_days: int) -> np.ndarray:
-        """Bool per title: added within the last ``within_days`` days (inclusive) and not in the future."""
-        age = self.today_day - self.added_at
+    def new_arrivals(self, within_days: int, on: date | None = None) -> np.ndarray:
+        """Bool per title: added within ``within_days`` days (inclusive) before ``on`` (default today),
+        and not after it."""
+        age = day_number(on or self.today) - self.added_at
         return (self.added_at >= 0) & (age >= 0) & (age <= within_days)
 
     def borrowed_since(self, reader_rows: np.ndarray, since_day: int | None) -> sp.csr_matrix:
