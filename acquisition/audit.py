@@ -1,0 +1,104 @@
+"""The audit trail of the acquisition ledger, and reader pseudonyms for logs.
+
+Every state change of a purchase request, reservation or budget line is one append-only row of
+``audit_log`` (who, when, from which state to which). The table refuses UPDATE and DELETE (a trigger
+on SQLite, an ORM guard everywhere). Reader ids never reach logs or audit details raw: they are
+replaced by an HMAC-SHA256 pseudonym keyed by ``YUEDU_PSEUDONYM_KEY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from acquisition.db import AuditLog
+
+_log = logging.getLogger(__name__)
+
+PSEUDONYM_ENV = "YUEDU_PSEUDONYM_KEY"
+
+
+@lru_cache(maxsize=1)
+def _process_key() -> bytes:
+    """The pseudonym key: ``YUEDU_PSEUDONYM_KEY`` or, when unset, a random key for this process."""
+    key = os.environ.get(PSEUDONYM_ENV)
+    if key:
+        return key.encode()
+    _log.warning("%s is not set: reader pseudonyms in logs are random per process", PSEUDONYM_ENV)
+    return secrets.token_bytes(32)
+
+
+def pseudonymise(reader_id: str, key: bytes | str | None = None) -> str:
+    """A stable pseudonym of a reader id for logs: ``r:`` + 16 hex chars of HMAC-SHA256(key, id)."""
+    k = _process_key() if key is None else (key.encode() if isinstance(key, str) else key)
+    return "r:" + hmac.new(k, reader_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def audit_rows(
+    entity: str,
+    entity_ids: Iterable[str],
+    action: str,
+    *,
+    actor: str,
+    at: datetime,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for :func:`record_many`: the same change applied to several entities."""
+    return [
+        {
+            "entity": entity,
+            "entity_id": eid,
+            "action": action,
+            "from_state": from_state,
+            "to_state": to_state,
+            "actor": actor,
+            "at": at,
+            "details": details or {},
+        }
+        for eid in entity_ids
+    ]
+
+
+def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Append audit rows in one statement (inside the caller's transaction)."""
+    if rows:
+        session.execute(insert(AuditLog), rows)
+
+
+def record(
+    session: Session,
+    entity: str,
+    entity_id: str,
+    action: str,
+    *,
+    actor: str,
+    at: datetime,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row (inside the caller's transaction, so it commits with the change)."""
+    record_many(
+        session,
+        audit_rows(
+            entity, [entity_id], action, actor=actor, at=at, from_state=from_state, to_state=to_state, details=details
+        ),
+    )
+
+
+def history(session: Session, entity: str, entity_id: str) -> list[AuditLog]:
+    """The audit rows of one entity, oldest first."""
+    stmt = select(AuditLog).where(AuditLog.entity == entity, AuditLog.entity_id == entity_id).order_by(AuditLog.id)
+    return list(session.scalars(stmt))

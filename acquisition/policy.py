@@ -1,0 +1,180 @@
+"""The "you choose, I buy" programme policy: one TOML file, typed and validated on load.
+
+Every rule of DOMAIN.md §3 that the library may change per programme or year is a field here, with
+its default and unit. :func:`load_policy` refuses a wrong file with a message naming the key::
+
+    policy.toml: price_cap_yuan: must be > 0, got -5
+
+Unknown keys are refused too, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from stdnum import isbn as stdnum_isbn
+
+from features.schema import BOOK_CATEGORIES
+
+_log = logging.getLogger(__name__)
+
+#: The policy shipped with yuedu (DOMAIN.md §3 defaults).
+DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.toml")
+
+Category = Literal["general", "textbook", "exam_prep", "workbook", "reference", "comic", "audio_visual"]
+assert set(Category.__args__) == set(BOOK_CATEGORIES), "Category must mirror features.schema.BOOK_CATEGORIES"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used: ``<file>: <key>: <reason>``."""
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        self.path, self.key, self.reason = path, key, reason
+        super().__init__(f"{path}: {key}: {reason}" if key else f"{path}: {reason}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Blocklist(_Strict):
+    """Content the programme never buys (superstition, pornography, non-compliant content...)."""
+
+    isbns: tuple[str, ...] = Field(
+        default=(), description="Blocked ISBNs (ISBN-10 or -13, hyphens allowed); stored as ISBN-13."
+    )
+    title_keywords: tuple[str, ...] = Field(
+        default=(), description="Case-insensitive substrings; a title containing any of them is blocked."
+    )
+
+    @field_validator("isbns", mode="before")
+    @classmethod
+    def _normalise_isbns(cls, value: Any) -> tuple[str, ...]:
+        out = []
+        for raw in value or ():
+            if not isinstance(raw, str) or not stdnum_isbn.is_valid(raw):
+                raise ValueError(f"not a valid ISBN: {raw!r}")
+            out.append(stdnum_isbn.to_isbn13(stdnum_isbn.compact(raw)))
+        return tuple(out)
+
+    @field_validator("title_keywords")
+    @classmethod
+    def _lower_keywords(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not k.strip() for k in value):
+            raise ValueError("keywords must not be empty")
+        return tuple(k.strip().casefold() for k in value)
+
+
+class BudgetLineConfig(_Strict):
+    """One budget line: a period x (bookstore or any) x (district or any) envelope, yuan."""
+
+    budget_id: str = Field(min_length=1, description="Stable id of the line.")
+    period: str = Field(pattern=r"^\d{4}(-\d{2})?$", description="Month 'YYYY-MM' or year 'YYYY'.")
+    bookstore_id: str | None = Field(default=None, description="Bookstore, or absent for all bookstores.")
+    district: str | None = Field(default=None, description="District, or absent for all districts.")
+    amount_yuan: float = Field(ge=0, description="Envelope, yuan (kept as integer fen in the database).")
+
+
+class Policy(_Strict):
+    """Eligibility rules, limits and budgets of one "you choose, I buy" programme (DOMAIN.md §3)."""
+
+    programme: str = Field(default="you-choose-i-buy", description="Name of the programme / year.")
+    # --- the book ---
+    price_cap_yuan: float = Field(default=100.0, gt=0, description="Highest price accepted per book, yuan.")
+    pub_year_window_years: int = Field(
+        default=3, ge=0, description="Accept books with pub_year >= (year of the request - this), years."
+    )
+    require_pub_year: bool = Field(
+        default=False, description="Decline (PUB_YEAR_UNKNOWN) when the bookstore does not report a year."
+    )
+    excluded_categories: tuple[Category, ...] = Field(
+        default=("textbook", "exam_prep", "workbook", "reference", "audio_visual"),
+        description="Book categories never bought (school textbooks, test banks, dictionaries, AV...).",
+    )
+    comic_cap_per_month: int = Field(
+        default=2, ge=0, description="Comics/picture sets one reader may get per calendar month, books."
+    )
+    blocklist: Blocklist = Field(default_factory=Blocklist, description="Blocked ISBNs and title keywords.")
+    # --- the reader ---
+    books_per_visit: int = Field(
+        default=2, ge=1, description="Books per visit (same reader, bookstore and calendar day), books."
+    )
+    books_per_month: int = Field(default=5, ge=1, description="Books per reader per calendar month, books.")
+    books_per_year: int | None = Field(
+        default=None, ge=1, description="Books per reader per calendar year, books; absent = no yearly cap."
+    )
+    open_books_max: int = Field(
+        default=3, ge=1, description="Programme books a reader may hold unreturned at once, books."
+    )
+    min_credit_level: int = Field(default=1, ge=0, le=5, description="Lowest reader credit level accepted (0-5).")
+    # --- the collection ---
+    network_copy_threshold: int = Field(
+        default=3, ge=1, description="Decline when the network already holds at least this many copies, copies."
+    )
+    home_branch_on_shelf_threshold: int = Field(
+        default=1,
+        ge=1,
+        description="Decline when at least this many copies are on shelf at the reader's home branch, copies.",
+    )
+    # --- the transaction ---
+    reservation_timeout_minutes: float = Field(
+        default=30.0, gt=0, description="An unconfirmed budget reservation is released after this, minutes."
+    )
+    budget_district_of: Literal["bookstore", "reader"] = Field(
+        default="bookstore",
+        description="Which district's budget lines a request draws on: the bookstore's or the reader's home.",
+    )
+    budgets: tuple[BudgetLineConfig, ...] = Field(
+        default=(), description="Budget lines; absent = take them from the data directory's budgets table."
+    )
+
+    @property
+    def price_cap_fen(self) -> int:
+        """The price cap in integer fen."""
+        return round(self.price_cap_yuan * 100)
+
+
+def _reason(err: dict[str, Any]) -> str:
+    """A short, human reason for one pydantic error."""
+    kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit}, got {got!r}"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}, got {got!r}"
+    return f"{err['msg']}, got {got!r}" if got is not None and not isinstance(got, dict) else err["msg"]
+
+
+def policy_from_dict(data: dict[str, Any], source: str = "policy") -> Policy:
+    """Validate a mapping (e.g. parsed TOML) into a :class:`Policy`; raise :class:`PolicyError`."""
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise PolicyError(source, key, _reason(err)) from exc
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy TOML file (the shipped default when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_POLICY_PATH
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PolicyError(str(path), "", "file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(path.name, "", f"not valid TOML ({exc})") from exc
+    policy = policy_from_dict(data, path.name)
+    _log.debug("loaded policy %s from %s", policy.programme, path)
+    return policy
