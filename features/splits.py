@@ -100,7 +100,7 @@ class Split:
         }
         for name, fold in self.folds.items():
             desc = fold.describe()
-            desc["target_events_unknown_title"] = int((~fold.target["title_id"].is_in(train_titles)).sum())
+            desc["target_events_unknown_title"] = int((~fold.target["title_id"].is_in(train_titles.implode())).sum())
             out[name] = desc
         return out
 
@@ -169,12 +169,12 @@ def _fold(foldin: pl.DataFrame, target: pl.DataFrame, dropped: dict[str, int]) -
     """Keep only readers with both fold-in and target; count the others."""
     have_history = foldin["reader_id"].unique()
     target_readers = target["reader_id"].unique()
-    evaluated = target_readers.filter(target_readers.is_in(have_history)).sort()
+    evaluated = target_readers.filter(target_readers.is_in(have_history.implode())).sort()
     dropped = dict(dropped)
     dropped["cold"] = dropped.get("cold", 0) + len(target_readers) - len(evaluated)
     return EvalFold(
-        foldin=_strip(foldin.filter(pl.col("reader_id").is_in(evaluated))),
-        target=_strip(target.filter(pl.col("reader_id").is_in(evaluated))),
+        foldin=_strip(foldin.filter(pl.col("reader_id").is_in(evaluated.implode()))),
+        target=_strip(target.filter(pl.col("reader_id").is_in(evaluated.implode()))),
         readers=evaluated.to_list(),
         dropped=dropped,
     )
@@ -333,7 +333,7 @@ def strong_generalization(
             pl.col("_target").any().alias("has_target"), (~pl.col("_target")).any().alias("has_foldin")
         )
         ok = per_reader.filter(pl.col("has_target") & pl.col("has_foldin"))["reader_id"]
-        held = held.filter(pl.col("reader_id").is_in(ok))
+        held = held.filter(pl.col("reader_id").is_in(ok.implode()))
         folds[name] = _fold(
             held.filter(~pl.col("_target")),
             held.filter(pl.col("_target")),
