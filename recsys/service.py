@@ -1,0 +1,311 @@
+"""The recommendation service: model + filters + promotion + explanations, by reader id.
+
+:class:`RecommendationService` is what the API and the CLI call. For a batch of reader ids it
+
+1. maps ids through the vocabularies (unknown readers are cold start);
+2. builds the exclusions (``recsys.filters``) so the model cuts its top list *after* filtering;
+3. asks the model for ``candidate_factor × n`` candidates — known readers by row, readers with live
+   events (``record_event``) or unknown to the model through ``model.recalculate`` with their
+   history, readers with no history at all from the branch's (else the city's) loan popularity;
+4. re-ranks them for reading promotion (``recsys.rerank``) unless promotion is off;
+5. explains each title (``recsys.explain``) and returns :class:`Recommendation` objects.
+
+:func:`accuracy_cost` measures what each promotion setting costs in accuracy on an evaluation fold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from recsys.base import Recommender, top_n_dense
+from recsys.context import CLC_LETTERS, LibraryContext
+from recsys.explain import Reason, explain
+from recsys.filters import FilterConfig, build_exclusions
+from recsys.rerank import PromotionConfig, rerank
+
+_log = logging.getLogger(__name__)
+
+
+class UnknownTitleError(KeyError):
+    """A title id is not in the model's title vocabulary."""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended title for a reader, with its reasons and where to get it."""
+
+    title_id: str
+    title: str
+    author: str
+    clc_class: str
+    #: Promoted relevance (model score when promotion is off); comparable within one list only.
+    score: float
+    reasons: list[Reason] = field(default_factory=list)
+    #: Branches with an on-shelf copy, the reader's branch first; empty for e-books.
+    available_at: list[str] = field(default_factory=list)
+    #: Home delivery reaches the reader's branch and a copy is on shelf somewhere.
+    delivery: bool = False
+
+
+class RecommendationService:
+    """Recommendations by reader id, with filters, reading promotion and explanations.
+
+    Args:
+        model: a fitted :class:`~recsys.base.Recommender`.
+        context: library facts aligned to ``model.titles_`` (same title vocabulary).
+        filter_config: business filters (default policy when None).
+        promotion_config: promotion settings (default policy when None).
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        context: LibraryContext,
+        filter_config: FilterConfig | None = None,
+        promotion_config: PromotionConfig | None = None,
+    ) -> None:
+        if context.titles != model.titles_:
+            raise ValueError(
+                f"context titles ({len(context.titles)}) differ from the model's ({len(model.titles_)}): "
+                "build the context with the model's title vocabulary"
+            )
+        self.model = model
+        self.context = context
+        self.filter_config = filter_config or FilterConfig()
+        self.promotion_config = promotion_config or PromotionConfig()
+        #: Live events since the model and context were built: reader id -> title rows.
+        self._live: dict[str, set[int]] = {}
+
+    # ------------------------------------------------------------------ live events
+
+    def record_event(self, reader_id: str, title_id: str) -> None:
+        """Remember that a reader just borrowed / read a title; the next recommendation reflects it."""
+        t = self.context.titles.get(title_id)
+        if t is None:
+            raise UnknownTitleError(f"record_event: title '{title_id}' is not in the model's catalogue")
+        self._live.setdefault(reader_id, set()).add(t)
+        _log.debug("recorded a live event (%d readers with live events)", len(self._live))
+
+    def _live_matrix(self, reader_ids: Sequence[str], extra: Mapping[str, Iterable[str]] | None) -> sp.csr_matrix:
+        """(k × n_titles) bool of recorded plus per-call extra history."""
+        rows: list[int] = []
+        cols: list[int] = []
+        for i, rid in enumerate(reader_ids):
+            titles = set(self._live.get(rid, ()))
+            if extra and rid in extra:
+                ids = list(extra[rid])
+                idx = self.context.titles.index(ids)
+                if (idx < 0).any():
+                    bad = [ids[p] for p in np.flatnonzero(idx < 0)[:3]]
+                    raise UnknownTitleError(f"extra_history: titles not in the catalogue: {bad}")
+                titles |= set(idx.tolist())
+            rows += [i] * len(titles)
+            cols += sorted(titles)
+        return sp.csr_matrix(
+            (np.ones(len(rows), bool), (rows, cols)), shape=(len(reader_ids), len(self.context.titles))
+        )
+
+    # ------------------------------------------------------------------ recommending
+
+    def recommend_for_reader(
+        self,
+        reader_id: str,
+        n: int = 10,
+        branch: str | None = None,
+        promotion: bool = True,
+        extra_history: Iterable[str] | None = None,
+    ) -> list[Recommendation]:
+        """Up to ``n`` recommendations for one reader (fewer only when fewer titles pass the filters).
+
+        Args:
+            reader_id: the reader's (pseudonymous) id; unknown ids are cold start.
+            n: list length.
+            branch: branch id the reader is at (default: home branch) for availability and reasons.
+            promotion: False = the model's own ranking (the reader turned promotion off).
+            extra_history: title ids just borrowed, not yet recorded.
+        """
+        extra = {reader_id: list(extra_history)} if extra_history is not None else None
+        return self.recommend_for_readers([reader_id], n, branch, promotion, extra)[reader_id]
+
+    def recommend_for_readers(
+        self,
+        reader_ids: Sequence[str],
+        n: int = 10,
+        branch: str | None = None,
+        promotion: bool = True,
+        extra_history: Mapping[str, Iterable[str]] | None = None,
+    ) -> dict[str, list[Recommendation]]:
+        """Recommendations for a batch of readers, keyed by reader id (same arguments as
+        :meth:`recommend_for_reader`; ``extra_history`` maps reader id -> title ids)."""
+        ids = list(dict.fromkeys(reader_ids))
+        titles, scores, c_rows, branches, live = self._rank(ids, n, branch, promotion, extra_history)
+        reasons = explain(
+            self.context,
+            c_rows,
+            titles,
+            branch_rows=branches,
+            extra_history=live,
+            similar=self.model.similar,
+            new_arrival_days=self.promotion_config.new_arrival_days,
+        )
+        return {rid: self._assemble(titles[i], scores[i], reasons[i], int(branches[i])) for i, rid in enumerate(ids)}
+
+    def _rank(
+        self,
+        ids: list[str],
+        n: int,
+        branch: str | None,
+        promotion: bool,
+        extra_history: Mapping[str, Iterable[str]] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
+        """Title rows and scores (k × n) plus the context rows, branch rows and live history used."""
+        ctx, model = self.context, self.model
+        k, n_t = len(ids), len(ctx.titles)
+        c_rows = ctx.readers.index(ids).astype(np.int64)
+        m_rows = model.readers_.index(ids).astype(np.int64)
+        branches = ctx.branch_of(c_rows, branch)
+        live = self._live_matrix(ids, extra_history)
+        per_reader, glob = build_exclusions(ctx, c_rows, self.filter_config, branches, extra_borrowed=live)
+        allowed = np.flatnonzero(~glob).astype(np.int32)
+        cfg = self.promotion_config if promotion else self.promotion_config.model_copy(update={"opt_out": True})
+        m = n if cfg.opt_out else n * cfg.candidate_factor
+
+        cand = np.full((k, m), -1, np.int32)
+        cand_scores = np.full((k, m), -np.inf, np.float32)
+        known = m_rows >= 0
+        has_live = np.diff(live.indptr) > 0
+        train_len = np.zeros(k, np.int64)
+        train_len[known] = np.diff(model.user_items_.indptr)[m_rows[known]]
+        cold = (train_len == 0) & ~has_live
+        by_row = known & ~has_live & ~cold
+        by_history = ~by_row & ~cold
+        if by_row.any():
+            sel = np.flatnonzero(by_row)
+            cand[sel], cand_scores[sel] = model.recommend(m_rows[sel], m, candidates=allowed, exclude=per_reader[sel])
+        if by_history.any():
+            sel = np.flatnonzero(by_history)
+            base = sp.csr_matrix((len(sel), n_t), dtype=np.float32)
+            ks = np.flatnonzero(known[sel])
+            if ks.size:
+                scatter = sp.csr_matrix(
+                    (np.ones(ks.size, np.float32), (ks, np.arange(ks.size))), shape=(len(sel), ks.size)
+                )
+                base = scatter @ model.user_items_[m_rows[sel][ks]]
+            hist = sp.csr_matrix(base + live[sel].astype(np.float32))
+            cand[sel], cand_scores[sel] = model.recalculate(hist, m, candidates=allowed, exclude=per_reader[sel])
+        if cold.any():
+            sel = np.flatnonzero(cold)
+            cand[sel], cand_scores[sel] = self._popular(branches[sel], m, per_reader[sel], allowed)
+        _log.info(
+            "recommending for %d readers: %d by row, %d with live/fold-in history, %d cold start",
+            k,
+            int(by_row.sum()),
+            int(by_history.sum()),
+            int(cold.sum()),
+        )
+        titles, scores, _ = rerank(cand, cand_scores, ctx, c_rows, cfg, n)
+        return titles, scores, c_rows, branches, live
+
+    def _popular(
+        self, branches: np.ndarray, m: int, blocked: sp.csr_matrix, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cold start: loans at the reader's branch, ties (and unknown branches) broken by city loans."""
+        ctx = self.context
+        city = ctx.popularity / max(float(ctx.popularity.max(initial=0.0)), 1.0)
+        scores = np.broadcast_to(city, (len(branches), len(city))).astype(np.float32)
+        ok = branches >= 0
+        if ok.any() and ctx.branch_loans.shape[0]:
+            scores[ok] += ctx.branch_loans[branches[ok]].toarray()
+        return top_n_dense(scores, m, blocked, allowed)
+
+    def _assemble(self, titles: np.ndarray, scores: np.ndarray, reasons: list, branch: int) -> list[Recommendation]:
+        ctx = self.context
+        out = []
+        valid = np.flatnonzero(titles >= 0)
+        shelf = ctx.on_shelf[titles[valid]] if valid.size else None
+        delivers = bool(branch >= 0 and ctx.branch_delivers[branch])
+        for pos, j in enumerate(valid):
+            t = int(titles[j])
+            span = slice(shelf.indptr[pos], shelf.indptr[pos + 1])
+            at = shelf.indices[span][shelf.data[span] > 0]
+            at = sorted(at.tolist(), key=lambda b: b != branch)
+            out.append(
+                Recommendation(
+                    title_id=str(ctx.titles.ids[t]),
+                    title=str(ctx.title_text[t]),
+                    author=str(ctx.author[t]),
+                    clc_class=str(ctx.clc_class[t]),
+                    score=float(scores[j]),
+                    reasons=list(reasons[j]),
+                    available_at=[str(ctx.branches.ids[b]) for b in at],
+                    delivery=delivers and bool(at) and not bool(ctx.digital[t]),
+                )
+            )
+        return out
+
+
+def accuracy_cost(
+    model: Recommender,
+    fold_in: sp.csr_matrix,
+    target: sp.csr_matrix,
+    context: LibraryContext,
+    configs: Mapping[str, PromotionConfig],
+    n: int = 10,
+) -> pl.DataFrame:
+    """What each promotion setting costs (or gains) against the model's own ranking on a fold.
+
+    Args:
+        model: fitted model (its title vocabulary = the fold's columns = the context's titles).
+        fold_in: (k × n_titles) history the model may see (e.g. ``FoldMatrices.foldin.matrix``).
+        target: (k × n_titles) held-out titles (``FoldMatrices.target.matrix``).
+        context: library facts for the promotion.
+        configs: named promotion settings to compare.
+        n: list length.
+
+    Returns:
+        One row per (config, metric): ``config, metric, value, baseline, delta`` where baseline is
+        promotion off (``opt_out``); metrics are those of ``recsys.metrics.evaluate`` at ``n``
+        (precision, recall, ndcg, ... novelty in bits, CLC diversity).
+    """
+    from recsys.metrics import evaluate
+
+    hist = sp.csr_matrix(fold_in, dtype=np.float32)
+    factor = max((c.candidate_factor for c in configs.values()), default=5)
+    cand, cand_scores = model.recalculate(hist, n * factor)
+    classes = np.where(context.clc_top >= 0, context.clc_top, len(CLC_LETTERS)).astype(np.int64)
+
+    def table(cfg: PromotionConfig) -> dict[str, float]:
+        recs, _, _ = rerank(cand, cand_scores, context, None, cfg, n)
+        df = evaluate(recs, target, ks=(n,), popularity=model.popularity_, n_readers=hist.shape[0], title_class=classes)
+        row = df.filter(pl.col("segment") == "all").row(0, named=True)
+        return {k: float(v) for k, v in row.items() if k not in ("segment", "k", "readers") and v is not None}
+
+    baseline = table(PromotionConfig(opt_out=True))
+    rows = []
+    for name, cfg in configs.items():
+        for metric, value in table(cfg).items():
+            rows.append(
+                {
+                    "config": name,
+                    "metric": metric,
+                    "value": value,
+                    "baseline": baseline.get(metric, float("nan")),
+                    "delta": value - baseline.get(metric, float("nan")),
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "config": pl.String,
+            "metric": pl.String,
+            "value": pl.Float64,
+            "baseline": pl.Float64,
+            "delta": pl.Float64,
+        },
+    )
