@@ -281,3 +281,21 @@ def test_movielens_ratings_threshold(shared_data):
     m = build_matrix(ratings, WeightingConfig(min_value=4.0, binarize=True))
     assert m.nnz == ratings.filter(pl.col("value") >= 4.0).select(pl.struct("reader_id", "title_id").n_unique()).item()
     assert set(np.unique(m.matrix.data).tolist()) == {1.0}
+
+
+def test_benchmark_reports_both_rates():
+    from features.matrix import benchmark_build
+
+    result = benchmark_build(n_events=5_000, n_readers=300, n_titles=100, seed=1)
+    assert 0 < result["nnz"] <= 5_000
+    assert result["build_events_per_s"] > 0 and result["bare_scipy_events_per_s"] > 0
+    assert result["slowdown_vs_bare_scipy"] == pytest.approx(result["build_seconds"] / result["bare_scipy_seconds"])
+
+
+def test_small_city_loans_and_ebooks_build(small_city):
+    lf = load_interactions(small_city)
+    df = lf.collect()
+    assert df["reader_id"].null_count() == 0 and df["title_id"].null_count() == 0
+    assert set(df["channel"].unique().to_list()) <= set(WeightingConfig().channel_weights)
+    m = build_matrix(lf)
+    assert m.meta["events"] == df.height and m.nnz <= df.height
