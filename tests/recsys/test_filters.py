@@ -25,10 +25,7 @@ def _reachable_truth(ctx: LibraryContext, reader: int) -> np.ndarray:
     """Independent per-title availability for one reader, from the copies frame semantics."""
     b = ctx.reader_home_branch[reader]
     shelf = ctx.on_shelf.toarray() > 0
-    if b < 0 or ctx.branch_delivers[b]:
-        print_ok = shelf.any(axis=1)
-    else:
-        print_ok = shelf[:, b]
+    print_ok = shelf.any(axis=1) if b < 0 or ctx.branch_delivers[b] else shelf[:, b]
     return ctx.digital | print_ok
 
 
