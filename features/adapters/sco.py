@@ -89,7 +89,7 @@ def _read(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     if not path.exists():
         raise AdapterError(path, "file not found")
     try:
-        df = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=False)
+        df = pl.read_csv(path, infer_schema=False)
     except pl.exceptions.ComputeError as exc:
         raise AdapterError(path, f"cannot parse CSV: {exc}") from exc
     missing = [c for c in columns if c not in df.columns]
