@@ -92,7 +92,7 @@ class Vocabulary:
     def extend(self, new_ids: pl.Series | list[str]) -> Vocabulary:
         """A new vocabulary with ``new_ids`` appended (existing indices unchanged)."""
         s = pl.Series(self.name, new_ids, dtype=pl.String).drop_nulls().unique(maintain_order=True)
-        fresh = s.filter(~s.is_in(self._ids))
+        fresh = s.filter(~s.is_in(self._ids.implode()))
         return Vocabulary(pl.concat([self._ids, fresh]), self.name)
 
     def save(self, path: str | Path) -> None:
