@@ -28,12 +28,14 @@ _log = logging.getLogger(__name__)
 PSEUDONYM_ENV = "YUEDU_PSEUDONYM_KEY"
 
 
-@lru_cache(maxsize=1)
 def _process_key() -> bytes:
     """The pseudonym key: ``YUEDU_PSEUDONYM_KEY`` or, when unset, a random key for this process."""
     key = os.environ.get(PSEUDONYM_ENV)
-    if key:
-        return key.encode()
+    return key.encode() if key else _random_key()
+
+
+@lru_cache(maxsize=1)
+def _random_key() -> bytes:
     _log.warning("%s is not set: reader pseudonyms in logs are random per process", PSEUDONYM_ENV)
     return secrets.token_bytes(32)
 

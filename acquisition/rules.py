@@ -212,7 +212,9 @@ def isbn13_expr(raw: pl.Expr) -> pl.Expr:
     Same result as :func:`normalise_isbn` (property-tested against python-stdnum), but as one polars
     expression so a batch of requests is checked without a Python loop.
     """
-    s = raw.str.replace_all(r"[\s-]", "").str.to_uppercase()
+    s = raw.str.replace_all(r"[ -]", "").str.strip_chars().str.to_uppercase()
+    # a 9-digit SBN is an ISBN-10 with a leading 0 (as python-stdnum reads it)
+    s = pl.when(s.str.contains(r"^[0-9]{9}$")).then(pl.lit("0") + s).otherwise(s)
     n = s.str.len_chars()
     digits13 = [s.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(13)]
     sum13 = pl.sum_horizontal([d * (1 if i % 2 == 0 else 3) for i, d in enumerate(digits13)])
