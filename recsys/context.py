@@ -34,6 +34,8 @@ GONE_STATUSES: tuple[str, ...] = ("withdrawn", "lost")
 DIGITAL_FORMATS: tuple[str, ...] = ("ebook",)
 
 _EPOCH = date(1970, 1, 1)
+#: Added to day numbers stored in ``LibraryContext.history`` so that every date after 700 BC is > 0.
+HISTORY_OFFSET = 1_000_000
 
 
 def day_number(d: date) -> int:
@@ -101,7 +103,8 @@ class LibraryContext:
     #: Home branch row (int32, -1 unknown).
     reader_home_branch: np.ndarray
     reader_district: np.ndarray
-    #: Reader × title: day number of the latest loan / e-book event + 1 (CSR int32; 0 = never).
+    #: Reader × title: day number of the latest loan / e-book event + :data:`HISTORY_OFFSET` (CSR int32;
+    #: absent = never; 1 = borrowed on an unknown date). Use :meth:`borrowed_since`, not raw values.
     history: sp.csr_matrix
     # --- booklists ---
     #: ``booklist_id, name, theme, starts_on, ends_on`` (all booklists, in row order of ``booklist_items``).
@@ -239,8 +242,9 @@ class LibraryContext:
         )
         r_idx = readers.index(ev["reader_id"]) if len(ev) else np.zeros(0, np.int32)
         t_idx = titles.index(ev["title_id"]) if len(ev) else np.zeros(0, np.int32)
-        # An event with an unknown date still counts as borrowed: day 0 (+1 so it is stored).
-        days = ev["at"].dt.date().cast(pl.Int32).fill_null(0).to_numpy().astype(np.int32) + 1
+        # Offset so that loans before 1970 (historical lending records) stay positive, i.e. stored;
+        # an event with an unknown date still counts as borrowed, "long ago" (value 1).
+        days = (ev["at"].dt.date().cast(pl.Int32) + HISTORY_OFFSET).fill_null(1).to_numpy().astype(np.int32)
         known_t = t_idx >= 0
         popularity = np.bincount(t_idx[known_t], minlength=n_t).astype(np.float64)
         ok = known_t & (r_idx >= 0)
@@ -332,7 +336,7 @@ class LibraryContext:
         """Reader rows × titles, bool: borrowed on/after day number ``since_day`` (None = ever)."""
         h = self.history[np.asarray(reader_rows)]
         if since_day is not None:
-            h = h.multiply(h > since_day).tocsr()  # stored values are day + 1
+            h = h.multiply(h >= since_day + HISTORY_OFFSET).tocsr()
         h.eliminate_zeros()
         return h.astype(bool)
 

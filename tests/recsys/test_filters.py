@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.schema import AGE_BANDS, AUDIENCES, CARD_TYPES
-from recsys.context import LibraryContext
+from recsys.context import HISTORY_OFFSET, LibraryContext
 from recsys.filters import FilterConfig, admissible, build_exclusions
 from tests.recsys._promotion_city import TODAY, build, make_frames, matrix_of
 
@@ -73,7 +73,7 @@ def test_everything_excluded_is_really_inadmissible(city):
 def test_borrowed_window():
     frames, model, ctx = build(seed=4)
     r = int(np.argmax(np.diff(ctx.history.indptr)))
-    days = ctx.history[r].data - 1
+    days = ctx.history[r].data - HISTORY_OFFSET
     window = int(ctx.today_day - np.median(days))
     cfg = FilterConfig(borrowed_window_days=window, require_available=False, audience_rules=False)
     per, _ = build_exclusions(ctx, np.array([r]), cfg)
@@ -146,3 +146,25 @@ def test_child_cards_never_get_adult_only():
     per, glob = build_exclusions(ctx, np.arange(len(ctx.readers)), FilterConfig())
     ok = admissible(per, glob)
     assert not ok[:, ctx.audience == AUDIENCES.index("adult_only")].any()
+
+
+def test_loans_before_1970_and_undated_loans_count_as_borrowed():
+    frames = make_frames(seed=9, n_loans=50)
+    loans = frames["loans"].with_columns(
+        borrowed_at=pl.when(pl.int_range(pl.len()) % 3 == 0)
+        .then(None)
+        .otherwise(pl.col("borrowed_at").dt.offset_by("-90y"))
+    )
+    frames["loans"] = loans
+    im = matrix_of(frames)
+    ctx = LibraryContext.from_frames(frames, im.titles, im.readers, date(1936, 6, 1))
+    assert ctx.history.nnz == im.matrix.nnz and (ctx.history.data > 0).all()
+    rows = np.arange(len(ctx.readers))
+    every = build_exclusions(ctx, rows, FilterConfig(require_available=False, audience_rules=False))[0]
+    assert (every.toarray() == (im.matrix.toarray() > 0)).all()
+    # A window only keeps dated loans inside it (undated loans count as long ago).
+    recent = ctx.borrowed_since(rows, ctx.today_day - 365)
+    dated = loans.filter(pl.col("borrowed_at").dt.date() >= date(1936, 6, 1) - timedelta(days=365))
+    expect = set(zip(dated["reader_id"], dated["title_id"], strict=True))
+    got = recent.tocoo()
+    assert set(zip(ctx.readers.lookup(got.row), ctx.titles.lookup(got.col), strict=True)) == expect
