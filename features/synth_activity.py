@@ -1,0 +1,253 @@
+"""Loans, e-book events and holds of the synthetic city, sampled in bulk.
+
+One loan is drawn as: a reader (by activity) → a day (seasonal; children's days favour school
+holidays; squeezed after the reader's registration) → a taste cluster (from the reader's mix) →
+a title of that cluster already in the collection on that day (by popularity) → a branch (home
+branch ~80%) → a channel (by branch kind) → a copy of the title. Every step is one vectorised
+draw over all loans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from features.schema import conform
+from features.synth_catalogue import Catalogue
+from features.synth_population import Population, registration_remap
+from features.synth_sampling import cumulative, draw_categorical, draw_in_ranges, draw_rows, numbered_ids
+from features.synth_world import END_TS, FOOTFALL, N_DAYS, START_TS, day_weights
+
+HOME_SHARE = 0.80
+SAME_DISTRICT_SHARE = 0.12
+LOAN_PERIOD_DAYS = 30
+_US_PER_DAY = 86_400 * 1_000_000
+_START_US = np.datetime64(START_TS, "us")
+_END_US = np.datetime64(END_TS, "us")
+
+
+class TitleSampler:
+    """Draws titles of a given cluster that were in the collection on a given day.
+
+    Titles are sorted by ``(cluster, added_day)``, so the titles of cluster ``c`` available on day
+    ``d`` are one contiguous run; a draw is one inverse-CDF lookup in the run's cumulative weights.
+    """
+
+    def __init__(self, cat: Catalogue, mask: np.ndarray, day: np.ndarray | None = None) -> None:
+        rows = np.flatnonzero(mask)
+        added = cat.added_day[rows] if day is None else day[rows]
+        self._span = N_DAYS + 4000
+        order = np.lexsort((added, cat.cluster[rows]))
+        self.rows_ = rows[order]
+        self._key = cat.cluster[self.rows_].astype(np.int64) * self._span + np.clip(added[order], -2000, None) + 2000
+        self._cum = cumulative(cat.weight[self.rows_])
+
+    def draw(
+        self, rng: np.random.Generator, cluster: np.ndarray, day: np.ndarray, window: int | None = None
+    ) -> np.ndarray:
+        """Title rows for each (cluster, day); with ``window``, only titles added in the ``window``
+        days up to ``day`` (falling back to the latest one available)."""
+        first_key = cluster.astype(np.int64) * self._span
+        base = first_key + 2000  # key of a title added on day 0
+        start = np.searchsorted(self._key, first_key, side="left")
+        hi = np.searchsorted(self._key, base + day, side="right")
+        if window is None:
+            lo = start
+        else:
+            lo = np.searchsorted(self._key, base + day - window, side="left")
+            lo = np.minimum(lo, np.maximum(hi - 1, start))
+        hi = np.maximum(hi, lo + 1)  # a cluster with nothing yet: its first title
+        hi = np.minimum(hi, len(self.rows_))
+        lo = np.minimum(lo, hi - 1)
+        return self.rows_[draw_in_ranges(rng, self._cum, lo, hi)]
+
+
+@dataclass
+class Activity:
+    loans: pl.DataFrame
+    ebook_events: pl.DataFrame
+    holds: pl.DataFrame
+    copies: pl.DataFrame  #: copies with statuses updated from open loans
+
+
+def _timestamps(rng: np.random.Generator, day: np.ndarray) -> np.ndarray:
+    """Day numbers → datetime64[us] at opening hours (09:00-20:00, most around mid-afternoon)."""
+    seconds = (9 * 3600 + rng.beta(2.2, 2.0, len(day)) * 11 * 3600).astype(np.int64)
+    return _START_US + (day.astype(np.int64) * _US_PER_DAY + seconds * 1_000_000).astype("timedelta64[us]")
+
+
+def _branch_of_loan(rng: np.random.Generator, home: np.ndarray, branches: pl.DataFrame) -> np.ndarray:
+    """Home branch (80%), another branch of the same district (12%) or anywhere (8%)."""
+    district = branches["district"].to_numpy()
+    kinds = branches["kind"].to_numpy()
+    footfall = np.array([FOOTFALL[k] for k in kinds]) * (kinds != "delivery_hub")
+    order = np.argsort(district, kind="stable")
+    codes = np.unique(district[order], return_inverse=True)[1]
+    starts = np.searchsorted(codes, np.arange(codes.max() + 2))
+    code_of_branch = np.empty(len(order), dtype=np.int64)
+    code_of_branch[order] = codes
+    cum = cumulative(footfall[order])
+    c = code_of_branch[home]
+    same = order[draw_in_ranges(rng, cum, starts[c], starts[c + 1])]
+    anywhere = draw_categorical(rng, footfall, len(home))
+    u = rng.random(len(home))
+    return np.where(u < HOME_SHARE, home, np.where(u < HOME_SHARE + SAME_DISTRICT_SHARE, same, anywhere))
+
+
+def _channels(rng: np.random.Generator, branch: np.ndarray, branches: pl.DataFrame) -> np.ndarray:
+    """Loan channel from the kind of branch where the loan happened (bookstore loans come later)."""
+    kind = branches["kind"].to_numpy()[branch]
+    delivers = branches["delivers"].to_numpy()[branch]
+    u = rng.random(len(branch))
+    staffed = np.select(
+        [u < 0.48, u < 0.89, u < 0.94, delivers],
+        ["counter", "self_service", "online", "delivery"],
+        "counter",
+    )
+    return np.select(
+        [
+            np.isin(kind, ("self_service", "cabinet")),
+            kind == "subway",
+            kind == "mobile_bus",
+            kind == "delivery_hub",
+        ],
+        [
+            np.full(len(branch), "self_service"),
+            np.where(u < 0.7, "self_service", "counter"),
+            np.full(len(branch), "mobile"),
+            np.full(len(branch), "delivery"),
+        ],
+        staffed,
+    )
+
+
+def sample_loans(
+    rng: np.random.Generator,
+    n: int,
+    pop: Population,
+    cat: Catalogue,
+    branches: pl.DataFrame,
+    copies: pl.DataFrame,
+    first_copy: np.ndarray,
+    n_copies: np.ndarray,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """``n`` print loans (sorted by time) and, per loan, the title row (for holds)."""
+    reader = draw_categorical(rng, pop.activity, n)
+    child = pop.child[reader]
+    day = np.where(
+        child,
+        draw_categorical(rng, day_weights(children=True), n),
+        draw_categorical(rng, day_weights(children=False), n),
+    )
+    day = registration_remap(day, pop.reg_day[reader])
+    cluster = draw_rows(rng, pop.taste, reader)
+    title = TitleSampler(cat, ~cat.ebook).draw(rng, cluster, day)
+    branch = _branch_of_loan(rng, pop.home[reader], branches)
+    channel = _channels(rng, branch, branches)
+    copy = first_copy[title] + (rng.random(n) * n_copies[title]).astype(np.int64)
+
+    borrowed = _timestamps(rng, day)
+    u = rng.random(n)
+    renewals = np.select([u < 0.05, u < 0.23], [2, 1], 0).astype(np.int8)
+    keep_days = 1.0 + rng.gamma(2.0, 8.5, n) + renewals * rng.uniform(10, 30, n)
+    keep_days = np.minimum(keep_days, 150.0)
+    returned = borrowed + (keep_days * _US_PER_DAY).astype("timedelta64[us]")
+    due = borrowed + ((LOAN_PERIOD_DAYS * (1 + renewals.astype(np.int64))) * _US_PER_DAY).astype("timedelta64[us]")
+
+    order = np.lexsort((title, reader, borrowed))
+    frame = pl.DataFrame(
+        {
+            "loan_id": numbered_ids("L", n, 10, start=1),
+            "reader_id": pop.frame["reader_id"].to_numpy()[reader[order]],
+            "copy_id": copies["copy_id"].to_numpy()[copy[order]],
+            "title_id": cat.frame["title_id"].to_numpy()[title[order]],
+            "branch_id": branches["branch_id"].to_numpy()[branch[order]],
+            "channel": channel[order],
+            "borrowed_at": borrowed[order],
+            "due_at": due[order],
+            "returned_at": pl.Series(returned[order]),
+            "renewals": renewals[order],
+        }
+    ).with_columns(
+        returned_at=pl.when(pl.col("returned_at") < pl.lit(END_TS)).then("returned_at"),
+    )
+    # The reader who chose a book at a partner bookstore walks out with it: the first loan of a
+    # reader's-choice copy is a bookstore loan.
+    choice = copies.select("copy_id", choice=pl.col("source") == "reader_choice")
+    frame = (
+        frame.join(choice, on="copy_id", how="left", maintain_order="left")
+        .with_columns(
+            channel=pl.when(pl.col("choice") & pl.col("copy_id").is_first_distinct())
+            .then(pl.lit("bookstore"))
+            .otherwise("channel")
+        )
+        .drop("choice")
+    )
+    return conform(frame, "loans"), title[order]
+
+
+def sample_ebook_events(rng: np.random.Generator, n_downloads: int, pop: Population, cat: Catalogue) -> pl.DataFrame:
+    """E-book downloads (by e-book affinity and taste) and the reads that follow ~45% of them."""
+    reader = draw_categorical(rng, pop.ebook_affinity, n_downloads)
+    day = registration_remap(draw_categorical(rng, day_weights(children=False), n_downloads), pop.reg_day[reader])
+    cluster = draw_rows(rng, pop.taste, reader)
+    title = TitleSampler(cat, cat.ebook).draw(rng, cluster, day)
+    at = _timestamps(rng, day)
+    read = rng.random(n_downloads) < 0.45
+    read_at = at[read] + (rng.uniform(0.02, 4.0, read.sum()) * _US_PER_DAY).astype("timedelta64[us]")
+    keep = read_at < _END_US
+    r_all = np.concatenate([reader, reader[read][keep]])
+    t_all = np.concatenate([title, title[read][keep]])
+    at_all = np.concatenate([at, read_at[keep]])
+    action = np.concatenate([np.full(n_downloads, "download"), np.full(int(keep.sum()), "read")])
+    order = np.lexsort((t_all, r_all, at_all))
+    frame = pl.DataFrame(
+        {
+            "event_id": numbered_ids("E", len(order), 10, start=1),
+            "reader_id": pop.frame["reader_id"].to_numpy()[r_all[order]],
+            "title_id": cat.frame["title_id"].to_numpy()[t_all[order]],
+            "occurred_at": at_all[order],
+            "action": action[order],
+        }
+    )
+    return conform(frame, "ebook_events")
+
+
+def sample_holds(
+    rng: np.random.Generator, loans: pl.DataFrame, loan_title: np.ndarray, pressure: np.ndarray, n: int
+) -> pl.DataFrame:
+    """Holds concentrated on titles with high demand per copy: loans are picked with probability
+    ∝ pressure**1.5 of their title; the hold was placed 2-25 days before the loan and fulfilled by
+    it; ~12% were never fulfilled (cancelled or still waiting)."""
+    pick = np.unique(draw_categorical(rng, pressure[loan_title] ** 1.5, n))
+    src = loans[pick]
+    borrowed = src["borrowed_at"].to_numpy()
+    placed = borrowed - (rng.uniform(2.0, 25.0, len(pick)) * _US_PER_DAY).astype("timedelta64[us]")
+    placed = np.maximum(placed, _START_US)
+    fulfilled = rng.random(len(pick)) >= 0.12
+    frame = pl.DataFrame(
+        {
+            "hold_id": numbered_ids("H", len(pick), 9, start=1),
+            "reader_id": src["reader_id"],
+            "title_id": src["title_id"],
+            "branch_id": src["branch_id"],
+            "placed_at": placed,
+            "fulfilled_at": pl.Series(borrowed).set(pl.Series(~fulfilled), None),
+        }
+    ).sort("placed_at", "reader_id", "title_id", maintain_order=True)
+    return conform(frame.with_columns(hold_id=numbered_ids("H", len(frame), 9, start=1)), "holds")
+
+
+def copy_statuses(rng: np.random.Generator, copies: pl.DataFrame, loans: pl.DataFrame) -> pl.DataFrame:
+    """Copies out on an open loan are ``on_loan``; of the rest ~1% lost, 3% withdrawn, 1.5% in
+    transit, the others on the shelf."""
+    out = loans.filter(pl.col("returned_at").is_null()).select("copy_id").unique()
+    u = rng.random(len(copies))
+    other = np.select([u < 0.01, u < 0.04, u < 0.055], ["lost", "withdrawn", "in_transit"], "on_shelf")
+    return copies.with_columns(
+        status=pl.when(pl.col("copy_id").is_in(out["copy_id"].implode()))
+        .then(pl.lit("on_loan"))
+        .otherwise(pl.Series(other))
+    )
