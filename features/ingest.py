@@ -208,7 +208,6 @@ def read_source(path: Path) -> pl.DataFrame:
         return pl.read_csv(
             path,
             infer_schema=False,
-            missing_utf8_is_empty_string=False,
             raise_if_empty=False,
         ).rename(lambda name: name.lstrip("\ufeff").strip())
     except (pl.exceptions.PolarsError, OSError) as exc:
