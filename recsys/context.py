@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,21 @@ class LibraryContext:
         return ctx
 
     # ------------------------------------------------------------------ queries
+
+    @cached_property
+    def title_ids(self) -> np.ndarray:
+        """Title ids in row order (object array, computed once)."""
+        return self.titles.ids
+
+    @cached_property
+    def branch_ids(self) -> np.ndarray:
+        """Branch ids in row order (object array, computed once)."""
+        return self.branches.ids
+
+    @cached_property
+    def borrowed(self) -> sp.csr_matrix:
+        """Reader × title 0/1 float32: ever borrowed (the network's co-occurrence basis, computed once)."""
+        return (self.history > 0).astype(np.float32).tocsr()
 
     @property
     def today_day(self) -> int:

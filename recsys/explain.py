@@ -117,7 +117,7 @@ def best_history_titles(
     if p_i.size == 0:
         return best, co_readers, via_model
     uniq, col = np.unique(p_t, return_inverse=True)
-    network = (context.history > 0).astype(np.float32)
+    network = context.borrowed
     co = (network.T @ network[:, uniq]).tocsr()  # n_titles × |uniq|: readers who borrowed both
     both = np.asarray(co[p_h, col]).ravel()
     # The reader's own loans are not "other readers".
@@ -245,10 +245,10 @@ def explain(
     anywhere_branch[has_copy] = shelf_sorted.indices[shelf_sorted.indptr[:-1][has_copy]]
     delivers = np.where(okb, context.branch_delivers[np.maximum(branches, 0)], False)
 
-    ids = context.titles.ids
+    ids = context.title_ids
     list_ids = context.booklists["booklist_id"].to_list() if len(context.booklists) else []
     list_names = context.booklists["name"].to_list() if len(context.booklists) else []
-    branch_ids = context.branches.ids
+    branch_ids = context.branch_ids
     out: list[list[list[Reason]]] = []
     for i in range(k):
         row: list[list[Reason]] = []

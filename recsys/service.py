@@ -237,13 +237,13 @@ class RecommendationService:
             at = sorted(at.tolist(), key=lambda b: b != branch)
             out.append(
                 Recommendation(
-                    title_id=str(ctx.titles.ids[t]),
+                    title_id=str(ctx.title_ids[t]),
                     title=str(ctx.title_text[t]),
                     author=str(ctx.author[t]),
                     clc_class=str(ctx.clc_class[t]),
                     score=float(scores[j]),
                     reasons=list(reasons[j]),
-                    available_at=[str(ctx.branches.ids[b]) for b in at],
+                    available_at=[str(ctx.branch_ids[b]) for b in at],
                     delivery=delivers and bool(at) and not bool(ctx.digital[t]),
                 )
             )
