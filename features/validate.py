@@ -146,12 +146,22 @@ def _temporal_expr(col: str, fmt: str, dtype: pl.DataType) -> pl.Expr:
     return pl.col(col).str.to_datetime(fmt, strict=False, time_unit="us").cast(dtype)
 
 
+def _may_have_blanks(values: pl.Series) -> bool:
+    """Whether a text column might hold empty or whitespace-only values.
+
+    Such values consist of bytes <= 0x20, so they sort before "!"; one comparison of the inline
+    string-view prefixes is much cheaper than stripping every value.
+    """
+    return bool((values < "!").any())
+
+
 def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
     """``(parsed value, missing flag)`` expressions for one present column of the raw frame."""
     src = raw.schema[col]
     c = pl.col(col)
-    blank = c.str.strip_chars().str.len_bytes() == 0 if src == pl.String else pl.lit(False)
-    missing = c.is_null() | blank
+    missing = c.is_null()
+    if src == pl.String and _may_have_blanks(raw.get_column(col)):
+        missing = missing | (c.str.strip_chars().str.len_bytes() == 0)
     if dtype == pl.String:
         value = pl.when(missing).then(None).otherwise(c.cast(pl.String))
     elif src != pl.String:
