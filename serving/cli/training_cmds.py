@@ -1,9 +1,131 @@
-"""CLI commands (to be filled in by the owning layer)."""
+"""``yuedu train | tune | experiment run | model promote``: experiments for data scientists."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+experiment_app = typer.Typer(help="Run and compare several experiment configs.", no_args_is_help=True)
+model_app = typer.Typer(help="The MLflow model registry: promote a run's model to an alias.", no_args_is_help=True)
+
+
+def _config_or_exit(path: Path):
+    from training.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        console.print(f"[red]config error[/red]\n{e}")
+        raise typer.Exit(2) from None
+
+
+def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in sorted(metrics.items()):
+        t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    return t
+
+
+def train_cmd(
+    config: Path = typer.Argument(..., help="Experiment config (TOML)."),
+    out: Path = typer.Option(None, help="Model directory (default: models/<name>)."),
+    track: bool = typer.Option(True, help="Log the run to MLflow."),
+) -> None:
+    """Fit the config's model, evaluate on validation, save the model directory, log to MLflow."""
+    from training.pipeline import train
+
+    cfg = _config_or_exit(config)
+    with console.status(f"training {cfg.name}") as status:
+        result = train(cfg, out=out, track=track, progress=lambda m: status.update(m))
+    console.print(_metrics_table(f"{cfg.name}: validation", result.validation))
+    console.print(f"model directory: {result.model_dir}")
+    if result.run_id:
+        console.print(f"MLflow run: {result.run_id}  (promote: yuedu model promote {result.run_id})")
+
+
+def tune_cmd(
+    config: Path = typer.Argument(..., help="Experiment config with a [tune.space] table."),
+    trials: int = typer.Option(None, "--trials", min=1, help="Number of trials (default: tune.trials)."),
+    track: bool = typer.Option(True, help="Log the run to MLflow."),
+) -> None:
+    """Search hyper-parameters on validation (optuna); refit the best and evaluate it once on test."""
+    from training.tune import tune
+
+    cfg = _config_or_exit(config)
+    try:
+        result = tune(cfg, trials=trials, track=track)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"best params: {result.best_params}  validation {cfg.metrics.primary} = {result.best_validation:.4f}")
+    console.print(_metrics_table(f"{cfg.name}: test (best trial, evaluated once)", result.test))
+    if result.run_id:
+        console.print(f"MLflow run: {result.run_id}  (promote: yuedu model promote {result.run_id})")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    configs: list[Path] = typer.Argument(..., help="Experiment configs (TOML), e.g. experiments/movielens_*.toml."),
+    name: str = typer.Option(None, help="Report name (default: derived from the first config)."),
+    track: bool = typer.Option(True, help="Log the runs to MLflow."),
+) -> None:
+    """Train and test-evaluate several configs and write a comparison report with plots."""
+    from training.report import run_experiments
+
+    for c in configs:
+        _config_or_exit(c)
+    report_name = name or (configs[0].stem.split("_")[0] + "_comparison")
+    command = "yuedu experiment run " + " ".join(shlex.quote(str(c)) for c in configs)
+    from rich.progress import Progress
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("experiments", total=len(configs))
+
+        def _step(msg: str) -> None:
+            progress.update(task, description=msg[:70])
+            if "saving to" in msg:
+                progress.advance(task)
+
+        path, rows = run_experiments(configs, report_name, command, track=track, progress=_step)
+    t = Table(title=f"{report_name} (test)")
+    for col in ("experiment", "ndcg@10", "nrecall@20", "nrecall@50", "coverage@10", "fit s"):
+        t.add_column(col)
+    for r in sorted(rows, key=lambda r: -r.test.get("ndcg@10", 0)):
+        t.add_row(
+            r.name,
+            *(f"{r.test.get(m, float('nan')):.4f}" for m in ("ndcg@10", "nrecall@20", "nrecall@50", "coverage@10")),
+            f"{r.timings.get('fit_s', 0):.2f}",
+        )
+    console.print(t)
+    console.print(f"report: {path}")
+
+
+@model_app.command("promote")
+def model_promote(
+    run_id: str = typer.Argument(..., help="MLflow run id of a train/tune run."),
+    alias: str = typer.Option("production", help="Registry alias to point at the new version."),
+    name: str = typer.Option(None, help="Registered model name (default: yuedu-recommender)."),
+) -> None:
+    """Register a run's model in the MLflow registry and point the alias (serving loads it) at it."""
+    from training import tracking
+
+    try:
+        version = tracking.promote(run_id, alias, name or tracking.REGISTERED_MODEL)
+    except Exception as e:  # MLflow raises its own exception types for unknown runs
+        console.print(f"[red]cannot promote run {run_id}: {e}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"{name or tracking.REGISTERED_MODEL} version {version} is now @{alias}")
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    """Add this module's commands to the ``yuedu`` app."""
+    app.command("train")(train_cmd)
+    app.command("tune")(tune_cmd)
+    app.add_typer(experiment_app, name="experiment")
+    app.add_typer(model_app, name="model")

@@ -1,0 +1,178 @@
+"""Typed experiment configs, loaded from TOML (``experiments/*.toml``).
+
+A bad config is refused before any work starts, with the file, the key and what was expected.
+Paths inside a config are relative to the repository root (so configs work from a clean clone with
+``../shared`` beside it).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    """Where the interactions come from."""
+
+    kind: Literal["movielens", "sco", "synth", "dir"] = Field(
+        description="movielens / sco: the public data sets in ../shared/data; synth: generate the synthetic "
+        "city; dir: an existing yuedu data directory."
+    )
+    path: str | None = Field(None, description="Data set folder (movielens, sco, dir), relative to the repo root.")
+    profile: str = Field("small", description="Synthetic city profile (synth only).")
+    synth_seed: int = Field(7, description="Seed of the synthetic city (synth only).")
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> DatasetConfig:
+        if self.kind in ("movielens", "sco", "dir") and not self.path:
+            raise ValueError(f"dataset.path is required for kind '{self.kind}'")
+        return self
+
+    def resolved_path(self) -> Path:
+        assert self.path is not None
+        p = Path(self.path)
+        return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
+class SplitConfig(_Strict):
+    """Evaluation protocol."""
+
+    protocol: Literal["strong", "temporal", "leave_last"] = Field(
+        "strong",
+        description="strong generalisation (held-out readers), global temporal cut-off, or leave-last-n.",
+    )
+    val_frac: float = Field(0.1, gt=0, lt=0.5, description="Share of readers held out for validation (strong).")
+    test_frac: float = Field(0.1, gt=0, lt=0.5, description="Share of readers held out for test (strong).")
+    target_frac: float = Field(0.2, gt=0, lt=1, description="Share of a held-out reader's events that are targets.")
+    by_time: bool = Field(False, description="strong: the target is each reader's latest events, not random ones.")
+    quantile: float = Field(0.8, gt=0, lt=1, description="temporal: cut-off at this quantile of event times.")
+    cutoff: str | None = Field(None, description="temporal: explicit ISO cut-off date (overrides quantile).")
+    val_cutoff: str | None = Field(None, description="temporal: validation cut-off (default: quantile - 0.1).")
+    n: int = Field(1, ge=1, description="leave_last: events per reader held out.")
+    min_events: int = Field(1, ge=1, description="Readers with fewer (positive) events are dropped first.")
+
+
+class ModelConfig(_Strict):
+    name: str = Field(
+        description="Model name in recsys.models.MODELS (popular, itemknn, als, bpr, ease, content, hybrid)."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters passed to the constructor.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from recsys.models import MODELS
+
+        if v not in MODELS:
+            raise ValueError(f"unknown model '{v}'; expected one of {sorted(MODELS)}")
+        return v
+
+
+class ParamSpace(_Strict):
+    """One tunable hyper-parameter."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ParamSpace:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical parameter needs 'choices'")
+        elif self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError("numeric parameter needs low < high")
+        return self
+
+
+class TuneConfig(_Strict):
+    trials: int = Field(20, ge=1, description="Default number of optuna trials.")
+    space: dict[str, ParamSpace] = Field(default_factory=dict, description="Search space per model parameter.")
+    timeout_s: float | None = Field(None, gt=0, description="Stop tuning after this many seconds.")
+
+
+class MetricsConfig(_Strict):
+    ks: list[int] = Field(default_factory=lambda: [10, 20, 50, 100], description="Cut-offs.")
+    primary: str = Field("ndcg@10", description="Metric that tuning maximises and reports lead with.")
+
+    @field_validator("ks")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(k <= 0 for k in v):
+            raise ValueError("ks must be a non-empty list of positive integers")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _primary_known(self) -> MetricsConfig:
+        name, _, k = self.primary.partition("@")
+        if name not in {"precision", "recall", "nrecall", "ndcg", "map", "hit_rate"} or not k.isdigit():
+            raise ValueError(f"metrics.primary '{self.primary}' must look like ndcg@10, recall@20, ...")
+        if int(k) not in self.ks:
+            self.ks = sorted({*self.ks, int(k)})
+        return self
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: data set, protocol, weighting, model, metrics, seed."""
+
+    name: str = Field(description="Experiment name (MLflow experiment and report file name).")
+    seed: int = Field(42, description="Seed for the split and the model.")
+    dataset: DatasetConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    weighting: dict[str, Any] = Field(default_factory=dict, description="features.matrix.WeightingConfig fields.")
+    model: ModelConfig
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    filters: dict[str, Any] = Field(default_factory=dict, description="recsys.filters.FilterConfig fields.")
+    promotion: dict[str, Any] = Field(default_factory=dict, description="recsys.rerank.PromotionConfig fields.")
+    description: str = ""
+
+    @field_validator("weighting")
+    @classmethod
+    def _weighting(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from features.matrix import WeightingConfig
+
+        WeightingConfig(**v)
+        return v
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        got = e.get("input")
+        got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        lines.append(f"{path}: {key}: {msg}{got_s}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Load and validate an experiment config; raises :class:`ConfigError` naming file and key."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    raw.setdefault("name", p.stem)
+    try:
+        return ExperimentConfig(**raw)
+    except ValidationError as e:
+        raise ConfigError(_format_error(p, e)) from None

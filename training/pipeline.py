@@ -1,0 +1,368 @@
+"""Experiment pipelines: prepare data and split, fit, evaluate, tune, save and track.
+
+Everything an experiment needs comes from its typed config (:mod:`training.config`); the same config
+and seed give the same split, the same model and the same metrics. Test data is touched only by
+:func:`evaluate_config` / the final step of :func:`tune`; model selection uses validation only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.matrix import WeightingConfig
+from features.splits import FoldMatrices, Split, SplitMatrices, leave_last_n, strong_generalization, temporal_split
+from recsys.base import Recommender
+from recsys.metrics import class_codes, evaluate
+from recsys.models import load_model, make_model
+from training.config import REPO_ROOT, ExperimentConfig, load_config
+
+_log = logging.getLogger(__name__)
+
+#: ``ndcg@10`` style names -> columns of :func:`recsys.metrics.evaluate`.
+METRIC_COLUMNS = {
+    "precision": "precision",
+    "recall": "recall",
+    "nrecall": "norm_recall",
+    "ndcg": "ndcg",
+    "map": "map",
+    "hit_rate": "hit_rate",
+}
+MODELS_DIR = REPO_ROOT / "models"
+
+
+@dataclass
+class Prepared:
+    """A config's data, split and matrices, ready to fit and evaluate."""
+
+    config: ExperimentConfig
+    split: Split
+    matrices: SplitMatrices
+    titles: pl.DataFrame | None
+    fingerprint: str
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    run_id: str | None
+    model_dir: Path
+    validation: dict[str, float]
+    test: dict[str, float] | None
+    params: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    #: Test metrics per reader segment (activity level, ...), when test was evaluated.
+    test_segments: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _seed_everything(seed: int) -> None:
+    np.random.seed(seed % (2**32))
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def _filter_min_events(events: pl.DataFrame, weighting: WeightingConfig, min_events: int) -> pl.DataFrame:
+    """Keep readers with at least ``min_events`` events that pass ``min_value`` (e.g. ratings >= 4)."""
+    if weighting.min_value is not None:
+        events = events.filter(pl.col("value") >= weighting.min_value)
+    if min_events <= 1:
+        return events
+    counts = events.group_by("reader_id").len()
+    keep = counts.filter(pl.col("len") >= min_events).select("reader_id")
+    return events.join(keep, on="reader_id", how="semi")
+
+
+def make_split(events: pl.DataFrame, config: ExperimentConfig) -> Split:
+    s = config.split
+    if s.protocol == "strong":
+        return strong_generalization(
+            events,
+            n_val_readers=s.val_frac,
+            n_test_readers=s.test_frac,
+            target_frac=s.target_frac,
+            seed=config.seed,
+            by_time=s.by_time,
+        )
+    if s.protocol == "temporal":
+        from datetime import datetime
+
+        cutoff = datetime.fromisoformat(s.cutoff) if s.cutoff else None
+        val_cutoff = datetime.fromisoformat(s.val_cutoff) if s.val_cutoff else None
+        if cutoff is None:
+            return temporal_split(events, quantile=s.quantile, val_quantile=max(s.quantile - 0.1, 0.05))
+        return temporal_split(events, cutoff=cutoff, val_cutoff=val_cutoff)
+    return leave_last_n(events, n=s.n)
+
+
+def _fingerprint(matrices: SplitMatrices, split: Split) -> str:
+    h = hashlib.sha256(matrices.train.fingerprint().encode())
+    for name, fold in sorted(matrices.folds.items()):
+        h.update(name.encode() + fold.foldin.fingerprint().encode() + fold.target.fingerprint().encode())
+    h.update(json.dumps(split.describe(), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def prepare(config: ExperimentConfig) -> Prepared:
+    """Load the data set, apply the protocol, build weighted matrices (train + folds)."""
+    from features.datasets import load_dataset
+
+    t0 = time.perf_counter()
+    ds_cfg = config.dataset
+    dataset = load_dataset(
+        ds_cfg.kind,
+        path=ds_cfg.resolved_path() if ds_cfg.path else None,
+        profile=ds_cfg.profile,
+        seed=ds_cfg.synth_seed,
+    )
+    weighting = WeightingConfig(**config.weighting)
+    events = _filter_min_events(dataset.interactions.collect(), weighting, config.split.min_events)
+    split = make_split(events, config)
+    matrices = split.to_matrices(weighting)
+    return Prepared(config, split, matrices, dataset.titles, _fingerprint(matrices, split), time.perf_counter() - t0)
+
+
+def build_model(config: ExperimentConfig, params: dict[str, Any] | None = None) -> Recommender:
+    p = dict(config.model.params)
+    p.update(params or {})
+    if "seed" in _param_names(config.model.name) and "seed" not in p:
+        p["seed"] = config.seed
+    return make_model(config.model.name, **p)
+
+
+def _param_names(model_name: str) -> list[str]:
+    from recsys.models import MODELS
+
+    return MODELS[model_name]._param_names()
+
+
+def fit(prepared: Prepared, params: dict[str, Any] | None = None) -> Recommender:
+    """Fit the config's model on train; a hybrid also fits its blend weights on validation."""
+    model = build_model(prepared.config, params)
+    model.fit(prepared.matrices.train, prepared.titles)
+    if prepared.config.model.name == "hybrid" and "validation" in prepared.matrices.folds:
+        fold = prepared.matrices.folds["validation"]
+        metric, _, k = prepared.config.metrics.primary.partition("@")
+        model.fit_weights(fold.foldin.matrix, fold.target.matrix, metric=METRIC_COLUMNS.get(metric, metric), k=int(k))
+    return model
+
+
+def _title_classes(prepared: Prepared, model: Recommender) -> np.ndarray | None:
+    if prepared.titles is None or "clc_class" not in prepared.titles.columns:
+        return None
+    frame = pl.DataFrame({"title_id": model.titles_.series}).join(
+        prepared.titles.select("title_id", "clc_class"), on="title_id", how="left", maintain_order="left"
+    )
+    return class_codes(frame["clc_class"])
+
+
+def activity_segments(history) -> np.ndarray:
+    """Reader activity level from the number of fold-in titles: light (< p33), medium, heavy (>= p67)."""
+    counts = np.diff(history.indptr)
+    lo, hi = np.quantile(counts, [1 / 3, 2 / 3]) if counts.size else (0, 0)
+    return np.where(counts < lo, "activity:light", np.where(counts >= hi, "activity:heavy", "activity:medium"))
+
+
+def evaluate_fold(
+    model: Recommender, fold: FoldMatrices, ks: list[int], title_class: np.ndarray | None = None
+) -> pl.DataFrame:
+    """Metrics of a fitted model on one fold: recommend from fold-in histories, compare with targets."""
+    recs, _ = model.recommend(None, max(ks), filter_seen=True, history=fold.foldin.matrix)
+    return evaluate(
+        recs,
+        fold.target.matrix,
+        ks=ks,
+        segments=activity_segments(fold.foldin.matrix),
+        popularity=model.popularity_,
+        n_readers=model.user_items_.shape[0],
+        title_class=title_class,
+    )
+
+
+def metrics_dict(table: pl.DataFrame, segment: str = "all") -> dict[str, float]:
+    """``{"ndcg@10": ..., "coverage@10": ...}`` for one segment of an :func:`evaluate` table."""
+    out: dict[str, float] = {}
+    for row in table.filter(pl.col("segment") == segment).iter_rows(named=True):
+        k = row["k"]
+        for name, value in row.items():
+            if name in ("segment", "k") or value is None:
+                continue
+            if name == "readers":
+                out["readers"] = float(value)
+                continue
+            short = next((s for s, c in METRIC_COLUMNS.items() if c == name), name)
+            out[f"{short}@{k}"] = float(value)
+    return out
+
+
+def primary_value(metrics: dict[str, float], config: ExperimentConfig) -> float:
+    return metrics[config.metrics.primary]
+
+
+def _save_atomically(model: Recommender, target: Path) -> Path:
+    """Save into a temporary sibling and rename, so Ctrl-C never leaves a half-written model directory."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _run_params(config: ExperimentConfig, model: Recommender, prepared: Prepared) -> dict[str, Any]:
+    return {
+        "config": json.loads(config.model_dump_json()),
+        "model_params": model.get_params() if config.model.name != "hybrid" else {"weights": model.weights},
+        "dataset_fingerprint": prepared.fingerprint,
+    }
+
+
+def train(
+    config: ExperimentConfig | str | Path,
+    out: Path | None = None,
+    track: bool = True,
+    params: dict[str, Any] | None = None,
+    evaluate_test: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Fit on train, evaluate on validation (and test if asked), save the model directory, log to MLflow."""
+    from training import tracking
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    say = progress or (lambda msg: _log.info(msg))
+    _seed_everything(cfg.seed)
+    timings: dict[str, float] = {}
+    say(f"[{cfg.name}] preparing {cfg.dataset.kind} data, {cfg.split.protocol} split")
+    prepared = prepare(cfg)
+    timings["prepare_s"] = prepared.seconds
+    t = time.perf_counter()
+    say(
+        f"[{cfg.name}] fitting {cfg.model.name} on {prepared.matrices.train.shape[0]} readers x "
+        f"{prepared.matrices.train.shape[1]} titles"
+    )
+    model = fit(prepared, params)
+    timings["fit_s"] = time.perf_counter() - t
+    classes = _title_classes(prepared, model)
+    t = time.perf_counter()
+    val_table = evaluate_fold(model, prepared.matrices.folds["validation"], cfg.metrics.ks, classes)
+    validation = metrics_dict(val_table)
+    test_table = None
+    if evaluate_test:
+        test_table = evaluate_fold(model, prepared.matrices.folds["test"], cfg.metrics.ks, classes)
+    timings["evaluate_s"] = time.perf_counter() - t
+    out = out or MODELS_DIR / cfg.name
+    say(f"[{cfg.name}] validation {cfg.metrics.primary} = {validation[cfg.metrics.primary]:.4f}; saving to {out}")
+    model_dir = _save_atomically(model, out)
+    (model_dir / "experiment.json").write_text(
+        json.dumps(
+            {
+                "config": json.loads(cfg.model_dump_json()),
+                "fingerprint": prepared.fingerprint,
+                "validation": validation,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    run_id = None
+    test = metrics_dict(test_table) if test_table is not None else None
+    if track:
+        with tracking.run(
+            cfg.name,
+            f"train-{cfg.model.name}",
+            _run_params(cfg, model, prepared),
+            tags={"dataset_fingerprint": prepared.fingerprint, "kind": "train"},
+        ) as active:
+            tracking.log_metrics(validation, prefix="val_")
+            if test is not None:
+                tracking.log_metrics(test, prefix="test_")
+            for seg in val_table["segment"].unique().to_list():
+                if seg != "all":
+                    tracking.log_metrics(metrics_dict(val_table, seg), prefix=f"val_{seg}_")
+            tracking.log_metrics(timings)
+            tracking.log_json(json.loads(cfg.model_dump_json()), "config.json")
+            tracking.log_json(prepared.split.describe(), "split.json")
+            tracking.log_model_dir(model_dir)
+            run_id = active.info.run_id
+    segments = {}
+    if test_table is not None:
+        segments = {s: metrics_dict(test_table, s) for s in test_table["segment"].unique().to_list() if s != "all"}
+    params_out = model.get_params() if cfg.model.name != "hybrid" else {"weights": model.weights}
+    return TrainResult(run_id, model_dir, validation, test, params_out, timings, segments)
+
+
+def evaluate_config(config: ExperimentConfig | str | Path, on: str = "test", track: bool = True) -> dict[str, Any]:
+    """Fit the config's model on train and evaluate once on ``on`` (test by default)."""
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    _seed_everything(cfg.seed)
+    prepared = prepare(cfg)
+    model = fit(prepared)
+    table = evaluate_fold(model, prepared.matrices.folds[on], cfg.metrics.ks, _title_classes(prepared, model))
+    result = {
+        "name": cfg.name,
+        "on": on,
+        "metrics": metrics_dict(table),
+        "table": table.to_dicts(),
+        "fingerprint": prepared.fingerprint,
+    }
+    if track:
+        from training import tracking
+
+        with tracking.run(
+            cfg.name,
+            f"evaluate-{cfg.model.name}",
+            _run_params(cfg, model, prepared),
+            tags={"dataset_fingerprint": prepared.fingerprint, "kind": "evaluate"},
+        ):
+            tracking.log_metrics(result["metrics"], prefix=f"{on}_")
+    return result
+
+
+def evaluate_target(target: str, on: str = "test") -> dict[str, Any]:
+    """``yuedu evaluate CONFIG|MODEL_URI``: a config file, or a trained model (``runs:/<id>``,
+    ``models:/<name>@<alias>`` or a model directory) evaluated on its experiment's ``on`` fold."""
+    from training import tracking
+
+    p = Path(target)
+    if p.suffix == ".toml":
+        return evaluate_config(p, on=on)
+    if target.startswith("runs:/"):
+        model_dir = tracking.download_model_dir(target.removeprefix("runs:/").split("/")[0])
+    elif target.startswith("models:/"):
+        name, _, alias = target.removeprefix("models:/").partition("@")
+        _, run_id = tracking.resolve_alias(alias or "production", name)
+        model_dir = tracking.download_model_dir(run_id)
+    elif (p / "model.json").exists():
+        model_dir = p
+    else:
+        raise FileNotFoundError(f"{target}: not a config (.toml), a runs:/ or models:/ URI, or a model directory")
+    meta = json.loads((model_dir / "experiment.json").read_text())
+    cfg = ExperimentConfig(**meta["config"])
+    prepared = prepare(cfg)
+    if prepared.fingerprint != meta["fingerprint"]:
+        _log.warning("data fingerprint differs from training (%s != %s)", prepared.fingerprint, meta["fingerprint"])
+    model = load_model(model_dir)
+    table = evaluate_fold(model, prepared.matrices.folds[on], cfg.metrics.ks, _title_classes(prepared, model))
+    return {
+        "name": cfg.name,
+        "on": on,
+        "metrics": metrics_dict(table),
+        "table": table.to_dicts(),
+        "fingerprint": prepared.fingerprint,
+        "model_dir": str(model_dir),
+    }
