@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "serving.cli.acquisition_cmds",
     "serving.cli.training_cmds",
     "serving.cli.serve_cmds",
+    "serving.cli.bench_cmds",
     "serving.cli.demo",
 )
 
