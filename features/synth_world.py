@@ -298,7 +298,7 @@ def build_bookstores(rng: np.random.Generator, branches: pl.DataFrame) -> pl.Dat
             "lon": lon,
         }
     )
-    if not frame["branch_id"].is_in(branches["branch_id"]).all():  # pragma: no cover - construction bug
+    if not frame["branch_id"].is_in(branches["branch_id"].implode()).all():  # pragma: no cover - construction bug
         raise RuntimeError("bookstore references a branch that does not exist")
     return conform(frame, "bookstores")
 
