@@ -274,3 +274,18 @@ def test_draw_in_ranges_stays_in_range(weights: list[float], data) -> None:
     hi = np.minimum(lo + np.array(data.draw(st.lists(st.integers(1, n), min_size=len(lo), max_size=len(lo)))), n)
     idx = draw_in_ranges(np.random.default_rng(0), cumulative(np.array(weights)), lo, hi)
     assert ((idx >= lo) & (idx < hi)).all()
+
+
+def test_cli_writes_a_city(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    result = CliRunner().invoke(
+        app, ["data", "synth", "--profile", "small", "--seed", "4", "--out", str(tmp_path), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "loans" in result.output
+    assert all((tmp_path / f"{t}.parquet").exists() for t in SYNTH_TABLES)
+    bad = CliRunner().invoke(app, ["data", "synth", "--profile", "nope", "--out", str(tmp_path)])
+    assert bad.exit_code == 2
