@@ -237,6 +237,34 @@ def _fallback_temporal(raw: pl.DataFrame, parsed: pl.DataFrame, table: str) -> p
     return parsed
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A key-membership flag computed by a join: ``flag`` is true for rows whose non-null ``column``
+    is in ``keys`` (``how="semi"``) or not in them (``how="anti"``)."""
+
+    flag: str
+    column: str
+    keys: pl.Series
+    how: str
+
+    def mask(self, parsed: pl.DataFrame) -> pl.Series:
+        """The flag over ``parsed`` (which has ``__row``); a hash join beats ``is_in`` on big frames."""
+        keys = self.keys.cast(pl.String).drop_nulls().unique().to_frame(self.column)
+        rows = (
+            parsed.lazy()
+            .select(ROW, self.column)
+            .filter(pl.col(self.column).is_not_null())
+            .join(keys.lazy(), on=self.column, how=self.how)
+            .select(ROW)
+            .collect()
+            .get_column(ROW)
+            .to_numpy()
+        )
+        flags = np.zeros(parsed.height, dtype=bool)
+        flags[rows - 1] = True
+        return pl.Series(self.flag, flags)
+
+
 def build_checks(
     raw_columns: list[str],
     table: str,
@@ -308,34 +336,6 @@ def build_checks(
         lookups.append(Lookup("__existing__", pk, existing_keys, "semi"))
         checks.append(Check(pk, DUPLICATE_ID, pl.col("__existing__"), msg))
     return checks, unchecked, lookups
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """A key-membership flag computed by a join: ``flag`` is true for rows whose non-null ``column``
-    is in ``keys`` (``how="semi"``) or not in them (``how="anti"``)."""
-
-    flag: str
-    column: str
-    keys: pl.Series
-    how: str
-
-    def mask(self, parsed: pl.DataFrame) -> pl.Series:
-        """The flag over ``parsed`` (which has ``__row``); a hash join beats ``is_in`` on big frames."""
-        keys = self.keys.cast(pl.String).drop_nulls().unique().to_frame(self.column)
-        rows = (
-            parsed.lazy()
-            .select(ROW, self.column)
-            .filter(pl.col(self.column).is_not_null())
-            .join(keys.lazy(), on=self.column, how=self.how)
-            .select(ROW)
-            .collect()
-            .get_column(ROW)
-            .to_numpy()
-        )
-        flags = np.zeros(parsed.height, dtype=bool)
-        flags[rows - 1] = True
-        return pl.Series(self.flag, flags)
 
 
 def _duplicate_check(schema: TableSchema) -> Check:
