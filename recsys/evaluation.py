@@ -1,0 +1,588 @@
+"""Offline evaluation on real and synthetic data: protocols, validation-only tuning, baselines.
+
+One run = one data set x one protocol x several seeds. Per seed:
+
+1. the protocol splits the events into train / validation / test (:func:`make_split`);
+2. every yuedu model is tuned on VALIDATION only: a small grid over matrix choices (binary,
+   BM25, recency decay; titles with fewer than ``min_title_readers`` training readers pruned)
+   and model parameters, ranked by NDCG@10 (:data:`GRIDS`);
+3. a hybrid blends the tuned EASE, item-kNN and ALS with weights fitted on validation;
+4. the TEST fold is touched once per seed and model, with the chosen configuration;
+5. raw ``implicit`` ALS, BPR and cosine item-kNN with their default parameters are evaluated on
+   the same test fold by the same metric code (baseline rows), plus an oracle for synthetic data.
+
+Results are per-seed rows (:class:`SeedResult`); :func:`summarise` gives mean and standard
+deviation over seeds. Metrics (``recsys.metrics``): normalised Recall@20/50 (hits / min(k, |T|)),
+NDCG@10/100 and catalogue coverage of the top 20.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from features.datasets import Dataset
+from features.interactions import standardise
+from features.matrix import InteractionMatrix, WeightingConfig
+from features.splits import EvalFold, Split, SplitMatrices, strong_generalization, temporal_split
+from features.vocab import Vocabulary
+from recsys.base import Recommender, top_n_dense
+from recsys.metrics import catalogue_coverage, ndcg_at_k, normalized_recall_at_k
+from recsys.models import make_model
+from recsys.models.hybrid import HybridRecommender
+
+_log = logging.getLogger(__name__)
+
+#: Longest list evaluated (NDCG@100).
+LIST_LENGTH = 100
+#: Metric columns of every result row, in report order.
+METRICS: tuple[str, ...] = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "coverage@20")
+#: The validation metric hyper-parameters are chosen by.
+SELECTION_METRIC = "ndcg@10"
+#: Protocols per data set.
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "movielens": ("strong", "temporal"),
+    "sco": ("temporal",),
+    "city": ("temporal",),
+}
+#: MovieLens: ratings at or above this are positive feedback.
+MOVIELENS_POSITIVE = 4.0
+#: MovieLens: readers with fewer positives are dropped.
+MOVIELENS_MIN_POSITIVES = 5
+
+
+class EvaluationError(ValueError):
+    """An evaluation cannot run as asked (unknown data set / protocol / model, empty fold...)."""
+
+
+# --- matrix choices and model grids ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixChoice:
+    """How the training matrix is built for a model: a weighting and a title support cut.
+
+    ``min_title_readers``: titles with fewer training readers are left out of the model (it can
+    never recommend them; target events on them still count as misses).
+    """
+
+    name: str
+    weighting: WeightingConfig
+    min_title_readers: int = 1
+
+
+def matrix_choices(protocol: str, quick: bool) -> list[MatrixChoice]:
+    """The weighting options tuned over: binary and BM25; recency decay for time-based protocols."""
+    binary = WeightingConfig(binarize=True)
+    out = [MatrixChoice("binary", binary, 1 if quick else 2)]
+    if quick:
+        return out
+    out.append(MatrixChoice("bm25", WeightingConfig(binarize=True, scheme="bm25"), 2))
+    if protocol == "temporal":
+        out.append(MatrixChoice("recency365", WeightingConfig(binarize=False, aggregate="max", half_life_days=365), 2))
+    return out
+
+
+#: Parameter grid per yuedu model (full run); ``quick`` uses the first entry of each.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "popular": [{}],
+    "itemknn": [
+        {"K": 50, "similarity": "cosine"},
+        {"K": 200, "similarity": "cosine"},
+        {"K": 100, "similarity": "bm25"},
+    ],
+    "als": [
+        {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15},
+        {"factors": 128, "regularization": 1.0, "alpha": 5.0, "iterations": 15},
+        {"factors": 32, "regularization": 0.1, "alpha": 2.0, "iterations": 15},
+    ],
+    "bpr": [
+        {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
+        {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 200},
+    ],
+    "ease": [{"lambda_": 200.0}, {"lambda_": 50.0}, {"lambda_": 500.0}, {"lambda_": 20.0}],
+}
+#: Components of the validation-blended hybrid (each with its own tuned parameters).
+HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "itemknn", "als")
+#: Models whose seed parameter follows the run seed.
+_SEEDED = {"als", "bpr"}
+
+
+# --- protocols --------------------------------------------------------------------------------------
+
+
+def prepare_events(dataset: Dataset, kind: str) -> pl.DataFrame:
+    """The events a protocol splits: MovieLens positives (rating >= 4, readers with >= 5 of them);
+    every event otherwise."""
+    events = standardise(dataset.interactions).collect()
+    if kind == "movielens":
+        events = events.filter(pl.col("value") >= MOVIELENS_POSITIVE)
+        events = events.filter(pl.len().over("reader_id") >= MOVIELENS_MIN_POSITIVES)
+    if events.height == 0:
+        raise EvaluationError(f"{dataset.name}: no events to evaluate")
+    return events
+
+
+def per_reader_temporal_split(events: pl.DataFrame, target_frac: float = 0.2) -> Split:
+    """Each reader's last ``target_frac`` of events by time is the test target, the slice before
+    it the validation target, the rest train (readers keep >= 1 train event; ties by title id).
+
+    Validation fold-in = the reader's train events; test fold-in = train + validation events."""
+    if not 0.0 < target_frac < 0.5:
+        raise EvaluationError(f"per-reader temporal split: target_frac must be in (0, 0.5), got {target_frac}")
+    frame = standardise(events).collect().sort(["reader_id", "occurred_at", "title_id"])
+    n = pl.len().over("reader_id")
+    from_end = pl.int_range(pl.len()).reverse().over("reader_id")
+    n_target = (n.cast(pl.Float64) * target_frac).ceil().cast(pl.Int64)
+    # Readers with 2 events give 1 test target and no validation; a reader always keeps a train event.
+    n_val = pl.min_horizontal(n_target, n - n_target - 1).clip(0)
+    frame = frame.with_columns(
+        (from_end < pl.min_horizontal(n_target, n - 1)).alias("_test"),
+        ((from_end >= n_target) & (from_end < n_target + n_val)).alias("_val"),
+    )
+    frame = frame.with_columns(pl.col("_val") & ~pl.col("_test"))
+    train = frame.filter(~pl.col("_test") & ~pl.col("_val"))
+
+    def fold(foldin: pl.DataFrame, target: pl.DataFrame) -> EvalFold:
+        readers = target["reader_id"].unique().sort()
+        readers = readers.filter(readers.is_in(foldin["reader_id"].unique().implode()))
+        keep = pl.col("reader_id").is_in(readers.implode())
+        drop = [c for c in frame.columns if c.startswith("_")]
+        return EvalFold(foldin.filter(keep).drop(drop), target.filter(keep).drop(drop), readers.to_list(), {})
+
+    folds = {
+        "validation": fold(train, frame.filter(pl.col("_val"))),
+        "test": fold(frame.filter(~pl.col("_test")), frame.filter(pl.col("_test"))),
+    }
+    return Split("per_reader_temporal", train.drop([c for c in frame.columns if c.startswith("_")]), folds, {})
+
+
+def make_split(kind: str, protocol: str, events: pl.DataFrame, seed: int) -> Split:
+    """The split of one seed.
+
+    * ``strong`` (any data set): 10 % validation and 10 % test readers drawn with ``seed``, each
+      held-out reader's events 80 % fold-in / 20 % target at random;
+    * ``temporal`` on MovieLens: :func:`per_reader_temporal_split` (last 20 % by time);
+    * ``temporal`` on SCO: global cut at the 80th percentile of loan dates, validation target the
+      70th-80th percentile slice;
+    * ``temporal`` on a synthetic city: the last half-year is the test target, the half-year before
+      it validation (so the models of the test step train on the first 2.5 of 3 years at most).
+    """
+    if protocol == "strong":
+        return strong_generalization(events, 0.1, 0.1, 0.2, seed=seed)
+    if protocol != "temporal":
+        raise EvaluationError(f"unknown protocol {protocol!r}; expected strong or temporal")
+    if kind == "movielens":
+        return per_reader_temporal_split(events, 0.2)
+    if kind == "sco":
+        return temporal_split(events, quantile=0.8, val_quantile=0.7)
+    if kind == "city":
+        last = events["occurred_at"].max()
+        cut = last - timedelta(days=182)
+        return temporal_split(events, cutoff=cut, val_cutoff=cut - timedelta(days=182))
+    raise EvaluationError(f"no temporal protocol for data set {kind!r}")
+
+
+# --- matrices with a title support cut -----------------------------------------------------------
+
+
+@dataclass
+class PrunedMatrices:
+    """Split matrices restricted to ``kept`` title columns for fitting and fold-in; targets stay
+    over the full train title vocabulary so that pruned titles count as misses."""
+
+    train: InteractionMatrix
+    foldin: dict[str, sp.csr_matrix]
+    kept: np.ndarray
+    full: SplitMatrices
+
+
+def prune(full: SplitMatrices, min_title_readers: int) -> PrunedMatrices:
+    """Keep titles with at least ``min_title_readers`` distinct training readers."""
+    X = full.train.matrix
+    readers_per_title = np.bincount(X.indices, minlength=X.shape[1])
+    kept = np.flatnonzero(readers_per_title >= min_title_readers).astype(np.int32)
+    if kept.size == X.shape[1]:
+        train = full.train
+    else:
+        titles = Vocabulary(full.train.titles.series.gather(kept), full.train.titles.name)
+        train = InteractionMatrix(X[:, kept], full.train.readers, titles, dict(full.train.meta))
+    foldin = {name: f.foldin.matrix[:, kept] for name, f in full.folds.items()}
+    return PrunedMatrices(train, foldin, kept, full)
+
+
+# --- scoring ---------------------------------------------------------------------------------------
+
+
+def metric_row(recs: np.ndarray, target: sp.csr_matrix) -> dict[str, float]:
+    """The reported metrics of a recommendation matrix (title columns of the full vocabulary)."""
+    n_titles = target.shape[1]
+    return {
+        "recall@20": normalized_recall_at_k(recs, target, 20),
+        "recall@50": normalized_recall_at_k(recs, target, 50),
+        "ndcg@10": ndcg_at_k(recs, target, 10),
+        "ndcg@100": ndcg_at_k(recs, target, 100),
+        "coverage@20": catalogue_coverage(recs, n_titles, 20),
+    }
+
+
+def recommend_fold(model: Recommender, data: PrunedMatrices, fold: str, n: int = LIST_LENGTH) -> np.ndarray:
+    """Top-``n`` full-vocabulary title columns for the fold's readers from their fold-in."""
+    hist = data.foldin[fold]
+    ids, _ = model.recommend(None, n, history=hist)
+    return np.where(ids >= 0, data.kept[np.maximum(ids, 0)], -1).astype(np.int32)
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SeedResult:
+    """One model's test metrics on one seed, with what was chosen on validation."""
+
+    seed: int
+    model: str
+    kind: str  # "yuedu", "baseline" or "oracle"
+    metrics: dict[str, float]
+    validation: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    test_evaluations: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "model": self.model,
+            "kind": self.kind,
+            "metrics": self.metrics,
+            "validation": self.validation,
+            "params": self.params,
+            "seconds": round(self.seconds, 3),
+            "test_evaluations": self.test_evaluations,
+        }
+
+
+def summarise(results: list[SeedResult]) -> pl.DataFrame:
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) of every metric per model,
+    computed from the per-seed values. Columns: model, kind, seeds, ``<metric>_mean``, ``<metric>_std``."""
+    if not results:
+        return pl.DataFrame()
+    long = pl.DataFrame(
+        [{"model": r.model, "kind": r.kind, "seed": r.seed, **r.metrics} for r in results],
+        infer_schema_length=None,
+    )
+    aggs: list[pl.Expr] = [pl.col("seed").n_unique().alias("seeds")]
+    for m in METRICS:
+        aggs += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std(ddof=1).fill_null(0.0).alias(f"{m}_std")]
+    order = {"yuedu": 0, "baseline": 1, "oracle": 2}
+    return (
+        long.group_by("model", "kind", maintain_order=True)
+        .agg(aggs)
+        .with_columns(pl.col("kind").replace_strict(order, default=3).alias("_o"))
+        .sort("_o", maintain_order=True)
+        .drop("_o")
+    )
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunConfig:
+    """What to evaluate. ``threads``: BLAS / implicit threads (0 = all cores)."""
+
+    dataset: str
+    protocol: str
+    models: tuple[str, ...] = ("popular", "itemknn", "als", "bpr", "ease", "hybrid")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    quick: bool = False
+    baselines: bool = True
+    threads: int = 0
+
+
+@dataclass
+class _Candidate:
+    model: Recommender
+    choice: MatrixChoice
+    params: dict[str, Any]
+    validation: dict[str, float]
+
+
+def _fit(name: str, params: dict[str, Any], seed: int, threads: int, data: PrunedMatrices, titles) -> Recommender:
+    p = dict(params)
+    if name in _SEEDED:
+        p["seed"] = seed
+    if name in ("itemknn", "als", "bpr", "ease"):
+        p["threads"] = threads
+    return make_model(name, **p).fit(data.train, titles)
+
+
+def tune(
+    name: str,
+    grid: list[dict[str, Any]],
+    prepared: dict[str, PrunedMatrices],
+    choices: list[MatrixChoice],
+    seed: int,
+    threads: int,
+    titles: pl.DataFrame | None,
+    time_budget_s: float | None = None,
+) -> dict[str, _Candidate]:
+    """Fit every (matrix choice, params) on train and score it on VALIDATION; return the best
+    candidate per matrix choice (so the hybrid can combine components built on one matrix).
+    ``time_budget_s``: stop trying further configurations once exceeded (the best so far wins)."""
+    started = time.perf_counter()
+    best: dict[str, _Candidate] = {}
+    for choice, params in itertools.product(choices, grid):
+        data = prepared[choice.name]
+        model = _fit(name, params, seed, threads, data, titles)
+        val = metric_row(recommend_fold(model, data, "validation"), data.full.folds["validation"].target.matrix)
+        _log.debug("tune %s %s %s: ndcg@10 %.4f", name, choice.name, params, val[SELECTION_METRIC])
+        current = best.get(choice.name)
+        if current is None or val[SELECTION_METRIC] > current.validation[SELECTION_METRIC]:
+            best[choice.name] = _Candidate(model, choice, params, val)
+        if time_budget_s is not None and time.perf_counter() - started > time_budget_s:
+            _log.info("tune %s: time budget of %.0f s reached", name, time_budget_s)
+            break
+    return best
+
+
+def _winner(cands: dict[str, _Candidate]) -> _Candidate:
+    return max(cands.values(), key=lambda c: c.validation[SELECTION_METRIC])
+
+
+def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict[str, np.ndarray]:
+    """Test recommendations of raw ``implicit`` models with DEFAULT parameters on the binary
+    training matrix, called directly (no yuedu model code).
+
+    * ALS: ``fit`` on train, then ``recommend(..., user_items=fold-in, recalculate_user=True)``;
+    * BPR has no fold-in, so it is fitted on train plus the test readers' fold-in rows (appended
+      as new users) and recommends for those rows;
+    * cosine item-kNN: ``fit`` on train, ``recommend`` from the fold-in rows.
+    Titles unknown to train cannot be recommended by any model."""
+    from implicit.als import AlternatingLeastSquares
+    from implicit.bpr import BayesianPersonalizedRanking
+    from implicit.nearest_neighbours import CosineRecommender
+
+    train = full.train.matrix.copy()
+    train.data[:] = 1.0
+    foldin = full.folds["test"].foldin.matrix.copy()
+    foldin.data[:] = 1.0
+    k = foldin.shape[0]
+    users = np.arange(k)
+    out: dict[str, np.ndarray] = {}
+    with threadpool_limits(1, user_api="blas"):
+        als = AlternatingLeastSquares(random_state=seed, num_threads=threads)
+        als.fit(train, show_progress=False)
+        out["raw-implicit-als"], _ = als.recommend(users, foldin, N=LIST_LENGTH, recalculate_user=True)
+        stacked = sp.vstack([train, foldin]).tocsr()
+        bpr = BayesianPersonalizedRanking(random_state=seed, num_threads=threads)
+        bpr.fit(stacked, show_progress=False)
+        out["raw-implicit-bpr"], _ = bpr.recommend(train.shape[0] + users, foldin, N=LIST_LENGTH)
+        knn = CosineRecommender(num_threads=threads)
+        knn.fit(train, show_progress=False)
+        out["raw-implicit-cosine"], _ = knn.recommend(users, foldin, N=LIST_LENGTH)
+    return {name: np.asarray(ids, dtype=np.int32) for name, ids in out.items()}
+
+
+def oracle_recommendations(data_dir, full: SplitMatrices) -> np.ndarray:
+    """Ceiling for synthetic data: rank titles by the generator's true tastes (seen titles skipped)."""
+    from features.synth import oracle_scores
+
+    fold = full.folds["test"]
+    scores = np.asarray(oracle_scores(data_dir, fold.foldin.readers.ids, full.train.titles.ids), dtype=np.float32)
+    allowed = np.arange(scores.shape[1], dtype=np.int32)
+    recs, _ = top_n_dense(scores, LIST_LENGTH, fold.foldin.matrix, allowed)
+    return recs
+
+
+def evaluate_seed(
+    kind: str,
+    dataset: Dataset,
+    events: pl.DataFrame,
+    config: RunConfig,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[SeedResult], dict[str, Any]]:
+    """Tune on validation, test once per model, evaluate the baselines: one seed of a run."""
+    note = progress or (lambda _msg: None)
+    split = make_split(kind, config.protocol, events, seed)
+    for fold in ("validation", "test"):
+        if not split.folds[fold].readers:
+            raise EvaluationError(f"{dataset.name} {config.protocol} seed {seed}: the {fold} fold has no readers")
+    choices = matrix_choices(config.protocol, config.quick)
+    prepared = {c.name: prune(split.to_matrices(c.weighting), c.min_title_readers) for c in choices}
+    any_full = next(iter(prepared.values())).full
+    test_target = any_full.folds["test"].target.matrix
+    titles = dataset.titles
+    results: list[SeedResult] = []
+    tuned: dict[str, dict[str, _Candidate]] = {}
+    for name in config.models:
+        if name == "hybrid":
+            continue
+        if name not in GRIDS:
+            raise EvaluationError(f"no tuning grid for model {name!r}; known: {sorted(GRIDS)} and hybrid")
+        note(f"seed {seed}: tuning {name}")
+        t0 = time.perf_counter()
+        grid = GRIDS[name][:1] if config.quick else GRIDS[name]
+        model_choices = choices if name != "popular" else choices[:1]
+        tuned[name] = tune(name, grid, prepared, model_choices, seed, config.threads, titles)
+        win = _winner(tuned[name])
+        recs = recommend_fold(win.model, prepared[win.choice.name], "test")
+        results.append(
+            SeedResult(
+                seed,
+                name,
+                "yuedu",
+                metric_row(recs, test_target),
+                win.validation,
+                {"matrix": win.choice.name, "min_title_readers": win.choice.min_title_readers, **win.params},
+                time.perf_counter() - t0,
+            )
+        )
+    if "hybrid" in config.models:
+        note(f"seed {seed}: blending hybrid")
+        t0 = time.perf_counter()
+        hybrid = _tune_hybrid(tuned, prepared, choices, seed, config, titles)
+        if hybrid is not None:
+            model, choice, weights, comps, val = hybrid
+            recs = recommend_fold(model, prepared[choice.name], "test")
+            results.append(
+                SeedResult(
+                    seed,
+                    "hybrid",
+                    "yuedu",
+                    metric_row(recs, test_target),
+                    val,
+                    {"matrix": choice.name, "weights": weights, "components": comps},
+                    time.perf_counter() - t0,
+                )
+            )
+    if config.baselines:
+        note(f"seed {seed}: raw implicit baselines")
+        t0 = time.perf_counter()
+        base = raw_implicit_baselines(prepared["binary"].full, config.threads, seed)
+        for name, recs in base.items():
+            results.append(SeedResult(seed, name, "baseline", metric_row(recs, test_target), {}, {"defaults": True}))
+        for r in results[-len(base) :]:
+            r.seconds = (time.perf_counter() - t0) / len(base)
+    if kind == "city" and dataset.data_dir is not None:
+        try:
+            recs = oracle_recommendations(dataset.data_dir, prepared["binary"].full)
+        except (ImportError, FileNotFoundError, KeyError) as exc:
+            _log.warning("oracle row skipped: %s", exc)
+        else:
+            results.append(SeedResult(seed, "oracle", "oracle", metric_row(recs, test_target), {}, {}))
+    info = {"seed": seed, "split": split.describe()}
+    return results, info
+
+
+def _tune_hybrid(
+    tuned: dict[str, dict[str, _Candidate]],
+    prepared: dict[str, PrunedMatrices],
+    choices: list[MatrixChoice],
+    seed: int,
+    config: RunConfig,
+    titles: pl.DataFrame | None,
+) -> tuple[HybridRecommender, MatrixChoice, dict[str, float], dict[str, Any], dict[str, float]] | None:
+    """Blend the tuned components that share one matrix choice; weights fitted on validation.
+    Components missing from the run are tuned here first. The matrix choice whose blend scores
+    best on validation wins."""
+    for name in HYBRID_COMPONENTS:
+        if name not in tuned:
+            grid = GRIDS[name][:1] if config.quick else GRIDS[name]
+            tuned[name] = tune(name, grid, prepared, choices, seed, config.threads, titles)
+    best = None
+    for choice in choices:
+        comps = {n: tuned[n][choice.name] for n in HYBRID_COMPONENTS if choice.name in tuned[n]}
+        if len(comps) < 2:
+            continue
+        data = prepared[choice.name]
+        hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
+        val_target = data.full.folds["validation"].target.matrix
+        # fit_weights ranks over the pruned columns: give it the pruned view of the validation target
+        weights = hybrid.fit_weights(data.foldin["validation"], val_target[:, data.kept], metric="ndcg", k=10)
+        val = metric_row(recommend_fold(hybrid, data, "validation"), val_target)
+        if best is None or val[SELECTION_METRIC] > best[4][SELECTION_METRIC]:
+            params = {n: c.params for n, c in comps.items()}
+            best = (hybrid, choice, weights, params, val)
+    return best
+
+
+def run_evaluation(
+    dataset: Dataset,
+    kind: str,
+    config: RunConfig,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``config.models`` on ``dataset`` over ``config.seeds``.
+
+    Returns a JSON-serialisable report: per-seed results, the summary (mean / std per model), the
+    split descriptions, the ratio of the best yuedu model's NDCG@10 to raw implicit ALS, wall time
+    (seconds) and thread settings.
+    """
+    if kind not in PROTOCOLS or config.protocol not in PROTOCOLS[kind] + ("strong",):
+        raise EvaluationError(f"protocol {config.protocol!r} is not defined for data set {kind!r}")
+    unknown = [m for m in config.models if m not in GRIDS and m != "hybrid"]
+    if unknown:
+        raise EvaluationError(f"unknown model(s) {unknown}; known: {sorted(GRIDS)} and hybrid")
+    started = time.perf_counter()
+    events = prepare_events(dataset, kind)
+    results: list[SeedResult] = []
+    splits = []
+    with threadpool_limits(config.threads or None, user_api="blas"):
+        for seed in config.seeds:
+            res, info = evaluate_seed(kind, dataset, events, config, seed, progress)
+            results += res
+            splits.append(info)
+    summary = summarise(results)
+    report = {
+        "dataset": dataset.name,
+        "kind": kind,
+        "protocol": config.protocol,
+        "models": list(config.models),
+        "seeds": list(config.seeds),
+        "quick": config.quick,
+        "events": events.height,
+        "readers": events["reader_id"].n_unique(),
+        "titles": events["title_id"].n_unique(),
+        "results": [r.to_dict() for r in results],
+        "summary": summary.to_dicts(),
+        "splits": splits,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "threads": {"cpu_count": os.cpu_count(), "requested": config.threads},
+    }
+    report["comparison"] = compare(summary)
+    return report
+
+
+def compare(summary: pl.DataFrame) -> dict[str, Any]:
+    """Best yuedu model by mean NDCG@10 and its ratio to raw implicit ALS defaults and to EASE."""
+    if summary.is_empty():
+        return {}
+    yuedu = summary.filter(pl.col("kind") == "yuedu").sort("ndcg@10_mean", descending=True)
+    out: dict[str, Any] = {}
+    if yuedu.height:
+        best = yuedu.row(0, named=True)
+        out["best_model"] = best["model"]
+        out["best_ndcg@10"] = best["ndcg@10_mean"]
+
+        def ratio(model: str) -> float | None:
+            row = summary.filter(pl.col("model") == model)
+            if row.is_empty() or not row["ndcg@10_mean"][0]:
+                return None
+            return best["ndcg@10_mean"] / row["ndcg@10_mean"][0]
+
+        out["ratio_to_raw_als"] = ratio("raw-implicit-als")
+        out["ratio_to_ease"] = ratio("ease")
+    return out
