@@ -96,7 +96,7 @@ def matrix_choices(protocol: str, quick: bool) -> list[MatrixChoice]:
 
 #: Parameter grid per yuedu model (full run); ``quick`` uses the first entry of each.
 GRIDS: dict[str, list[dict[str, Any]]] = {
-    "popular": [{}],
+    "popular": [{"count": "readers"}, {"count": "weight"}],
     "itemknn": [
         {"K": 50, "similarity": "cosine"},
         {"K": 200, "similarity": "cosine"},
@@ -114,7 +114,10 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "ease": [{"lambda_": 200.0}, {"lambda_": 50.0}, {"lambda_": 500.0}, {"lambda_": 20.0}],
 }
 #: Components of the validation-blended hybrid (each with its own tuned parameters).
-HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "itemknn", "als")
+HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "itemknn", "als", "popular")
+#: Models tuned on some matrix choices only (BPR's sampling gains little from re-weighting, and
+#: each extra fit costs time).
+MODEL_CHOICES: dict[str, tuple[str, ...]] = {"bpr": ("binary",)}
 #: Models whose seed parameter follows the run seed.
 _SEEDED = {"als", "bpr"}
 
@@ -435,7 +438,8 @@ def evaluate_seed(
         note(f"seed {seed}: tuning {name}")
         t0 = time.perf_counter()
         grid = GRIDS[name][:1] if config.quick else GRIDS[name]
-        model_choices = choices if name != "popular" else choices[:1]
+        allowed = MODEL_CHOICES.get(name)
+        model_choices = [c for c in choices if allowed is None or c.name in allowed]
         tuned[name] = tune(name, grid, prepared, model_choices, seed, config.threads, titles)
         win = _winner(tuned[name])
         recs = recommend_fold(win.model, prepared[win.choice.name], "test")

@@ -1,9 +1,204 @@
-"""CLI commands (to be filled in by the owning layer)."""
+"""``yuedu evaluate``: offline evaluation of the recommenders.
+
+Two modes:
+
+* ``yuedu evaluate --dataset movielens|sco|city --protocol strong|temporal --models ...`` runs the
+  protocol of :mod:`recsys.evaluation` over several seeds, prints one table (mean ± std per metric
+  per model, baseline rows included) and writes ``experiments/results/<dataset>[-<protocol>].md``
+  and ``.json``;
+* ``yuedu evaluate CONFIG|MODEL_URI`` (an experiment ``.toml`` or a ``runs:/`` / ``models:/`` URI)
+  hands over to :func:`training.pipeline.evaluate_target`.
+"""
 
 from __future__ import annotations
 
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = REPO_ROOT / "experiments" / "results"
+#: Synthetic-city profile evaluated as ``--dataset city`` (the full ``city`` profile, 200,000
+#: readers x 180,000 titles, does not fit a 10-minute run on 2 cores).
+CITY_PROFILE = "small"
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     """Add this module's commands to the ``yuedu`` app."""
+    app.command("evaluate")(evaluate_cmd)
+
+
+def evaluate_cmd(
+    target: str = typer.Argument(
+        None, metavar="[CONFIG|MODEL_URI]", help="An experiment .toml or a runs:/ / models:/ URI (training mode)."
+    ),
+    dataset: str = typer.Option(None, "--dataset", help="movielens, sco or city (synthetic, small profile)."),
+    protocol: str = typer.Option(None, "--protocol", help="strong or temporal (default: strong for movielens)."),
+    models: str = typer.Option("popular,itemknn,als,bpr,ease,hybrid", "--models", help="Comma-separated models."),
+    seeds: int = typer.Option(5, "--seeds", help="Seeds of the reader split (mean ± std over them)."),
+    quick: bool = typer.Option(False, "--quick", help="One matrix choice and one parameter set per model."),
+    path: Path = typer.Option(None, "--path", help="Source folder of the data set (default: ../shared/data/...)."),
+    profile: str = typer.Option(CITY_PROFILE, "--profile", help="Synthetic city profile (city only)."),
+    threads: int = typer.Option(0, "--threads", help="BLAS / implicit threads (0 = all cores)."),
+    out: Path = typer.Option(None, "--out", help="Results folder (default: experiments/results)."),
+    on: str = typer.Option("test", "--on", help="Fold for CONFIG|MODEL_URI mode."),
+) -> None:
+    """Evaluate recommenders on a data set (mean ± std over seeds, with raw implicit baselines), or
+    evaluate an experiment config / trained model given as CONFIG|MODEL_URI."""
+    from rich.console import Console
+
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    if target is not None:
+        _evaluate_target(console, target, on)
+        return
+    if dataset is None:
+        Console(stderr=True).print("error: give --dataset movielens|sco|city or a CONFIG|MODEL_URI", markup=False)
+        raise typer.Exit(2)
+    _evaluate_dataset(
+        console,
+        dataset=dataset,
+        protocol=protocol or ("strong" if dataset == "movielens" else "temporal"),
+        models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        seeds=seeds,
+        quick=quick,
+        path=path,
+        profile=profile,
+        threads=threads,
+        out=out or RESULTS_DIR,
+    )
+
+
+def _evaluate_target(console, target: str, on: str) -> None:
+    from rich.console import Console
+
+    try:
+        from training.pipeline import evaluate_target
+    except ImportError as exc:
+        Console(stderr=True).print(
+            f"error: evaluating a CONFIG|MODEL_URI needs training.pipeline.evaluate_target ({exc})", markup=False
+        )
+        raise typer.Exit(2) from None
+    result = evaluate_target(target, on=on)
+    console.print_json(json.dumps(result, default=str))
+
+
+def _evaluate_dataset(
+    console,
+    *,
+    dataset: str,
+    protocol: str,
+    models: tuple[str, ...],
+    seeds: int,
+    quick: bool,
+    path: Path | None,
+    profile: str,
+    threads: int,
+    out: Path,
+) -> None:
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from features.datasets import DatasetError, load_dataset
+    from recsys.evaluation import EvaluationError, RunConfig, run_evaluation
+
+    err = Console(stderr=True)
+    if seeds < 1:
+        err.print("error: --seeds must be >= 1", markup=False)
+        raise typer.Exit(2)
+    kind = {"movielens": "movielens", "sco": "sco", "city": "synth"}.get(dataset)
+    if kind is None:
+        err.print(f"error: unknown --dataset {dataset!r}; expected movielens, sco or city", markup=False)
+        raise typer.Exit(2)
+    config = RunConfig(dataset, protocol, models=models, seeds=tuple(range(seeds)), quick=quick, threads=threads)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"loading {dataset}", total=None)
+        try:
+            data = load_dataset(kind, path=path, profile=profile)
+            report = run_evaluation(data, dataset, config, progress=lambda msg: bar.update(task, description=msg))
+        except (DatasetError, EvaluationError) as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+    report["command"] = "yuedu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report["machine"] = {"python": platform.python_version(), "platform": platform.platform(), **report["threads"]}
+    if dataset == "city":
+        report["profile"] = profile
+    console.print(results_table(report))
+    paths = write_results(report, out)
+    console.print(f"wrote {paths[0]} and {paths[1]} ({report['wall_seconds']:.1f} s)")
+
+
+def results_table(report: dict[str, Any]):
+    """A rich table: one row per model, ``mean ± std`` per metric."""
+    from rich.table import Table
+
+    from recsys.evaluation import METRICS
+
+    table = Table(title=f"{report['dataset']} / {report['protocol']} ({len(report['seeds'])} seeds)")
+    table.add_column("model")
+    table.add_column("kind")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+    for row in report["summary"]:
+        table.add_row(row["model"], row["kind"], *(f"{row[f'{m}_mean']:.4f} ± {row[f'{m}_std']:.4f}" for m in METRICS))
+    return table
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The results report as Markdown: command, machine, table, comparison, chosen parameters."""
+    from recsys.evaluation import METRICS
+
+    lines = [
+        f"# Evaluation: {report['dataset']} / {report['protocol']}",
+        "",
+        f"- command: `{report.get('command', '')}`",
+        f"- wall time: {report['wall_seconds']:.1f} s; machine: {report.get('machine', report['threads'])}",
+        f"- data: {report['events']:,} events, {report['readers']:,} readers, {report['titles']:,} titles;"
+        f" seeds {report['seeds']}; quick={report['quick']}",
+        "",
+        "| model | kind | " + " | ".join(METRICS) + " |",
+        "|---|---|" + "---:|" * len(METRICS),
+    ]
+    for row in report["summary"]:
+        cells = " | ".join(f"{row[f'{m}_mean']:.4f} ± {row[f'{m}_std']:.4f}" for m in METRICS)
+        lines.append(f"| {row['model']} | {row['kind']} | {cells} |")
+    comp = report.get("comparison", {})
+    if comp:
+        lines += [
+            "",
+            f"Best yuedu model by mean NDCG@10: **{comp.get('best_model')}** ({comp.get('best_ndcg@10', 0):.4f});"
+            f" ratio to raw implicit ALS defaults: {_fmt(comp.get('ratio_to_raw_als'))};"
+            f" ratio to tuned EASE: {_fmt(comp.get('ratio_to_ease'))}.",
+        ]
+    lines += ["", "## Chosen on validation (per seed)", "", "| seed | model | validation ndcg@10 | parameters |"]
+    lines.append("|---:|---|---:|---|")
+    for r in report["results"]:
+        if r["kind"] == "yuedu":
+            params = json.dumps(r["params"], sort_keys=True, default=str)
+            lines.append(
+                f"| {r['seed']} | {r['model']} | {r['validation'].get('ndcg@10', float('nan')):.4f} | `{params}` |"
+            )
+    lines += ["", "## Splits", ""]
+    for s in report["splits"]:
+        lines.append(f"- seed {s['seed']}: `{json.dumps(s['split'], default=str)}`")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}x"
+
+
+def write_results(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """Write ``<dataset>.md`` and ``<dataset>.json`` under ``out`` (a non-default protocol gets a
+    ``-<protocol>`` suffix, so MovieLens keeps both its strong and temporal results)."""
+    out.mkdir(parents=True, exist_ok=True)
+    default = "strong" if report["dataset"] == "movielens" else "temporal"
+    stem = report["dataset"] if report["protocol"] == default else f"{report['dataset']}-{report['protocol']}"
+    md, js = out / f"{stem}.md", out / f"{stem}.json"
+    md.write_text(markdown(report))
+    js.write_text(json.dumps(report, indent=1, default=str))
+    return md, js
