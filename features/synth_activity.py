@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from features.schema import conform
+from features.schema import EBOOK_ACTIONS, LOAN_CHANNELS, conform
 from features.synth_catalogue import Catalogue
 from features.synth_population import Population, registration_remap
 from features.synth_sampling import cumulative, draw_categorical, draw_in_ranges, draw_rows, numbered_ids
@@ -97,30 +97,26 @@ def _branch_of_loan(rng: np.random.Generator, home: np.ndarray, branches: pl.Dat
 
 
 def _channels(rng: np.random.Generator, branch: np.ndarray, branches: pl.DataFrame) -> np.ndarray:
-    """Loan channel from the kind of branch where the loan happened (bookstore loans come later)."""
-    kind = branches["kind"].to_numpy()[branch]
+    """Loan channel codes (index into LOAN_CHANNELS) from the kind of branch where the loan happened
+    (bookstore loans come later)."""
+    code = {c: i for i, c in enumerate(LOAN_CHANNELS)}
+    kinds = branches["kind"].to_numpy()
+    # Per branch: the channel of unstaffed kinds, -1 for staffed branches.
+    fixed = np.select(
+        [np.isin(kinds, ("self_service", "cabinet")), kinds == "mobile_bus", kinds == "delivery_hub"],
+        [code["self_service"], code["mobile"], code["delivery"]],
+        -1,
+    )[branch]
+    subway = (kinds == "subway")[branch]
     delivers = branches["delivers"].to_numpy()[branch]
     u = rng.random(len(branch))
     staffed = np.select(
         [u < 0.48, u < 0.89, u < 0.94, delivers],
-        ["counter", "self_service", "online", "delivery"],
-        "counter",
+        [code["counter"], code["self_service"], code["online"], code["delivery"]],
+        code["counter"],
     )
-    return np.select(
-        [
-            np.isin(kind, ("self_service", "cabinet")),
-            kind == "subway",
-            kind == "mobile_bus",
-            kind == "delivery_hub",
-        ],
-        [
-            np.full(len(branch), "self_service"),
-            np.where(u < 0.7, "self_service", "counter"),
-            np.full(len(branch), "mobile"),
-            np.full(len(branch), "delivery"),
-        ],
-        staffed,
-    )
+    staffed = np.where(subway, np.where(u < 0.7, code["self_service"], code["counter"]), staffed)
+    return np.where(fixed >= 0, fixed, staffed).astype(np.int8)
 
 
 def sample_loans(
@@ -134,7 +130,7 @@ def sample_loans(
     n_copies: np.ndarray,
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """``n`` print loans (sorted by time) and, per loan, the title row (for holds)."""
-    reader = draw_categorical(rng, pop.activity, n)
+    reader = draw_categorical(rng, pop.activity, n, ordered=True)
     child = pop.child[reader]
     day = np.where(
         child,
@@ -160,11 +156,11 @@ def sample_loans(
     frame = pl.DataFrame(
         {
             "loan_id": numbered_ids("L", n, 10, start=1),
-            "reader_id": pop.frame["reader_id"].to_numpy()[reader[order]],
-            "copy_id": copies["copy_id"].to_numpy()[copy[order]],
-            "title_id": cat.frame["title_id"].to_numpy()[title[order]],
-            "branch_id": branches["branch_id"].to_numpy()[branch[order]],
-            "channel": channel[order],
+            "reader_id": pop.frame["reader_id"].gather(reader[order]),
+            "copy_id": copies["copy_id"].gather(copy[order]),
+            "title_id": cat.frame["title_id"].gather(title[order]),
+            "branch_id": branches["branch_id"].gather(branch[order]),
+            "channel": pl.Series(LOAN_CHANNELS).gather(channel[order]),
             "borrowed_at": borrowed[order],
             "due_at": due[order],
             "returned_at": pl.Series(returned[order]),
@@ -190,7 +186,7 @@ def sample_loans(
 
 def sample_ebook_events(rng: np.random.Generator, n_downloads: int, pop: Population, cat: Catalogue) -> pl.DataFrame:
     """E-book downloads (by e-book affinity and taste) and the reads that follow ~45% of them."""
-    reader = draw_categorical(rng, pop.ebook_affinity, n_downloads)
+    reader = draw_categorical(rng, pop.ebook_affinity, n_downloads, ordered=True)
     day = registration_remap(draw_categorical(rng, day_weights(children=False), n_downloads), pop.reg_day[reader])
     cluster = draw_rows(rng, pop.taste, reader)
     title = TitleSampler(cat, cat.ebook).draw(rng, cluster, day)
@@ -201,15 +197,15 @@ def sample_ebook_events(rng: np.random.Generator, n_downloads: int, pop: Populat
     r_all = np.concatenate([reader, reader[read][keep]])
     t_all = np.concatenate([title, title[read][keep]])
     at_all = np.concatenate([at, read_at[keep]])
-    action = np.concatenate([np.full(n_downloads, "download"), np.full(int(keep.sum()), "read")])
+    action = np.concatenate([np.zeros(n_downloads, np.int8), np.ones(int(keep.sum()), np.int8)])
     order = np.lexsort((t_all, r_all, at_all))
     frame = pl.DataFrame(
         {
             "event_id": numbered_ids("E", len(order), 10, start=1),
-            "reader_id": pop.frame["reader_id"].to_numpy()[r_all[order]],
-            "title_id": cat.frame["title_id"].to_numpy()[t_all[order]],
+            "reader_id": pop.frame["reader_id"].gather(r_all[order]),
+            "title_id": cat.frame["title_id"].gather(t_all[order]),
             "occurred_at": at_all[order],
-            "action": action[order],
+            "action": pl.Series(EBOOK_ACTIONS).gather(action[order]),
         }
     )
     return conform(frame, "ebook_events")

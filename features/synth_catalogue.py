@@ -277,8 +277,8 @@ def build_copies(
     frame = pl.DataFrame(
         {
             "copy_id": numbered_ids("C", m, 9, start=1),
-            "title_id": cat.frame["title_id"].to_numpy()[title_row],
-            "branch_id": branches["branch_id"].to_numpy()[branch],
+            "title_id": cat.frame["title_id"].gather(title_row),
+            "branch_id": branches["branch_id"].gather(branch),
             "status": np.full(m, "on_shelf"),
             "acquired_at": day_to_date(added),
             "source": source,

@@ -23,10 +23,15 @@ def cumulative(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def draw_categorical(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
-    """``n`` indices drawn i.i.d. with probability proportional to ``weights`` (int64)."""
+def draw_categorical(rng: np.random.Generator, weights: np.ndarray, n: int, ordered: bool = False) -> np.ndarray:
+    """``n`` indices drawn i.i.d. with probability proportional to ``weights`` (int64).
+
+    ``ordered=True`` returns the same multiset sorted: later lookups keyed by these indices then
+    walk memory in order, which is several times faster for millions of draws."""
     cum = cumulative(weights)
     u = rng.random(n) * cum[-1]
+    if ordered:
+        u.sort()
     return np.minimum(np.searchsorted(cum, u, side="right") - 1, len(weights) - 1)
 
 
