@@ -7,10 +7,15 @@ paths, so reader ids never reach the metrics.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from features.privacy import pseudonymise
+
+_log = logging.getLogger("serving.access")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -41,7 +46,12 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware) timing every HTTP request."""
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware) timing every HTTP request.
+
+    It also writes the access log (logger ``serving.access``): route template, status, milliseconds and,
+    for reader routes, the reader's pseudonym, never the raw path (run uvicorn with its own access log
+    off, since that one prints raw paths with reader ids).
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -66,4 +76,15 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
             self.metrics.requests.labels(template, method, str(status["code"])).inc()
-            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.metrics.latency.labels(template, method).observe(elapsed)
+            if _log.isEnabledFor(logging.INFO):
+                reader = (scope.get("path_params") or {}).get("reader_id")
+                _log.info(
+                    "%s %s %d %.1f ms%s",
+                    method,
+                    template,
+                    status["code"],
+                    elapsed * 1000,
+                    f" reader={pseudonymise(str(reader))}" if reader is not None else "",
+                )

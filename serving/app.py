@@ -1,0 +1,74 @@
+"""The yuedu HTTP service: ``create_app(settings) -> FastAPI``.
+
+Layout follows FastAPI's "bigger applications": one thin router per resource under
+``serving/routes``, dependencies in ``serving/deps.py``, bodies in ``serving/schemas.py``, the
+long-lived objects in ``serving/state.py``. Run it with ``yuedu serve`` (uvicorn, access log off: our
+own access log pseudonymises reader ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from serving import errors
+from serving.metrics import MetricsMiddleware
+from serving.routes import acquisition, booklists, counter, ops, readers, staff, titles
+from serving.settings import Settings, get_settings
+from serving.state import AppState
+
+_log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """
+Reading-promotion recommendations and the "you choose, I buy" programme of a city library network.
+
+Authenticate with `Authorization: Bearer <token>` (bookstore terminals may send `X-API-Key: <token>`).
+Staff get a token from `POST /v1/auth/token`; reader and bookstore tokens are issued with
+`yuedu token issue --role reader|bookstore --subject ID`. Errors are JSON: `{error, message, fields}`.
+"""
+
+
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    """Build the service. ``settings`` default to the environment (``YUEDU_*``); ``state`` may be passed
+    to share an already-built :class:`AppState` (tests)."""
+    settings = settings or get_settings()
+    state = state or AppState.from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        poller = None
+        if settings.model_alias and settings.model_dir is None and settings.model_poll_s > 0:
+            poller = asyncio.create_task(state.poll_alias(settings.model_poll_s))
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+
+    app = FastAPI(
+        title="yuedu (悦读)",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.yuedu = state
+    errors.install(app)
+    for module in (readers, titles, booklists, counter, acquisition, ops, staff):
+        app.include_router(module.router)
+    if STATIC_DIR.is_dir():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app

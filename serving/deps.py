@@ -1,0 +1,93 @@
+"""FastAPI dependencies: the app state, the caller (principal) and role checks, the served model bundle.
+
+Credentials: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>`` (bookstore terminals). The
+staff page's cookie (``yuedu_staff``) is accepted only by the ``/staff`` pages, never by the JSON API,
+so a cross-site form cannot spend budget through the API. Missing or invalid credentials give 401; a valid caller whose role
+(or subject) does not fit the endpoint gives 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from serving.security import Principal, TokenError, verify_token
+from serving.state import AppState, ModelBundle
+
+_log = logging.getLogger(__name__)
+
+STAFF_COOKIE = "yuedu_staff"
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.yuedu
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _credential(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Authorization header must be 'Bearer <token>'")
+        return token.strip()
+    return request.headers.get("x-api-key")
+
+
+def get_principal(request: Request, state: State) -> Principal:
+    """The authenticated caller; 401 without valid credentials."""
+    token = _credential(request)
+    if not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "credentials required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        return verify_token(token, state.settings.secret_key)
+    except TokenError as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency admitting only ``roles`` (403 for any other authenticated role)."""
+
+    def check(principal: Caller) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role '{principal.role}' may not use this endpoint")
+        return principal
+
+    return check
+
+
+StaffCaller = Annotated[Principal, Depends(require_roles("staff", "admin"))]
+AdminCaller = Annotated[Principal, Depends(require_roles("admin"))]
+BookstoreCaller = Annotated[Principal, Depends(require_roles("bookstore"))]
+ReaderOrStaff = Annotated[Principal, Depends(require_roles("reader", "staff", "admin"))]
+
+
+def ensure_own_reader(principal: Principal, reader_id: str) -> None:
+    """Readers may only act on their own id (staff and admin on any)."""
+    if principal.role == "reader" and principal.subject != reader_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a reader token may only access its own reader")
+
+
+def get_bundle(state: State) -> ModelBundle:
+    """The model bundle to use for the WHOLE request (taken once, so a reload never mixes models)."""
+    bundle = state.bundle
+    if bundle is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"no model loaded: {state.last_reload_error or 'starting'}"
+        )
+    return bundle
+
+
+Bundle = Annotated[ModelBundle, Depends(get_bundle)]

@@ -1,0 +1,74 @@
+"""One JSON shape for every error (:class:`serving.schemas.ErrorBody`), and the handlers that produce it.
+
+Bad input is a 4xx naming the field and the reason; an unexpected exception is logged with its
+traceback and answered with a 500 body that leaks nothing (tests assert it never happens).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+_log = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+class FieldError(HTTPException):
+    """A 422 about one input field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+def field_error(field: str, reason: str) -> FieldError:
+    return FieldError(field, reason)
+
+
+def body(code: int, message: str, fields: list[dict] | None = None, error: str | None = None) -> dict:
+    return {"error": error or _CODES.get(code, "error"), "message": message, "fields": fields or []}
+
+
+def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    fields = [{"field": exc.field, "reason": exc.reason}] if isinstance(exc, FieldError) else []
+    return JSONResponse(
+        body(exc.status_code, str(exc.detail), fields),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        fields.append({"field": ".".join(loc) or "request", "reason": str(err.get("msg", "invalid"))})
+    message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5]) or "invalid request"
+    return JSONResponse(body(422, message, fields), status_code=422)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    _log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, route)
+    return JSONResponse(body(500, "internal error", error="internal"), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(Exception, _unexpected)

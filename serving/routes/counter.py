@@ -1,0 +1,97 @@
+"""Bookstore counter endpoints: point-of-sale decisions with a budget reservation, checkout, cancel.
+
+A bookstore terminal's key is bound to its bookstore: it may decide only for its own bookstore id and
+check out or cancel only its own requests. Retrying a request with the same ``Idempotency-Key``
+returns the stored decision (``replayed: true``) and never charges the budget twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Path, Response, status
+
+from acquisition.counter import (
+    IdempotencyConflict,
+    InvalidTransition,
+    RequestNotFound,
+    ReservationExpired,
+)
+from acquisition.db import PurchaseRequestRow
+from serving.deps import BookstoreCaller, State
+from serving.schemas import Decision, PurchaseRequestIn, RequestStateOut
+from serving.security import Principal
+
+_log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/purchase-requests", tags=["counter"])
+
+RequestId = Annotated[str, Path(min_length=1, max_length=40, description="Request id from the decision.")]
+
+
+@router.post(
+    "",
+    response_model=Decision,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": Decision, "description": "A replayed decision (same Idempotency-Key)."}},
+)
+def decide(
+    request: PurchaseRequestIn,
+    principal: BookstoreCaller,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=8,
+            max_length=200,
+            description="Unique per request; a retry with the same key returns the first decision.",
+        ),
+    ],
+) -> Decision:
+    """Approve (reserving the price on every applicable budget line) or decline with reason codes, at once."""
+    if request.bookstore_id != principal.subject:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this terminal may only send requests for its own bookstore")
+    try:
+        decision = state.counter.decide(request, idempotency_key, actor=f"bookstore:{principal.subject}")
+    except IdempotencyConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if decision.replayed:
+        response.status_code = status.HTTP_200_OK
+    return decision
+
+
+def _own(state, principal: Principal, request_id: str) -> None:
+    with state.db.session_scope() as s:
+        owner = s.get(PurchaseRequestRow, request_id)
+        bookstore = owner.bookstore_id if owner is not None else None
+    if bookstore is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"purchase request {request_id}: not found")
+    if bookstore != principal.subject:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this request belongs to another bookstore")
+
+
+def _transition(state, principal: Principal, request_id: str, action: str) -> RequestStateOut:
+    _own(state, principal, request_id)
+    op = state.counter.checkout if action == "checkout" else state.counter.cancel
+    try:
+        op(request_id, actor=f"bookstore:{principal.subject}", now=state.now())
+    except RequestNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except (InvalidTransition, ReservationExpired) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return RequestStateOut(request_id=request_id, status="checked_out" if action == "checkout" else "cancelled")
+
+
+@router.post("/{request_id}/checkout", response_model=RequestStateOut)
+def checkout(request_id: RequestId, principal: BookstoreCaller, state: State) -> RequestStateOut:
+    """The reader leaves with the book: the reserved money is committed (409 when expired or not reserved)."""
+    return _transition(state, principal, request_id, "checkout")
+
+
+@router.post("/{request_id}/cancel", response_model=RequestStateOut)
+def cancel(request_id: RequestId, principal: BookstoreCaller, state: State) -> RequestStateOut:
+    """The sale did not happen: the reserved money goes back to the budget."""
+    return _transition(state, principal, request_id, "cancel")

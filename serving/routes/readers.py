@@ -1,0 +1,75 @@
+"""Reader endpoints: recommendations with explanations and availability, and live events."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from features.privacy import pseudonymise
+from recsys.service import UnknownTitleError
+from serving.deps import Bundle, ReaderOrStaff, ensure_own_reader
+from serving.errors import field_error
+from serving.schemas import EventIn, EventOut, ReasonOut, RecommendationOut, RecommendationsOut
+
+_log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/readers", tags=["readers"])
+
+ReaderId = Annotated[str, Path(min_length=1, max_length=64, description="Reader card id.")]
+
+
+@router.get("/{reader_id}/recommendations", response_model=RecommendationsOut)
+def recommendations(
+    reader_id: ReaderId,
+    principal: ReaderOrStaff,
+    bundle: Bundle,
+    n: Annotated[int, Query(ge=1, le=100, description="List length.")] = 10,
+    branch: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Branch the reader is at (default: home).")
+    ] = None,
+    promotion: Annotated[bool, Query(description="False = the model's own ranking (promotion off).")] = True,
+) -> RecommendationsOut:
+    """Up to ``n`` titles for the reader, each with reasons and where it is on the shelf.
+
+    Readers the model does not know get cold-start recommendations (popular at their branch / city).
+    """
+    ensure_own_reader(principal, reader_id)
+    if branch is not None and bundle.context.branches.get(branch) is None:
+        raise field_error("query.branch", f"unknown branch '{branch}'")
+    svc = bundle.service
+    cold = bundle.model.readers_.get(reader_id) is None and reader_id not in svc._live
+    recs = svc.recommend_for_reader(reader_id, n=n, branch=branch, promotion=promotion)
+    _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
+    return RecommendationsOut(
+        reader_id=reader_id,
+        model_version=bundle.version,
+        cold_start=cold,
+        promotion=promotion,
+        items=[
+            RecommendationOut(
+                title_id=r.title_id,
+                title=r.title,
+                author=r.author,
+                clc_class=r.clc_class,
+                score=r.score,
+                reasons=[ReasonOut(code=str(x.code), text=x.text, ref=x.ref) for x in r.reasons],
+                available_at=r.available_at,
+                delivery=r.delivery,
+            )
+            for r in recs
+        ],
+    )
+
+
+@router.post("/{reader_id}/events", response_model=EventOut, status_code=status.HTTP_202_ACCEPTED)
+def record_event(reader_id: ReaderId, event: EventIn, principal: ReaderOrStaff, bundle: Bundle) -> EventOut:
+    """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
+    ensure_own_reader(principal, reader_id)
+    try:
+        bundle.service.record_event(reader_id, event.title_id)
+    except UnknownTitleError:
+        raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
+    _log.info("event %s for %s", event.kind, pseudonymise(reader_id))
+    return EventOut(recorded=True, reader_id=reader_id, title_id=event.title_id)

@@ -1,0 +1,285 @@
+"""Request and response bodies of the HTTP API, declared once and reused by the OpenAPI schema.
+
+Counter requests and decisions reuse :class:`acquisition.counter.PurchaseRequestIn` and
+:class:`~acquisition.counter.Decision` as they are: the API speaks the acquisition layer's language.
+Money in responses is yuan (two decimals); the database keeps integer fen.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from acquisition.counter import Decision, PurchaseRequestIn
+
+__all__ = [
+    "BooklistDetail",
+    "BooklistOut",
+    "BudgetLineOut",
+    "BudgetsOut",
+    "ClassRow",
+    "CollectionReport",
+    "Decision",
+    "DecisionIn",
+    "DecisionsIn",
+    "DistrictBudget",
+    "ErrorBody",
+    "EventIn",
+    "EventOut",
+    "Health",
+    "LoginIn",
+    "PurchaseRequestIn",
+    "ReasonOut",
+    "RecommendationOut",
+    "RecommendationsOut",
+    "ReloadIn",
+    "ReloadOut",
+    "RequestStateOut",
+    "RunIn",
+    "RunLineOut",
+    "RunOut",
+    "RunSummary",
+    "SimilarOut",
+    "TitleOut",
+    "TokenOut",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+class ErrorItem(_Out):
+    field: str = Field(description="Where the problem is: 'body.price', 'query.n', 'path.reader_id', 'header'.")
+    reason: str = Field(description="Why it was refused, in words.")
+
+
+class ErrorBody(_Out):
+    """Every 4xx/5xx answer: a machine code, a message and (for bad input) the fields at fault."""
+
+    error: str = Field(description="Machine-readable code, e.g. 'invalid_request', 'forbidden', 'not_found'.")
+    message: str
+    fields: list[ErrorItem] = Field(default_factory=list)
+
+
+# --- readers ----------------------------------------------------------------------------------------
+
+
+class ReasonOut(_Out):
+    code: str = Field(description="Reason code (recsys.explain.ReasonCode).")
+    text: str = Field(description="The sentence shown to the reader.")
+    ref: str | None = Field(None, description="Evidence id: a title, booklist or branch id.")
+
+
+class RecommendationOut(_Out):
+    title_id: str
+    title: str
+    author: str
+    clc_class: str
+    score: float = Field(description="Relevance after promotion; comparable within one list only.")
+    reasons: list[ReasonOut]
+    available_at: list[str] = Field(description="Branches with an on-shelf copy, the reader's branch first.")
+    delivery: bool = Field(description="Home delivery can bring it.")
+
+
+class RecommendationsOut(_Out):
+    reader_id: str
+    model_version: str
+    cold_start: bool = Field(description="The model knows no history for this reader (popular titles shown).")
+    promotion: bool
+    items: list[RecommendationOut]
+
+
+class EventIn(_In):
+    title_id: str = Field(min_length=1, max_length=64, description="Title borrowed, returned or downloaded.")
+    kind: Literal["loan", "return", "ebook_download", "ebook_read"] = "loan"
+
+
+class EventOut(_Out):
+    recorded: bool
+    reader_id: str
+    title_id: str
+
+
+class TitleOut(_Out):
+    title_id: str
+    title: str
+    author: str
+    clc_class: str
+    score: float | None = None
+
+
+class SimilarOut(_Out):
+    title_id: str
+    model_version: str
+    items: list[TitleOut]
+
+
+class BooklistOut(_Out):
+    booklist_id: str
+    name: str
+    theme: str
+    starts_on: date | None
+    ends_on: date | None
+    active: bool = Field(description="Promoted today.")
+    n_titles: int
+
+
+class BooklistDetail(BooklistOut):
+    titles: list[TitleOut]
+
+
+# --- counter ----------------------------------------------------------------------------------------
+
+
+class RequestStateOut(_Out):
+    request_id: str
+    status: str = Field(description="Status after the operation: checked_out or cancelled.")
+
+
+# --- staff ------------------------------------------------------------------------------------------
+
+
+class RunIn(_In):
+    period: str | None = Field(
+        None,
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="Budget month 'YYYY-MM' whose lines approvals draw on (default: this month).",
+    )
+    budget_yuan: float | None = Field(
+        None, gt=0, le=1e9, description="Money to spend in this run, yuan (default: what the month has left)."
+    )
+    max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
+
+
+class RunLineOut(_Out):
+    rank: int
+    request_id: str
+    isbn: str
+    title: str | None
+    clc_class: str | None
+    bookstore_id: str
+    district: str | None
+    price: float = Field(description="Yuan.")
+    selected: bool = Field(description="Recommended for purchase by the ranking.")
+    predicted_loans: float | None
+    value: float | None
+    reasons: list[str]
+    decision: Literal["approve", "reject", "pending"]
+    decided_by: str | None
+    request_status: str
+
+
+class RunSummary(_Out):
+    run_id: str
+    created_by: str
+    created_at: datetime
+    status: str
+    period: str
+    n_lines: int
+    n_selected: int
+    n_approved: int
+
+
+class RunOut(RunSummary):
+    ranker: str = Field(description="Which ranking produced the run.")
+    lines: list[RunLineOut]
+
+
+class DecisionIn(_In):
+    request_id: str = Field(min_length=1, max_length=40)
+    decision: Literal["approve", "reject", "pending"]
+    note: str | None = Field(None, max_length=2000)
+
+
+class DecisionsIn(_In):
+    decisions: list[DecisionIn] = Field(min_length=1, max_length=1000)
+
+
+class BudgetLineOut(_Out):
+    budget_id: str
+    period: str
+    bookstore_id: str | None
+    district: str | None
+    amount: float = Field(description="Yuan.")
+    reserved: float = Field(description="Held for counter reservations, yuan.")
+    committed: float = Field(description="Spent (checked out or approved by staff), yuan.")
+    left: float = Field(description="amount - reserved - committed, yuan.")
+
+
+class DistrictBudget(_Out):
+    district: str
+    amount: float
+    used: float = Field(description="Reserved + committed, yuan.")
+    left: float
+
+
+class BudgetsOut(_Out):
+    period: str
+    lines: list[BudgetLineOut]
+    districts: list[DistrictBudget]
+
+
+class ClassRow(_Out):
+    clc_top: str
+    name: str
+    titles: int
+    copies_on_shelf: int
+    loans: float
+    share_of_collection: float
+    share_of_loans: float
+    turnover: float | None = Field(description="Loans per on-shelf copy over the history (None without copies).")
+    supply: Literal["over", "under", "balanced"]
+
+
+class CollectionReport(_Out):
+    titles: int
+    copies_on_shelf: int
+    loans: float
+    classes: list[ClassRow]
+
+
+# --- auth and operations ----------------------------------------------------------------------------
+
+
+class LoginIn(_In):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(_Out):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    role: str
+    expires_in: int = Field(description="Seconds.")
+
+
+class Health(_Out):
+    status: str
+    model_loaded: bool = False
+    model_version: str | None = None
+    database: bool = False
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
+class ReloadIn(_In):
+    model_dir: str | None = Field(
+        None, max_length=1000, description="Serve this model directory (default: the configured source)."
+    )
+
+
+class ReloadOut(_Out):
+    reloaded: bool
+    model_version: str
+    previous_version: str | None = None
+    reason: str | None = Field(None, description="Why the reload failed (the old model keeps serving).")
+    seconds: float

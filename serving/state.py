@@ -1,0 +1,241 @@
+"""What the running service holds: the served model (swapped atomically on reload), the ledger and the counter.
+
+A :class:`ModelBundle` is immutable: model, library context, recommendation service and version.
+Request handlers take ``state.bundle`` ONCE at the start and use that object to the end, so a reload
+(which builds a complete new bundle off to the side and then rebinds one attribute) never drops or
+mixes a request: in-flight requests finish on the old model, new ones see the new model. A failed
+reload leaves ``state.bundle`` untouched and records why in ``state.last_reload_error``.
+
+Live reader events (``POST /v1/readers/{id}/events``) are carried over to the new bundle, so a
+reader's just-borrowed titles survive a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from acquisition.counter import CounterService
+from acquisition.db import Database, init_db
+from acquisition.holdings import Holdings
+from acquisition.policy import Policy, load_policy
+from recsys.base import Recommender
+from recsys.context import LibraryContext
+from recsys.service import RecommendationService
+from serving.metrics import Metrics
+from serving.security import parse_staff_users
+from serving.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model source could not be loaded (missing directory, bad format, registry unreachable...)."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """One served model with everything built on it. Never mutated after construction."""
+
+    model: Recommender
+    context: LibraryContext
+    service: RecommendationService
+    version: str
+    source: str
+    loaded_at: float
+
+
+def _dir_version(model_dir: Path) -> str:
+    """A version for a model directory: 'dir-' + a short hash of its model.json (changes with every save)."""
+    meta = model_dir / "model.json"
+    digest = hashlib.sha256(meta.read_bytes()).hexdigest()[:10] if meta.exists() else "missing"
+    return f"dir-{digest}"
+
+
+def build_bundle(
+    model: Recommender, version: str, source: str, data_dir: Path, today: date, prior: ModelBundle | None = None
+) -> ModelBundle:
+    """Context and service for ``model`` on ``data_dir``; live events of ``prior`` are carried over."""
+    context = LibraryContext.from_data_dir(data_dir, model.titles_, model.readers_, today)
+    service = RecommendationService(model, context)
+    if prior is not None:
+        for reader_id, rows in prior.service._live.items():
+            for title_id in prior.context.title_ids[sorted(rows)]:
+                if context.titles.get(str(title_id)) is not None:
+                    service.record_event(reader_id, str(title_id))
+    # A smoke recommendation: a model that loads but cannot recommend must not replace a working one.
+    service.recommend_for_reader("__smoke__", n=1)
+    return ModelBundle(model, context, service, version, source, time.time())
+
+
+@dataclass
+class AppState:
+    """The service's long-lived objects (one per app)."""
+
+    settings: Settings
+    db: Database
+    policy: Policy
+    counter: CounterService
+    metrics: Metrics
+    staff_users: dict[str, tuple[str, str]]
+    today: date
+    bundle: ModelBundle | None = None
+    last_reload_error: str | None = None
+    #: Serialises reloads (the swap itself is one attribute store; readers never lock).
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Registry lookup, replaceable in tests: alias -> (version, model loader).
+    alias_resolver: Callable[[str], str] | None = None
+    alias_loader: Callable[[str], tuple[Recommender, str]] | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        """Connect the ledger, load policy and holdings, and load the model (failure is logged, not raised:
+        the service starts, ``/readyz`` says why it is not ready, and a reload can fix it)."""
+        db = init_db(settings.db_url)
+        data_dir = Path(settings.data_dir)
+        _load_reference_data(db, data_dir)
+        policy = load_policy(settings.policy_file)
+        holdings = Holdings.from_data_dir(data_dir) if (data_dir / "copies.parquet").exists() else Holdings()
+        today = date.fromisoformat(settings.today) if settings.today else date.today()
+        state = cls(
+            settings=settings,
+            db=db,
+            policy=policy,
+            counter=CounterService(db, policy, holdings, clock=_clock(today if settings.today else None)),
+            metrics=Metrics(),
+            staff_users=parse_staff_users(settings.staff_users),
+            today=today,
+        )
+        result = state.reload()
+        if not result["reloaded"]:
+            _log.error("no model at start-up: %s", result["reason"])
+        return state
+
+    # ------------------------------------------------------------------ model loading
+
+    def _load(self, model_dir: str | Path | None) -> tuple[Recommender, str, str]:
+        from recsys.models import load_model
+        from training import tracking
+
+        s = self.settings
+        try:
+            if model_dir is not None or s.model_dir is not None:
+                path = Path(model_dir if model_dir is not None else s.model_dir)
+                return load_model(path), _dir_version(path), str(path)
+            if s.model_alias:
+                loader = self.alias_loader or (lambda alias: tracking.load_by_alias(alias))
+                model, version = loader(s.model_alias)
+                return model, str(version), f"alias:{s.model_alias}"
+        except Exception as exc:  # noqa: BLE001 - any loader failure becomes a reported, survivable error
+            raise ModelLoadError(f"{type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError("no model source configured (set YUEDU_MODEL_DIR or YUEDU_MODEL_ALIAS)")
+
+    def reload(self, model_dir: str | Path | None = None) -> dict:
+        """Load the configured model (or ``model_dir``), build a new bundle and swap it in.
+
+        Returns ``{reloaded, model_version, previous_version, reason, seconds}``. On failure the
+        current bundle keeps serving and ``reason`` says why.
+        """
+        t0 = time.perf_counter()
+        with self._reload_lock:
+            previous = self.bundle
+            try:
+                model, version, source = self._load(model_dir)
+                bundle = build_bundle(model, version, source, Path(self.settings.data_dir), self.today, previous)
+            except Exception as exc:  # noqa: BLE001 - keep the old model whatever went wrong
+                reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+                self.last_reload_error = reason
+                _log.warning("model reload failed, keeping version %s: %s", previous and previous.version, reason)
+                return {
+                    "reloaded": False,
+                    "model_version": previous.version if previous else "none",
+                    "previous_version": previous.version if previous else None,
+                    "reason": reason,
+                    "seconds": time.perf_counter() - t0,
+                }
+            self.bundle = bundle  # the atomic swap
+            self.last_reload_error = None
+            self.metrics.set_model_version(version)
+        _log.info(
+            "serving model %s from %s (was %s), %.2f s",
+            version,
+            source,
+            previous.version if previous else None,
+            time.perf_counter() - t0,
+        )
+        return {
+            "reloaded": True,
+            "model_version": version,
+            "previous_version": previous.version if previous else None,
+            "reason": None,
+            "seconds": time.perf_counter() - t0,
+        }
+
+    def alias_version(self) -> str | None:
+        """The version the registry alias points at now (None without an alias)."""
+        alias = self.settings.model_alias
+        if not alias or self.settings.model_dir is not None:
+            return None
+        if self.alias_resolver is not None:
+            return self.alias_resolver(alias)
+        from training.tracking import resolve_alias
+
+        return resolve_alias(alias)[0]
+
+    async def poll_alias(self, interval_s: float) -> None:
+        """Background task: reload when the registry alias moves to another version."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                version = await asyncio.to_thread(self.alias_version)
+            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the poller
+                _log.warning("alias poll failed: %s", exc)
+                continue
+            current = self.bundle.version if self.bundle else None
+            if version is not None and version != current:
+                _log.info("alias %s moved %s -> %s; reloading", self.settings.model_alias, current, version)
+                await asyncio.to_thread(self.reload)
+
+    def database_ok(self) -> bool:
+        """The ledger answers a trivial query."""
+        from sqlalchemy import text
+
+        try:
+            with self.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+            _log.warning("database not reachable: %s", exc)
+            return False
+
+    def now(self) -> datetime:
+        """The service clock (``today`` at the current time of day when today is overridden)."""
+        return self.counter.clock()
+
+
+def _load_reference_data(db: Database, data_dir: Path) -> None:
+    """Load readers, bookstores and budget lines from ``data_dir`` into an empty ledger (first start)."""
+    from sqlalchemy import func, select
+
+    from acquisition.db import ReaderRow, load_data_dir
+
+    with db.session_scope() as s:
+        empty = not s.scalar(select(func.count()).select_from(ReaderRow))
+    if empty and (data_dir / "readers.parquet").exists():
+        counts = load_data_dir(db, data_dir)
+        _log.info("empty ledger: loaded reference data from %s: %s", data_dir, counts)
+
+
+def _clock(today: date | None) -> Callable[[], datetime]:
+    if today is None:
+        return datetime.now
+    return lambda: datetime.combine(today, datetime.now().time())
