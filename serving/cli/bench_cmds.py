@@ -1,9 +1,70 @@
-"""CLI commands (to be filled in by the owning layer)."""
+"""``yuedu bench [--quick] [--only NAME]``: the benchmark suite (issue 7)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True, width=200)
+
+
+def bench_cmd(
+    quick: bool = typer.Option(False, "--quick", help="Small data everywhere: a smoke test in under a minute."),
+    only: str = typer.Option(
+        None, "--only", help="Run one benchmark: ingest, matrix, training, batch, latency, milp, scaling."
+    ),
+    threads: int = typer.Option(
+        None, "--threads", min=1, help="Threads for models, BLAS and peers (default: all cores)."
+    ),
+    out: Path = typer.Option(
+        None, help="Where bench.json and bench.md go (default: experiments/results; with --quick .cache/bench/quick)."
+    ),
+    cache: Path = typer.Option(None, help="Generated-data cache (default: .cache/bench)."),
+) -> None:
+    """Benchmark every step against its best peer in the same run; write bench.json and bench.md."""
+    from training.bench import BenchError, run_bench, write_report
+    from training.bench.harness import DEFAULT_CACHE, fmt
+    from training.bench.runner import DEFAULT_OUT
+
+    try:
+        with console.status("benchmarking") as status:
+            report = run_bench(
+                quick=quick,
+                only=only,
+                threads=threads,
+                cache_dir=cache,
+                progress=lambda n: status.update(f"bench: {n}"),
+            )
+    except BenchError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    table = Table(title=f"yuedu bench{' --quick' if quick else ''} ({report.env['threads']} threads)")
+    for col, justify in (
+        ("figure", "left"),
+        ("yuedu", "right"),
+        ("peer", "right"),
+        ("ratio", "right"),
+        ("goal", "left"),
+        ("status", "left"),
+    ):
+        table.add_column(col, justify=justify)
+    for r in report.rows:
+        goal = "" if r.goal is None else (f"ratio {r.goal}" if r.goal_on == "ratio" else str(r.goal))
+        status = {"pass": "[green]pass[/green]", "short": "[red]short[/red]"}.get(r.status or "", "")
+        table.add_row(f"{r.bench}: {r.name}", f"{fmt(r.value)} {r.unit}", fmt(r.peer_value), fmt(r.ratio), goal, status)
+    console.print(table)
+    out_dir = out or (DEFAULT_CACHE / "quick" if quick else DEFAULT_OUT)
+    js, md = write_report(report, out_dir)
+    console.print(f"wrote {js} and {md}")
+    for name, msg in report.errors.items():
+        console.print(f"[red]{name} failed:[/red] {msg}")
+    if report.errors:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    """Add this module's commands to the ``yuedu`` app."""
+    """Add ``yuedu bench``."""
+    app.command("bench")(bench_cmd)

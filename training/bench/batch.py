@@ -1,0 +1,92 @@
+"""Batch recommendation: top-10 for every reader, titles scored per second vs the GEMM bound.
+
+Scoring all readers against all titles with a factor model is one float32 matrix product
+(readers x f) @ (f x titles) plus a top-k selection. The peer is that product alone, timed on the
+same shapes with the same BLAS threads on a sample of reader blocks: the rate no top-n can beat
+without skipping titles. Goal: yuedu's batch (seen-filtering, top-10 and all) reaches >= 50 % of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from features.matrix import build_matrix
+from recsys.models import ALSRecommender
+from training.bench.data import movielens
+from training.bench.harness import BenchContext, Goal, PeakRSS, Row
+from training.bench.training import als_params, city_matrix
+
+_log = logging.getLogger(__name__)
+
+#: Share of the measured GEMM rate the batch top-10 must reach (issue 7).
+GEMM_GOAL = Goal(">=", 0.5, "x GEMM rate")
+#: Reader rows per GEMM block in the peer (implicit's topk also works in blocks).
+GEMM_BLOCK = 1024
+N = 10
+
+
+def gemm_rate(users: np.ndarray, items: np.ndarray, threads: int, budget_s: float = 3.0) -> float:
+    """Scores per second of float32 ``users[block] @ items.T`` on blocks of :data:`GEMM_BLOCK` rows,
+    timed over as many blocks as fit in ``budget_s`` seconds (at least two; the first warms up)."""
+    users = np.ascontiguousarray(users, dtype=np.float32)
+    items_t = np.ascontiguousarray(items, dtype=np.float32).T
+    n_blocks = max(1, -(-users.shape[0] // GEMM_BLOCK))
+    out = np.empty((min(GEMM_BLOCK, users.shape[0]), items.shape[0]), dtype=np.float32)
+    with threadpool_limits(threads, user_api="blas"):
+        np.matmul(users[: out.shape[0]], items_t, out=out)  # warm-up
+        done, scored, t0 = 0, 0, time.perf_counter()
+        while done < 2 or (time.perf_counter() - t0 < budget_s and done < n_blocks):
+            start = (done * GEMM_BLOCK) % users.shape[0]
+            block = users[start : start + GEMM_BLOCK]
+            np.matmul(block, items_t, out=out[: block.shape[0]])
+            scored += block.shape[0] * items.shape[0]
+            done += 1
+        return scored / (time.perf_counter() - t0)
+
+
+def _batch_row(ctx: BenchContext, model: ALSRecommender, data_name: str) -> Row:
+    n_readers, n_titles = model.user_items_.shape
+    rows = np.arange(n_readers)
+    rss = PeakRSS()
+    with rss:
+        t0 = time.perf_counter()
+        ids, _ = model.recommend(rows, N)
+        seconds = time.perf_counter() - t0
+    rate = n_readers * n_titles / seconds
+    peer = gemm_rate(model.user_factors_, model.item_factors_, ctx.threads)
+    return Row(
+        bench="batch",
+        name=f"top-{N} all readers ({data_name}): titles scored/s",
+        value=rate,
+        unit="scores/s",
+        peer=f"float32 GEMM ({GEMM_BLOCK} x {model.user_factors_.shape[1]}) @ ({model.user_factors_.shape[1]} x {n_titles})",
+        peer_value=peer,
+        goal=GEMM_GOAL,
+        goal_on="ratio",
+        peak_rss_mb=rss.peak_mb,
+        extra={
+            "readers": n_readers,
+            "titles": n_titles,
+            "factors": int(model.user_factors_.shape[1]),
+            "seconds": seconds,
+            "gemm_seconds_equivalent": n_readers * n_titles / peer,
+            "lists_full": float((ids >= 0).all(axis=1).mean()),
+        },
+    )
+
+
+def run(ctx: BenchContext) -> list[Row]:
+    city = ctx.remember(
+        "city_als", lambda: ALSRecommender(**als_params(ctx), threads=ctx.threads).fit(city_matrix(ctx))
+    )
+    out = [_batch_row(ctx, city, "synthetic city")]
+    public = movielens()
+    if public is not None:
+        m = build_matrix(public.frame)
+        model = ALSRecommender(**als_params(ctx), threads=ctx.threads).fit(m)
+        out.append(_batch_row(ctx, model, public.name))
+    return out
