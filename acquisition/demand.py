@@ -270,9 +270,12 @@ class DemandModel:
         train = calibration_set(history, cutoff, self.params)
         if train.height < 10:
             raise ValueError(f"demand calibration: only {train.height} new titles before {cutoff:%Y-%m-%d}")
+        x = train.select(FEATURES).to_numpy()
         self.pipeline_ = make_pipeline(StandardScaler(), PoissonRegressor(alpha=self.params.alpha, max_iter=1000)).fit(
-            train.select(FEATURES).to_numpy(), train["target"].to_numpy()
+            x, train["target"].to_numpy()
         )
+        # the exponential link extrapolates wildly outside the calibration range: clip inputs to it
+        self.feature_min_, self.feature_max_ = x.min(axis=0), x.max(axis=0)
         self.n_train_ = train.height
         self.train_mean_ = float(train["target"].mean())
         self.cutoff_ = cutoff
@@ -281,7 +284,8 @@ class DemandModel:
 
     def predict(self, feats: pl.DataFrame) -> np.ndarray:
         """Predicted loans in the next 365 days per row of a :func:`features` frame."""
-        return self.pipeline_.predict(feats.select(FEATURES).to_numpy())
+        x = np.clip(feats.select(FEATURES).to_numpy(), self.feature_min_, self.feature_max_)
+        return self.pipeline_.predict(x)
 
 
 @dataclass
