@@ -22,6 +22,7 @@ import itertools
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -393,7 +394,10 @@ def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict
         bpr.fit(stacked, show_progress=False)
         out["raw-implicit-bpr"], _ = bpr.recommend(train.shape[0] + users, foldin, N=LIST_LENGTH)
         knn = CosineRecommender(num_threads=threads)
-        knn.fit(train, show_progress=False)
+        with warnings.catch_warnings():
+            # implicit's own normalisation hands its fit a COO matrix and then warns about it
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            knn.fit(train, show_progress=False)
         out["raw-implicit-cosine"], _ = knn.recommend(users, foldin, N=LIST_LENGTH)
     return {name: np.asarray(ids, dtype=np.int32) for name, ids in out.items()}
 

@@ -123,6 +123,8 @@ def _evaluate_dataset(
         except (DatasetError, EvaluationError) as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None
+    # results are named by the CLI's data set name (``city``), the source keeps its own (``synth-small``)
+    report["source"], report["dataset"] = report["dataset"], dataset
     report["command"] = "yuedu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report["machine"] = {"python": platform.python_version(), "platform": platform.platform(), **report["threads"]}
     if dataset == "city":

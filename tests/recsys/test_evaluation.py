@@ -1,0 +1,195 @@
+"""Evaluation protocols: disjoint readers, leak-free temporal slices, test touched once per model
+and seed, baseline rows, mean/std from per-seed values, CLI modes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import recsys.evaluation as ev
+from features.datasets import Dataset
+from features.matrix import WeightingConfig
+
+
+def tiny_events(n_readers: int = 90, n_titles: int = 60, seed: int = 0) -> pl.DataFrame:
+    """Readers of 3 taste clusters borrow mostly their cluster's titles over one year."""
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(0, 3, n_readers)
+    per_reader = rng.integers(6, 16, n_readers)
+    reader = np.repeat(np.arange(n_readers), per_reader)
+    own = rng.random(reader.size) < 0.85
+    title = np.where(
+        own, cluster[reader] + 3 * rng.integers(0, n_titles // 3, reader.size), rng.integers(0, n_titles, reader.size)
+    )
+    start = datetime(2024, 1, 1)
+    frame = pl.DataFrame(
+        {
+            "reader_id": [f"R{r:03d}" for r in reader],
+            "title_id": [f"T{t:03d}" for t in title],
+            "occurred_at": [start + timedelta(hours=int(h)) for h in rng.integers(0, 24 * 365, reader.size)],
+            "value": np.full(reader.size, 5.0),
+        }
+    )
+    return frame.unique(["reader_id", "title_id"], keep="first", maintain_order=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_report() -> tuple[dict, int]:
+    calls = {"test": 0}
+    original = ev.recommend_fold
+
+    def counting(model, data, fold, n=ev.LIST_LENGTH):
+        calls[fold] = calls.get(fold, 0) + 1
+        return original(model, data, fold, n)
+
+    ev.recommend_fold = counting
+    try:
+        ds = Dataset("tiny", tiny_events().lazy())
+        config = ev.RunConfig(
+            "movielens", "strong", models=("popular", "itemknn", "ease", "hybrid"), seeds=(0, 1), quick=True
+        )
+        report = ev.run_evaluation(ds, "movielens", config)
+    finally:
+        ev.recommend_fold = original
+    return report, calls["test"]
+
+
+def test_test_fold_is_touched_once_per_model_and_seed(tiny_report) -> None:
+    report, test_calls = tiny_report
+    yuedu = [r for r in report["results"] if r["kind"] == "yuedu"]
+    assert test_calls == len(yuedu) == 4 * 2
+    per_pair = pl.DataFrame(yuedu).group_by("seed", "model").len()
+    assert per_pair["len"].to_list() == [1] * per_pair.height
+
+
+def test_baseline_rows_present_for_every_seed(tiny_report) -> None:
+    report, _ = tiny_report
+    base = pl.DataFrame([r for r in report["results"] if r["kind"] == "baseline"])
+    expected = {"raw-implicit-als", "raw-implicit-bpr", "raw-implicit-cosine"}
+    for seed in (0, 1):
+        assert set(base.filter(pl.col("seed") == seed)["model"]) == expected
+    assert report["comparison"]["ratio_to_raw_als"] is not None
+
+
+def test_summary_is_mean_and_std_of_the_per_seed_values(tiny_report) -> None:
+    report, _ = tiny_report
+    for row in report["summary"]:
+        values = [r["metrics"]["ndcg@10"] for r in report["results"] if r["model"] == row["model"]]
+        assert row["seeds"] == len(values) == 2
+        assert row["ndcg@10_mean"] == pytest.approx(float(np.mean(values)))
+        assert row["ndcg@10_std"] == pytest.approx(float(np.std(values, ddof=1)))
+    for r in report["results"]:
+        for m in ev.METRICS:
+            assert 0.0 <= r["metrics"][m] <= 1.0
+
+
+def test_clustered_data_beats_popularity(tiny_report) -> None:
+    report, _ = tiny_report
+    mean = {row["model"]: row["ndcg@10_mean"] for row in report["summary"]}
+    assert mean["ease"] > mean["popular"]
+    assert mean["itemknn"] > mean["popular"]
+
+
+def test_strong_split_readers_are_disjoint_and_seeded() -> None:
+    events = tiny_events()
+    a, b = ev.make_split("movielens", "strong", events, 0), ev.make_split("movielens", "strong", events, 1)
+    train = set(a.train["reader_id"])
+    val, test = set(a.folds["validation"].readers), set(a.folds["test"].readers)
+    assert val and test
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert a.folds["test"].readers != b.folds["test"].readers  # another seed, another draw
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), frac=st.sampled_from([0.1, 0.2, 0.3]))
+def test_per_reader_temporal_split_holds_out_each_readers_latest(seed: int, frac: float) -> None:
+    events = tiny_events(30, 30, seed)
+    split = ev.per_reader_temporal_split(events, frac)
+    test = split.folds["test"]
+    n = events.group_by("reader_id").len()
+    got = test.target.group_by("reader_id").len().join(n, on="reader_id", suffix="_all")
+    assert (got["len"] == (got["len_all"] * frac).ceil().cast(pl.UInt32)).all()
+    # every target event is at or after every fold-in event of the same reader, and not in train
+    last_in = test.foldin.group_by("reader_id").agg(pl.col("occurred_at").max().alias("last"))
+    first_out = test.target.group_by("reader_id").agg(pl.col("occurred_at").min().alias("first"))
+    assert (last_in.join(first_out, on="reader_id").select(pl.col("last") <= pl.col("first"))).to_series().all()
+    key = ["reader_id", "title_id", "occurred_at"]
+    assert test.target.join(split.train, on=key, how="semi").height == 0
+    assert split.folds["validation"].target.join(split.train, on=key, how="semi").height == 0
+
+
+def test_sco_protocol_cuts_at_the_80th_percentile() -> None:
+    events = tiny_events()
+    split = ev.make_split("sco", "temporal", events, 0)
+    cut = split.params["cutoff"]
+    assert split.train["occurred_at"].max() < split.params["val_cutoff"] <= cut
+    assert (split.folds["test"].target["occurred_at"] >= cut).all()
+    share = (events["occurred_at"] < cut).mean()
+    assert 0.75 < share < 0.85
+
+
+def test_prune_keeps_supported_titles_and_maps_back() -> None:
+    split = ev.make_split("movielens", "strong", tiny_events(), 0)
+    data = ev.prune(split.to_matrices(WeightingConfig(binarize=True)), 5)
+    readers = np.bincount(data.full.train.matrix.indices, minlength=data.full.train.shape[1])
+    assert set(data.kept) == set(np.flatnonzero(readers >= 5))
+    model = ev.make_model("popular").fit(data.train)
+    recs = ev.recommend_fold(model, data, "test", 10)
+    assert np.isin(recs[recs >= 0], data.kept).all()
+
+
+def test_unknown_protocol_and_model_are_errors() -> None:
+    ds = Dataset("tiny", tiny_events().lazy())
+    with pytest.raises(ev.EvaluationError, match="protocol"):
+        ev.run_evaluation(ds, "sco", ev.RunConfig("sco", "weekly"))
+    with pytest.raises(ev.EvaluationError, match="unknown model"):
+        ev.run_evaluation(ds, "sco", ev.RunConfig("sco", "temporal", models=("deepfm",)))
+
+
+def test_cli_writes_results_and_table(tiny_report, tmp_path: Path, monkeypatch) -> None:
+    from serving.cli import app, recsys_cmds
+
+    report, _ = tiny_report
+    monkeypatch.setattr(ev, "run_evaluation", lambda *a, **k: dict(report))
+    monkeypatch.setattr("features.datasets.load_dataset", lambda *a, **k: Dataset("tiny", tiny_events().lazy()))
+    result = CliRunner().invoke(
+        app, ["evaluate", "--dataset", "movielens", "--quick", "--seeds", "2", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "raw-implicit-als" in result.output and "±" in result.output
+    saved = json.loads((tmp_path / "movielens.json").read_text())
+    assert saved["command"].startswith("yuedu ") and saved["machine"]["cpu_count"]
+    md = (tmp_path / "movielens.md").read_text()
+    assert "| raw-implicit-bpr | baseline |" in md and "ratio to raw implicit ALS" in md
+    assert recsys_cmds.markdown(saved).count("| hybrid |") >= 1
+
+
+def test_cli_target_mode_delegates_to_the_pipeline(monkeypatch) -> None:
+    import training.pipeline
+    from serving.cli import app
+
+    seen = {}
+
+    def fake(target: str, on: str = "test") -> dict:
+        seen.update(target=target, on=on)
+        return {"ndcg@10": 0.5}
+
+    monkeypatch.setattr(training.pipeline, "evaluate_target", fake, raising=False)
+    result = CliRunner().invoke(app, ["evaluate", "runs:/abc", "--on", "validation"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"target": "runs:/abc", "on": "validation"} and "0.5" in result.output
+
+
+def test_cli_without_dataset_or_target_exits_2() -> None:
+    from serving.cli import app
+
+    result = CliRunner().invoke(app, ["evaluate"])
+    assert result.exit_code == 2
