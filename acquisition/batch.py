@@ -72,6 +72,8 @@ class RunResult:
     #: One row per request line (see :func:`rank_batch` for the columns).
     lines: pl.DataFrame
     selection: Selection
+    #: The request lines as given (purchase_requests schema), so a run can register them in the DB.
+    requests: pl.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         sel = self.lines.filter(pl.col("selected"))
@@ -266,6 +268,7 @@ def rank_batch(
             "reasons",
         ),
         selection=selection,
+        requests=requests,
     )
     _log.info("rank_batch: %s", run.summary())
     return run
@@ -297,11 +300,43 @@ def _reasons_expr(params: BatchParams) -> pl.Expr:
 def save_run(session: Any, result: RunResult, created_by: str = "batch") -> int:
     """Persist a run to ``acquisition_runs`` and ``run_lines``; returns the number of lines written.
 
-    The request lines must already be in ``purchase_requests`` (foreign key).
+    Request lines not yet in ``purchase_requests`` (online requests usually are; a batch read from a
+    data directory is not) are registered first as ``pending`` with their eligibility.
     """
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
 
-    from acquisition.db import AcquisitionRunRow, RunLineRow
+    from acquisition.db import AcquisitionRunRow, PurchaseRequestRow, RunLineRow
+
+    ids = result.lines["request_id"].to_list()
+    known = set(session.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.request_id.in_(ids))))
+    if result.requests is not None and len(known) < len(ids):
+        now = datetime.now()
+        missing = (
+            result.requests.filter(~pl.col("request_id").is_in(list(known)))
+            .join(result.lines.select("request_id", "isbn13", "eligible", "reason_codes", "reasons"), on="request_id")
+            .select(
+                "request_id",
+                pl.format("batch:{}", pl.col("request_id")).alias("idempotency_key"),
+                "reader_id",
+                "bookstore_id",
+                "isbn",
+                "isbn13",
+                *[pl.col(c) for c in ("title", "author", "publisher", "clc_class") if c in result.requests.columns],
+                *[pl.col("pub_year").cast(pl.Int64)] if "pub_year" in result.requests.columns else [],
+                "category",
+                (pl.col("price") * 100).round(0).cast(pl.Int64).alias("price_fen"),
+                "channel",
+                "requested_at",
+                pl.lit("pending").alias("status"),
+                "eligible",
+                "reason_codes",
+                pl.col("reasons").alias("message"),
+                pl.lit(now).alias("decided_at"),
+                pl.lit(now).alias("updated_at"),
+            )
+        )
+        if missing.height:
+            session.execute(insert(PurchaseRequestRow), missing.to_dicts())
 
     session.add(
         AcquisitionRunRow(
