@@ -32,7 +32,7 @@ class FieldError(HTTPException):
     """A 422 about one input field."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field}: {reason}")
+        super().__init__(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {reason}")
         self.field, self.reason = field, reason
 
 

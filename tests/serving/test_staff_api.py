@@ -1,0 +1,136 @@
+"""Staff endpoints through HTTP: rank a run of online requests, decide lines against the budget, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.serving._helpers import counter_body, eligible_readers, key
+from tests.serving.conftest import token
+
+STAFF = token("staff", "alice")
+
+
+@pytest.fixture(scope="module")
+def run(client, small_city):
+    """Eight online requests at Dehui's bookstore (monthly district budget 120 yuan), two CLC classes."""
+    readers = eligible_readers(small_city, 8)
+    prices = [30.0, 25.0, 40.0, 35.0, 20.0, 45.0, 15.0, 30.0]
+    h = token("bookstore", "BS-11")
+    for i, (reader, price) in enumerate(zip(readers, prices, strict=True)):
+        body = counter_body(reader, "BS-11", price, channel="online", clc_class="I247" if i % 2 else "TP3")
+        d = client.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()
+        assert d["status"] == "pending", d
+    r = client.post("/v1/acquisition/runs", json={}, headers=STAFF)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _dehui(client) -> dict:
+    return next(d for d in client.get("/v1/budgets", headers=STAFF).json()["districts"] if d["district"] == "Dehui")
+
+
+def test_run_ranks_every_pending_request_with_reasons(run):
+    lines = run["lines"]
+    assert run["period"] == "2026-06" and len(lines) == 8
+    assert [x["rank"] for x in lines] == list(range(1, 9))
+    assert all(x["reasons"] and x["decision"] == "pending" for x in lines)
+    # Demand per yuan never increases down the ranking; within a class the cheaper book ranks first.
+    per_yuan = [x["value"] / x["price"] for x in lines]
+    assert per_yuan == sorted(per_yuan, reverse=True)
+    for cls in ("I247", "TP3"):
+        prices = [x["price"] for x in lines if x["clc_class"] == cls]
+        assert prices == sorted(prices)
+    # Selected lines are a prefix of the ranking.
+    sel = [x["selected"] for x in lines]
+    assert sel == sorted(sel, reverse=True)
+
+
+def test_approvals_charge_the_budget_and_rejections_refund(client, run):
+    before = _dehui(client)
+    first, second = run["lines"][0], run["lines"][1]
+    decisions = [{"request_id": x["request_id"], "decision": "approve"} for x in (first, second)]
+    r = client.post(f"/v1/acquisition/runs/{run['run_id']}/decisions", json={"decisions": decisions}, headers=STAFF)
+    assert r.status_code == 200, r.text
+    assert r.json()["n_approved"] == 2
+    after = _dehui(client)
+    assert after["used"] == pytest.approx(before["used"] + first["price"] + second["price"])
+    assert after["left"] == pytest.approx(before["left"] - first["price"] - second["price"])
+    undo = [{"request_id": first["request_id"], "decision": "reject", "note": "already ordered"}]
+    assert (
+        client.post(
+            f"/v1/acquisition/runs/{run['run_id']}/decisions", json={"decisions": undo}, headers=STAFF
+        ).status_code
+        == 200
+    )
+    assert _dehui(client)["used"] == pytest.approx(before["used"] + second["price"])
+
+
+def test_an_approval_beyond_the_budget_applies_nothing(client, run):
+    before = _dehui(client)
+    pending = [
+        x
+        for x in client.get(f"/v1/acquisition/runs/{run['run_id']}", headers=STAFF).json()["lines"]
+        if x["decision"] == "pending"
+    ]
+    assert sum(x["price"] for x in pending) > before["left"]
+    r = client.post(
+        f"/v1/acquisition/runs/{run['run_id']}/decisions",
+        json={"decisions": [{"request_id": x["request_id"], "decision": "approve"} for x in pending]},
+        headers=STAFF,
+    )
+    assert r.status_code == 409 and "no room" in r.json()["message"]
+    assert _dehui(client) == before
+
+
+def test_decision_for_a_request_outside_the_run_is_404(client, run):
+    r = client.post(
+        f"/v1/acquisition/runs/{run['run_id']}/decisions",
+        json={"decisions": [{"request_id": "not-a-line", "decision": "approve"}]},
+        headers=STAFF,
+    )
+    assert r.status_code == 404
+    assert client.get("/v1/acquisition/runs/nope", headers=STAFF).status_code == 404
+
+
+def test_export_csv_and_xlsx_hold_every_line(client, run):
+    r = client.get(f"/v1/acquisition/runs/{run['run_id']}/export", params={"format": "csv"}, headers=STAFF)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [row["request_id"] for row in rows] == [x["request_id"] for x in run["lines"]]
+    from openpyxl import load_workbook
+
+    x = client.get(f"/v1/acquisition/runs/{run['run_id']}/export", params={"format": "xlsx"}, headers=STAFF)
+    ws = load_workbook(io.BytesIO(x.content)).active
+    assert ws.max_row == len(run["lines"]) + 1
+    assert (
+        client.get(f"/v1/acquisition/runs/{run['run_id']}/export", params={"format": "pdf"}, headers=STAFF).status_code
+        == 422
+    )
+
+
+def test_runs_list_and_budget_period_validation(client, run):
+    listed = client.get("/v1/acquisition/runs", headers=STAFF).json()
+    assert run["run_id"] in [r["run_id"] for r in listed]
+    r = client.get("/v1/budgets", params={"period": "2026-13"}, headers=STAFF)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.period"
+    lines = client.get("/v1/budgets", params={"period": "2026-06"}, headers=STAFF).json()["lines"]
+    assert {ln["period"] for ln in lines} == {"2026-06", "2026"}
+    assert all(ln["left"] == pytest.approx(ln["amount"] - ln["reserved"] - ln["committed"]) for ln in lines)
+
+
+def test_collection_report_shares_sum_to_one(client):
+    body = client.get("/v1/reports/collection", headers=STAFF).json()
+    assert sum(c["share_of_loans"] for c in body["classes"]) == pytest.approx(1.0)
+    assert sum(c["share_of_collection"] for c in body["classes"]) == pytest.approx(1.0)
+    assert sum(c["titles"] for c in body["classes"]) <= body["titles"]
+
+
+def test_staff_login_issues_a_working_token(client):
+    assert client.post("/v1/auth/token", json={"username": "alice", "password": "wrong"}).status_code == 401
+    r = client.post("/v1/auth/token", json={"username": "root", "password": "root-pw"})
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+    h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert client.get("/v1/budgets", headers=h).status_code == 200
