@@ -96,7 +96,11 @@ class HybridRecommender(Recommender):
         n = self.n_titles
         out = {}
         for key, model in self.components.items():
-            raw = model.score(reader_rows=reader_rows, history=history)[:, :n]
+            hist = history
+            if hist is not None and model.n_titles > n:
+                # e.g. a content model whose catalogue extends the matrix titles: pad empty columns
+                hist = sp.csr_matrix((hist.data, hist.indices, hist.indptr), shape=(hist.shape[0], model.n_titles))
+            raw = model.score(reader_rows=reader_rows, history=hist)[:, :n]
             out[key] = minmax_rows(raw)
         return out
 

@@ -100,3 +100,16 @@ def test_content_requires_catalogue():
         ContentRecommender().fit(DATA.train)
     with pytest.raises(ModelError, match="clc_class"):
         ContentRecommender().fit(DATA.train, DATA.titles.drop("clc_class"))
+
+
+def test_hybrid_with_extended_content_catalogue():
+    """A content component knows more titles than the matrix; the hybrid blends over the matrix titles."""
+    from recsys.models import make_model
+
+    hybrid = make_model(
+        "hybrid", components={"ease": {"model": "ease", "params": {"lambda_": 50.0}}, "content": {"model": "content"}}
+    ).fit(DATA.train, catalogue_with_unborrowed())
+    assert hybrid.components["content"].n_titles == DATA.train.shape[1] + 1
+    ids, _ = hybrid.recalculate(DATA.train.matrix[:5], 10)
+    assert ids.shape == (5, 10) and (ids >= 0).all() and (ids < DATA.train.shape[1]).all()
+    assert hybrid.score(reader_rows=np.arange(3)).shape == (3, DATA.train.shape[1])
