@@ -74,10 +74,14 @@ BookstoreCaller = Annotated[Principal, Depends(require_roles("bookstore"))]
 ReaderOrStaff = Annotated[Principal, Depends(require_roles("reader", "staff", "admin"))]
 
 
-def ensure_own_reader(principal: Principal, reader_id: str) -> None:
-    """Readers may only act on their own id (staff and admin on any)."""
+def own_reader(reader_id: str, principal: ReaderOrStaff) -> Principal:
+    """Readers may only act on their own id (staff and admin on any); checked before the body is read."""
     if principal.role == "reader" and principal.subject != reader_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a reader token may only access its own reader")
+    return principal
+
+
+OwnReader = Annotated[Principal, Depends(own_reader)]
 
 
 def get_bundle(state: State) -> ModelBundle:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from features.privacy import pseudonymise
 from recsys.service import UnknownTitleError
-from serving.deps import Bundle, ReaderOrStaff, ensure_own_reader
+from serving.deps import Bundle, OwnReader
 from serving.errors import field_error
 from serving.schemas import EventIn, EventOut, ReasonOut, RecommendationOut, RecommendationsOut
 
@@ -23,7 +23,7 @@ ReaderId = Annotated[str, Path(min_length=1, max_length=64, description="Reader 
 @router.get("/{reader_id}/recommendations", response_model=RecommendationsOut)
 def recommendations(
     reader_id: ReaderId,
-    principal: ReaderOrStaff,
+    _principal: OwnReader,
     bundle: Bundle,
     n: Annotated[int, Query(ge=1, le=100, description="List length.")] = 10,
     branch: Annotated[
@@ -35,7 +35,6 @@ def recommendations(
 
     Readers the model does not know get cold-start recommendations (popular at their branch / city).
     """
-    ensure_own_reader(principal, reader_id)
     if branch is not None and bundle.context.branches.get(branch) is None:
         raise field_error("query.branch", f"unknown branch '{branch}'")
     svc = bundle.service
@@ -64,9 +63,8 @@ def recommendations(
 
 
 @router.post("/{reader_id}/events", response_model=EventOut, status_code=status.HTTP_202_ACCEPTED)
-def record_event(reader_id: ReaderId, event: EventIn, principal: ReaderOrStaff, bundle: Bundle) -> EventOut:
+def record_event(reader_id: ReaderId, event: EventIn, _principal: OwnReader, bundle: Bundle) -> EventOut:
     """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
-    ensure_own_reader(principal, reader_id)
     try:
         bundle.service.record_event(reader_id, event.title_id)
     except UnknownTitleError:

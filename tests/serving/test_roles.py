@@ -1,0 +1,84 @@
+"""Every endpoint refuses the wrong caller: 401 without (or with a bad) token, 403 for the wrong role.
+
+The table lists each operation of the OpenAPI schema with the roles it admits; a test checks that the
+table covers the whole schema, so a new endpoint without a role test fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.serving.conftest import token
+
+ROLES = ("reader", "bookstore", "staff", "admin")
+ANY = ROLES
+STAFF = ("staff", "admin")
+
+#: (method, path template, concrete path, admitted roles). Reader routes use subject R-SELF.
+ENDPOINTS = [
+    ("get", "/v1/readers/{reader_id}/recommendations", "/v1/readers/R-SELF/recommendations", ("reader", *STAFF)),
+    ("post", "/v1/readers/{reader_id}/events", "/v1/readers/R-SELF/events", ("reader", *STAFF)),
+    ("get", "/v1/titles/{title_id}/similar", "/v1/titles/T0000001/similar", ANY),
+    ("get", "/v1/booklists", "/v1/booklists", ANY),
+    ("get", "/v1/booklists/{booklist_id}", "/v1/booklists/BL-001", ANY),
+    ("post", "/v1/purchase-requests", "/v1/purchase-requests", ("bookstore",)),
+    ("post", "/v1/purchase-requests/{request_id}/checkout", "/v1/purchase-requests/x/checkout", ("bookstore",)),
+    ("post", "/v1/purchase-requests/{request_id}/cancel", "/v1/purchase-requests/x/cancel", ("bookstore",)),
+    ("post", "/v1/acquisition/runs", "/v1/acquisition/runs", STAFF),
+    ("get", "/v1/acquisition/runs", "/v1/acquisition/runs", STAFF),
+    ("get", "/v1/acquisition/runs/{run_id}", "/v1/acquisition/runs/x", STAFF),
+    ("post", "/v1/acquisition/runs/{run_id}/decisions", "/v1/acquisition/runs/x/decisions", STAFF),
+    ("get", "/v1/acquisition/runs/{run_id}/export", "/v1/acquisition/runs/x/export", STAFF),
+    ("get", "/v1/budgets", "/v1/budgets", STAFF),
+    ("get", "/v1/reports/collection", "/v1/reports/collection", STAFF),
+    ("post", "/v1/admin/reload", "/v1/admin/reload", ("admin",)),
+]
+#: Open on purpose: probes, metrics (route templates only), and the login that issues tokens.
+PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("post", "/v1/auth/token")}
+
+WRONG = [(m, p, role) for m, _, p, ok in ENDPOINTS for role in ROLES if role not in ok]
+ALL = [(m, p) for m, _, p, _ in ENDPOINTS]
+
+
+def _call(client, method: str, path: str, headers: dict):
+    return client.request(method.upper(), path, headers=headers, json={})
+
+
+@pytest.mark.parametrize(("method", "path", "role"), WRONG)
+def test_wrong_role_is_403(client, method, path, role):
+    r = _call(client, method, path, token(role, "someone"))
+    assert r.status_code == 403, r.text
+    assert r.json()["error"] == "forbidden"
+
+
+@pytest.mark.parametrize(("method", "path"), ALL)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not.a-token"}, {"Authorization": "Basic abc"}, {"X-API-Key": "forged"}],
+    ids=["none", "garbage", "basic", "apikey"],
+)
+def test_missing_or_bad_credentials_are_401(client, method, path, headers):
+    r = _call(client, method, path, headers)
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_reader_token_is_bound_to_its_reader(client, method):
+    path = "/v1/readers/R-SELF/recommendations" if method == "get" else "/v1/readers/R-SELF/events"
+    r = _call(client, method, path, token("reader", "R-OTHER"))
+    assert r.status_code == 403
+
+
+def test_expired_token_is_401(client):
+    from serving.security import issue_token
+    from tests.serving.conftest import SECRET
+
+    old = issue_token("staff", "alice", SECRET, ttl_s=1, now=1_000_000)
+    assert client.get("/v1/budgets", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+
+
+def test_the_table_covers_every_operation(client):
+    schema = client.get("/openapi.json").json()
+    ops = {(m, p) for p, item in schema["paths"].items() for m in item}
+    listed = {(m, t) for m, t, _, _ in ENDPOINTS}
+    assert ops - PUBLIC == listed
