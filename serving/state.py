@@ -97,9 +97,19 @@ class AppState:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AppState:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        alias_resolver: Callable[[str], str] | None = None,
+        alias_loader: Callable[[str], tuple[Recommender, str]] | None = None,
+    ) -> AppState:
         """Connect the ledger, load policy and holdings, and load the model (failure is logged, not raised:
-        the service starts, ``/readyz`` says why it is not ready, and a reload can fix it)."""
+        the service starts, ``/readyz`` says why it is not ready, and a reload can fix it).
+
+        ``alias_resolver`` (alias -> version) and ``alias_loader`` (alias -> (model, version)) replace the
+        MLflow registry lookups (tests, or another registry).
+        """
         db = init_db(settings.db_url)
         data_dir = Path(settings.data_dir)
         _load_reference_data(db, data_dir)
@@ -114,6 +124,8 @@ class AppState:
             metrics=Metrics(),
             staff_users=parse_staff_users(settings.staff_users),
             today=today,
+            alias_resolver=alias_resolver,
+            alias_loader=alias_loader,
         )
         result = state.reload()
         if not result["reloaded"]:
