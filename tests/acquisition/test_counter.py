@@ -322,3 +322,36 @@ def test_random_streams_never_take_any_budget_line_over(stream):
                     getattr(svc, op[0])(request_id, now=NOW + timedelta(minutes=op[2]))
             assert_ledger_consistent(svc)
         svc.db.dispose()
+
+
+def test_cli_decide_checkout_and_policy_error(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    from ._counter_data import write_city
+
+    data = write_city(tmp_path / "data")
+    db = str(tmp_path / "cli.db")
+    common = ["acquisition", "decide", "--data", str(data), "--db", db, "--bookstore", "BS-N", "--json"]
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, [*common, "--reader", "R-ok", "--isbn", FRESH, "--price", "45", "--at", "2026-05-12T10:00:00"]
+    )
+    assert ok.exit_code == 0, ok.output
+    decision = json.loads(ok.output)
+    assert decision["eligible"] and decision["budget_reservation_id"]
+    held = runner.invoke(
+        app, [*common, "--reader", "R-ok", "--isbn", HELD3, "--price", "45", "--at", "2026-05-12T10:01:00"]
+    )
+    assert json.loads(held.output)["reason_codes"] == ["ALREADY_HELD"]
+    out = runner.invoke(
+        app, ["acquisition", "checkout", decision["request_id"], "--db", db, "--at", "2026-05-12T10:05:00"]
+    )
+    assert out.exit_code == 0 and "checkout" in out.output
+    bad = tmp_path / "policy.toml"
+    bad.write_text("price_cap_yuan = -5\n", encoding="utf-8")
+    refused = runner.invoke(app, [*common, "--reader", "R-ok", "--isbn", FRESH, "--price", "1", "--policy", str(bad)])
+    assert refused.exit_code == 2
