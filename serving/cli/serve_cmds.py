@@ -1,9 +1,136 @@
-"""CLI commands (to be filled in by the owning layer)."""
+"""``yuedu serve`` (the HTTP service under uvicorn) and ``yuedu token issue`` (reader / bookstore tokens)."""
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+from pathlib import Path
+
 import typer
+
+token_app = typer.Typer(help="Access tokens for readers' apps and bookstore terminals.", no_args_is_help=True)
+
+#: What ``yuedu demo --out DIR`` leaves behind and ``yuedu serve --demo DIR`` serves.
+DEMO_LAYOUT = {"data": "data", "db": "yuedu.db", "model": "model", "tokens": "demo_tokens.json"}
+
+
+def _demo_settings(demo: Path) -> tuple[dict, dict]:
+    """Settings overrides for a demo directory, and its token file (created when absent).
+
+    The token file holds ``secret_key`` (signing key), ``staff_users`` and ready tokens, so that the
+    tokens printed by ``make demo`` keep working across restarts of ``make serve``.
+    """
+    import polars as pl
+
+    from serving.security import issue_token
+
+    data = demo / DEMO_LAYOUT["data"]
+    tokens_path = demo / DEMO_LAYOUT["tokens"]
+    info = json.loads(tokens_path.read_text()) if tokens_path.exists() else {}
+    if "secret_key" not in info:
+        info["secret_key"] = os.environ.get("YUEDU_SECRET_KEY") or secrets.token_hex(32)
+        info.setdefault("staff_users", f"staff:{secrets.token_urlsafe(9)},admin:{secrets.token_urlsafe(9)}:admin")
+        reader = pl.read_parquet(data / "readers.parquet", columns=["reader_id"])["reader_id"][0]
+        bookstore = pl.read_parquet(data / "bookstores.parquet", columns=["bookstore_id"])["bookstore_id"][0]
+        ttl = 30 * 24 * 3600
+        info["tokens"] = {
+            f"reader:{reader}": issue_token("reader", reader, info["secret_key"], ttl),
+            f"bookstore:{bookstore}": issue_token("bookstore", bookstore, info["secret_key"], ttl),
+        }
+        tokens_path.write_text(json.dumps(info, indent=2))
+        tokens_path.chmod(0o600)
+    overrides = {
+        "data_dir": data,
+        "db_url": f"sqlite:///{(demo / DEMO_LAYOUT['db']).resolve()}",
+        "model_dir": demo / DEMO_LAYOUT["model"],
+        "secret_key": info["secret_key"],
+    }
+    if info.get("staff_users") and not os.environ.get("YUEDU_STAFF_USERS"):
+        overrides["staff_users"] = info["staff_users"]
+    return overrides, info
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    """Add this module's commands to the ``yuedu`` app."""
+    """Add ``serve`` and ``token issue`` to the ``yuedu`` app."""
+
+    @app.command("serve")
+    def serve(
+        data: Path | None = typer.Option(None, "--data", help="Validated data directory (Parquet tables)."),
+        db: str | None = typer.Option(
+            None, "--db", help="Ledger URL: sqlite:///file.db or postgresql+psycopg://user@host/db."
+        ),
+        model: Path | None = typer.Option(None, "--model", help="Model directory to serve."),
+        alias: str | None = typer.Option(None, "--alias", help="MLflow registry alias to serve (e.g. production)."),
+        demo: Path | None = typer.Option(None, "--demo", help="Serve what `yuedu demo --out DIR` built in DIR."),
+        today: str | None = typer.Option(None, "--today", help="Pretend today is this ISO date (demo data)."),
+        host: str = typer.Option("127.0.0.1", "--host"),
+        port: int = typer.Option(8000, "--port"),
+        log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    ) -> None:
+        """Start the HTTP service (OpenAPI docs at /docs, staff page at /staff)."""
+        import uvicorn
+        from rich.console import Console
+
+        from serving.app import create_app
+        from serving.settings import Settings
+
+        console = Console()
+        if model is not None and alias is not None:
+            console.print("[red]--model and --alias exclude each other[/red]")
+            raise typer.Exit(2)
+        overrides: dict = {}
+        info: dict = {}
+        if demo is not None:
+            missing = [p for p in ("data", "model") if not (demo / DEMO_LAYOUT[p]).exists()]
+            if missing:
+                console.print(f"[red]{demo} lacks {', '.join(missing)}[/red]: build it with `make demo` first")
+                raise typer.Exit(2)
+            overrides, info = _demo_settings(demo)
+        for key, value in {
+            "data_dir": data,
+            "db_url": db,
+            "model_dir": model,
+            "model_alias": alias,
+            "today": today,
+        }.items():
+            if value is not None:
+                overrides[key] = value
+        settings = Settings(**overrides)
+        application = create_app(settings)
+        state = application.state.yuedu
+        if state.bundle is None:
+            console.print(f"[yellow]no model loaded yet[/yellow]: {state.last_reload_error}")
+        console.print(f"yuedu serving on http://{host}:{port}  (docs /docs, staff page /staff)")
+        if info:
+            staff = ", ".join(
+                u.split(":")[0] + " / " + u.split(":")[1] for u in info.get("staff_users", "").split(",") if u
+            )
+            console.print(f"staff logins (user / password): {staff}")
+            for who, tok in info.get("tokens", {}).items():
+                console.print(f"{who}: Authorization: Bearer {tok}")
+        # uvicorn's own access log prints raw paths (reader ids): ours (serving.access) pseudonymises.
+        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+    @token_app.command("issue")
+    def issue(
+        role: str = typer.Option(..., "--role", help="reader, bookstore, staff or admin."),
+        subject: str = typer.Option(..., "--subject", help="Reader id, bookstore id or staff login."),
+        ttl_days: float = typer.Option(30.0, "--ttl-days", help="Lifetime, days."),
+        demo: Path | None = typer.Option(None, "--demo", help="Sign with the key of a demo directory."),
+    ) -> None:
+        """Print a signed token (signing key: YUEDU_SECRET_KEY, or the demo directory's)."""
+        from serving.security import ROLES, issue_token
+
+        if role not in ROLES:
+            typer.echo(f"unknown role '{role}'; expected one of {', '.join(ROLES)}", err=True)
+            raise typer.Exit(2)
+        key = os.environ.get("YUEDU_SECRET_KEY")
+        if demo is not None:
+            key = json.loads((demo / DEMO_LAYOUT["tokens"]).read_text()).get("secret_key", key)
+        if not key:
+            typer.echo("set YUEDU_SECRET_KEY (the service's signing key) or pass --demo DIR", err=True)
+            raise typer.Exit(2)
+        typer.echo(issue_token(role, subject, key, int(ttl_days * 86400)))
+
+    app.add_typer(token_app, name="token")
