@@ -156,7 +156,12 @@ def write_report(rows: list[ExperimentRow], name: str, command: str, out_dir: Pa
 
 
 def run_experiments(
-    config_paths: list[Path], name: str, command: str, track: bool = True, progress=None
+    config_paths: list[Path],
+    name: str,
+    command: str,
+    track: bool = True,
+    progress=None,
+    out_dir: Path = RESULTS_DIR,
 ) -> tuple[Path, list[ExperimentRow]]:
     """Train and test-evaluate each config, then write one comparison report."""
     from training.config import load_config
@@ -178,4 +183,4 @@ def run_experiments(
                 result.test_segments,
             )
         )
-    return write_report(rows, name, command), rows
+    return write_report(rows, name, command, out_dir), rows

@@ -50,10 +50,9 @@ def setup(experiment: str) -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        return mlflow.create_experiment(experiment, artifact_location=_artifact_root(uri))
-    mlflow.set_experiment(experiment)
-    return exp.experiment_id
+    exp_id = exp.experiment_id if exp else mlflow.create_experiment(experiment, artifact_location=_artifact_root(uri))
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
 
 
 def package_versions() -> dict[str, str]:
@@ -133,37 +132,23 @@ def log_json(obj: Any, artifact_file: str) -> None:
     mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
 
 
-def _pyfunc_class():
-    import mlflow.pyfunc
-
-    class _YueduModel(mlflow.pyfunc.PythonModel):
-        """Loads a yuedu model directory; ``predict`` takes a frame with ``reader_id`` (and optional ``n``)
-        and returns the top-n title ids and scores per reader."""
-
-        def load_context(self, context):
-            from recsys.models import load_model
-
-            self.model = load_model(context.artifacts["model_dir"])
-
-        def predict(self, context, model_input, params=None):
-            import pandas as pd
-
-            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-            n = int((params or {}).get("n", frame["n"].iloc[0] if "n" in frame else 10))
-            ids, scores = self.model.recommend_ids(frame["reader_id"].astype(str).tolist(), n)
-            return pd.DataFrame({"reader_id": frame["reader_id"], "title_ids": list(ids), "scores": list(scores)})
-
-    return _YueduModel
-
-
 def log_model_dir(model_dir: str | Path) -> str:
     """Log a saved yuedu model directory as artifacts (``model_dir/``) and as a pyfunc model; returns the
     pyfunc model URI."""
     import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     mlflow.log_artifacts(str(model_dir), "model_dir")
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "reader_id")]),
+        params=ParamSchema([ParamSpec("n", "long", 10)]),
+    )
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=_pyfunc_class()(), artifacts={"model_dir": str(model_dir)}
+        name="model",
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+        artifacts={"model_dir": str(model_dir)},
+        signature=signature,
     )
     mlflow.set_tag("pyfunc_model_uri", info.model_uri)
     return info.model_uri

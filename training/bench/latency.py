@@ -58,7 +58,7 @@ def run(ctx: BenchContext) -> list[Row]:
     model: ALSRecommender = ctx.remember(
         "city_als", lambda: ALSRecommender(**als_params(ctx), threads=ctx.threads).fit(city_matrix(ctx))
     )
-    calls = 200 if ctx.quick else 500
+    calls = 50 if ctx.quick else 500
     rng = np.random.default_rng(ctx.seed)
     n_readers, n_titles = model.user_items_.shape
     readers = rng.integers(0, n_readers, calls + 10)
