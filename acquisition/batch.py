@@ -39,8 +39,8 @@ class BatchParams:
     method: Method = "milp"
     #: Lines one reader may have bought in one batch, books.
     reader_cap: int | None = 2
-    #: Copies of one ISBN bought in one batch, copies.
-    title_cap: int | None = 1
+    #: Copies of one ISBN bought in one batch, copies (the policy's default network threshold K = 3).
+    title_cap: int | None = 3
     #: Value of each further copy of an ISBN relative to the previous one (diminishing returns).
     extra_copy_factor: float = 0.3
     #: Max share of the budget per CLC top class (0..1; "*" = every class).
@@ -211,26 +211,7 @@ def rank_batch(
         )
     )
     elig = lines.filter(pl.col("eligible"))
-    district_readers = dict(_reader_district(data_dir).group_by("district").len().iter_rows())
-    problem = SelectionProblem(
-        value=elig["value"].to_numpy(),
-        price=elig["price"].to_numpy(),
-        budget=float(budget),
-        district=elig["district"].to_numpy(),
-        clc_top=elig["clc_top"].to_numpy(),
-        bookstore=elig["bookstore_id"].to_numpy(),
-        reader=elig["reader_id"].to_numpy(),
-        isbn=elig["isbn13"].to_numpy(),
-        arrival=elig["requested_at"].dt.epoch("us").to_numpy(),
-        district_min_share=params.district_min_share,
-        class_cap_share=params.class_cap_share,
-        bookstore_cap=params.bookstore_cap,
-        reader_cap=params.reader_cap,
-        title_cap=params.title_cap,
-        district_readers=district_readers,
-        equalisation_band=params.equalisation_band,
-        equalisation=params.equalisation,
-    )
+    problem = build_problem(elig, district_readers(data_dir), params, budget)
     if params.method == "milp":
         selection = select_milp(problem, time_limit=params.time_limit, mip_rel_gap=params.mip_rel_gap)
     elif params.method == "greedy":
@@ -263,6 +244,7 @@ def rank_batch(
             "district",
             "clc_top",
             "bookstore_id",
+            "reader_id",
             "requester_count",
             "requested_at",
             "reasons",
@@ -272,6 +254,36 @@ def rank_batch(
     )
     _log.info("rank_batch: %s", run.summary())
     return run
+
+
+def build_problem(
+    eligible: pl.DataFrame, district_readers: dict[str, int], params: BatchParams, budget: float
+) -> SelectionProblem:
+    """The selection problem of the eligible lines of a batch (columns as in :func:`rank_batch`)."""
+    return SelectionProblem(
+        value=eligible["value"].to_numpy(),
+        price=eligible["price"].to_numpy(),
+        budget=float(budget),
+        district=eligible["district"].to_numpy(),
+        clc_top=eligible["clc_top"].to_numpy(),
+        bookstore=eligible["bookstore_id"].to_numpy(),
+        reader=eligible["reader_id"].to_numpy(),
+        isbn=eligible["isbn13"].to_numpy(),
+        arrival=eligible["requested_at"].dt.epoch("us").to_numpy(),
+        district_min_share=params.district_min_share,
+        class_cap_share=params.class_cap_share,
+        bookstore_cap=params.bookstore_cap,
+        reader_cap=params.reader_cap,
+        title_cap=params.title_cap,
+        district_readers=district_readers,
+        equalisation_band=params.equalisation_band,
+        equalisation=params.equalisation,
+    )
+
+
+def district_readers(data_dir: str | Path) -> dict[str, int]:
+    """Registered readers per district (by home branch)."""
+    return dict(_reader_district(data_dir).group_by("district").len().iter_rows())
 
 
 def _reasons_expr(params: BatchParams) -> pl.Expr:

@@ -13,8 +13,9 @@ _log = logging.getLogger(__name__)
 
 
 def _flat(result: RunResult) -> pl.DataFrame:
-    """Lines with list columns joined (``reason_codes`` as ``A;B``) and money rounded to fen."""
-    return result.lines.with_columns(
+    """Lines with list columns joined (``reason_codes`` as ``A;B``) and money rounded to fen. Reader
+    ids stay out of files that travel by e-mail."""
+    return result.lines.drop("reader_id", strict=False).with_columns(
         pl.col("reason_codes").list.join(";"),
         pl.col("predicted_loans").round(2),
         pl.col("value").round(3),
