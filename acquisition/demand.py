@@ -170,6 +170,9 @@ def features(cases: pl.DataFrame, history: History, cutoff: datetime, params: De
     ``clc_class``, ``author`` and ``price`` (yuan). Only history before ``cutoff`` is read.
     """
     by_class, by_top, by_author = _rates(history, cutoff)
+    cases = cases.with_columns(
+        pl.col("reader_id", "isbn", "clc_class", "author").cast(pl.String), pl.col("price").cast(pl.Float64)
+    )
     cases = cases.with_columns(clc_top(pl.col("clc_class").fill_null("")).alias("top"))
     pairs = cases.select("reader_id", "top").unique()
     aff = _cf_affinity(history, cutoff, pairs, params)

@@ -1,9 +1,126 @@
-"""CLI commands (to be filled in by the owning layer)."""
+"""``yuedu acquisition rank | report | backtest``: batch ranking of online requests, collection
+analytics and the selection backtest. Library code lives in ``acquisition``; these are thin skins."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+
 import typer
+
+from serving.cli.acquisition_group import ensure_registered
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def rank(
+    data: Path = typer.Option(..., "--data", help="Data directory (Parquet tables)."),
+    budget: float = typer.Option(..., "--budget", help="Budget of the batch, yuan."),
+    since: datetime | None = typer.Option(None, "--since", help="Only requests at or after this time."),
+    channel: str = typer.Option("online", "--channel", help="Request channel to rank (online/counter/all)."),
+    method: str = typer.Option("milp", "--method", help="milp | greedy | fcfs."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy TOML (default: the built-in policy)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the run as .csv or .xlsx."),
+    db: str | None = typer.Option(None, "--db", help="Save the run to this acquisition database (URL or path)."),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="MILP time limit, seconds."),
+) -> None:
+    """Rank a batch of requests within a budget and show the selection."""
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
+
+    from acquisition.batch import BatchParams, rank_batch, save_run
+    from acquisition.optimize import InfeasibleSelection
+    from acquisition.policy import PolicyError, load_policy
+    from features.schema import scan_table
+
+    if method not in ("milp", "greedy", "fcfs"):
+        _fail(f"--method must be milp, greedy or fcfs, not {method!r}")
+    try:
+        pol = load_policy(policy)
+        requests = scan_table(data, "purchase_requests")
+        if channel != "all":
+            requests = requests.filter(pl.col("channel") == channel)
+        if since is not None:
+            requests = requests.filter(pl.col("requested_at") >= since)
+        frame = requests.collect()
+        if frame.is_empty():
+            _fail("no requests match the filters")
+        result = rank_batch(frame, data, pol, budget, BatchParams(method=method, time_limit=time_limit))
+    except (FileNotFoundError, PolicyError, InfeasibleSelection, ValueError) as err:
+        _fail(str(err))
+    console = Console()
+    table = Table(title=f"run {result.run_id}")
+    for col in ("rank", "request_id", "selected", "predicted_loans", "value", "price", "district", "reasons"):
+        table.add_column(col)
+    for row in result.lines.head(25).iter_rows(named=True):
+        table.add_row(
+            str(row["rank"]),
+            row["request_id"],
+            "yes" if row["selected"] else "",
+            "" if row["predicted_loans"] is None else f"{row['predicted_loans']:.1f}",
+            f"{row['value']:.2f}",
+            f"{row['price']:.2f}",
+            str(row["district"]),
+            row["reasons"],
+        )
+    console.print(table)
+    console.print(result.summary())
+    if out is not None:
+        from acquisition.export import export_csv, export_xlsx
+
+        path = export_xlsx(result, out) if out.suffix.lower() == ".xlsx" else export_csv(result, out)
+        console.print(f"written {path}")
+    if db is not None:
+        from acquisition.db import init_db
+
+        database = init_db(db)
+        with database.session_scope(write=True) as session:
+            n = save_run(session, result)
+        console.print(f"saved run {result.run_id} ({n} lines) to {db}")
+
+
+def report(
+    data: Path = typer.Option(..., "--data", help="Data directory (Parquet tables)."),
+    out: Path = typer.Option(Path("collection-report.md"), "--out", help="Markdown file (HTML and PNGs beside it)."),
+    window_days: int = typer.Option(365, "--window-days", help="Demand window, days."),
+    dead_months: int = typer.Option(24, "--dead-months", help="No loan for this long = dead stock, months."),
+) -> None:
+    """Collection analytics: turnover, gaps, holds alerts, dead stock, the reader-choice KPI."""
+    from acquisition.analytics import collection_metrics, write_report
+
+    try:
+        metrics = collection_metrics(data, window_days=window_days, dead_months=dead_months)
+    except FileNotFoundError as err:
+        _fail(str(err))
+    md, html = write_report(metrics, out)
+    typer.echo(f"written {md} and {html}")
+
+
+def backtest(
+    data: Path = typer.Option(..., "--data", help="Synthetic city directory (with truth/)."),
+    out: Path = typer.Option(
+        Path("experiments/results/acquisition_backtest.md"), "--out", help="Markdown report to write."
+    ),
+) -> None:
+    """Replay a held-out year of requests: FCFS vs greedy vs MILP vs the oracle."""
+    from acquisition.backtest import backtest as run
+
+    try:
+        path = run(data, out)
+    except FileNotFoundError as err:
+        _fail(str(err))
+    typer.echo(path.read_text())
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    """Add this module's commands to the ``yuedu`` app."""
+    """Add ``rank``, ``report`` and ``backtest`` to the ``yuedu acquisition`` group."""
+    group = ensure_registered(app)
+    group.command("rank")(rank)
+    group.command("report")(report)
+    group.command("backtest")(backtest)

@@ -1,0 +1,267 @@
+"""Collection analytics librarians use (DOMAIN.md §4), as a Markdown + HTML report with PNG plots.
+
+:func:`collection_metrics` computes the tables with lazy polars pipelines over a data directory;
+:func:`write_report` renders them (``yuedu acquisition report --data DIR --out FILE.md``).
+
+* turnover (loans per copy per year) and circulation per item, per CLC top class;
+* supply vs demand per class and district (:mod:`acquisition.gaps`);
+* holds-to-copies alerts: titles whose holds in the window exceed ``alert_ratio`` x their copies;
+* dead stock: copies (not lost / withdrawn) not borrowed in ``dead_months`` months;
+* the programme KPI: loans per copy of reader-chosen vs library-selected (regular order) copies;
+* age of the collection per class (years since acquisition).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from acquisition.gaps import HOLDS_ALERT_RATIO, gap_table
+from features.schema import clc_top, scan_table
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class CollectionMetrics:
+    """The report's tables; ``as_of`` is the end of the window, ``window_days`` its length."""
+
+    as_of: datetime
+    window_days: int
+    by_class: pl.DataFrame
+    by_source: pl.DataFrame
+    gaps: pl.DataFrame
+    holds_alerts: pl.DataFrame
+    dead_stock: pl.DataFrame
+    headline: dict[str, float]
+
+
+def collection_metrics(
+    data_dir: str | Path,
+    *,
+    as_of: datetime | None = None,
+    window_days: int = 365,
+    dead_months: int = 24,
+    alert_ratio: float = HOLDS_ALERT_RATIO,
+) -> CollectionMetrics:
+    """Compute every table of the report over the ``window_days`` before ``as_of`` (default: last loan)."""
+    loans = scan_table(data_dir, "loans")
+    if as_of is None:
+        as_of = loans.select(pl.col("borrowed_at").max()).collect().item()
+    start = as_of - timedelta(days=window_days)
+    years = window_days / 365.0
+    titles = scan_table(data_dir, "titles").select("title_id", clc_top(pl.col("clc_class")).alias("top"))
+    copies = (
+        scan_table(data_dir, "copies")
+        .filter(~pl.col("status").is_in(["lost", "withdrawn"]) & (pl.col("acquired_at") <= as_of.date()))
+        .join(titles, on="title_id")
+    )
+    window_loans = loans.filter(pl.col("borrowed_at").is_between(start, as_of))
+    loans_per_copy = window_loans.drop_nulls("copy_id").group_by("copy_id").agg(pl.len().alias("loans"))
+    last_loan = loans.filter(pl.col("borrowed_at") <= as_of).group_by("copy_id").agg(pl.col("borrowed_at").max())
+    copy_stats = (
+        copies.join(loans_per_copy, on="copy_id", how="left")
+        .join(last_loan, on="copy_id", how="left")
+        .with_columns(
+            pl.col("loans").fill_null(0),
+            ((pl.lit(as_of.date()) - pl.col("acquired_at")).dt.total_days() / 365.25).alias("age_years"),
+        )
+        .collect()
+    )
+    by_class = (
+        copy_stats.group_by("top")
+        .agg(
+            pl.len().alias("copies"),
+            pl.col("loans").sum(),
+            (pl.col("loans").sum() / pl.len() / years).alias("turnover_per_year"),
+            (pl.col("loans") > 0).mean().alias("share_circulating"),
+            pl.col("age_years").median().alias("median_age_years"),
+        )
+        .with_columns(
+            (pl.col("copies") / pl.col("copies").sum()).alias("share_of_collection"),
+            (pl.col("loans") / pl.col("loans").sum()).alias("share_of_loans"),
+        )
+        .sort("loans", descending=True)
+    )
+    by_source = (
+        copy_stats.group_by("source")
+        .agg(
+            pl.len().alias("copies"),
+            pl.col("loans").sum(),
+            (pl.col("loans").sum() / pl.len() / years).alias("loans_per_copy_per_year"),
+        )
+        .with_columns((pl.col("loans") / pl.col("loans").sum()).alias("share_of_loans"))
+        .sort("source")
+    )
+    dead_cut = as_of - timedelta(days=round(dead_months * 30.44))
+    dead = copy_stats.filter(
+        (pl.col("borrowed_at").is_null() | (pl.col("borrowed_at") < dead_cut))
+        & (pl.col("acquired_at") < dead_cut.date())
+    )
+    dead_stock = (
+        dead.group_by("top")
+        .agg(pl.len().alias("dead_copies"))
+        .join(by_class.select("top", "copies"), on="top")
+        .with_columns((pl.col("dead_copies") / pl.col("copies")).alias("share_dead"))
+        .sort("dead_copies", descending=True)
+    )
+    holds = (
+        scan_table(data_dir, "holds")
+        .filter(pl.col("placed_at").is_between(start, as_of))
+        .group_by("title_id")
+        .agg(pl.len().alias("holds"))
+    )
+    holds_alerts = (
+        holds.join(copies.group_by("title_id").agg(pl.len().alias("copies")), on="title_id", how="left")
+        .with_columns(pl.col("copies").fill_null(0))
+        .with_columns((pl.col("holds") / pl.col("copies").clip(lower_bound=1)).alias("holds_per_copy"))
+        .filter(pl.col("holds_per_copy") > alert_ratio)
+        .join(scan_table(data_dir, "titles").select("title_id", "title", "clc_class"), on="title_id", how="left")
+        .sort("holds_per_copy", descending=True)
+        .collect()
+    )
+    total_loans = int(copy_stats["loans"].sum())
+    headline = {
+        "copies": float(copy_stats.height),
+        "loans_in_window": float(total_loans),
+        "turnover_per_year": total_loans / max(1, copy_stats.height) / years,
+        "dead_share": dead.height / max(1, copy_stats.height),
+        "median_age_years": float(copy_stats["age_years"].median() or 0.0),
+    }
+    return CollectionMetrics(
+        as_of=as_of,
+        window_days=window_days,
+        by_class=by_class,
+        by_source=by_source,
+        gaps=gap_table(data_dir, as_of=as_of, window_days=window_days),
+        holds_alerts=holds_alerts,
+        dead_stock=dead_stock,
+        headline=headline,
+    )
+
+
+def _md_table(df: pl.DataFrame, digits: int = 3) -> str:
+    df = df.with_columns(pl.col(pl.Float64).round(digits))
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in df.iter_rows())
+
+
+def _plots(m: CollectionMetrics, out_dir: Path, stem: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bc = m.by_class.sort("top")
+    x = range(bc.height)
+    ax.bar([i - 0.2 for i in x], bc["share_of_collection"], width=0.4, label="share of collection")
+    ax.bar([i + 0.2 for i in x], bc["share_of_loans"], width=0.4, label="share of loans")
+    ax.set_xticks(list(x), bc["top"].to_list())
+    ax.set_xlabel("CLC top class")
+    ax.legend()
+    ax.set_title("Supply vs demand per class")
+    paths.append(out_dir / f"{stem}_supply_demand.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    pivot = m.gaps.pivot(on="top", index="district", values="gap_score").sort("district")
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    cols = sorted(c for c in pivot.columns if c != "district")
+    im = ax.imshow(pivot.select(cols).fill_null(0).to_numpy(), aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(pivot.height), pivot["district"].to_list())
+    ax.set_title("Gap score (district x class)")
+    fig.colorbar(im, ax=ax)
+    paths.append(out_dir / f"{stem}_gaps.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_report(m: CollectionMetrics, out: str | Path) -> tuple[Path, Path]:
+    """Write ``out`` (Markdown) and ``out`` with ``.html``, plus PNG plots beside them."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pngs = _plots(m, out.parent, out.stem)
+    h = m.headline
+    src = {r["source"]: r for r in m.by_source.iter_rows(named=True)}
+    kpi = ""
+    if "reader_choice" in src and "regular_order" in src:
+        rc, ro = src["reader_choice"], src["regular_order"]
+        ratio = rc["loans_per_copy_per_year"] / ro["loans_per_copy_per_year"] if ro["loans_per_copy_per_year"] else 0
+        kpi = (
+            f"Reader-chosen copies: **{rc['loans_per_copy_per_year']:.2f}** loans per copy per year vs "
+            f"**{ro['loans_per_copy_per_year']:.2f}** for library-selected copies (x{ratio:.2f}); reader-chosen "
+            f"copies carry {rc['share_of_loans']:.1%} of loans.\n"
+        )
+    gaps_top = (
+        m.gaps.sort("gap_score", descending=True)
+        .head(15)
+        .select("district", "top", "copies", "loans", "holds", "holds_per_copy", "pressure", "mix_gap", "gap_score")
+    )
+    sections = [
+        f"# Collection report ({m.as_of:%Y-%m-%d}, last {m.window_days} days)\n",
+        f"{int(h['copies'])} copies, {int(h['loans_in_window'])} loans; turnover {h['turnover_per_year']:.2f} "
+        f"loans per copy per year; {h['dead_share']:.1%} dead stock; median copy age "
+        f"{h['median_age_years']:.1f} years.\n",
+        "## Reader-chosen vs library-selected (programme KPI)\n",
+        kpi,
+        _md_table(m.by_source),
+        "## Turnover, circulation and age per class\n",
+        _md_table(m.by_class),
+        f"![supply vs demand]({pngs[0].name})\n",
+        "## Largest gaps (district x class)\n",
+        _md_table(gaps_top),
+        f"![gaps]({pngs[1].name})\n",
+        f"## Holds-to-copies alerts (> {HOLDS_ALERT_RATIO:.0f}:1)\n",
+        _md_table(m.holds_alerts.head(30)) if m.holds_alerts.height else "None.\n",
+        "## Dead stock per class\n",
+        _md_table(m.dead_stock),
+    ]
+    md = "\n".join(sections)
+    out.write_text(md)
+    html_path = out.with_suffix(".html")
+    html_path.write_text(_to_html(md))
+    _log.info("collection report written to %s and %s", out, html_path)
+    return out, html_path
+
+
+def _to_html(md: str) -> str:
+    """A minimal Markdown -> HTML rendering of the report (headings, tables, images, paragraphs)."""
+    body: list[str] = []
+    in_table = False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1 : line.rindex(")")]
+            body.append(f'<img src="{html.escape(src)}" alt="">')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
+    if in_table:
+        body.append("</table>")
+    style = "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(body)}</body></html>"
