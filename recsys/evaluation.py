@@ -116,6 +116,9 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
 }
 #: Components of the validation-blended hybrid (each with its own tuned parameters).
 HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "itemknn", "als", "popular")
+#: Validation readers sampled for fitting the hybrid's blend weights, and the weight grid.
+HYBRID_FIT_READERS = 600
+HYBRID_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
 #: Models tuned on some matrix choices only (BPR's sampling gains little from re-weighting, and
 #: each extra fit costs time).
 MODEL_CHOICES: dict[str, tuple[str, ...]] = {"bpr": ("binary",)}
@@ -518,8 +521,12 @@ def _tune_hybrid(
         data = prepared[choice.name]
         hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
         val_target = data.full.folds["validation"].target.matrix
-        # fit_weights ranks over the pruned columns: give it the pruned view of the validation target
-        weights = hybrid.fit_weights(data.foldin["validation"], val_target[:, data.kept], metric="ndcg", k=10)
+        # fit_weights ranks over the pruned columns: give it the pruned view of the validation target.
+        # A bounded reader sample and a coarse grid keep the search to seconds (5^4 blends is minutes).
+        rows = np.random.default_rng(seed).permutation(val_target.shape[0])[:HYBRID_FIT_READERS]
+        weights = hybrid.fit_weights(
+            data.foldin["validation"][rows], val_target[rows][:, data.kept], metric="ndcg", k=10, grid=HYBRID_GRID
+        )
         val = metric_row(recommend_fold(hybrid, data, "validation"), val_target)
         if best is None or val[SELECTION_METRIC] > best[4][SELECTION_METRIC]:
             params = {n: c.params for n, c in comps.items()}
