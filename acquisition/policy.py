@@ -125,7 +125,7 @@ class Policy(_Strict):
         default=30.0, gt=0, description="An unconfirmed budget reservation is released after this, minutes."
     )
     budget_district_of: Literal["bookstore", "reader"] = Field(
-        default="bookstore",
+        default="reader",
         description="Which district's budget lines a request draws on: the bookstore's or the reader's home.",
     )
     budgets: tuple[BudgetLineConfig, ...] = Field(
