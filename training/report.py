@@ -162,6 +162,7 @@ def run_experiments(
     track: bool = True,
     progress=None,
     out_dir: Path = RESULTS_DIR,
+    models_dir: Path | None = None,
 ) -> tuple[Path, list[ExperimentRow]]:
     """Train and test-evaluate each config, then write one comparison report."""
     from training.config import load_config
@@ -170,7 +171,8 @@ def run_experiments(
     configs = [load_config(p) for p in config_paths]  # refuse a bad config before any work starts
     rows = []
     for cfg in configs:
-        result = train(cfg, track=track, evaluate_test=True, progress=progress)
+        out = models_dir / cfg.name if models_dir else None
+        result = train(cfg, out=out, track=track, evaluate_test=True, progress=progress)
         rows.append(
             ExperimentRow(
                 cfg.name,

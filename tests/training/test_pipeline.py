@@ -119,7 +119,9 @@ def test_experiment_run_writes_comparison_report(small_city, tmp_path, mlflow_st
         p = tmp_path / f"t_{model}.toml"
         p.write_text(_toml(cfg))
         paths.append(p)
-    report, rows = run_experiments(paths, "t_comparison", "yuedu experiment run ...", out_dir=tmp_path / "results")
+    report, rows = run_experiments(
+        paths, "t_comparison", "yuedu experiment run ...", out_dir=tmp_path / "results", models_dir=tmp_path / "models"
+    )
     text = report.read_text()
     assert "t_popular" in text and "t_ease" in text and "yuedu experiment run" in text
     for png in ("t_comparison_vs_k.png", "t_comparison_time_vs_quality.png", "t_comparison_segments.png"):
