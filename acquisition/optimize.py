@@ -383,7 +383,7 @@ def select_milp(
     time_limit: float = 60.0,
     mip_rel_gap: float = 1e-3,
     method: str = "milp",
-    lp_fix_above: int = 2000,
+    lp_fix_above: int = 500,
 ) -> Selection:
     """Solve the selection MILP with HiGHS (``scipy.optimize.milp``).
 
