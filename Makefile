@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: install demo test test-fast lint format serve bench clean browser
+.PHONY: install demo test test-fast lint format serve bench clean system-deps
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,16 +18,22 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# Debian's Chromium for the staff-page browser test (Playwright cannot download browsers here).
-browser:
-	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
-	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "chromium not installed: browser tests will be skipped" )
+# System packages from Debian: Chromium for the staff-page browser test (Playwright cannot download
+# browsers here) and a Java runtime for the Spark engine. Skipped when present or when apt is unavailable.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "could not install$$missing: the tests that need them will be skipped"; \
+	fi
 
 demo: install
 	$(BIN)/yuedu demo --out $(DEMO_DIR)
 
-test: install browser
+test: install system-deps
 	$(BIN)/python -m pytest -q -n 2 --timeout 300
 
 test-fast: install
