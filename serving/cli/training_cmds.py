@@ -37,11 +37,23 @@ def train_cmd(
     config: Path = typer.Argument(..., help="Experiment config (TOML)."),
     out: Path = typer.Option(None, help="Model directory (default: models/<name>)."),
     track: bool = typer.Option(True, help="Log the run to MLflow."),
+    engine: str = typer.Option("local", help="local (one machine) or spark (Spark MLlib ALS)."),
+    master: str = typer.Option("local[*]", help="Spark master URL (engine spark only)."),
 ) -> None:
     """Fit the config's model, evaluate on validation, save the model directory, log to MLflow."""
     from training.pipeline import train
 
     cfg = _config_or_exit(config)
+    if engine == "spark":
+        from training.spark_train import train_spark
+
+        result = train_spark(cfg, master=master, out=out, track=track)
+        console.print(_metrics_table(f"{cfg.name}: validation (spark)", result.validation))
+        console.print(f"model directory: {result.model_dir}")
+        return
+    if engine != "local":
+        console.print(f"[red]--engine must be local or spark, got {engine!r}[/red]")
+        raise typer.Exit(2)
     with console.status(f"training {cfg.name}") as status:
         result = train(cfg, out=out, track=track, progress=lambda m: status.update(m))
     console.print(_metrics_table(f"{cfg.name}: validation", result.validation))
