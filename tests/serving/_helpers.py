@@ -18,10 +18,20 @@ def fresh_isbn() -> str:
     return body + ean.calc_check_digit(body)
 
 
-def eligible_readers(data_dir: Path, k: int) -> list[str]:
-    """``k`` readers who pass the reader rules (not blocked, credit level >= 1)."""
-    r = pl.read_parquet(data_dir / "readers.parquet")
-    return r.filter(~pl.col("blocked") & (pl.col("credit_level") >= 1))["reader_id"].head(k).to_list()
+def eligible_readers(data_dir: Path, k: int, district: str | None = None) -> list[str]:
+    """``k`` readers who pass the reader rules (not blocked, credit level >= 1), optionally living in
+    ``district``. Tests pair a bookstore with readers of its own district, so that the budget line
+    charged is the same whether the policy draws on the bookstore's or the reader's district."""
+    r = pl.read_parquet(data_dir / "readers.parquet").join(
+        pl.read_parquet(data_dir / "branches.parquet").select("branch_id", "district"),
+        left_on="home_branch_id",
+        right_on="branch_id",
+        how="left",
+    )
+    ok = r.filter(~pl.col("blocked") & (pl.col("credit_level") >= 1))
+    if district is not None:
+        ok = ok.filter(pl.col("district") == district)
+    return ok["reader_id"].head(k).to_list()
 
 
 def counter_body(

@@ -34,7 +34,7 @@ def server(small_city, model_dir, tmp_path_factory):
 
 def test_concurrent_counters_never_overspend_nor_double_charge(server, small_city):
     app, url = server
-    readers = eligible_readers(small_city, 24)
+    readers = eligible_readers(small_city, 24, "Gongzhuling")
     price = 9.0  # 70 yuan fits 7 books; 24 readers ask at once
     results: dict[str, list[dict]] = {}
     lock = threading.Lock()

@@ -10,7 +10,8 @@ from tests.serving.conftest import token
 
 @pytest.fixture(scope="module")
 def readers(small_city):
-    return eligible_readers(small_city, 40)
+    """Chaoyang readers (bookstores BS-01..03 are in Chaoyang)."""
+    return eligible_readers(small_city, 40, "Chaoyang")
 
 
 def _district_used(client, district: str) -> float:
@@ -50,14 +51,14 @@ def test_declines_carry_reason_codes(client, readers):
     assert not d["eligible"] and d["status"] == "declined" and d["reason_codes"] and d["message"]
 
 
-def test_checkout_commits_and_cancel_releases(client, readers, city_facts):
+def test_checkout_commits_and_cancel_releases(client, small_city, city_facts):
     h = token("bookstore", "BS-04")
     district = city_facts["bookstores"]["BS-04"]
+    nanguan = eligible_readers(small_city, 2, district)
     base = _district_used(client, district)
-    a = client.post(
-        "/v1/purchase-requests", json=counter_body(readers[3], "BS-04", 12.0), headers={**h, **key()}
-    ).json()
-    b = client.post("/v1/purchase-requests", json=counter_body(readers[4], "BS-04", 8.0), headers={**h, **key()}).json()
+    a = client.post("/v1/purchase-requests", json=counter_body(nanguan[0], "BS-04", 12.0), headers={**h, **key()})
+    b = client.post("/v1/purchase-requests", json=counter_body(nanguan[1], "BS-04", 8.0), headers={**h, **key()})
+    a, b = a.json(), b.json()
     assert a["eligible"] and b["eligible"]
     assert _district_used(client, district) == pytest.approx(base + 20.0)
     r = client.post(f"/v1/purchase-requests/{a['request_id']}/checkout", headers=h)

@@ -16,7 +16,7 @@ STAFF = token("staff", "alice")
 @pytest.fixture(scope="module")
 def run(client, small_city):
     """Eight online requests at Dehui's bookstore (monthly district budget 120 yuan), two CLC classes."""
-    readers = eligible_readers(small_city, 8)
+    readers = eligible_readers(small_city, 8, "Dehui")
     prices = [30.0, 25.0, 40.0, 35.0, 20.0, 45.0, 15.0, 30.0]
     h = token("bookstore", "BS-11")
     for i, (reader, price) in enumerate(zip(readers, prices, strict=True)):

@@ -1,0 +1,103 @@
+"""The staff page end to end in headless Chromium (Debian's, by executable path) against real uvicorn:
+log in, start a run, approve two lines, see the district budget update, export CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.server import running_server
+from tests.serving._helpers import counter_body, eligible_readers, key
+from tests.serving.conftest import make_settings, token
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (install Debian's chromium package)"
+)
+
+
+@pytest.fixture(scope="module")
+def server(small_city, model_dir, tmp_path_factory):
+    from serving.app import create_app
+
+    app = create_app(make_settings(small_city, tmp_path_factory.mktemp("browser") / "yuedu.db", model_dir))
+    with running_server(app) as url:
+        h = token("bookstore", "BS-11")  # Dehui: 120 yuan in 2026-06
+        with httpx.Client(base_url=url) as c:
+            for reader, price in zip(
+                eligible_readers(small_city, 5, "Dehui"), (31.5, 18.0, 44.0, 27.25, 12.0), strict=True
+            ):
+                body = counter_body(reader, "BS-11", price, channel="online")
+                assert c.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()["status"] == "pending"
+        yield url
+
+
+def _dehui_used(page) -> float:
+    return float(page.locator('#budget tr[data-district="Dehui"] td.used').inner_text())
+
+
+def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(f"{server}/staff")
+            page.fill("#username", "alice")
+            page.fill("#password", "wrong")
+            page.click("#login")
+            assert "wrong password" in page.locator("#error").inner_text()
+            page.fill("#username", "alice")
+            page.fill("#password", "alice-pw")
+            page.click("#login")
+            assert "alice" in page.locator("#who").inner_text()
+
+            page.click("#new-run")
+            page.wait_for_selector("#lines")
+            rows = page.locator("#lines tbody tr")
+            assert rows.count() == 5
+            assert rows.nth(0).locator("ul.reasons li").count() >= 3
+            before = _dehui_used(page)
+            prices = []
+            for i in (0, 1):
+                row = page.locator("#lines tbody tr").nth(i)
+                prices.append(float(row.locator("td.num").nth(1).inner_text()))
+                row.locator("button.approve").click()
+                page.wait_for_load_state()
+                assert page.locator("#lines tbody tr").nth(i).locator("td.decision").inner_text() == "approve"
+            assert page.locator("#approved-count").inner_text() == "2"
+            assert _dehui_used(page) == pytest.approx(before + sum(prices))
+
+            with page.expect_download() as info:
+                page.click("#export")
+            target = tmp_path / "run.csv"
+            info.value.save_as(target)
+            rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8-sig"))))
+            assert len(rows) == 5
+            assert sorted(r["decision"] for r in rows) == ["approve", "approve", "pending", "pending", "pending"]
+        finally:
+            browser.close()
+
+
+def test_staff_pages_refuse_without_login(server):
+    with httpx.Client(base_url=server, follow_redirects=False) as c:
+        assert "Staff log in" in c.get("/staff").text
+        r = c.post("/staff/runs")
+        assert r.status_code == 303 and r.headers["location"] == "/staff"
+        # A reader's bearer token is no staff cookie.
+        c.cookies.set("yuedu_staff", token("reader", "R1")["Authorization"].split()[1])
+        assert "Staff log in" in c.get("/staff").text
