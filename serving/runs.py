@@ -10,10 +10,12 @@ The charge is recorded as a ``confirmed`` reservation of the request, so un-appr
 to pending) gives exactly that money back. A batch of decisions is one transaction: if one approval
 does not fit, none is applied and the error names the line and the budget.
 
-Ranking: ``acquisition.batch`` (the budget-aware MILP ranking) is the intended ranker; until its
-``rank_batch`` is wired here, :func:`rank_pending` ranks with a transparent demand-per-yuan score
-(distinct requesters of the ISBN x the loans-per-copy of its CLC class relative to the city), a
-prefix of that order within the run budget being ``selected``.
+Ranking: :func:`acquisition.batch.rank_batch` (predicted loans x collection-gap multiplier, MILP
+selection within the budget, eligibility re-checked) over the pending online requests of the ledger.
+When the data directory cannot feed it (no loan history) or it fails, :func:`rank_pending` ranks with
+a transparent demand-per-yuan score (distinct requesters of the ISBN x the loans-per-copy of its CLC
+class relative to the city), a prefix of that order within the run budget being ``selected``; the
+run's ``ranker`` says which one ranked it (and why the fallback was used).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import io
 import logging
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,61 +158,67 @@ def create_run(
     *,
     created_by: str,
     now: datetime,
+    data_dir: Path | None = None,
     period: str | None = None,
     budget_yuan: float | None = None,
     max_lines: int = 500,
 ) -> str:
-    """Rank the pending online requests into a new run; returns the run id."""
+    """Rank the pending online requests into a new run; returns the run id.
+
+    ``budget_yuan`` defaults to what the month's district lines (else the year line) have left.
+    """
     period = period or now.strftime("%Y-%m")
     pr = PurchaseRequestRow
-    with db.session_scope(write=True) as s:
+    columns = {
+        "request_id": pl.String,
+        "reader_id": pl.String,
+        "bookstore_id": pl.String,
+        "isbn": pl.String,
+        "isbn13": pl.String,
+        "title": pl.String,
+        "author": pl.String,
+        "publisher": pl.String,
+        "pub_year": pl.Int16,
+        "clc_class": pl.String,
+        "category": pl.String,
+        "price_fen": pl.Int64,
+        "requested_at": pl.Datetime("us"),
+        "channel": pl.String,
+        "status": pl.String,
+    }
+    with db.session_scope() as s:
         rows = s.execute(
-            select(pr.request_id, pr.reader_id, pr.isbn13, pr.clc_class, pr.price_fen)
+            select(*(getattr(pr, c) for c in columns))
             .where(pr.status == "pending", pr.channel == "online")
             .order_by(pr.requested_at, pr.request_id)
             .limit(max_lines)
         ).all()
-        frame = pl.DataFrame(
-            [tuple(r) for r in rows],
-            schema={
-                "request_id": pl.String,
-                "reader_id": pl.String,
-                "isbn13": pl.String,
-                "clc_class": pl.String,
-                "price_fen": pl.Int64,
-            },
-            orient="row",
-        )
         budget_fen = round(budget_yuan * 100) if budget_yuan is not None else _left_fen(s, period)
-        ranked = rank_pending(frame, budget_fen, class_demand(context))
-        run_id = uuid.uuid4().hex
-        s.add(
-            AcquisitionRunRow(
-                run_id=run_id,
-                created_by=created_by,
-                created_at=now,
-                params={"period": period, "budget_fen": budget_fen, "max_lines": max_lines, "ranker": RANKER},
-                status="draft",
-            )
-        )
-        s.flush()
-        if ranked.height:
-            s.execute(
-                RunLineRow.__table__.insert(),
-                [
-                    {
-                        "run_id": run_id,
-                        "request_id": r["request_id"],
-                        "rank": r["rank"],
-                        "selected": r["selected"],
-                        "predicted_loans": None,
-                        "value": r["value"],
-                        "reasons": {"text": r["reasons"], "requesters": r["requesters"]},
-                        "decision": "pending",
-                    }
-                    for r in ranked.iter_rows(named=True)
-                ],
-            )
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row")
+    ranker, fallback = "acquisition.batch (milp)", None
+    result = None
+    if frame.height and data_dir is not None and (Path(data_dir) / "loans.parquet").exists():
+        try:
+            result = _rank_with_batch(frame, Path(data_dir), counter, budget_fen, now)
+        except Exception as exc:  # noqa: BLE001 - the staff still get a ranked run, and are told why
+            fallback = f"{type(exc).__name__}: {exc}"
+            _log.warning("batch ranking failed, using the fallback ranking: %s", fallback)
+    elif frame.height:
+        fallback = "no loan history in the data directory"
+    params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines}
+    with db.session_scope(write=True) as s:
+        if result is not None:
+            from acquisition.batch import save_run
+
+            save_run(s, result, created_by=created_by)
+            run_id = result.run_id
+            run = s.get(AcquisitionRunRow, run_id)
+            run.params = {**(run.params or {}), **params, "ranker": ranker}
+            n_lines, n_selected = result.lines.height, int(result.lines["selected"].sum())
+        else:
+            ranker = RANKER + (f" — {fallback}" if fallback else "")
+            run_id = _save_fallback(s, frame, budget_fen, context, created_by, now, {**params, "ranker": ranker})
+            n_lines, n_selected = frame.height, None
         record_many(
             s,
             audit_rows(
@@ -219,10 +228,55 @@ def create_run(
                 actor=created_by,
                 at=now,
                 to_state="draft",
-                details={"lines": ranked.height, "selected": int(ranked["selected"].sum()), "budget_fen": budget_fen},
+                details={"lines": n_lines, "selected": n_selected, "budget_fen": budget_fen, "ranker": ranker},
             ),
         )
-    _log.info("run %s: %d lines ranked, budget %d fen", run_id, ranked.height, budget_fen)
+    _log.info("run %s: %d lines ranked by %s, budget %d fen", run_id, n_lines, ranker, budget_fen)
+    return run_id
+
+
+def _rank_with_batch(frame: pl.DataFrame, data_dir: Path, counter: CounterService, budget_fen: int, now: datetime):
+    """:func:`acquisition.batch.rank_batch` over ledger rows (converted to the ``purchase_requests`` schema)."""
+    from acquisition.batch import BatchParams, rank_batch
+
+    requests = frame.select(pl.exclude("isbn13", "price_fen"), (pl.col("price_fen") / 100).alias("price")).with_columns(
+        pl.col("category").fill_null("general")
+    )
+    return rank_batch(requests, data_dir, counter.policy, budget_fen / 100, BatchParams(method="milp"), as_of=now)
+
+
+def _save_fallback(
+    s: Session,
+    frame: pl.DataFrame,
+    budget_fen: int,
+    context: LibraryContext | None,
+    created_by: str,
+    now: datetime,
+    params: dict[str, Any],
+) -> str:
+    ranked = rank_pending(
+        frame.select("request_id", "reader_id", "isbn13", "clc_class", "price_fen"), budget_fen, class_demand(context)
+    )
+    run_id = uuid.uuid4().hex
+    s.add(AcquisitionRunRow(run_id=run_id, created_by=created_by, created_at=now, params=params, status="draft"))
+    s.flush()
+    if ranked.height:
+        s.execute(
+            RunLineRow.__table__.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "request_id": r["request_id"],
+                    "rank": r["rank"],
+                    "selected": r["selected"],
+                    "predicted_loans": None,
+                    "value": r["value"],
+                    "reasons": {"codes": [], "text": r["reasons"], "requester_count": r["requesters"]},
+                    "decision": "pending",
+                }
+                for r in ranked.iter_rows(named=True)
+            ],
+        )
     return run_id
 
 
@@ -242,7 +296,13 @@ def _left_fen(s: Session, period: str) -> int:
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def list_runs(db: Database) -> list[dict[str, Any]]:
+def _reason_texts(reasons: dict | None) -> list[str]:
+    """Reason sentences of a run line (a list, or one string as :func:`acquisition.batch.save_run` stores)."""
+    text = (reasons or {}).get("text", [])
+    return [text] if isinstance(text, str) else [str(t) for t in text]
+
+
+def list_runs(db: Database, default_period: str = "") -> list[dict[str, Any]]:
     """Every run, newest first, with line, selected and approved counts."""
     with db.session_scope() as s:
         runs = s.scalars(select(AcquisitionRunRow).order_by(AcquisitionRunRow.created_at.desc())).all()
@@ -262,24 +322,25 @@ def list_runs(db: Database) -> list[dict[str, Any]]:
         )
         .iter_rows(named=True)
     }
-    return [_summary(r, agg.get(r.run_id, {})) for r in runs]
+    return [_summary(r, agg.get(r.run_id, {}), default_period) for r in runs]
 
 
-def _summary(run: AcquisitionRunRow, agg: dict) -> dict[str, Any]:
+def _summary(run: AcquisitionRunRow, agg: dict, default_period: str = "") -> dict[str, Any]:
     return {
         "run_id": run.run_id,
         "created_by": run.created_by,
         "created_at": run.created_at,
         "status": run.status,
-        "period": str((run.params or {}).get("period", "")),
+        "period": str((run.params or {}).get("period") or default_period),
         "n_lines": int(agg.get("n", 0)),
         "n_selected": int(agg.get("sel", 0)),
         "n_approved": int(agg.get("app", 0)),
     }
 
 
-def get_run(db: Database, run_id: str, district_of: str = "bookstore") -> dict[str, Any]:
-    """A run with its lines in rank order (joined with the requests they rank)."""
+def get_run(db: Database, run_id: str, district_of: str = "bookstore", default_period: str = "") -> dict[str, Any]:
+    """A run with its lines in rank order (joined with the requests they rank). ``default_period`` is
+    the budget month of runs that do not name one (runs saved by other tools)."""
     with db.session_scope() as s:
         run = s.get(AcquisitionRunRow, run_id)
         if run is None:
@@ -306,7 +367,8 @@ def get_run(db: Database, run_id: str, district_of: str = "bookstore") -> dict[s
             "selected": line.selected,
             "predicted_loans": line.predicted_loans,
             "value": line.value,
-            "reasons": list((line.reasons or {}).get("text", [])),
+            "reasons": _reason_texts(line.reasons),
+            "reason_codes": list((line.reasons or {}).get("codes") or []),
             "decision": line.decision,
             "decided_by": line.decided_by,
             "request_status": req.status,
@@ -318,7 +380,7 @@ def get_run(db: Database, run_id: str, district_of: str = "bookstore") -> dict[s
         "sel": sum(x["selected"] for x in lines),
         "app": sum(x["decision"] == "approve" for x in lines),
     }
-    return {**_summary(run, agg), "ranker": str((run.params or {}).get("ranker", "")), "lines": lines}
+    return {**_summary(run, agg, default_period), "ranker": str((run.params or {}).get("ranker", "")), "lines": lines}
 
 
 # --- deciding -----------------------------------------------------------------------------------------
@@ -359,6 +421,11 @@ def apply_decisions(
             if line.decision == "approve":
                 _refund(s, req, actor, now)
             if decision == "approve":
+                codes = list((line.reasons or {}).get("codes") or [])
+                if codes:
+                    raise DecisionRefused(
+                        f"request {request_id} is not eligible ({', '.join(codes)}); it cannot be approved"
+                    )
                 _charge(s, counter, req, period, actor, now)
             else:
                 to = "declined" if decision == "reject" else "pending"

@@ -174,6 +174,9 @@ class RunLineOut(_Out):
     predicted_loans: float | None
     value: float | None
     reasons: list[str]
+    reason_codes: list[str] = Field(
+        description="Failed programme rules (empty = eligible; only eligible lines can be approved)."
+    )
     decision: Literal["approve", "reject", "pending"]
     decided_by: str | None
     request_status: str

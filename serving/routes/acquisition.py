@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -20,7 +21,7 @@ _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 def get_run_or_404(state, run_id: str) -> dict:
     try:
-        return runs.get_run(state.db, run_id, state.policy.budget_district_of)
+        return runs.get_run(state.db, run_id, state.policy.budget_district_of, state.now().strftime("%Y-%m"))
     except runs.RunNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
@@ -45,6 +46,7 @@ def create_run(params: RunIn, principal: StaffCaller, state: State) -> RunOut:
         bundle.context if bundle else None,
         created_by=f"{principal.role}:{principal.subject}",
         now=state.now(),
+        data_dir=FsPath(state.settings.data_dir),
         period=params.period,
         budget_yuan=params.budget_yuan,
         max_lines=params.max_lines,
@@ -55,7 +57,7 @@ def create_run(params: RunIn, principal: StaffCaller, state: State) -> RunOut:
 @router.get("/v1/acquisition/runs", response_model=list[RunSummary])
 def list_runs(_principal: StaffCaller, state: State) -> list[RunSummary]:
     """Every run, newest first."""
-    return [RunSummary(**r) for r in runs.list_runs(state.db)]
+    return [RunSummary(**r) for r in runs.list_runs(state.db, state.now().strftime("%Y-%m"))]
 
 
 @router.get("/v1/acquisition/runs/{run_id}", response_model=RunOut)

@@ -55,7 +55,7 @@ def home(request: Request, state: State, error: str | None = None) -> Response:
         "runs.html",
         {
             "user": principal,
-            "runs": runs.list_runs(state.db),
+            "runs": runs.list_runs(state.db, period),
             "budget": runs.budgets(state.db, period),
             "error": error,
             "model": state.bundle.version if state.bundle else None,
@@ -101,6 +101,7 @@ def new_run(request: Request, state: State) -> Response:
         bundle.context if bundle else None,
         created_by=f"{principal.role}:{principal.subject}",
         now=state.now(),
+        data_dir=FsPath(state.settings.data_dir),
     )
     return _back(f"/staff/runs/{run_id}")
 

@@ -34,18 +34,38 @@ def _dehui(client) -> dict:
 
 def test_run_ranks_every_pending_request_with_reasons(run):
     lines = run["lines"]
-    assert run["period"] == "2026-06" and len(lines) == 8
+    assert run["period"] == "2026-06" and len(lines) == 8 and run["ranker"].startswith("acquisition.batch")
     assert [x["rank"] for x in lines] == list(range(1, 9))
+    assert len({x["request_id"] for x in lines}) == 8
     assert all(x["reasons"] and x["decision"] == "pending" for x in lines)
-    # Demand per yuan never increases down the ranking; within a class the cheaper book ranks first.
-    per_yuan = [x["value"] / x["price"] for x in lines]
-    assert per_yuan == sorted(per_yuan, reverse=True)
-    for cls in ("I247", "TP3"):
-        prices = [x["price"] for x in lines if x["clc_class"] == cls]
-        assert prices == sorted(prices)
-    # Selected lines are a prefix of the ranking.
+    # Selected lines come first, fit Dehui's month (120 yuan), and are eligible.
     sel = [x["selected"] for x in lines]
     assert sel == sorted(sel, reverse=True)
+    assert sum(x["price"] for x in lines if x["selected"]) <= 120.0
+    assert not any(x["reason_codes"] for x in lines if x["selected"])
+
+
+def test_fallback_ranking_orders_by_demand_per_yuan():
+    import polars as pl
+
+    from serving.runs import rank_pending
+
+    frame = pl.DataFrame(
+        {
+            "request_id": ["a", "b", "c", "d", "e"],
+            "reader_id": ["r1", "r2", "r3", "r4", "r5"],
+            "isbn13": ["X", "X", "Y", "Z", None],
+            "clc_class": ["I247", "I247", "TP3", "I2", None],
+            "price_fen": [3000, 3000, 2000, 1000, 500],
+        }
+    )
+    out = rank_pending(frame, budget_fen=6000, demand={"I": 1.0, "T": 2.0})
+    per_yuan = (out["value"] / (out["price_fen"] / 100)).to_list()
+    assert per_yuan == sorted(per_yuan, reverse=True)
+    assert out.filter(pl.col("isbn13") == "X")["requesters"].to_list() == [2, 2]
+    spent = out.filter(pl.col("selected"))["price_fen"].sum()
+    assert spent <= 6000 and out["selected"].to_list() == sorted(out["selected"].to_list(), reverse=True)
+    assert all(len(r) == 4 for r in out["reasons"].to_list())
 
 
 def test_approvals_charge_the_budget_and_rejections_refund(client, run):
@@ -134,3 +154,23 @@ def test_staff_login_issues_a_working_token(client):
     assert r.status_code == 200 and r.json()["role"] == "admin"
     h = {"Authorization": f"Bearer {r.json()['access_token']}"}
     assert client.get("/v1/budgets", headers=h).status_code == 200
+
+
+def test_an_ineligible_line_cannot_be_approved(client, app, run):
+    from sqlalchemy import update
+
+    from acquisition.db import RunLineRow
+
+    line = run["lines"][-1]
+    with app.state.yuedu.db.session_scope(write=True) as s:
+        s.execute(
+            update(RunLineRow)
+            .where(RunLineRow.run_id == run["run_id"], RunLineRow.request_id == line["request_id"])
+            .values(reasons={"codes": ["PRICE_OVER_CAP"], "text": "not eligible: PRICE_OVER_CAP"})
+        )
+    r = client.post(
+        f"/v1/acquisition/runs/{run['run_id']}/decisions",
+        json={"decisions": [{"request_id": line["request_id"], "decision": "approve"}]},
+        headers=STAFF,
+    )
+    assert r.status_code == 409 and "PRICE_OVER_CAP" in r.json()["message"]
