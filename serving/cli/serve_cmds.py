@@ -16,27 +16,34 @@ DEMO_LAYOUT = {"data": "data", "db": "yuedu.db", "model": "model", "tokens": "de
 
 
 def _demo_settings(demo: Path) -> tuple[dict, dict]:
-    """Settings overrides for a demo directory, and its token file (created when absent).
+    """Settings overrides for a demo directory, and its token file.
 
-    The token file holds ``secret_key`` (signing key), ``staff_users`` and ready tokens, so that the
-    tokens printed by ``make demo`` keep working across restarts of ``make serve``.
+    ``yuedu demo`` writes ``demo_tokens.json`` as ``{"secret_key", "reader": {"reader_id", "token"},
+    "bookstore": {"bookstore_id", "token"}, "staff": {"login", "password", "token"}, "admin": {"token"}}``;
+    the service signs with that key and accepts that staff login, so the printed tokens work. When the
+    file is absent (a hand-made directory) one is written in the same form. The clock is the demo's
+    (``serving.cli.demo.DEMO_NOW``), inside the sample city's last budget month.
     """
     import polars as pl
 
+    from serving.cli.demo import DEMO_NOW
     from serving.security import issue_token
 
     data = demo / DEMO_LAYOUT["data"]
     tokens_path = demo / DEMO_LAYOUT["tokens"]
     info = json.loads(tokens_path.read_text()) if tokens_path.exists() else {}
     if "secret_key" not in info:
-        info["secret_key"] = os.environ.get("YUEDU_SECRET_KEY") or secrets.token_hex(32)
-        info.setdefault("staff_users", f"staff:{secrets.token_urlsafe(9)},admin:{secrets.token_urlsafe(9)}:admin")
-        reader = pl.read_parquet(data / "readers.parquet", columns=["reader_id"])["reader_id"][0]
-        bookstore = pl.read_parquet(data / "bookstores.parquet", columns=["bookstore_id"])["bookstore_id"][0]
+        key = os.environ.get("YUEDU_SECRET_KEY") or secrets.token_hex(32)
+        reader = pl.read_parquet(data / "readers.parquet", columns=["reader_id"])["reader_id"].sort()[0]
+        store = pl.read_parquet(data / "bookstores.parquet", columns=["bookstore_id"])["bookstore_id"].sort()[0]
         ttl = 30 * 24 * 3600
-        info["tokens"] = {
-            f"reader:{reader}": issue_token("reader", reader, info["secret_key"], ttl),
-            f"bookstore:{bookstore}": issue_token("bookstore", bookstore, info["secret_key"], ttl),
+        password = secrets.token_urlsafe(9)
+        info = {
+            "secret_key": key,
+            "reader": {"reader_id": reader, "token": issue_token("reader", reader, key, ttl)},
+            "bookstore": {"bookstore_id": store, "token": issue_token("bookstore", store, key, ttl)},
+            "staff": {"login": "staff", "password": password, "token": issue_token("staff", "staff", key, ttl)},
+            "admin": {"token": issue_token("admin", "admin", key, ttl)},
         }
         tokens_path.write_text(json.dumps(info, indent=2))
         tokens_path.chmod(0o600)
@@ -45,9 +52,11 @@ def _demo_settings(demo: Path) -> tuple[dict, dict]:
         "db_url": f"sqlite:///{(demo / DEMO_LAYOUT['db']).resolve()}",
         "model_dir": demo / DEMO_LAYOUT["model"],
         "secret_key": info["secret_key"],
+        "today": DEMO_NOW.date().isoformat(),
     }
-    if info.get("staff_users") and not os.environ.get("YUEDU_STAFF_USERS"):
-        overrides["staff_users"] = info["staff_users"]
+    staff = info.get("staff") or {}
+    if staff.get("login") and staff.get("password") and not os.environ.get("YUEDU_STAFF_USERS"):
+        overrides["staff_users"] = f"{staff['login']}:{staff['password']}"
     return overrides, info
 
 
