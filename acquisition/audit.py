@@ -8,42 +8,18 @@ replaced by an HMAC-SHA256 pseudonym keyed by ``YUEDU_PSEUDONYM_KEY``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import os
-import secrets
 from collections.abc import Iterable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from acquisition.db import AuditLog
+from features.privacy import pseudonymise  # noqa: F401  (re-exported: the counter logs with it)
 
 _log = logging.getLogger(__name__)
-
-PSEUDONYM_ENV = "YUEDU_PSEUDONYM_KEY"
-
-
-def _process_key() -> bytes:
-    """The pseudonym key: ``YUEDU_PSEUDONYM_KEY`` or, when unset, a random key for this process."""
-    key = os.environ.get(PSEUDONYM_ENV)
-    return key.encode() if key else _random_key()
-
-
-@lru_cache(maxsize=1)
-def _random_key() -> bytes:
-    _log.warning("%s is not set: reader pseudonyms in logs are random per process", PSEUDONYM_ENV)
-    return secrets.token_bytes(32)
-
-
-def pseudonymise(reader_id: str, key: bytes | str | None = None) -> str:
-    """A stable pseudonym of a reader id for logs: ``r:`` + 16 hex chars of HMAC-SHA256(key, id)."""
-    k = _process_key() if key is None else (key.encode() if isinstance(key, str) else key)
-    return "r:" + hmac.new(k, reader_id.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def audit_rows(

@@ -2,26 +2,36 @@
 
 Borrowing history is sensitive personal data. Anything that leaves the core tables — logs, metrics,
 exports, audit details — names a reader only by a keyed HMAC of the id. The key comes from the
-environment (``YUEDU_PSEUDONYM_KEY``); without one, a random per-process key is used, so pseudonyms are
-still unlinkable to raw ids (but differ between processes).
+environment (``YUEDU_PSEUDONYM_KEY``); without one, a random per-process key is used (and a warning
+logged once), so pseudonyms are still unlinkable to raw ids but differ between processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
+from functools import lru_cache
 
-_PROCESS_KEY = secrets.token_bytes(32)
+_log = logging.getLogger(__name__)
+
+PSEUDONYM_ENV = "YUEDU_PSEUDONYM_KEY"
+
+
+@lru_cache(maxsize=1)
+def _random_key() -> bytes:
+    _log.warning("%s is not set: reader pseudonyms in logs are random per process", PSEUDONYM_ENV)
+    return secrets.token_bytes(32)
 
 
 def _key() -> bytes:
-    env = os.environ.get("YUEDU_PSEUDONYM_KEY")
-    return env.encode() if env else _PROCESS_KEY
+    env = os.environ.get(PSEUDONYM_ENV)
+    return env.encode() if env else _random_key()
 
 
-def pseudonymise(reader_id: str, key: bytes | None = None) -> str:
-    """A stable, non-reversible pseudonym ``p_<16 hex>`` for a reader id (keyed HMAC-SHA256)."""
-    digest = hmac.new(key or _key(), str(reader_id).encode(), hashlib.sha256).hexdigest()
-    return "p_" + digest[:16]
+def pseudonymise(reader_id: str, key: bytes | str | None = None) -> str:
+    """A stable, non-reversible pseudonym ``r:<16 hex>`` for a reader id (keyed HMAC-SHA256)."""
+    k = _key() if key is None else (key.encode() if isinstance(key, str) else key)
+    return "r:" + hmac.new(k, str(reader_id).encode(), hashlib.sha256).hexdigest()[:16]
