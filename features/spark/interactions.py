@@ -219,7 +219,7 @@ def vocabulary_to_frame(spark: SparkSession, vocabulary: Vocabulary) -> DataFram
     table = pa.table(
         {name: vocabulary.series.to_arrow(), f"{name}_index": pa.array(np.arange(len(vocabulary), dtype=np.int32))}
     )
-    return spark.createDataFrame(table.to_pandas())
+    return spark.createDataFrame(table)
 
 
 @dataclass
