@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -79,14 +80,13 @@ def _batch_row(ctx: BenchContext, model: ALSRecommender, data_name: str) -> Row:
     )
 
 
-def run(ctx: BenchContext) -> list[Row]:
+def run(ctx: BenchContext) -> Iterator[Row]:
     city = ctx.remember(
         "city_als", lambda: ALSRecommender(**als_params(ctx), threads=ctx.threads).fit(city_matrix(ctx))
     )
-    out = [_batch_row(ctx, city, "synthetic city")]
+    yield _batch_row(ctx, city, "synthetic city")
     public = movielens()
     if public is not None:
         m = build_matrix(public.frame)
         model = ALSRecommender(**als_params(ctx), threads=ctx.threads).fit(m)
-        out.append(_batch_row(ctx, model, public.name))
-    return out
+        yield _batch_row(ctx, model, public.name)

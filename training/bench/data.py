@@ -128,9 +128,10 @@ class PublicSet:
 def movielens() -> PublicSet | None:
     """MovieLens latest-small ratings as interaction events (value = the rating), or None when the
     shared data folder is absent."""
-    src = SHARED_DATA / "movielens-latest-small" / "ratings.csv"
-    if not src.exists():
-        _log.warning("MovieLens not found at %s: its rows are skipped", src)
+    folder = SHARED_DATA / "movielens-latest-small"
+    src = next((folder / n for n in ("ratings.csv.gz", "ratings.csv") if (folder / n).exists()), None)
+    if src is None:
+        _log.warning("MovieLens ratings not found in %s: its rows are skipped", folder)
         return None
     frame = pl.read_csv(src).select(
         pl.col("userId").cast(pl.String).alias("reader_id"),

@@ -1,6 +1,7 @@
 """What every benchmark shares: the run context, result rows with goals, timing and peak-RSS sampling.
 
-A benchmark is a function ``run(ctx: BenchContext) -> list[Row]``. Each :class:`Row` holds one
+A benchmark is a generator ``run(ctx: BenchContext) -> Iterator[Row]`` (rows measured before a
+failure are kept). Each :class:`Row` holds one
 measured figure of yuedu, the same work done by the best peer *in the same run* and their ratio:
 absolute times on a shared, noisy machine mean little, ratios measured side by side mean more.
 Timings interleave yuedu and peer repeats (A, B, A, B, ...) and keep the best of each, so a burst

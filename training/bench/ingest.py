@@ -9,6 +9,7 @@ nothing. Both run with the same polars thread pool (set by ``POLARS_MAX_THREADS`
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 
 import polars as pl
@@ -23,13 +24,12 @@ _log = logging.getLogger(__name__)
 INGEST_GOAL = Goal(">=", 2_000_000, "rows/s")
 
 
-def run(ctx: BenchContext) -> list[Row]:
+def run(ctx: BenchContext) -> Iterator[Row]:
     data = city_dir(ctx)
     csv = loans_csv(data)
     parquet = data / "loans.parquet"
     keys = parent_keys(data)
     now = datetime.now()
-    rows: list[Row] = []
     for label, path, peer_name, peer in (
         ("loans CSV export", csv, "pl.read_csv (inferred types, no checks)", lambda: pl.read_csv(csv)),
         ("loans Parquet", parquet, "pl.read_parquet", lambda: pl.read_parquet(parquet)),
@@ -44,7 +44,7 @@ def run(ctx: BenchContext) -> list[Row]:
         t_ours, t_peer = time_pair(ours, peer, ctx.repeats, sampler=rss)
         report = result["report"]
         n = report.read
-        rows.append(
+        yield (
             Row(
                 bench="ingest",
                 name=f"{label}: rows/s",
@@ -64,4 +64,3 @@ def run(ctx: BenchContext) -> list[Row]:
                 },
             )
         )
-    return rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections.abc import Iterator
 from datetime import date
 
 import numpy as np
@@ -54,7 +55,7 @@ def _row(name: str, samples: np.ndarray, goal: Goal | None, rss: PeakRSS, **extr
     )
 
 
-def run(ctx: BenchContext) -> list[Row]:
+def run(ctx: BenchContext) -> Iterator[Row]:
     model: ALSRecommender = ctx.remember(
         "city_als", lambda: ALSRecommender(**als_params(ctx), threads=ctx.threads).fit(city_matrix(ctx))
     )
@@ -63,12 +64,11 @@ def run(ctx: BenchContext) -> list[Row]:
     n_readers, n_titles = model.user_items_.shape
     readers = rng.integers(0, n_readers, calls + 10)
     new_titles = rng.integers(0, n_titles, calls + 10)
-    rows: list[Row] = []
 
     rss = PeakRSS()
     with rss:
         rec = latencies_ms(lambda i: model.recommend(readers[i : i + 1], N), calls)
-    rows.append(_row("recommend (model, 1 reader)", rec, RECOMMEND_GOAL, rss, p50=float(np.median(rec))))
+    yield (_row("recommend (model, 1 reader)", rec, RECOMMEND_GOAL, rss, p50=float(np.median(rec))))
 
     def recalc(i: int) -> None:
         hist = model.user_items_[readers[i : i + 1]].tolil()
@@ -78,11 +78,10 @@ def run(ctx: BenchContext) -> list[Row]:
     rss = PeakRSS()
     with rss:
         rc = latencies_ms(recalc, calls)
-    rows.append(_row("recalculate after a new loan (model, 1 reader)", rc, RECOMMEND_GOAL, rss))
+    yield (_row("recalculate after a new loan (model, 1 reader)", rc, RECOMMEND_GOAL, rss))
 
-    rows.append(_service(ctx, model, readers))
-    rows.append(_decision(ctx, calls))
-    return rows
+    yield (_service(ctx, model, readers))
+    yield (_decision(ctx, calls))
 
 
 def _service(ctx: BenchContext, model: ALSRecommender, reader_rows: np.ndarray) -> Row:

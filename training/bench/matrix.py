@@ -8,6 +8,8 @@ least any builder must do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -17,7 +19,7 @@ from training.bench.data import city_dir, interactions
 from training.bench.harness import BenchContext, PeakRSS, Row, time_pair
 
 
-def run(ctx: BenchContext) -> list[Row]:
+def run(ctx: BenchContext) -> Iterator[Row]:
     events = ctx.remember("city_events", lambda: interactions(city_dir(ctx)))
     readers = Vocabulary.from_values(events["reader_id"], "reader_id")
     titles = Vocabulary.from_values(events["title_id"], "title_id")
@@ -37,7 +39,7 @@ def run(ctx: BenchContext) -> list[Row]:
     t_ours, t_peer = time_pair(ours, peer, ctx.repeats, sampler=rss)
     ctx.memo["city_matrix"] = built["m"]
     n = events.height
-    return [
+    yield (
         Row(
             bench="matrix",
             name="build_matrix: events/s",
@@ -48,4 +50,4 @@ def run(ctx: BenchContext) -> list[Row]:
             peak_rss_mb=rss.peak_mb,
             extra={"events": n, "shape": list(shape), "nnz": built["m"].nnz, "seconds": t_ours, "peer_seconds": t_peer},
         )
-    ]
+    )

@@ -11,6 +11,7 @@ equalisation band. The peer is the greedy value/price baseline on the same lines
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import polars as pl
 
@@ -75,7 +76,7 @@ def problem(lines: pl.DataFrame, district_readers: dict[str, int]):
     )
 
 
-def run(ctx: BenchContext) -> list[Row]:
+def run(ctx: BenchContext) -> Iterator[Row]:
     try:
         from acquisition.optimize import select_greedy, select_milp
     except ImportError as exc:
@@ -91,7 +92,6 @@ def run(ctx: BenchContext) -> list[Row]:
         .iter_rows()
     )
     sizes = QUICK_SIZES if ctx.quick else SIZES
-    rows: list[Row] = []
     for n in sizes:
         if n > lines.height:
             raise BenchError(f"milp: {n} lines asked, the city has {lines.height} purchase requests")
@@ -100,7 +100,7 @@ def run(ctx: BenchContext) -> list[Row]:
         with rss:
             chosen = select_milp(p, time_limit=60.0)
         greedy = select_greedy(p)
-        rows.append(
+        yield (
             Row(
                 bench="milp",
                 name=f"select {n:,} lines: seconds",
@@ -125,4 +125,3 @@ def run(ctx: BenchContext) -> list[Row]:
                 },
             )
         )
-    return rows

@@ -16,7 +16,7 @@ import os
 import platform
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -32,7 +32,7 @@ from training.bench.notes import NOTES
 _log = logging.getLogger(__name__)
 
 #: Benchmarks by name, in run order (later ones reuse the city matrix and ALS model of earlier ones).
-BENCHMARKS: dict[str, Callable[[BenchContext], list[Row]]] = {
+BENCHMARKS: dict[str, Callable[[BenchContext], Iterator[Row]]] = {
     "ingest": ingest.run,
     "matrix": matrix.run,
     "training": training.run,
@@ -126,7 +126,8 @@ def run_bench(
                 progress(name)
             t0 = time.perf_counter()
             try:
-                report.rows += BENCHMARKS[name](ctx)
+                for row in BENCHMARKS[name](ctx):
+                    report.rows.append(row)
             except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
                 _log.error("benchmark %s failed: %s\n%s", name, exc, traceback.format_exc())
                 report.errors[name] = f"{type(exc).__name__}: {exc}"

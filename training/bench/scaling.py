@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime
 
 from features.ingest import ingest_table
@@ -30,7 +31,7 @@ def sizes(ctx: BenchContext) -> list[tuple[str, str, int]]:
     return [("small", "small", 1), ("city", "city", 1), ("2x city", "city", 2)]
 
 
-def run(ctx: BenchContext) -> list[Row]:
+def run(ctx: BenchContext) -> Iterator[Row]:
     now = datetime.now()
     steps = ("ingest loans CSV", "build matrix", "ALS fit")
     seconds: dict[str, list[float]] = {s: [] for s in steps}
@@ -64,10 +65,9 @@ def run(ctx: BenchContext) -> list[Row]:
                 seconds[step].append(time.perf_counter() - t0)
             work[step].append(float(size))
             rss[step].append(sampler.peak_mb)
-    rows = []
     units = {"ingest loans CSV": "loan rows", "build matrix": "events", "ALS fit": "nnz"}
     for step in steps:
-        rows.append(
+        yield (
             Row(
                 bench="scaling",
                 name=f"{step}: exponent b in time ~ {units[step]}^b",
@@ -82,4 +82,3 @@ def run(ctx: BenchContext) -> list[Row]:
                 },
             )
         )
-    return rows
