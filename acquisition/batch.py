@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from acquisition.demand import DemandModel, DemandParams, History, horizon, predict_requests
+from acquisition.demand import YEAR, ContentNeighbours, DemandModel, DemandParams, History, horizon, predict_requests
 from acquisition.gaps import gap_table
 from acquisition.optimize import EqualisationMode, Selection, SelectionProblem, select_fcfs, select_greedy, select_milp
 from acquisition.policy import Policy
@@ -47,6 +47,8 @@ class BatchParams:
     class_cap_share: dict[str, float] = field(default_factory=lambda: {"*": 0.6})
     #: Max spend per bookstore, yuan ("*" = every bookstore).
     bookstore_cap: dict[str, float] = field(default_factory=dict)
+    #: Budget line per district for this batch, yuan (e.g. the month's lines; empty = none).
+    district_budget: dict[str, float] = field(default_factory=dict)
     #: Min share of the budget per district (0..1).
     district_min_share: dict[str, float] = field(default_factory=dict)
     #: Spend per registered reader within ± this of the city mean (see acquisition.optimize).
@@ -58,6 +60,8 @@ class BatchParams:
     #: MILP time limit, seconds, and relative gap.
     time_limit: float = 60.0
     mip_rel_gap: float = 1e-3
+    #: Add the recsys content model's ``content_rate`` to the demand features (TF-IDF fit, seconds).
+    content_signal: bool = True
     demand: DemandParams = field(default_factory=DemandParams)
 
 
@@ -152,6 +156,8 @@ def rank_batch(
     demand_model: DemandModel | None = None,
     history: History | None = None,
     gaps: pl.DataFrame | None = None,
+    content: ContentNeighbours | None = None,
+    labels: pl.DataFrame | None = None,
 ) -> RunResult:
     """Rank and select a batch of requests (``purchase_requests`` schema) within ``budget`` yuan.
 
@@ -160,26 +166,33 @@ def rank_batch(
     first), ``selected``, ``eligible``, ``reason_codes``, ``predicted_loans`` (loans in the next
     year), ``gap_multiplier``, ``value``, ``price`` (yuan), ``district``, ``clc_top``,
     ``requester_count`` and ``reasons`` (readable text).
+
+    ``demand_model``, ``history``, ``gaps`` and ``content`` (:class:`ContentNeighbours`) may be
+    passed in to reuse them across batches. Without a model one is calibrated: on ``labels``
+    (``isbn``, ``loans``: first-year loans of past purchases) when given, at ``as_of - 365 days``,
+    else on catalogue arrivals.
     """
     params = params or BatchParams()
     if requests.is_empty():
         raise ValueError("rank_batch: the batch has no request lines")
     as_of = as_of or requests["requested_at"].max()
     history = history or History.load(data_dir)
-    history = History(
-        loans=history.loans.filter(pl.col("borrowed_at") < as_of),
-        titles=history.titles,
-        copies=history.copies,
-        holds=history.holds.filter(pl.col("placed_at") < as_of),
-    )
+    history = history.before(as_of)
+    if content is None and params.content_signal:
+        content = ContentNeighbours(params.demand.k_content).fit(history.titles)
     lines = _eligibility(requests, data_dir, policy, as_of).with_columns(
         clc_top(pl.col("clc_class").fill_null("")).alias("clc_top"),
         (pl.col("reason_codes").list.len() == 0).alias("eligible"),
     )
-    if demand_model is None:
-        demand_model = DemandModel(params.demand).fit(history, _calibration_cutoff(history, as_of, params.demand))
+    if demand_model is None and labels is not None:
+        demand_model = DemandModel(params.demand).fit(history.before(as_of - YEAR), as_of - YEAR, labels, content)
+    elif demand_model is None:
+        cutoff = _calibration_cutoff(history, as_of, params.demand)
+        demand_model = DemandModel(params.demand).fit(history, cutoff, content=content)
     eligible = lines.filter(pl.col("eligible"))
-    demand = predict_requests(eligible.with_columns(pl.col("isbn13").alias("isbn")), history, as_of, demand_model)
+    demand = predict_requests(
+        eligible.with_columns(pl.col("isbn13").alias("isbn")), history, as_of, demand_model, content
+    )
     if gaps is None:
         gaps = gap_table(data_dir, as_of=as_of, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
     lines = (
@@ -273,6 +286,7 @@ def build_problem(
         district_min_share=params.district_min_share,
         class_cap_share=params.class_cap_share,
         bookstore_cap=params.bookstore_cap,
+        district_budget=params.district_budget,
         reader_cap=params.reader_cap,
         title_cap=params.title_cap,
         district_readers=district_readers,

@@ -4,6 +4,7 @@ One binary ``x_j`` per request line ``j``. The MILP maximises ``sum_j value_j x_
 loans x gap multiplier, computed upstream in :mod:`acquisition.batch`) subject to
 
 * **budget**: ``sum_j price_j x_j <= budget`` (yuan);
+* **district budget lines**: ``spend_d <= line_d`` yuan (the period's budget line of each district);
 * **district minimum shares**: ``spend_d >= min_share_d * budget`` (a floor so that no district is left
   behind, DOMAIN.md §1 "equalisation");
 * **class caps**: ``spend_c <= cap_share_c * budget`` per CLC top class;
@@ -82,6 +83,8 @@ class SelectionProblem:
     class_cap_share: dict[str, float] = field(default_factory=dict)
     #: Maximum spend per bookstore, yuan; key "*" applies to every bookstore.
     bookstore_cap: dict[str, float] = field(default_factory=dict)
+    #: Budget line per district, yuan (a district without a line: "*" or no cap).
+    district_budget: dict[str, float] = field(default_factory=dict)
     #: Maximum lines per reader in the batch (None = no cap).
     reader_cap: int | None = None
     #: Maximum copies of one ISBN in the batch (None = no cap).
@@ -177,6 +180,12 @@ def _upper_cap_rows(p: SelectionProblem) -> _Rows:
     rows.matrices.append(sp.csr_matrix(p.price.reshape(1, -1)))
     rows.upper.append(np.array([p.budget]))
     rows.labels.append(np.array(["total"]))
+    if p.district_budget:
+        codes, uniq = _codes(p.district)
+        rows.names.append("district budget")
+        rows.matrices.append(_group_matrix(codes, len(uniq), p.price))
+        rows.upper.append(_caps_for(uniq, p.district_budget))
+        rows.labels.append(uniq)
     if p.class_cap_share:
         codes, uniq = _codes(p.clc_top)
         rows.names.append("class cap")
