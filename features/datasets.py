@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,15 +87,24 @@ def _build_cached(root: Path, name: str, key: str, build) -> Path:
     if (out / "_complete.json").exists():
         _log.debug("dataset cache hit: %s", out)
         return out
-    tmp = root / f".{name}-{key}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    (tmp / "_complete.json").write_text(json.dumps({"key": key, "version": CACHE_VERSION}))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    # A private temporary sibling: two processes (e.g. parallel test workers) may build at once.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{key}.", dir=root))
+    try:
+        build(tmp)
+        (tmp / "_complete.json").write_text(json.dumps({"key": key, "version": CACHE_VERSION}))
+        if (out / "_complete.json").exists():  # another process finished first: keep its copy
+            return out
+        if out.exists():
+            shutil.rmtree(out)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if not (out / "_complete.json").exists():
+                raise
+            return out
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     _log.info("dataset cache built: %s", out)
     return out
 
