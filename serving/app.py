@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+            await state.batcher.aclose()
 
     app = FastAPI(
         title="yuedu (悦读)",

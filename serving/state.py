@@ -13,6 +13,7 @@ reader's just-borrowed titles survive a reload.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import threading
@@ -29,6 +30,7 @@ from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
 from recsys.service import RecommendationService
+from serving.batcher import RecommendationBatcher
 from serving.metrics import Metrics
 from serving.security import parse_staff_users
 from serving.settings import Settings
@@ -64,15 +66,26 @@ def build_bundle(
 ) -> ModelBundle:
     """Context and service for ``model`` on ``data_dir``; live events of ``prior`` are carried over."""
     context = LibraryContext.from_data_dir(data_dir, model.titles_, model.readers_, today)
+    _memoise_daily_queries(context)
     service = RecommendationService(model, context)
     if prior is not None:
-        for reader_id, rows in prior.service._live.items():
-            for title_id in prior.context.title_ids[sorted(rows)]:
+        # Snapshot first: the model thread may record events meanwhile.
+        live = {reader: sorted(rows) for reader, rows in list(prior.service._live.items())}
+        for reader_id, rows in live.items():
+            for title_id in prior.context.title_ids[rows]:
                 if context.titles.get(str(title_id)) is not None:
                     service.record_event(reader_id, str(title_id))
     # A smoke recommendation: a model that loads but cannot recommend must not replace a working one.
     service.recommend_for_reader("__smoke__", n=1)
     return ModelBundle(model, context, service, version, source, time.time())
+
+
+def _memoise_daily_queries(context: LibraryContext) -> None:
+    """Cache the context's booklist queries per date on THIS instance (they run a polars query on every
+    call, ~3 ms each, twice per recommendation, yet only change with the date). The bundle is
+    immutable, so the cache can never go stale; the proper home of this cache is recsys.context."""
+    context.active_booklists = functools.lru_cache(maxsize=8)(context.active_booklists)
+    context.on_active_booklist = functools.lru_cache(maxsize=8)(context.on_active_booklist)
 
 
 @dataclass
@@ -88,6 +101,8 @@ class AppState:
     today: date
     bundle: ModelBundle | None = None
     last_reload_error: str | None = None
+    #: Batches concurrent recommendation requests; owns the one thread that touches the model.
+    batcher: RecommendationBatcher = field(default_factory=RecommendationBatcher)
     #: Serialises reloads (the swap itself is one attribute store; readers never lock).
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Registry lookup, replaceable in tests: alias -> (version, model loader).

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from features.privacy import pseudonymise
 from recsys.service import UnknownTitleError
-from serving.deps import Bundle, OwnReader
+from serving.deps import Bundle, OwnReader, State
 from serving.errors import field_error
 from serving.schemas import EventIn, EventOut, ReasonOut, RecommendationOut, RecommendationsOut
 
@@ -21,10 +21,11 @@ ReaderId = Annotated[str, Path(min_length=1, max_length=64, description="Reader 
 
 
 @router.get("/{reader_id}/recommendations", response_model=RecommendationsOut)
-def recommendations(
+async def recommendations(
     reader_id: ReaderId,
     _principal: OwnReader,
     bundle: Bundle,
+    state: State,
     n: Annotated[int, Query(ge=1, le=100, description="List length.")] = 10,
     branch: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Branch the reader is at (default: home).")
@@ -39,7 +40,7 @@ def recommendations(
         raise field_error("query.branch", f"unknown branch '{branch}'")
     svc = bundle.service
     cold = bundle.model.readers_.get(reader_id) is None and reader_id not in svc._live
-    recs = svc.recommend_for_reader(reader_id, n=n, branch=branch, promotion=promotion)
+    recs = await state.batcher.recommend(bundle, reader_id, n, branch, promotion)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
     return RecommendationsOut(
         reader_id=reader_id,
@@ -63,10 +64,12 @@ def recommendations(
 
 
 @router.post("/{reader_id}/events", response_model=EventOut, status_code=status.HTTP_202_ACCEPTED)
-def record_event(reader_id: ReaderId, event: EventIn, _principal: OwnReader, bundle: Bundle) -> EventOut:
+async def record_event(
+    reader_id: ReaderId, event: EventIn, _principal: OwnReader, bundle: Bundle, state: State
+) -> EventOut:
     """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
     try:
-        bundle.service.record_event(reader_id, event.title_id)
+        await state.batcher.call(bundle.service.record_event, reader_id, event.title_id)
     except UnknownTitleError:
         raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
     _log.info("event %s for %s", event.kind, pseudonymise(reader_id))
