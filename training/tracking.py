@@ -43,10 +43,20 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
+def _quiet_mlflow() -> None:
+    """MLflow's artifact progress bars and advice about input examples would drown our own progress output."""
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+
+
 def setup(experiment: str) -> str:
     """Point MLflow at the store and select (creating if needed) the experiment; returns its id."""
     import mlflow
 
+    _quiet_mlflow()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
@@ -159,6 +169,7 @@ def promote(run_id: str, alias: str = "production", name: str = REGISTERED_MODEL
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    _quiet_mlflow()
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
     run_ = client.get_run(run_id)
@@ -177,6 +188,7 @@ def resolve_alias(alias: str = "production", name: str = REGISTERED_MODEL) -> tu
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    _quiet_mlflow()
     mlflow.set_tracking_uri(tracking_uri())
     mv = MlflowClient().get_model_version_by_alias(name, alias)
     run_id = (mv.tags or {}).get("run_id") or mv.run_id
@@ -187,6 +199,7 @@ def download_model_dir(run_id: str, dst: str | Path | None = None) -> Path:
     """Download a run's ``model_dir`` artifacts (a loadable yuedu model directory)."""
     import mlflow
 
+    _quiet_mlflow()
     mlflow.set_tracking_uri(tracking_uri())
     return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model_dir", dst_path=str(dst) if dst else None))
 
