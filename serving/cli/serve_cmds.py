@@ -106,7 +106,13 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             if value is not None:
                 overrides[key] = value
         settings = Settings(**overrides)
-        application = create_app(settings)
+        try:
+            application = create_app(settings)
+        except ModuleNotFoundError as exc:
+            # e.g. postgresql:// without its driver installed
+            console.print(f"[red]cannot open the ledger {settings.db_url.split('@')[-1]!r}: {exc}[/red]")
+            console.print("PostgreSQL needs a driver: pip install 'psycopg[binary]' and a postgresql+psycopg:// URL")
+            raise typer.Exit(2) from None
         state = application.state.yuedu
         if state.bundle is None:
             console.print(f"[yellow]no model loaded yet[/yellow]: {state.last_reload_error}")

@@ -87,3 +87,26 @@ def test_yuedu_serve_starts_uvicorn_and_answers(small_city, model_dir, tmp_path)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_explains_a_missing_database_driver(small_city, model_dir):
+    pytest.importorskip("sqlalchemy")
+    try:
+        import psycopg  # noqa: F401
+
+        pytest.skip("psycopg is installed: the URL would be tried for real")
+    except ModuleNotFoundError:
+        pass
+    out = CliRunner().invoke(
+        cli,
+        [
+            "serve",
+            "--data",
+            str(small_city),
+            "--model",
+            str(model_dir),
+            "--db",
+            "postgresql+psycopg://u@localhost/yuedu",
+        ],
+    )
+    assert out.exit_code == 2 and "psycopg" in out.output
