@@ -1,0 +1,285 @@
+"""``yuedu train CONFIG --engine spark``: the training pipeline with features and ALS on Spark.
+
+The same experiment config (:mod:`training.config`), the same model directory and the same MLflow
+logging as :func:`training.pipeline.train`; what changes is where the work runs:
+
+* events are read from the data directory's Parquet tables as Spark frames
+  (:mod:`features.spark.interactions`), filtered (``split.min_events``) and cut in time in Spark;
+* the weighted training pairs and the vocabularies are built in Spark with the config's
+  ``weighting`` (identical to the polars builder);
+* ALS is fitted by MLlib (:class:`recsys.spark_als.SparkALS`) and saved as an ordinary ALS model
+  directory, loadable by :func:`recsys.models.load_model`;
+* validation metrics use a bounded sample of validation readers (``max_eval_readers``) collected
+  to the driver and scored exactly as the local pipeline scores its validation fold.
+
+Only the ``temporal`` protocol is supported: a global time cut is the protocol that scales (the
+reader-sampling protocols need per-reader sorting and are for offline research on one machine).
+Quantile cut-offs use Spark's approximate quantile (relative error 1e-4), so an explicit
+``split.cutoff`` / ``split.val_cutoff`` is the way to get cut-offs identical to the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.matrix import InteractionMatrix, WeightingConfig, build_matrix
+from features.spark.interactions import build_ratings, load_interactions
+from features.spark.session import spark_session
+from features.splits import FoldMatrices
+from features.vocab import Vocabulary
+from recsys.base import Recommender
+from recsys.spark_als import SparkALS
+from training.config import ConfigError, ExperimentConfig, load_config
+from training.pipeline import MODELS_DIR, TrainResult, evaluate_fold, metrics_dict
+
+_log = logging.getLogger(__name__)
+
+#: Config parameters of the ``als`` model that :class:`SparkALS` understands.
+_ALS_PARAMS = ("factors", "regularization", "alpha", "iterations", "seed", "reg_param", "blocks")
+_EPOCH = datetime(1970, 1, 1)
+
+
+def data_directory(config: ExperimentConfig) -> Path:
+    """The yuedu data directory of a config's dataset (synthesised / adapted into the cache if needed).
+
+    Raises:
+        ConfigError: the dataset has no data directory the Spark engine can read.
+    """
+    from features.datasets import load_dataset
+
+    ds = config.dataset
+    dataset = load_dataset(
+        ds.kind, path=ds.resolved_path() if ds.path else None, profile=ds.profile, seed=ds.synth_seed
+    )
+    if dataset.data_dir is None:
+        raise ConfigError(f"dataset.kind '{ds.kind}': no Parquet data directory, which the Spark engine reads")
+    return Path(dataset.data_dir)
+
+
+def _cutoffs(events: DataFrame, config: ExperimentConfig) -> tuple[datetime, datetime | None]:
+    """(test cut-off, validation cut-off) as in :func:`training.pipeline.make_split` (temporal)."""
+    s = config.split
+    if s.cutoff:
+        cut = datetime.fromisoformat(s.cutoff)
+        val = datetime.fromisoformat(s.val_cutoff) if s.val_cutoff else None
+        return cut, val
+    micros = events.select(F.unix_micros(F.col("occurred_at").cast("timestamp")).alias("us"))
+    q_test, q_val = s.quantile, max(s.quantile - 0.1, 0.05)
+    test_us, val_us = micros.approxQuantile("us", [q_test, q_val], 1e-4)
+    return _EPOCH + timedelta(microseconds=int(test_us)), _EPOCH + timedelta(microseconds=int(val_us))
+
+
+def _ts(value: datetime):
+    return F.lit(value.isoformat(sep=" ")).cast("timestamp_ntz")
+
+
+def _min_events(events: DataFrame, weighting: WeightingConfig, min_events: int) -> DataFrame:
+    """Keep events passing ``min_value`` of readers with at least ``min_events`` of them."""
+    if weighting.min_value is not None:
+        events = events.where(F.col("value") >= F.lit(float(weighting.min_value)))
+    if min_events <= 1:
+        return events
+    keep = events.groupBy("reader_id").count().where(F.col("count") >= min_events).select("reader_id")
+    return events.join(keep, "reader_id", "left_semi")
+
+
+def _validation_fold(
+    spark: SparkSession,
+    events: DataFrame,
+    train: InteractionMatrix,
+    start: datetime,
+    end: datetime,
+    weighting: WeightingConfig,
+    max_readers: int,
+    seed: int,
+) -> FoldMatrices | None:
+    """Fold-in (train rows) and binary targets of up to ``max_readers`` readers with events in
+    ``[start, end)`` and a training history; None when there are none."""
+    window = events.where((F.col("occurred_at") >= _ts(start)) & (F.col("occurred_at") < _ts(end)))
+    readers = pl.from_arrow(window.select("reader_id").distinct().toArrow())["reader_id"]
+    rows = train.readers.index(readers)
+    rows = np.sort(rows[rows >= 0])
+    if rows.size == 0:
+        return None
+    if rows.size > max_readers:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_readers, replace=False))
+    fold_readers = Vocabulary(train.readers.lookup(rows), "reader_id")
+    picked = spark.createDataFrame(fold_readers.series.to_frame().to_arrow())
+    target_events = pl.from_arrow(
+        window.join(picked, "reader_id", "left_semi")
+        .select("reader_id", "title_id", "occurred_at", "channel", "renewals", "value")
+        .toArrow()
+    )
+    target_config = weighting.model_copy(
+        update={"binarize": True, "scheme": None, "half_life_days": None, "reference_time": None}
+    )
+    foldin = InteractionMatrix(train.matrix[rows], fold_readers, train.titles, {"source": "train rows"})
+    target = build_matrix(target_events, target_config, readers=fold_readers, titles=train.titles)
+    return FoldMatrices(foldin=foldin, target=target)
+
+
+def _save_atomically(model: Recommender, target: Path) -> Path:
+    """Save into a temporary sibling and rename (never a half-written model directory)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def train_spark(
+    config: ExperimentConfig | str | Path,
+    master: str = "local[*]",
+    out: Path | None = None,
+    track: bool = True,
+    *,
+    spark: SparkSession | None = None,
+    driver_memory: str = "2g",
+    max_eval_readers: int = 20_000,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the config's ALS model on Spark; save the model directory and log the run to MLflow.
+
+    Args:
+        config: an :class:`ExperimentConfig` or the path of its TOML file.
+        master: Spark master URL (``local[*]``, ``spark://host:7077``, ``yarn``, ``k8s://...``).
+        out: model directory (default ``models/<config name>``).
+        track: log params, metrics, timings and the model to MLflow (:mod:`training.tracking`).
+        spark: an existing session to use instead of starting one for ``master``.
+        driver_memory: driver JVM heap when this call starts Spark.
+        max_eval_readers: validation readers scored on the driver (a seeded sample when more).
+        progress: callback for one-line progress messages (default: the module logger).
+
+    Returns:
+        The same :class:`training.pipeline.TrainResult` as the local engine.
+
+    Raises:
+        ConfigError: the model is not ``als``, the protocol is not ``temporal``, or the dataset has
+            no data directory.
+    """
+    from training import tracking
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    say = progress or (lambda msg: _log.info(msg))
+    if cfg.model.name != "als":
+        raise ConfigError(f"{cfg.name}: model.name: the Spark engine trains 'als' only, got '{cfg.model.name}'")
+    if cfg.split.protocol != "temporal":
+        raise ConfigError(
+            f"{cfg.name}: split.protocol: the Spark engine supports 'temporal' only, got '{cfg.split.protocol}'"
+        )
+    unknown = set(cfg.model.params) - set(_ALS_PARAMS) - {"threads", "use_gpu"}
+    if unknown:
+        raise ConfigError(f"{cfg.name}: model.params: {sorted(unknown)} not understood by the Spark ALS")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    data_dir = data_directory(cfg)
+    timings["dataset_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    session = spark or spark_session(master, f"yuedu-train-{cfg.name}", driver_memory=driver_memory)
+    timings["spark_start_s"] = time.perf_counter() - t
+    say(f"[{cfg.name}] Spark {session.version} on {session.sparkContext.master}; data {data_dir}")
+
+    t = time.perf_counter()
+    weighting = WeightingConfig(**cfg.weighting)
+    events = _min_events(load_interactions(session, data_dir), weighting, cfg.split.min_events).persist()
+    test_cut, val_cut = _cutoffs(events, cfg)
+    if val_cut is not None and val_cut > test_cut:
+        raise ConfigError(f"{cfg.name}: split.val_cutoff {val_cut} is after split.cutoff {test_cut}")
+    train_end = val_cut or test_cut
+    if weighting.half_life_days is not None and weighting.reference_time is None:
+        latest = events.where(F.col("occurred_at") < _ts(test_cut)).agg(F.max("occurred_at")).first()[0]
+        weighting = weighting.model_copy(update={"reference_time": latest})
+    train_events = events.where(F.col("occurred_at") < _ts(train_end))
+    ratings = build_ratings(train_events, weighting)
+    matrix = ratings.to_matrix()
+    timings["prepare_s"] = time.perf_counter() - t
+    say(
+        f"[{cfg.name}] fitting Spark ALS on {matrix.shape[0]} readers x {matrix.shape[1]} titles ({matrix.nnz} entries)"
+    )
+
+    t = time.perf_counter()
+    params = {k: v for k, v in cfg.model.params.items() if k in _ALS_PARAMS}
+    params.setdefault("seed", cfg.seed)
+    als = SparkALS(**params)
+    model = als.fit(ratings, matrix)
+    timings["fit_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    validation: dict[str, float] = {}
+    val_table = None
+    if val_cut is not None:
+        fold = _validation_fold(session, events, matrix, val_cut, test_cut, weighting, max_eval_readers, cfg.seed)
+        if fold is not None:
+            val_table = evaluate_fold(model, fold, cfg.metrics.ks)
+            validation = metrics_dict(val_table)
+    events.unpersist()
+    timings["evaluate_s"] = time.perf_counter() - t
+    primary = validation.get(cfg.metrics.primary)
+    out = out or MODELS_DIR / cfg.name
+    say(
+        f"[{cfg.name}] validation {cfg.metrics.primary} = {primary if primary is None else round(primary, 4)}; saving to {out}"
+    )
+    model_dir = _save_atomically(model, Path(out))
+    spark_info = {"master": session.sparkContext.master, "version": session.version, **als.fit_info_}
+    fingerprint = matrix.fingerprint()
+    (model_dir / "experiment.json").write_text(
+        json.dumps(
+            {
+                "config": json.loads(cfg.model_dump_json()),
+                "fingerprint": fingerprint,
+                "validation": validation,
+                "engine": "spark",
+                "spark": spark_info,
+                "cutoffs": {"test": test_cut.isoformat(), "validation": val_cut.isoformat() if val_cut else None},
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    run_id = None
+    if track:
+        run_params: dict[str, Any] = {
+            "config": json.loads(cfg.model_dump_json()),
+            "model_params": model.get_params(),
+            "dataset_fingerprint": fingerprint,
+            "engine": "spark",
+            "spark": spark_info,
+        }
+        with tracking.run(
+            cfg.name,
+            f"train-{cfg.model.name}-spark",
+            run_params,
+            tags={"dataset_fingerprint": fingerprint, "kind": "train", "engine": "spark"},
+        ) as active:
+            if validation:
+                tracking.log_metrics(validation, prefix="val_")
+            if val_table is not None:
+                for seg in val_table["segment"].unique().to_list():
+                    if seg != "all":
+                        tracking.log_metrics(metrics_dict(val_table, seg), prefix=f"val_{seg}_")
+            tracking.log_metrics(timings)
+            tracking.log_json(json.loads(cfg.model_dump_json()), "config.json")
+            tracking.log_json(spark_info, "spark.json")
+            tracking.log_model_dir(model_dir)
+            run_id = active.info.run_id
+    return TrainResult(run_id, model_dir, validation, None, model.get_params(), timings)
