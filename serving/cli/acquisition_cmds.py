@@ -107,12 +107,21 @@ def backtest(
     out: Path = typer.Option(
         Path("experiments/results/acquisition_backtest.md"), "--out", help="Markdown report to write."
     ),
+    scales: str = typer.Option(
+        "1,0.5,0.3", "--scales", help="Budget scenarios: comma-separated multiples of the months' budget lines."
+    ),
 ) -> None:
-    """Replay a held-out year of requests: FCFS vs greedy vs MILP vs the oracle."""
+    """Replay a held-out year of requests month by month: FCFS vs greedy vs MILP vs the oracle."""
     from acquisition.backtest import backtest as run
 
     try:
-        path = run(data, out)
+        factors = tuple(float(x) for x in scales.split(",") if x.strip())
+    except ValueError:
+        _fail(f"--scales must be comma-separated numbers, not {scales!r}")
+    if not factors or min(factors) <= 0:
+        _fail(f"--scales needs at least one positive multiple, got {scales!r}")
+    try:
+        path = run(data, out, scales=factors)
     except FileNotFoundError as err:
         _fail(str(err))
     typer.echo(path.read_text())
