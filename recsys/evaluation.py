@@ -5,11 +5,15 @@ One run = one data set x one protocol x several seeds. Per seed:
 1. the protocol splits the events into train / validation / test (:func:`make_split`);
 2. every yuedu model is tuned on VALIDATION only: a small grid over matrix choices (binary,
    BM25, recency decay; titles with fewer than ``min_title_readers`` training readers pruned)
-   and model parameters, ranked by NDCG@10 (:data:`GRIDS`);
-3. a hybrid blends the tuned EASE, item-kNN and ALS with weights fitted on validation;
-4. the TEST fold is touched once per seed and model, with the chosen configuration;
-5. raw ``implicit`` ALS, BPR and cosine item-kNN with their default parameters are evaluated on
-   the same test fold by the same metric code (baseline rows), plus an oracle for synthetic data.
+   and model parameters, ranked by NDCG@10 (:data:`GRIDS`); EASE scores its whole ``lambda``
+   grid from one spectral decomposition (:class:`recsys.models.ease.EASESpectrum`);
+3. a hybrid blends the tuned EASE, RP3beta, ALS and popularity with weights fitted on validation;
+4. with ``refit`` (default) the chosen configurations are refitted on everything the test step may
+   know (:func:`refit_split`: train + the validation readers' events, or all events before the test
+   cut-off); the TEST fold is then touched once per seed and model;
+5. raw ``implicit`` ALS, BPR and cosine item-kNN with their default parameters are fitted on the
+   same training matrix and evaluated on the same test fold by the same metric code (baseline
+   rows), plus an oracle for synthetic data.
 
 Results are per-seed rows (:class:`SeedResult`); :func:`summarise` gives mean and standard
 deviation over seeds. Metrics (``recsys.metrics``): normalised Recall@20/50 (hits / min(k, |T|)),
@@ -41,6 +45,7 @@ from features.vocab import Vocabulary
 from recsys.base import Recommender, top_n_dense
 from recsys.metrics import catalogue_coverage, ndcg_at_k, normalized_recall_at_k
 from recsys.models import make_model
+from recsys.models.ease import EASERecommender, EASESpectrum
 from recsys.models.hybrid import HybridRecommender
 
 _log = logging.getLogger(__name__)
@@ -112,10 +117,18 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
         {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 200},
     ],
-    "ease": [{"lambda_": 200.0}, {"lambda_": 50.0}, {"lambda_": 500.0}, {"lambda_": 20.0}],
+    # One spectral decomposition per matrix choice scores every lambda (about the cost of one fit).
+    "ease": [
+        {"lambda_": lam}
+        for lam in (200.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 300.0, 400.0, 500.0, 700.0, 1000.0, 1500.0, 2500.0)
+    ],
+    "rp3beta": [
+        {"alpha": alpha, "beta": beta, "K": K}
+        for alpha, beta, K in itertools.product((1.0, 0.6), (0.5, 0.3, 0.7), (200, 50))
+    ],
 }
 #: Components of the validation-blended hybrid (each with its own tuned parameters).
-HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "itemknn", "als", "popular")
+HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "rp3beta", "als", "popular")
 #: Validation readers sampled for fitting the hybrid's blend weights, and the weight grid.
 HYBRID_FIT_READERS = 600
 HYBRID_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
@@ -311,11 +324,13 @@ class RunConfig:
 
     dataset: str
     protocol: str
-    models: tuple[str, ...] = ("popular", "itemknn", "als", "bpr", "ease", "hybrid")
+    models: tuple[str, ...] = ("popular", "itemknn", "als", "bpr", "ease", "rp3beta", "hybrid")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     quick: bool = False
     baselines: bool = True
     threads: int = 0
+    #: Refit the chosen configurations (and the baselines) on train + validation before the test step.
+    refit: bool = True
 
 
 @dataclass
@@ -348,6 +363,8 @@ def tune(
     """Fit every (matrix choice, params) on train and score it on VALIDATION; return the best
     candidate per matrix choice (so the hybrid can combine components built on one matrix).
     ``time_budget_s``: stop trying further configurations once exceeded (the best so far wins)."""
+    if name == "ease" and all(set(p) == {"lambda_"} for p in grid):
+        return _tune_ease(grid, prepared, choices, threads)
     started = time.perf_counter()
     best: dict[str, _Candidate] = {}
     for choice, params in itertools.product(choices, grid):
@@ -362,6 +379,48 @@ def tune(
             _log.info("tune %s: time budget of %.0f s reached", name, time_budget_s)
             break
     return best
+
+
+def _tune_ease(
+    grid: list[dict[str, Any]], prepared: dict[str, PrunedMatrices], choices: list[MatrixChoice], threads: int
+) -> dict[str, _Candidate]:
+    """EASE's lambda grid scored on VALIDATION from one :class:`EASESpectrum` per matrix choice
+    (exact, the same rankings as fitting each lambda); the best lambda is then fitted."""
+    best: dict[str, _Candidate] = {}
+    lambdas = [float(p["lambda_"]) for p in grid]
+    for choice in choices:
+        data = prepared[choice.name]
+        hist = data.foldin["validation"]
+        target = data.full.folds["validation"].target.matrix
+        allowed = np.arange(data.train.shape[1], dtype=np.int32)
+        spectrum = EASESpectrum(data.train.matrix, threads)
+        for lam, scores in spectrum.scores(hist, lambdas):
+            ids, _ = top_n_dense(scores, LIST_LENGTH, hist, allowed)
+            val = metric_row(np.where(ids >= 0, data.kept[np.maximum(ids, 0)], -1).astype(np.int32), target)
+            _log.debug("tune ease %s lambda %g: ndcg@10 %.4f", choice.name, lam, val[SELECTION_METRIC])
+            current = best.get(choice.name)
+            if current is None or val[SELECTION_METRIC] > current.validation[SELECTION_METRIC]:
+                best[choice.name] = _Candidate(None, choice, {"lambda_": lam}, val)  # type: ignore[arg-type]
+        cand = best[choice.name]
+        model = EASERecommender(lambda_=cand.params["lambda_"], threads=threads)
+        model._fit_common(data.train)
+        model.weights_ = spectrum.weights(cand.params["lambda_"])
+        cand.model = model
+    return best
+
+
+def refit_split(split: Split) -> Split:
+    """The split of the test step: train = everything known before the test (train events plus the
+    validation readers' fold-in and target events, duplicates dropped), one fold: ``test``.
+
+    Strong generalisation: the validation readers join the training readers. Temporal protocols:
+    all events before the test cut-off (per reader for MovieLens) train. Test is still touched
+    once; only validation, already used for choosing, is folded back in."""
+    val = split.folds["validation"]
+    cols = split.train.columns
+    parts = [split.train] + [f.select(cols) for f in (val.foldin, val.target) if f.height]
+    events = pl.concat(parts, how="vertical_relaxed").unique(maintain_order=True)
+    return Split(split.kind, events, {"test": split.folds["test"]}, dict(split.params, refit=True))
 
 
 def _winner(cands: dict[str, _Candidate]) -> _Candidate:
@@ -432,8 +491,12 @@ def evaluate_seed(
             raise EvaluationError(f"{dataset.name} {config.protocol} seed {seed}: the {fold} fold has no readers")
     choices = matrix_choices(config.protocol, config.quick)
     prepared = {c.name: prune(split.to_matrices(c.weighting), c.min_title_readers) for c in choices}
-    any_full = next(iter(prepared.values())).full
-    test_target = any_full.folds["test"].target.matrix
+    if config.refit:
+        final = refit_split(split)
+        testing = {c.name: prune(final.to_matrices(c.weighting), c.min_title_readers) for c in choices}
+    else:
+        testing = prepared
+    test_target = next(iter(testing.values())).full.folds["test"].target.matrix
     titles = dataset.titles
     results: list[SeedResult] = []
     tuned: dict[str, dict[str, _Candidate]] = {}
@@ -449,7 +512,12 @@ def evaluate_seed(
         model_choices = [c for c in choices if allowed is None or c.name in allowed]
         tuned[name] = tune(name, grid, prepared, model_choices, seed, config.threads, titles)
         win = _winner(tuned[name])
-        recs = recommend_fold(win.model, prepared[win.choice.name], "test")
+        model = (
+            _fit(name, win.params, seed, config.threads, testing[win.choice.name], titles)
+            if config.refit
+            else win.model
+        )
+        recs = recommend_fold(model, testing[win.choice.name], "test")
         results.append(
             SeedResult(
                 seed,
@@ -467,7 +535,10 @@ def evaluate_seed(
         hybrid = _tune_hybrid(tuned, prepared, choices, seed, config, titles)
         if hybrid is not None:
             model, choice, weights, comps, val = hybrid
-            recs = recommend_fold(model, prepared[choice.name], "test")
+            if config.refit:
+                parts = {n: _fit(n, p, seed, config.threads, testing[choice.name], titles) for n, p in comps.items()}
+                model = HybridRecommender(parts, weights, refit=False).fit(testing[choice.name].train)
+            recs = recommend_fold(model, testing[choice.name], "test")
             results.append(
                 SeedResult(
                     seed,
@@ -482,19 +553,21 @@ def evaluate_seed(
     if config.baselines:
         note(f"seed {seed}: raw implicit baselines")
         t0 = time.perf_counter()
-        base = raw_implicit_baselines(prepared["binary"].full, config.threads, seed)
+        base = raw_implicit_baselines(testing["binary"].full, config.threads, seed)
         for name, recs in base.items():
             results.append(SeedResult(seed, name, "baseline", metric_row(recs, test_target), {}, {"defaults": True}))
         for r in results[-len(base) :]:
             r.seconds = (time.perf_counter() - t0) / len(base)
     if kind == "city" and dataset.data_dir is not None:
         try:
-            recs = oracle_recommendations(dataset.data_dir, prepared["binary"].full)
+            recs = oracle_recommendations(dataset.data_dir, testing["binary"].full)
         except (ImportError, FileNotFoundError, KeyError) as exc:
             _log.warning("oracle row skipped: %s", exc)
         else:
             results.append(SeedResult(seed, "oracle", "oracle", metric_row(recs, test_target), {}, {}))
-    info = {"seed": seed, "split": split.describe()}
+    info = {"seed": seed, "split": split.describe(), "refit": config.refit}
+    if config.refit:
+        info["test_train"] = final.describe()["train"]
     return results, info
 
 
@@ -568,6 +641,7 @@ def run_evaluation(
         "models": list(config.models),
         "seeds": list(config.seeds),
         "quick": config.quick,
+        "refit": config.refit,
         "events": events.height,
         "readers": events["reader_id"].n_unique(),
         "titles": events["title_id"].n_unique(),

@@ -18,6 +18,7 @@ from recsys.models.ease import EASERecommender
 from recsys.models.hybrid import HybridRecommender
 from recsys.models.itemknn import ItemKNNRecommender
 from recsys.models.popularity import PopularityRecommender
+from recsys.models.rp3beta import RP3betaRecommender
 
 MODELS: dict[str, type[Recommender]] = {
     "popular": PopularityRecommender,
@@ -25,6 +26,7 @@ MODELS: dict[str, type[Recommender]] = {
     "als": ALSRecommender,
     "bpr": BPRRecommender,
     "ease": EASERecommender,
+    "rp3beta": RP3betaRecommender,
     "content": ContentRecommender,
     "hybrid": HybridRecommender,
 }
@@ -76,6 +78,7 @@ __all__ = [
     "HybridRecommender",
     "ItemKNNRecommender",
     "PopularityRecommender",
+    "RP3betaRecommender",
     "load_model",
     "make_model",
 ]
