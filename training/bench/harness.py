@@ -124,7 +124,7 @@ class BenchContext:
     @property
     def repeats(self) -> int:
         """Interleaved repeats of each timed pair (best kept)."""
-        return 1 if self.quick else 3
+        return 1 if self.quick else 2
 
     def remember(self, key: str, build: Callable[[], Any]) -> Any:
         """``build()`` once per run, then the stored object."""
