@@ -193,3 +193,38 @@ def test_cli_without_dataset_or_target_exits_2() -> None:
 
     result = CliRunner().invoke(app, ["evaluate"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "protocol"), [("movielens", "strong"), ("movielens", "temporal"), ("sco", "temporal")]
+)
+def test_refit_split_adds_validation_and_never_test_targets(kind: str, protocol: str) -> None:
+    split = ev.make_split(kind, protocol, tiny_events(), 0)
+    final = ev.refit_split(split)
+    key = ["reader_id", "title_id", "occurred_at"]
+    assert list(final.folds) == ["test"] and final.folds["test"] is split.folds["test"]
+    assert final.folds["test"].target.join(final.train, on=key, how="semi").height == 0
+    val = split.folds["validation"]
+    for part in (split.train, val.foldin, val.target):
+        assert part.join(final.train, on=key, how="anti").height == 0
+    assert final.train.height == final.train.unique().height
+    assert final.train.height > split.train.height
+
+
+def test_ease_lambda_path_tuning_matches_fitting_each_lambda() -> None:
+    split = ev.make_split("movielens", "strong", tiny_events(), 0)
+    choice = ev.matrix_choices("strong", quick=True)[0]
+    prepared = {choice.name: ev.prune(split.to_matrices(choice.weighting), choice.min_title_readers)}
+    grid = [{"lambda_": lam} for lam in (1.0, 30.0, 900.0)]
+    best = ev.tune("ease", grid, prepared, [choice], 0, 1, None)[choice.name]
+    data = prepared[choice.name]
+    target = data.full.folds["validation"].target.matrix
+    by_fit = {
+        g["lambda_"]: ev.metric_row(
+            ev.recommend_fold(ev.make_model("ease", solver="cholesky", **g).fit(data.train), data, "validation"),
+            target,
+        )["ndcg@10"]
+        for g in grid
+    }
+    assert best.validation["ndcg@10"] == pytest.approx(max(by_fit.values()), abs=1e-6)
+    assert by_fit[best.params["lambda_"]] == pytest.approx(max(by_fit.values()), abs=1e-6)
