@@ -120,6 +120,7 @@ class RecommendationService:
         branch: str | None = None,
         promotion: bool = True,
         extra_history: Iterable[str] | None = None,
+        personalised: bool = True,
     ) -> list[Recommendation]:
         """Up to ``n`` recommendations for one reader (fewer only when fewer titles pass the filters).
 
@@ -129,9 +130,11 @@ class RecommendationService:
             branch: branch id the reader is at (default: home branch) for availability and reasons.
             promotion: False = the model's own ranking (the reader turned promotion off).
             extra_history: title ids just borrowed, not yet recorded.
+            personalised: False = the reader turned personalisation off: what is popular at their
+                branch and in the city, still filtered (not already borrowed, available, audience).
         """
         extra = {reader_id: list(extra_history)} if extra_history is not None else None
-        return self.recommend_for_readers([reader_id], n, branch, promotion, extra)[reader_id]
+        return self.recommend_for_readers([reader_id], n, branch, promotion, extra, personalised)[reader_id]
 
     def recommend_for_readers(
         self,
@@ -140,17 +143,19 @@ class RecommendationService:
         branch: str | None = None,
         promotion: bool = True,
         extra_history: Mapping[str, Iterable[str]] | None = None,
+        personalised: bool = True,
     ) -> dict[str, list[Recommendation]]:
         """Recommendations for a batch of readers, keyed by reader id (same arguments as
         :meth:`recommend_for_reader`; ``extra_history`` maps reader id -> title ids)."""
         ids = list(dict.fromkeys(reader_ids))
-        titles, scores, c_rows, branches, live = self._rank(ids, n, branch, promotion, extra_history)
+        titles, scores, c_rows, branches, live = self._rank(ids, n, branch, promotion, extra_history, personalised)
         reasons = explain(
             self.context,
-            c_rows,
+            # Without personalisation no reason may cite the reader's history.
+            c_rows if personalised else np.full_like(c_rows, -1),
             titles,
             branch_rows=branches,
-            extra_history=live,
+            extra_history=live if personalised else None,
             similar=self.model.similar,
             new_arrival_days=self.promotion_config.new_arrival_days,
         )
@@ -163,6 +168,7 @@ class RecommendationService:
         branch: str | None,
         promotion: bool,
         extra_history: Mapping[str, Iterable[str]] | None,
+        personalised: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
         """Title rows and scores (k × n) plus the context rows, branch rows and live history used."""
         ctx, model = self.context, self.model
@@ -182,7 +188,7 @@ class RecommendationService:
         has_live = np.diff(live.indptr) > 0
         train_len = np.zeros(k, np.int64)
         train_len[known] = np.diff(model.user_items_.indptr)[m_rows[known]]
-        cold = (train_len == 0) & ~has_live
+        cold = ((train_len == 0) & ~has_live) | (not personalised)
         by_row = known & ~has_live & ~cold
         by_history = ~by_row & ~cold
         if by_row.any():

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from features.schema import AUDIENCES
+from recsys.explain import ReasonCode
 from recsys.filters import FilterConfig, admissible, build_exclusions
 from recsys.rerank import PromotionConfig
 from recsys.service import RecommendationService, UnknownTitleError, accuracy_cost
@@ -137,3 +138,23 @@ def test_accuracy_cost_table(city):
     assert np.allclose(none["delta"].fill_nan(0).to_numpy(), 0.0)
     div = table.filter((pl.col("config") == "diverse") & (pl.col("metric") == "diversity"))["delta"][0]
     assert div >= 0
+
+
+def test_personalisation_off_gives_the_same_filtered_popular_list_to_readers_of_a_branch(city):
+    frames, model, ctx, svc = city
+    ids = list(ctx.readers.ids[:12])
+    off = svc.recommend_for_readers(ids, n=5, promotion=False, personalised=False)
+    on = svc.recommend_for_readers(ids, n=5, promotion=False)
+    per, glob = build_exclusions(ctx, ctx.readers.index(ids), FilterConfig())
+    ok = admissible(per, glob)
+    home = ctx.reader_home_branch[ctx.readers.index(ids)]
+    for i, rid in enumerate(ids):
+        for rec in off[rid]:
+            assert ok[i, ctx.titles.get(rec.title_id)]  # filters still apply
+            assert all(r.code != ReasonCode.BECAUSE_YOU_BORROWED for r in rec.reasons)
+    # Two readers of one branch with the same admissible titles get the same non-personal list.
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            if home[i] == home[j] and (ok[i] == ok[j]).all():
+                assert [r.title_id for r in off[ids[i]]] == [r.title_id for r in off[ids[j]]]
+    assert any([r.title_id for r in off[x]] != [r.title_id for r in on[x]] for x in ids)
