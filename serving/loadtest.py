@@ -247,12 +247,16 @@ def city_traffic(data_dir: Path, secret_key: str, mix: dict[str, float]) -> Call
     return draw
 
 
-def _serve(data: Path, model: Path, db_url: str, port: int, today: str, secret: str) -> subprocess.Popen:
+def _serve(
+    data: Path, model: Path, db_url: str, port: int, today: str, secret: str, log: Path | None = None
+) -> subprocess.Popen:
+    """``yuedu serve`` in a subprocess; its stderr goes to ``log`` (a pipe nobody reads could fill and stall it)."""
     yuedu = Path(sys.executable).parent / "yuedu"
     env = {**os.environ, "YUEDU_SECRET_KEY": secret, "YUEDU_MODEL_POLL_S": "0", "YUEDU_LOG_LEVEL": "WARNING"}
     cmd = [str(yuedu), "serve", "--data", str(data), "--model", str(model), "--db", db_url, "--port", str(port)]
     cmd += ["--today", today, "--log-level", "warning"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = open(log or os.devnull, "w")  # noqa: SIM115 - handed to the child, closed when it exits
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,13 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     secret = uuid.uuid4().hex
     port = free_port()
     db_file = Path(f"/tmp/yuedu-loadtest-{port}.db")
-    proc = _serve(args.data, args.model, args.db or f"sqlite:///{db_file}", port, args.today, secret)
+    log = Path(f"/tmp/yuedu-loadtest-{port}.log")
+    proc = _serve(args.data, args.model, args.db or f"sqlite:///{db_file}", port, args.today, secret, log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"yuedu serve exited: {proc.stderr.read()[-2000:]}")
+                raise RuntimeError(f"yuedu serve exited: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
@@ -294,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(15)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    print(f"server log: {log}")
     md = report.markdown(
         notes=f"Server: `yuedu serve` (1 uvicorn process), model `{args.model.name}`, data `{args.data}`."
     )
