@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -24,7 +25,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-console = Console()
+# Wide enough for the tables when output is piped (CI, logs); a terminal keeps its own width.
+console = Console() if sys.stdout.isatty() else Console(width=130)
 DEMO_NOW = datetime(2026, 6, 20, 10, 30)
 TRAIN_CUTOFF = datetime(2026, 1, 1)
 
@@ -233,7 +235,7 @@ def _batch(data: Path, db, policy) -> None:
             row["district"] or "-",
             f"{row['price']:.2f}",
             f"{row['predicted_loans']:.1f}",
-            (row["reasons"] or "")[:70],
+            row["reasons"] or "",
         )
     console.print(t)
     with db.session_scope(write=True) as session:
