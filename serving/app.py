@@ -43,16 +43,18 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        poller = None
+        tasks = []
         if settings.model_alias and settings.model_dir is None and settings.model_poll_s > 0:
-            poller = asyncio.create_task(state.poll_alias(settings.model_poll_s))
+            tasks.append(asyncio.create_task(state.poll_alias(settings.model_poll_s)))
+        if settings.reservation_sweep_s > 0:
+            tasks.append(asyncio.create_task(state.sweep_reservations(settings.reservation_sweep_s)))
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+                    await task
             await state.batcher.aclose()
 
     app = FastAPI(

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     staff_users: str = Field(
         "", description="Staff logins 'user:password[:role]' separated by ','; role staff (default) or admin."
     )
+    reservation_sweep_s: float = Field(
+        60.0, description="How often expired counter reservations are released, seconds (0 = never)."
+    )
     today: str | None = Field(None, description="Override 'today' (ISO date) for booklist windows; default: now.")
 
 

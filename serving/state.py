@@ -232,6 +232,18 @@ class AppState:
                 _log.info("alias %s moved %s -> %s; reloading", self.settings.model_alias, current, version)
                 await asyncio.to_thread(self.reload)
 
+    async def sweep_reservations(self, interval_s: float) -> None:
+        """Background task: release counter reservations whose time ran out (their money returns)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                released = await asyncio.to_thread(self.counter.expire_reservations, self.now())
+            except Exception as exc:  # noqa: BLE001 - a busy ledger must not kill the sweeper
+                _log.warning("reservation sweep failed: %s", exc)
+                continue
+            if released:
+                _log.info("released %d expired reservations", released)
+
     def database_ok(self) -> bool:
         """The ledger answers a trivial query."""
         from sqlalchemy import text

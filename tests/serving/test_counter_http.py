@@ -112,3 +112,27 @@ def test_api_key_header_is_accepted(client, readers):
 
     h = {"X-API-Key": issue_token("bookstore", "BS-03", SECRET), **key()}
     assert client.post("/v1/purchase-requests", json=counter_body(readers[8], "BS-03", 5), headers=h).status_code == 201
+
+
+def test_expired_reservations_are_swept_back_into_the_budget(client, app, small_city, city_facts):
+    import asyncio
+    from datetime import timedelta
+
+    state = app.state.yuedu
+    district = city_facts["bookstores"]["BS-05"]
+    reader = eligible_readers(small_city, 1, district)[0]
+    base = _district_used(client, district)
+    an_hour_ago = (state.now() - timedelta(hours=1)).isoformat()
+    body = counter_body(reader, "BS-05", 14.0, requested_at=an_hour_ago)
+    d = client.post("/v1/purchase-requests", json=body, headers={**token("bookstore", "BS-05"), **key()}).json()
+    assert d["status"] == "reserved" and _district_used(client, district) == pytest.approx(base + 14.0)
+
+    async def sweep_once():
+        task = asyncio.create_task(state.sweep_reservations(0.01))
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    asyncio.run(sweep_once())
+    assert _district_used(client, district) == pytest.approx(base)
+    r = client.post(f"/v1/purchase-requests/{d['request_id']}/checkout", headers=token("bookstore", "BS-05"))
+    assert r.status_code == 409
