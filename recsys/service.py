@@ -92,6 +92,14 @@ class RecommendationService:
         self._live.setdefault(reader_id, set()).add(t)
         _log.debug("recorded a live event (%d readers with live events)", len(self._live))
 
+    def live_events(self) -> dict[str, list[str]]:
+        """A snapshot of the live events recorded since the model was built: reader id -> title ids."""
+        snapshot = list(self._live.items())  # record_event may run on another thread meanwhile
+        return {rid: [str(t) for t in self.context.title_ids[sorted(rows)]] for rid, rows in snapshot}
+
+    def has_live_events(self, reader_id: str) -> bool:
+        return reader_id in self._live
+
     def _live_matrix(self, reader_ids: Sequence[str], extra: Mapping[str, Iterable[str]] | None) -> sp.csr_matrix:
         """(k × n_titles) bool of recorded plus per-call extra history."""
         rows: list[int] = []

@@ -70,11 +70,10 @@ def build_bundle(
     service = RecommendationService(model, context)
     if prior is not None:
         # Snapshot first: the model thread may record events meanwhile.
-        live = {reader: sorted(rows) for reader, rows in list(prior.service._live.items())}
-        for reader_id, rows in live.items():
-            for title_id in prior.context.title_ids[rows]:
-                if context.titles.get(str(title_id)) is not None:
-                    service.record_event(reader_id, str(title_id))
+        for reader_id, title_ids in prior.service.live_events().items():
+            for title_id in title_ids:
+                if context.titles.get(title_id) is not None:
+                    service.record_event(reader_id, title_id)
     # A smoke recommendation: a model that loads but cannot recommend must not replace a working one.
     service.recommend_for_reader("__smoke__", n=1)
     return ModelBundle(model, context, service, version, source, time.time())

@@ -39,7 +39,7 @@ async def recommendations(
     if branch is not None and bundle.context.branches.get(branch) is None:
         raise field_error("query.branch", f"unknown branch '{branch}'")
     svc = bundle.service
-    cold = bundle.model.readers_.get(reader_id) is None and reader_id not in svc._live
+    cold = bundle.model.readers_.get(reader_id) is None and not svc.has_live_events(reader_id)
     recs = await state.batcher.recommend(bundle, reader_id, n, branch, promotion)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
     return RecommendationsOut(
