@@ -283,3 +283,130 @@ def train_spark(
             tracking.log_model_dir(model_dir)
             run_id = active.info.run_id
     return TrainResult(run_id, model_dir, validation, None, model.get_params(), timings)
+
+
+# --- measuring the two engines ----------------------------------------------------------------------
+
+
+class _PeakRSS:
+    """Samples the resident memory of this process and its children (the Spark JVM) every 0.2 s."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        total = 0
+        for p in [self._proc, *self._proc.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except Exception:  # noqa: BLE001 - a child may exit between listing and reading
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self._sample())
+
+    def __enter__(self) -> _PeakRSS:
+        self.peak = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._sample())
+
+
+def measure_engine(
+    engine: str,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    master: str = "local[2]",
+    factors: int = 32,
+    iterations: int = 5,
+    n: int = 20,
+    driver_memory: str = "2g",
+) -> dict[str, Any]:
+    """Wall seconds of each stage and peak RSS (bytes, this process + children) of one engine on
+    one data directory: features (weighted matrix), ALS fit, demand aggregates and top-``n`` for
+    every reader (written as Parquet under ``out``). Run one engine per process (``python -m
+    training.spark_train ENGINE DATA_DIR OUT``) so that peaks do not mix."""
+    from features.matrix import build_matrix
+    from recsys.filters import FilterConfig
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    result: dict[str, Any] = {"engine": engine, "data_dir": str(data_dir), "factors": factors, "iterations": iterations}
+    with _PeakRSS() as rss:
+        if engine == "local":
+            from features.interactions import load_interactions as local_interactions
+            from features.spark.aggregates import demand_polars
+            from recsys.models import make_model
+
+            t = time.perf_counter()
+            matrix = build_matrix(local_interactions(data_dir))
+            seconds["features"] = time.perf_counter() - t
+            t = time.perf_counter()
+            model = make_model("als", factors=factors, iterations=iterations, threads=2).fit(matrix)
+            seconds["fit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            demand_polars(data_dir).write_parquet(out / "demand.parquet")
+            seconds["aggregates"] = time.perf_counter() - t
+            t = time.perf_counter()
+            rows = np.arange(len(model.readers_))
+            ids, scores = model.recommend(rows, n)
+            pl.DataFrame({"reader": np.repeat(rows, n), "title": ids.ravel(), "score": scores.ravel()}).write_parquet(
+                out / "recs.parquet"
+            )
+            seconds["top_n"] = time.perf_counter() - t
+        elif engine == "spark":
+            from features.spark.aggregates import demand_spark
+            from recsys.spark_batch import batch_recommend
+
+            t = time.perf_counter()
+            session = spark_session(master, "yuedu-measure", driver_memory=driver_memory)
+            seconds["start"] = time.perf_counter() - t
+            t = time.perf_counter()
+            ratings = build_ratings(load_interactions(session, data_dir))
+            matrix = ratings.to_matrix()
+            seconds["features"] = time.perf_counter() - t
+            t = time.perf_counter()
+            model = SparkALS(factors=factors, iterations=iterations).fit(ratings, matrix)
+            seconds["fit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            demand_spark(session, data_dir).write.mode("overwrite").parquet(str(out / "demand"))
+            seconds["aggregates"] = time.perf_counter() - t
+            t = time.perf_counter()
+            config = FilterConfig(require_available=False, exclude_withdrawn=False, audience_rules=False)
+            batch_recommend(session, model, data_dir, out / "recs", n=n, filters=config)
+            seconds["top_n"] = time.perf_counter() - t
+            session.stop()
+        else:
+            raise ValueError(f"engine must be 'local' or 'spark', got {engine!r}")
+    result.update(
+        seconds=seconds,
+        events=int(matrix.meta["events"]),
+        nnz=matrix.nnz,
+        readers=matrix.shape[0],
+        titles=matrix.shape[1],
+        peak_rss_bytes=rss.peak,
+        events_per_s={k: matrix.meta["events"] / v for k, v in seconds.items() if k in ("features", "fit") and v > 0},
+    )
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover - measurement entry point used by docs/scaling.md
+    import sys
+
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(measure_engine(sys.argv[1], sys.argv[2], sys.argv[3]), indent=2))
