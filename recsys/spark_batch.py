@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -113,8 +114,8 @@ def _top_n_batches(
         scores[masks[group]] = -np.inf
         seen = batch.column("seen")
         if seen.null_count < k:
-            lengths = pa.compute.list_value_length(seen).fill_null(0).to_numpy(zero_copy_only=False)
-            cols = pa.compute.list_flatten(seen).to_numpy(zero_copy_only=False).astype(np.int64)
+            lengths = pc.list_value_length(seen).fill_null(0).to_numpy(zero_copy_only=False)
+            cols = pc.list_flatten(seen).to_numpy(zero_copy_only=False).astype(np.int64)
             scores[np.repeat(np.arange(k), lengths), cols] = -np.inf
         part = np.argpartition(-scores, m - 1, axis=1)[:, :m] if m < n_titles else np.tile(np.arange(n_titles), (k, 1))
         part_scores = np.take_along_axis(scores, part, axis=1)
