@@ -389,7 +389,5 @@ def conform(df: pl.DataFrame | pl.LazyFrame, table: str) -> pl.DataFrame | pl.La
     columns as nulls."""
     schema = TABLES[table]
     names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
-    exprs = [
-        (pl.col(n) if n in names else pl.lit(None)).cast(c.dtype).alias(n) for n, c in schema.columns.items()
-    ]
+    exprs = [(pl.col(n) if n in names else pl.lit(None)).cast(c.dtype).alias(n) for n, c in schema.columns.items()]
     return df.select(exprs)

@@ -21,15 +21,33 @@ def test_every_reference_points_to_a_primary_key():
                 assert TABLES[table].primary_key == column, f"{t.name}.{name} -> {col.ref}"
 
 
-@pytest.mark.parametrize("value,ok", [("I247", True), ("TP3", True), ("K", True), ("I24.5", True),
-                                      ("L1", False), ("W", False), ("", False), ("i24", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("I247", True),
+        ("TP3", True),
+        ("K", True),
+        ("I24.5", True),
+        ("L1", False),
+        ("W", False),
+        ("", False),
+        ("i24", False),
+    ],
+)
 def test_clc_pattern(value, ok):
     assert (pl.Series([value]).str.contains(CLC_PATTERN)[0]) is ok
 
 
 def test_conform_adds_optional_columns_and_casts():
-    df = pl.DataFrame({"hold_id": ["h1"], "reader_id": ["r"], "title_id": ["t"], "branch_id": ["b"],
-                       "placed_at": ["2024-01-01 10:00:00"]}).with_columns(pl.col("placed_at").str.to_datetime())
+    df = pl.DataFrame(
+        {
+            "hold_id": ["h1"],
+            "reader_id": ["r"],
+            "title_id": ["t"],
+            "branch_id": ["b"],
+            "placed_at": ["2024-01-01 10:00:00"],
+        }
+    ).with_columns(pl.col("placed_at").str.to_datetime())
     out = conform(df, "holds")
     assert out.columns == list(TABLES["holds"].columns)
     assert out["fulfilled_at"].null_count() == 1

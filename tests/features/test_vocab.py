@@ -34,8 +34,9 @@ def test_extend_keeps_existing_indices():
 
 def test_matrix_save_load_roundtrip(tmp_path):
     m = sp.random(5, 4, density=0.5, format="csr", dtype=np.float64, random_state=0)
-    im = InteractionMatrix(m, Vocabulary(list("abcde"), "reader_id"), Vocabulary(list("wxyz"), "title_id"),
-                           {"weighting": "binary"})
+    im = InteractionMatrix(
+        m, Vocabulary(list("abcde"), "reader_id"), Vocabulary(list("wxyz"), "title_id"), {"weighting": "binary"}
+    )
     assert im.matrix.dtype == np.float32
     im.save(tmp_path)
     back = InteractionMatrix.load(tmp_path)
