@@ -8,15 +8,22 @@ Everything is built with polars joins and scipy constructors, never a loop over 
 Data directories without holdings (public data sets that only carry an ``interactions`` table)
 give a context with ``has_holdings = False``: availability and withdrawal are then unknown and the
 filters skip them.
+
+A context is treated as immutable once built: derived facts the request path needs (per-branch
+on-shelf bitmasks, readers per title, booklists active on a date...) are computed on first use and
+memoised on the instance (:meth:`LibraryContext.memo`), so a recommendation request never re-runs a
+polars query or a catalogue-wide sparse operation. Memoised arrays are read-only.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -35,6 +42,11 @@ GONE_STATUSES: tuple[str, ...] = ("withdrawn", "lost")
 DIGITAL_FORMATS: tuple[str, ...] = ("ebook",)
 
 _EPOCH = date(1970, 1, 1)
+#: Entries memoised per context at most before the memo is emptied (dates x configurations).
+_MEMO_MAX = 256
+
+T = TypeVar("T")
+
 #: Added to day numbers stored in ``LibraryContext.history`` so that every date after 700 BC is > 0.
 HISTORY_OFFSET = 1_000_000
 
@@ -115,6 +127,8 @@ class LibraryContext:
     #: Whether copies were known (False for interaction-only data sets).
     has_holdings: bool = True
     meta: dict = field(default_factory=dict)
+    #: Derived facts computed on first use (see :meth:`memo`); not part of the context's value.
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
 
@@ -328,25 +342,125 @@ class LibraryContext:
         """``today`` as a day number."""
         return day_number(self.today)
 
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()`` once per ``key`` on this context, then the stored result (arrays made read-only).
+
+        For facts derived from the (immutable) context alone, or from the context and a frozen
+        configuration / date given in ``key``. Concurrent first calls may both build; either result is kept.
+        """
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        value = build()
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False
+        if len(self._memo) > _MEMO_MAX:  # dates and configurations come and go; bound the growth
+            self._memo.clear()
+        self._memo[key] = value
+        return value
+
     def active_booklists(self, on: date | None = None) -> np.ndarray:
-        """Bool mask over booklist rows: promoted on ``on`` (default ``today``), window inclusive."""
+        """Bool mask over booklist rows: promoted on ``on`` (default ``today``), window inclusive (read-only)."""
+        d = on or self.today
+        return self.memo(("active_booklists", d), lambda: self._active_booklists(d))
+
+    def _active_booklists(self, d: date) -> np.ndarray:
         if len(self.booklists) == 0:
             return np.zeros(0, bool)
-        d = on or self.today
         return ((self.booklists["starts_on"] <= d) & (self.booklists["ends_on"] >= d)).fill_null(False).to_numpy()
 
     def on_active_booklist(self, on: date | None = None) -> np.ndarray:
-        """Bool per title: on at least one booklist active on ``on`` (default ``today``)."""
-        active = self.active_booklists(on)
-        if not active.any():
-            return np.zeros(len(self.titles), bool)
-        return np.asarray(self.booklist_items[np.flatnonzero(active)].sum(axis=0)).ravel() > 0
+        """Bool per title: on at least one booklist active on ``on`` (default ``today``; read-only)."""
+        d = on or self.today
+
+        def build() -> np.ndarray:
+            active = self.active_booklists(d)
+            if not active.any():
+                return np.zeros(len(self.titles), bool)
+            return np.asarray(self.booklist_items[np.flatnonzero(active)].sum(axis=0)).ravel() > 0
+
+        return self.memo(("on_active_booklist", d), build)
+
+    def first_active_booklist(self, on: date | None = None) -> np.ndarray:
+        """Per title: row of the first booklist (in row order) active on ``on`` that holds it, -1 if none
+        (int64, read-only)."""
+        d = on or self.today
+
+        def build() -> np.ndarray:
+            out = np.full(len(self.titles), -1, np.int64)
+            active = np.flatnonzero(self.active_booklists(d))
+            if active.size:
+                by_title = self.booklist_items[active].T.tocsr()
+                by_title.sort_indices()
+                has = np.diff(by_title.indptr) > 0
+                out[has] = active[by_title.indices[by_title.indptr[:-1][has]]]
+            return out
+
+        return self.memo(("first_active_booklist", d), build)
 
     def new_arrivals(self, within_days: int, on: date | None = None) -> np.ndarray:
         """Bool per title: added within ``within_days`` days (inclusive) before ``on`` (default today),
-        and not after it."""
-        age = day_number(on or self.today) - self.added_at
-        return (self.added_at >= 0) & (age >= 0) & (age <= within_days)
+        and not after it (read-only)."""
+        day = day_number(on or self.today)
+
+        def build() -> np.ndarray:
+            age = day - self.added_at
+            return (self.added_at >= 0) & (age >= 0) & (age <= within_days)
+
+        return self.memo(("new_arrivals", int(within_days), day), build)
+
+    # ------------------------------------------------------------------ prepared per-context facts
+
+    @cached_property
+    def borrowed_csc(self) -> sp.csc_matrix:
+        """:attr:`borrowed` in CSC form (fast title-column slices for co-occurrence counts)."""
+        return self.borrowed.tocsc()
+
+    @cached_property
+    def readers_per_title(self) -> np.ndarray:
+        """Distinct readers who ever borrowed each title (float32 like :attr:`borrowed`, read-only)."""
+        out = np.bincount(self.borrowed.indices, minlength=len(self.titles)).astype(np.float32)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def shelf_bits(self) -> np.ndarray:
+        """Packed bitmask (n_branches × ceil(n_titles / 8), uint8, big bit order): title has an on-shelf
+        copy at the branch. ~n_branches × n_titles / 8 bytes (120 × 3,000 → 45 KB). Read with
+        :meth:`on_shelf_at` or ``np.unpackbits(..., axis=1, count=n_titles)``."""
+        bt = sp.csr_matrix((self.on_shelf > 0).T, dtype=bool)
+        out = _pack_csr_rows(bt, len(self.titles))
+        out.flags.writeable = False
+        return out
+
+    def on_shelf_at(self, branch_rows: np.ndarray, title_rows: np.ndarray) -> np.ndarray:
+        """Bool, elementwise: an on-shelf copy of ``title_rows`` at ``branch_rows`` (broadcast; rows >= 0)."""
+        b = np.asarray(branch_rows, dtype=np.int64)
+        t = np.asarray(title_rows, dtype=np.int64)
+        if self.shelf_bits.shape[0] == 0:
+            return np.zeros(np.broadcast_shapes(b.shape, t.shape), bool)
+        byte = self.shelf_bits[b, t >> 3]
+        return ((byte >> (7 - (t & 7)).astype(np.uint8)) & 1).astype(bool)
+
+    @cached_property
+    def on_shelf_anywhere(self) -> np.ndarray:
+        """Bool per title: an on-shelf copy at some branch (read-only)."""
+        out = np.diff(sp.csr_matrix(self.on_shelf > 0).indptr) > 0
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def first_shelf_branch(self) -> np.ndarray:
+        """Per title: the lowest branch row with an on-shelf copy, -1 if none (int64, read-only)."""
+        shelf = sp.csr_matrix(self.on_shelf > 0)
+        shelf.sort_indices()
+        out = np.full(len(self.titles), -1, np.int64)
+        has = np.diff(shelf.indptr) > 0
+        out[has] = shelf.indices[shelf.indptr[:-1][has]]
+        out.flags.writeable = False
+        return out
 
     def borrowed_since(self, reader_rows: np.ndarray, since_day: int | None) -> sp.csr_matrix:
         """Reader rows × titles, bool: borrowed on/after day number ``since_day`` (None = ever)."""
@@ -387,3 +501,16 @@ def _latest(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple
     m = sp.csr_matrix((values[pick].astype(np.int32), (rows[pick], cols[pick])), shape=shape)
     m.sort_indices()
     return m
+
+
+def _pack_csr_rows(m: sp.csr_matrix, n_cols: int) -> np.ndarray:
+    """Rows of a bool CSR as a packed bitmask (rows × ceil(n_cols / 8) uint8, big bit order)."""
+    n_rows = m.shape[0]
+    width = (n_cols + 7) // 8
+    out = np.zeros((n_rows, width), np.uint8)
+    if m.nnz:
+        coo = m.tocoo()
+        keep = coo.data != 0
+        r, c = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64)
+        np.bitwise_or.at(out, (r, c >> 3), (np.uint8(128) >> (c & 7).astype(np.uint8)).astype(np.uint8))
+    return out

@@ -34,6 +34,9 @@ from recsys.context import LibraryContext
 
 _log = logging.getLogger(__name__)
 
+#: Pairs of (history title, recommended title) at most for a dense co-occurrence block (8 B each).
+_DENSE_PAIRS_MAX = 2_000_000
+
 
 class ReasonCode(StrEnum):
     """Why a title is recommended."""
@@ -116,20 +119,24 @@ def best_history_titles(
     p_i, p_j, p_h, p_t = p_i[ok], p_j[ok], p_h[ok], p_t[ok]
     if p_i.size == 0:
         return best, co_readers, via_model
-    uniq, col = np.unique(p_t, return_inverse=True)
-    network = context.borrowed
-    co = (network.T @ network[:, uniq]).tocsr()  # n_titles × |uniq|: readers who borrowed both
-    both = np.asarray(co[p_h, col]).ravel()
+    # Co-readers of each (history title, recommended title) pair: column slices of the network (CSC).
+    network = context.borrowed_csc
+    uh, h_col = np.unique(p_h, return_inverse=True)
+    ut, t_col = np.unique(p_t, return_inverse=True)
+    co = network[:, uh].T.tocsr() @ network[:, ut]  # |uh| × |ut|: readers who borrowed both
+    if uh.size * ut.size <= _DENSE_PAIRS_MAX:
+        both = co.toarray()[h_col, t_col].astype(np.float64)
+    else:
+        both = np.asarray(co[h_col, t_col], dtype=np.float64).ravel()
     # The reader's own loans are not "other readers".
-    rows = np.asarray(reader_rows)[p_i]
+    rows = np.asarray(reader_rows, dtype=np.int64)[p_i]
     own = np.zeros(p_i.size)
     known = rows >= 0
     if known.any():
-        own[known] = (
-            np.asarray(network[rows[known], p_h[known]]).ravel() * np.asarray(network[rows[known], p_t[known]]).ravel()
-        )
+        borrowed = _KeyIndex.of(context, "borrowed", context.borrowed)
+        own[known] = borrowed.contains(rows[known], p_h[known]) & borrowed.contains(rows[known], p_t[known])
     others = both - own
-    readers_per_title = np.asarray(network.sum(axis=0)).ravel()
+    readers_per_title = context.readers_per_title
     cosine = others / np.sqrt(np.maximum(readers_per_title[p_h] * readers_per_title[p_t], 1.0))
     keys = p_i * n + p_j
     win = _first_per_key(keys, cosine)
@@ -143,17 +150,11 @@ def best_history_titles(
             sim_ids, _ = similar(m_t.astype(np.int32), similar_depth)
             depth = sim_ids.shape[1]
             valid = sim_ids >= 0
-            # Rank matrix: |m_t| × n_titles, value = depth - rank (higher = more similar).
-            rank = sp.csr_matrix(
-                (
-                    np.broadcast_to(depth - np.arange(depth), sim_ids.shape)[valid].astype(np.float64),
-                    (np.broadcast_to(np.arange(len(m_t))[:, None], sim_ids.shape)[valid], sim_ids[valid]),
-                ),
-                shape=(len(m_t), len(context.titles)),
-            )
             sel = np.flatnonzero(missing)
             r_of_t = np.searchsorted(m_t, p_t[sel])
-            score = np.asarray(rank[r_of_t, p_h[sel]]).ravel()
+            # Score = depth - rank of the history title among the recommendation's neighbours (0 = absent).
+            hit = (sim_ids[r_of_t] == p_h[sel][:, None]) & valid[r_of_t]
+            score = np.where(hit.any(axis=1), depth - np.argmax(hit, axis=1), 0).astype(np.float64)
             win2 = _first_per_key(keys[sel], score)
             best.ravel()[keys[sel][win2]] = p_h[sel][win2]
             via_model.ravel()[keys[sel][win2]] = True
@@ -163,19 +164,97 @@ def best_history_titles(
 def _popular_masks(context: LibraryContext, branch_rows: np.ndarray, title_rows: np.ndarray, top: int):
     """(popular at the reader's branch, popular in the city) for each recommendation, bool (k × n)."""
     pop = context.popularity
-    city_cut = np.sort(pop)[::-1][min(top, len(pop)) - 1] if len(pop) else 0.0
+    city_cut, branch_cut = context.memo(("popular_cuts", top), lambda: _popular_cuts(context, top))
     safe_t = np.where(title_rows >= 0, title_rows, 0)
     in_city = (pop[safe_t] >= max(city_cut, 1.0)) & (title_rows >= 0)
     at_branch = np.zeros(title_rows.shape, bool)
-    b = np.asarray(branch_rows)
+    b = np.asarray(branch_rows, dtype=np.int64)
     if context.branch_loans.shape[0] and (b >= 0).any():
-        ub, inv = np.unique(b[b >= 0], return_inverse=True)
-        loans = context.branch_loans[ub].toarray()  # few branches × titles
-        cut = np.sort(loans, axis=1)[:, ::-1][:, min(top, loans.shape[1]) - 1]
         rows = np.flatnonzero(b >= 0)
-        vals = loans[inv[:, None], safe_t[rows]]
-        at_branch[rows] = (vals >= np.maximum(cut[inv], 1.0)[:, None]) & (title_rows[rows] >= 0)
+        loans = _KeyIndex.of(context, "branch_loans", context.branch_loans)
+        vals = loans.values(np.broadcast_to(b[rows][:, None], safe_t[rows].shape), safe_t[rows])
+        at_branch[rows] = (vals >= np.maximum(branch_cut[b[rows]], 1.0)[:, None]) & (title_rows[rows] >= 0)
     return at_branch, in_city
+
+
+def _popular_cuts(context: LibraryContext, top: int) -> tuple[float, np.ndarray]:
+    """Loans of the ``top``-th most borrowed title: in the city, and per branch (0 when fewer titles)."""
+    pop = context.popularity
+    city_cut = float(np.sort(pop)[::-1][min(top, len(pop)) - 1]) if len(pop) else 0.0
+    bl = sp.csr_matrix(context.branch_loans)
+    n_b, n_t = bl.shape
+    lens = np.diff(bl.indptr)
+    row_of = np.repeat(np.arange(n_b), lens)
+    ranked = bl.data[np.lexsort((-bl.data, row_of))]  # per branch row, descending
+    pos = min(top, n_t) - 1
+    cut = np.zeros(n_b)
+    ok = lens > pos
+    cut[ok] = ranked[bl.indptr[:-1][ok] + pos]
+    return city_cut, cut
+
+
+class _KeyIndex:
+    """Vectorised point look-ups in a CSR matrix: sorted ``row * n_cols + col`` keys and their values.
+
+    Built once per (context, matrix) — nnz × 8 bytes — so a request looks up its (row, col) pairs with
+    one ``searchsorted`` instead of scipy fancy indexing.
+    """
+
+    def __init__(self, m: sp.csr_matrix) -> None:
+        m = sp.csr_matrix(m)
+        m.sum_duplicates()  # also sorts the indices of each row
+        self.n_cols = m.shape[1]
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        self.keys = rows * self.n_cols + m.indices
+        self.data = m.data
+
+    @classmethod
+    def of(cls, context: LibraryContext, name: str, m: sp.csr_matrix) -> _KeyIndex:
+        return context.memo(("key_index", name), lambda: cls(m))
+
+    def _find(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(rows, dtype=np.int64) * self.n_cols + np.asarray(cols, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, q), max(self.keys.size - 1, 0))
+        hit = self.keys[pos] == q if self.keys.size else np.zeros(q.shape, bool)
+        return pos, hit
+
+    def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Stored values at (rows, cols), 0 where absent (float64, broadcast shape)."""
+        pos, hit = self._find(rows, cols)
+        return np.where(hit, self.data[pos] if self.data.size else 0, 0).astype(np.float64)
+
+    def contains(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Bool: a non-zero entry is stored at (rows, cols)."""
+        pos, hit = self._find(rows, cols)
+        return hit & (self.data[pos] != 0) if self.data.size else hit
+
+
+def _history_rows(context: LibraryContext, rows: np.ndarray, extra_history: sp.csr_matrix | None) -> sp.csr_matrix:
+    """(k × n_titles) bool CSR: each reader's context history plus ``extra_history``."""
+    k, n_t = len(rows), len(context.titles)
+    known = np.flatnonzero(rows >= 0)
+    parts_r: list[np.ndarray] = []
+    parts_c: list[np.ndarray] = []
+    if known.size:
+        h = context.history
+        starts = h.indptr[rows[known]].astype(np.int64)
+        lens = h.indptr[rows[known] + 1].astype(np.int64) - starts
+        offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+        keep = h.data[offs] > 0
+        parts_r.append(np.repeat(known, lens)[keep])
+        parts_c.append(h.indices[offs][keep].astype(np.int64))
+    if extra_history is not None:
+        extra = sp.coo_matrix(extra_history)
+        keep = extra.data != 0
+        parts_r.append(extra.row[keep].astype(np.int64))
+        parts_c.append(extra.col[keep].astype(np.int64))
+    if not parts_r:
+        return sp.csr_matrix((k, n_t), dtype=bool)
+    key = np.unique(np.concatenate(parts_r) * n_t + np.concatenate(parts_c))
+    r, c = key // n_t, key % n_t
+    indptr = np.zeros(k + 1, np.int64)
+    np.cumsum(np.bincount(r, minlength=k), out=indptr[1:])
+    return sp.csr_matrix((np.ones(key.size, bool), c, indptr), shape=(k, n_t))
 
 
 def explain(
@@ -205,49 +284,33 @@ def explain(
     rows = np.asarray(reader_rows, dtype=np.int64)
     recs = np.asarray(title_rows, dtype=np.int64)
     k, n = recs.shape
-    n_t = len(context.titles)
     branches = context.branch_of(rows) if branch_rows is None else np.asarray(branch_rows, dtype=np.int64)
 
-    known = rows >= 0
-    hist = sp.csr_matrix((k, n_t), dtype=np.int8)
-    if known.any():
-        scatter = sp.csr_matrix(
-            (np.ones(int(known.sum()), np.int8), (np.flatnonzero(known), np.arange(int(known.sum())))),
-            shape=(k, int(known.sum())),
-        )
-        hist = scatter @ (context.history[rows[known]] > 0).astype(np.int8)
-    if extra_history is not None:
-        hist = hist + sp.csr_matrix(extra_history, dtype=np.int8)
-    hist = sp.csr_matrix(hist).astype(bool)
+    hist = _history_rows(context, rows, extra_history)
     has_history = np.diff(hist.indptr) > 0
 
     because, co_readers, via_model = best_history_titles(context, hist, rows, recs, similar)
     at_branch, in_city = _popular_masks(context, branches, recs, popular_top)
 
     safe = np.where(recs >= 0, recs, 0)
-    active = np.flatnonzero(context.active_booklists(on))
-    first_list = np.full(n_t, -1, np.int64)
-    if active.size:
-        by_title = context.booklist_items[active].T.tocsr()
-        has = np.diff(by_title.indptr) > 0
-        first_list[has] = active[by_title.indices[by_title.indptr[:-1][has]]]
+    first_list = context.first_active_booklist(on)
     new = context.new_arrivals(new_arrival_days, on)
-    shelf = context.on_shelf
     here = np.zeros((k, n), bool)
     okb = branches >= 0
-    if okb.any() and shelf.shape[1]:
-        vals = shelf[safe[okb].ravel(), np.repeat(branches[okb], n)]
-        here[okb] = (np.asarray(vals).ravel() > 0).reshape(-1, n)
-    anywhere_branch = np.full(n_t, -1, np.int64)
-    has_copy = np.diff(shelf.indptr) > 0
-    shelf_sorted = shelf.copy()
-    shelf_sorted.sort_indices()
-    anywhere_branch[has_copy] = shelf_sorted.indices[shelf_sorted.indptr[:-1][has_copy]]
+    if okb.any() and context.on_shelf.shape[1]:
+        here[okb] = context.on_shelf_at(branches[okb][:, None], safe[okb])
+    anywhere_branch = context.first_shelf_branch
     delivers = np.where(okb, context.branch_delivers[np.maximum(branches, 0)], False)
 
     ids = context.title_ids
-    list_ids = context.booklists["booklist_id"].to_list() if len(context.booklists) else []
-    list_names = context.booklists["name"].to_list() if len(context.booklists) else []
+    list_ids, list_names = context.memo(
+        "booklist_names",
+        lambda: (
+            (context.booklists["booklist_id"].to_list(), context.booklists["name"].to_list())
+            if len(context.booklists)
+            else ([], [])
+        ),
+    )
     branch_ids = context.branch_ids
     out: list[list[list[Reason]]] = []
     for i in range(k):

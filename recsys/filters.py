@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.schema import AGE_BANDS, AUDIENCES, CARD_TYPES
-from recsys.context import LibraryContext
+from recsys.context import HISTORY_OFFSET, LibraryContext
 
 _log = logging.getLogger(__name__)
 
@@ -119,13 +119,66 @@ def unreachable(context: LibraryContext, branch_rows: np.ndarray) -> sp.csr_matr
     Reachable = on shelf at the branch, or anywhere when the branch delivers (or is unknown, ``-1``).
     Titles on shelf nowhere are not included (they are a global exclusion).
     """
-    n_b, n_t = len(context.branches), len(context.titles)
-    shelf_bt = (context.on_shelf > 0).T.toarray()  # branches × titles; ~100 branches, so dense is small
-    somewhere = shelf_bt.any(axis=0) & ~context.digital
-    missing = np.zeros((n_b + 1, n_t), bool)  # last row: unknown branch, nothing missing
-    missing[:n_b] = somewhere[None, :] & ~shelf_bt & ~context.branch_delivers[:, None]
-    b = np.asarray(branch_rows)
-    return sp.csr_matrix(missing)[np.where(b >= 0, b, n_b)]
+    b = np.asarray(branch_rows, dtype=np.int64)
+    n_t = len(context.titles)
+    dense = np.unpackbits(_unreachable_bits(context)[_branch_slot(context, b)], axis=1, count=n_t).astype(bool)
+    return sp.csr_matrix(dense)
+
+
+def _branch_slot(context: LibraryContext, branch_rows: np.ndarray) -> np.ndarray:
+    """Row of :func:`_unreachable_bits` per reader: the branch row, or the last row (unknown branch)."""
+    return np.where(branch_rows >= 0, branch_rows, len(context.branches))
+
+
+def _unreachable_bits(context: LibraryContext) -> np.ndarray:
+    """Packed (n_branches + 1) × ceil(n_titles / 8) bitmask of :func:`unreachable` per branch; the last
+    row (unknown branch) is empty. Built once per context (~n_branches × n_titles / 8 bytes)."""
+
+    def build() -> np.ndarray:
+        n_b = len(context.branches)
+        somewhere = context.on_shelf_anywhere & ~context.digital
+        # A delivering branch reaches every on-shelf copy: nothing is missing there.
+        missing = np.packbits(somewhere)[None, :] & ~context.shelf_bits
+        missing[context.branch_delivers.astype(bool)] = 0
+        return np.vstack([missing.reshape(n_b, -1), np.zeros((1, missing.shape[-1]), np.uint8)])
+
+    return context.memo("unreachable_bits", build)
+
+
+def _prepared(context: LibraryContext, config: FilterConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per (context, config), built once: (global bool mask, allowed title rows int32, audience blocks
+    bool n_groups × n_titles or None)."""
+    key = ("filters", config.model_dump_json())
+
+    def build() -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        n_t = len(context.titles)
+        glob = np.zeros(n_t, bool)
+        if config.exclude_withdrawn:
+            glob |= context.withdrawn
+        if config.excluded_title_ids:
+            idx = context.titles.index(list(config.excluded_title_ids))
+            glob[idx[idx >= 0]] = True
+        if config.require_available and context.has_holdings:
+            glob |= ~context.on_shelf_anywhere & ~context.digital
+        blocks = _audience_blocks(context, config) if config.audience_rules else None
+        return glob, np.flatnonzero(~glob).astype(np.int32), blocks
+
+    return context.memo(key, build)
+
+
+def allowed_titles(context: LibraryContext, config: FilterConfig) -> np.ndarray:
+    """Title rows not excluded for everyone under ``config`` (sorted int32, read-only, cached per context)."""
+    return _prepared(context, config)[1]
+
+
+def _gather_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries of CSR rows ``rows`` without building a sub-matrix: (position in ``rows``, column, value)."""
+    starts = m.indptr[rows].astype(np.int64)
+    lens = m.indptr[rows + 1].astype(np.int64) - starts
+    total = int(lens.sum())
+    pos = np.repeat(np.arange(len(rows)), lens)
+    offsets = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+    return pos, m.indices[offsets], m.data[offsets]
 
 
 def build_exclusions(
@@ -141,46 +194,42 @@ def build_exclusions(
     they get the global, availability and unknown-audience rules only). ``branch_rows`` overrides each
     reader's branch (default: home branch). ``extra_borrowed`` (k × n_titles) adds titles borrowed
     since the data was loaded (the service's live events); they are excluded whatever the window.
+
+    Cost: the per-context parts (global mask, per-branch availability bitmask, audience blocks) are
+    built once and memoised on the context; a call only gathers the k readers' rows into a dense
+    k × n_titles bool block (k × n_titles bytes) and converts it to CSR. The global mask is read-only.
     """
     rows = np.asarray(reader_rows, dtype=np.int64)
     k, n_t = len(rows), len(context.titles)
-    glob = np.zeros(n_t, bool)
-    per_reader = sp.csr_matrix((k, n_t), dtype=np.int8)
+    glob, _, blocks = _prepared(context, config)
+    dense = np.zeros((k, n_t), bool)
 
-    if config.exclude_withdrawn:
-        glob |= context.withdrawn
-    if config.excluded_title_ids:
-        idx = context.titles.index(list(config.excluded_title_ids))
-        glob[idx[idx >= 0]] = True
-    if config.require_available and context.has_holdings:
-        on_shelf_any = np.asarray((context.on_shelf > 0).sum(axis=1)).ravel() > 0
-        glob |= ~on_shelf_any & ~context.digital
-        branches = context.branch_of(rows) if branch_rows is None else np.asarray(branch_rows)
-        per_reader = per_reader + unreachable(context, branches).astype(np.int8)
+    if config.require_available and context.has_holdings and k:
+        branches = context.branch_of(rows) if branch_rows is None else np.asarray(branch_rows, dtype=np.int64)
+        bits = _unreachable_bits(context)[_branch_slot(context, branches)]
+        dense |= np.unpackbits(bits, axis=1, count=n_t).view(bool)
     if config.filter_borrowed:
-        since = None if config.borrowed_window_days is None else context.today_day - config.borrowed_window_days
-        known = rows >= 0
-        hist = sp.csr_matrix((k, n_t), dtype=np.int8)
-        if known.any():
-            sub = context.borrowed_since(rows[known], since).astype(np.int8)
-            # Scatter the known readers' rows back into position (unknown readers have no history).
-            scatter = sp.csr_matrix(
-                (np.ones(int(known.sum()), np.int8), (np.flatnonzero(known), np.arange(int(known.sum())))),
-                shape=(k, int(known.sum())),
-            )
-            hist = (scatter @ sub).tocsr()
-        per_reader = per_reader + hist
+        known = np.flatnonzero(rows >= 0)
+        if known.size:
+            pos, cols, days = _gather_rows(context.history, rows[known])
+            if config.borrowed_window_days is not None:
+                since = context.today_day - config.borrowed_window_days + HISTORY_OFFSET
+                keep = days >= since
+                pos, cols = pos[keep], cols[keep]
+            else:
+                keep = days > 0
+                pos, cols = pos[keep], cols[keep]
+            dense[known[pos], cols] = True
     if extra_borrowed is not None:
-        per_reader = per_reader + sp.csr_matrix(extra_borrowed, dtype=np.int8)
-    if config.audience_rules:
-        blocks = sp.csr_matrix(_audience_blocks(context, config).astype(np.int8))
-        per_reader = per_reader + blocks[audience_groups(context, rows, config)]
-    per_reader = sp.csr_matrix(per_reader)
-    per_reader.data = per_reader.data != 0
-    per_reader.eliminate_zeros()
-    per_reader = per_reader.astype(bool).tocsr()
+        extra = sp.csr_matrix(extra_borrowed)
+        if extra.nnz:
+            pos, cols, vals = _gather_rows(extra, np.arange(k))
+            dense[pos[vals != 0], cols[vals != 0]] = True
+    if blocks is not None and k:
+        dense |= blocks[audience_groups(context, rows, config)]
+    per_reader = sp.csr_matrix(dense)
     _log.debug("exclusions for %d readers: %d global, %.1f per reader", k, int(glob.sum()), per_reader.nnz / max(k, 1))
-    return per_reader, glob
+    return per_reader, glob.copy()
 
 
 def admissible(per_reader: sp.csr_matrix, global_mask: np.ndarray) -> np.ndarray:

@@ -68,7 +68,15 @@ class PromotionConfig(BaseModel):
 def boost_vectors(
     context: LibraryContext, config: PromotionConfig, on: date | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per title: (additive boost float64, :class:`Boost` flags uint8) on date ``on`` (default today)."""
+    """Per title: (additive boost float64, :class:`Boost` flags uint8) on date ``on`` (default today).
+
+    Memoised on the context per (configuration, date): the arrays are read-only.
+    """
+    d = on or context.today
+    return context.memo(("boosts", config.model_dump_json(), d), lambda: _boost_vectors(context, config, d))
+
+
+def _boost_vectors(context: LibraryContext, config: PromotionConfig, on: date) -> tuple[np.ndarray, np.ndarray]:
     n_t = len(context.titles)
     boost = np.zeros(n_t)
     flags = np.zeros(n_t, np.uint8)
