@@ -13,6 +13,11 @@ transaction (SQLite ``BEGIN IMMEDIATE``; row locks on PostgreSQL) it
    room the savepoint rolls back and the request is declined with ``BUDGET_EXHAUSTED``;
 4. stores the request, the reservation and the audit rows, and commits.
 
+On PostgreSQL (READ COMMITTED) the facts of step 2 are made to stay true until commit by locks
+taken in one fixed order, so that concurrent counters cannot deadlock: a transaction advisory lock
+on the ISBN-13 (duplicate-pending rule), the reader's row (per-reader limits), then the budget lines
+by id. Checkout, cancel and expiry lock the request, then its reservation, then budget lines by id.
+
 :meth:`checkout` confirms a reservation (reserved -> committed), :meth:`cancel` and
 :meth:`expire_reservations` release it. Online requests get the same rules but no reservation:
 they wait as ``pending`` for batch ranking.
@@ -224,14 +229,22 @@ class CounterService:
             comic_month_count=int(comics),
         )
 
+    def _lock_isbn(self, s: Session, isbn13: str | None) -> None:
+        """PostgreSQL: serialise deciders of one ISBN until commit (the duplicate-pending count must
+        not change under us). The ISBN-13's digits are the bigint key. No-op elsewhere (SQLite
+        already serialises writers)."""
+        if isbn13 is not None and self.db.engine.dialect.name == "postgresql":
+            s.execute(select(func.pg_advisory_xact_lock(int(isbn13))))
+
     def _decide_in(self, s: Session, request: PurchaseRequestIn, key: str, actor: str) -> Decision:
+        isbn13 = normalise_isbn(request.isbn)
+        self._lock_isbn(s, isbn13)  # before the replay: a racing retry of this key then sees the first row
         replay = self._replay(s, request, key)
         if replay is not None:
             return replay
         now = request.requested_at or self.clock()
-        isbn13 = normalise_isbn(request.isbn)
         price_fen = request.price_fen
-        reader = s.get(ReaderRow, request.reader_id)
+        reader = s.get(ReaderRow, request.reader_id, with_for_update=True)  # per-reader limits hold until commit
         bookstore = s.get(BookstoreRow, request.bookstore_id)
         reader_facts = self._reader_facts(s, reader, request.bookstore_id, now) if reader else None
         pending = 0
@@ -414,9 +427,9 @@ class CounterService:
             else:
                 b = BudgetLineRow
                 lines = s.execute(
-                    select(ReservationLineRow.budget_id, ReservationLineRow.amount_fen).where(
-                        ReservationLineRow.reservation_id == res.reservation_id
-                    )
+                    select(ReservationLineRow.budget_id, ReservationLineRow.amount_fen)
+                    .where(ReservationLineRow.reservation_id == res.reservation_id)
+                    .order_by(ReservationLineRow.budget_id)  # the fixed lock order
                 ).all()
                 for budget_id, amount in lines:
                     result = s.execute(
@@ -468,7 +481,7 @@ class CounterService:
         """Cancel a reserved (or pending online) request; reserved money is released."""
         now = now or self.clock()
         with self.db.session_scope(write=True) as s:
-            req = s.get(PurchaseRequestRow, request_id)
+            req = s.get(PurchaseRequestRow, request_id, with_for_update=True)
             if req is None:
                 raise RequestNotFound(f"purchase request {request_id}: not found")
             if req.status == "pending":
@@ -490,12 +503,27 @@ class CounterService:
     def expire_reservations(self, now: datetime | None = None, *, actor: str = "system") -> int:
         """Release every reservation whose time ran out; returns how many were released."""
         now = now or self.clock()
+        res, req = ReservationRow, PurchaseRequestRow
+        due = select(res.request_id).where(res.status == "reserved", res.expires_at <= now)
         with self.db.session_scope(write=True) as s:
-            pairs = s.execute(
-                select(ReservationRow.reservation_id, ReservationRow.request_id).where(
-                    ReservationRow.status == "reserved", ReservationRow.expires_at <= now
-                )
+            # Lock the requests first (the order checkout and cancel use), re-checking their status
+            # after any wait: a racing checkout or cancel that won leaves nothing to release here.
+            locked = s.scalars(
+                select(req.request_id)
+                .where(req.request_id.in_(due), req.status == "reserved")
+                .order_by(req.request_id)
+                .with_for_update()
             ).all()
+            pairs = (
+                s.execute(
+                    select(res.reservation_id, res.request_id)
+                    .where(res.request_id.in_(locked), res.status == "reserved", res.expires_at <= now)
+                    .order_by(res.request_id)
+                    .with_for_update()
+                ).all()
+                if locked
+                else []
+            )
             if pairs:
                 self._release(s, [(r, q) for r, q in pairs], now, actor, "expire")
         if pairs:
@@ -522,8 +550,18 @@ class CounterService:
         req_ids = [q for _, q in pairs]
         rl, b = ReservationLineRow, BudgetLineRow
         touched = s.execute(
-            select(rl.budget_id, func.sum(rl.amount_fen)).where(rl.reservation_id.in_(res_ids)).group_by(rl.budget_id)
+            select(rl.budget_id, func.sum(rl.amount_fen))
+            .where(rl.reservation_id.in_(res_ids))
+            .group_by(rl.budget_id)
+            .order_by(rl.budget_id)
         ).all()
+        # lock the lines in id order before the set-based update (whose row order is the planner's)
+        s.execute(
+            select(b.budget_id)
+            .where(b.budget_id.in_([bid for bid, _ in touched]))
+            .order_by(b.budget_id)
+            .with_for_update()
+        )
         given_back = (
             select(func.coalesce(func.sum(rl.amount_fen), 0))
             .where(rl.budget_id == b.budget_id, rl.reservation_id.in_(res_ids))
