@@ -120,7 +120,23 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     # One spectral decomposition per matrix choice scores every lambda (about the cost of one fit).
     "ease": [
         {"lambda_": lam}
-        for lam in (200.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 300.0, 400.0, 500.0, 700.0, 1000.0, 1500.0, 2500.0)
+        for lam in (
+            200.0,
+            5.0,
+            10.0,
+            20.0,
+            50.0,
+            100.0,
+            150.0,
+            300.0,
+            500.0,
+            700.0,
+            1000.0,
+            1500.0,
+            2500.0,
+            4000.0,
+            7000.0,
+        )
     ],
     "rp3beta": [
         {"alpha": alpha, "beta": beta, "K": K}
@@ -152,6 +168,36 @@ def prepare_events(dataset: Dataset, kind: str) -> pl.DataFrame:
     if events.height == 0:
         raise EvaluationError(f"{dataset.name}: no events to evaluate")
     return events
+
+
+def input_only_events(dataset: Dataset, kind: str, readers: pl.Series) -> pl.DataFrame:
+    """Events that may serve as model input but are never targets: MovieLens ratings below
+    :data:`MOVIELENS_POSITIVE` of the evaluated ``readers``; empty for other data sets."""
+    events = standardise(dataset.interactions).collect()
+    if kind != "movielens":
+        return events.clear()
+    return events.filter((pl.col("value") < MOVIELENS_POSITIVE) & pl.col("reader_id").is_in(readers.implode()))
+
+
+def with_input_events(split: Split, extra: pl.DataFrame) -> Split:
+    """``split`` (strong generalisation) with ``extra`` events added to the training rows of
+    training readers and to each fold's fold-in for the fold's readers; targets unchanged.
+
+    Raises :class:`EvaluationError` for time-based splits (extra events dated after a target
+    would leak the future; not supported)."""
+    if extra.height == 0:
+        return split
+    if split.kind != "strong_generalization":
+        raise EvaluationError(f"input-only events are supported on the strong protocol only, not {split.kind!r}")
+    cols = split.train.columns
+    extra = extra.select(cols)
+    train_readers = split.train["reader_id"].unique()
+    train = pl.concat([split.train, extra.filter(pl.col("reader_id").is_in(train_readers.implode()))])
+    folds = {}
+    for name, fold in split.folds.items():
+        mine = extra.filter(pl.col("reader_id").is_in(pl.Series(fold.readers, dtype=pl.String).implode()))
+        folds[name] = EvalFold(pl.concat([fold.foldin, mine]), fold.target, fold.readers, fold.dropped)
+    return Split(split.kind, train, folds, dict(split.params, input_events=extra.height))
 
 
 def per_reader_temporal_split(events: pl.DataFrame, target_frac: float = 0.2) -> Split:
@@ -331,6 +377,11 @@ class RunConfig:
     threads: int = 0
     #: Refit the chosen configurations (and the baselines) on train + validation before the test step.
     refit: bool = True
+    #: ``"targets"``: models see only the protocol's events (MovieLens: positives). ``"all"``
+    #: (MovieLens): every rating is also INPUT - low-rated (< 4) ratings join the training rows and
+    #: the held-out readers' fold-in (binary, like the positives) but are never targets; the
+    #: baselines get the same input.
+    inputs: str = "targets"
 
 
 @dataclass
@@ -486,6 +537,10 @@ def evaluate_seed(
     """Tune on validation, test once per model, evaluate the baselines: one seed of a run."""
     note = progress or (lambda _msg: None)
     split = make_split(kind, config.protocol, events, seed)
+    if config.inputs == "all":
+        split = with_input_events(split, input_only_events(dataset, kind, events["reader_id"].unique()))
+    elif config.inputs != "targets":
+        raise EvaluationError(f"inputs must be 'targets' or 'all', got {config.inputs!r}")
     for fold in ("validation", "test"):
         if not split.folds[fold].readers:
             raise EvaluationError(f"{dataset.name} {config.protocol} seed {seed}: the {fold} fold has no readers")
@@ -642,6 +697,7 @@ def run_evaluation(
         "seeds": list(config.seeds),
         "quick": config.quick,
         "refit": config.refit,
+        "inputs": config.inputs,
         "events": events.height,
         "readers": events["reader_id"].n_unique(),
         "titles": events["title_id"].n_unique(),

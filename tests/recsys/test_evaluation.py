@@ -228,3 +228,26 @@ def test_ease_lambda_path_tuning_matches_fitting_each_lambda() -> None:
     }
     assert best.validation["ndcg@10"] == pytest.approx(max(by_fit.values()), abs=1e-6)
     assert by_fit[best.params["lambda_"]] == pytest.approx(max(by_fit.values()), abs=1e-6)
+
+
+def test_all_ratings_input_adds_low_ratings_as_input_never_as_targets() -> None:
+    events = tiny_events()
+    rng = np.random.default_rng(5)
+    events = events.with_columns(pl.Series("value", rng.choice([2.0, 5.0], events.height, p=[0.3, 0.7])))
+    ds = Dataset("tiny", events.lazy())
+    pos = ev.prepare_events(ds, "movielens")
+    extra = ev.input_only_events(ds, "movielens", pos["reader_id"].unique())
+    assert extra.height and (extra["value"] < ev.MOVIELENS_POSITIVE).all()
+    base = ev.make_split("movielens", "strong", pos, 0)
+    split = ev.with_input_events(base, extra)
+    key = ["reader_id", "title_id", "occurred_at"]
+    for name, fold in split.folds.items():
+        assert fold.target.equals(base.folds[name].target)
+        assert (fold.target["value"] >= ev.MOVIELENS_POSITIVE).all()
+        added = fold.foldin.join(base.folds[name].foldin, on=key, how="anti")
+        assert added.height and (added["value"] < ev.MOVIELENS_POSITIVE).all()
+        assert set(added["reader_id"]) <= set(fold.readers)
+    assert set(split.train["reader_id"]) == set(base.train["reader_id"])
+    assert split.train.height > base.train.height
+    with pytest.raises(ev.EvaluationError, match="strong protocol"):
+        ev.with_input_events(ev.make_split("movielens", "temporal", pos, 0), extra)
