@@ -309,7 +309,7 @@ def build_ratings(
         "title_id",
         keep_value.alias("_keep"),
         weight_column(config, reference).cast(T.FloatType()).alias("weight"),
-    )
+    ).persist()  # read the tables once: counts, vocabularies and pairs all scan these events
     kept = weighted.where(F.col("_keep") & (F.col("weight") > 0)).drop("_keep")
     counts = weighted.agg(
         F.count(F.lit(1)).alias("events"),
