@@ -36,6 +36,8 @@ _log = logging.getLogger(__name__)
 
 #: Pairs of (history title, recommended title) at most for a dense co-occurrence block (8 B each).
 _DENSE_PAIRS_MAX = 2_000_000
+#: Title × title co-occurrence entries at most (bound) to precompute per context (~12 B each).
+_COOC_MAX = 5_000_000
 
 
 class ReasonCode(StrEnum):
@@ -119,15 +121,7 @@ def best_history_titles(
     p_i, p_j, p_h, p_t = p_i[ok], p_j[ok], p_h[ok], p_t[ok]
     if p_i.size == 0:
         return best, co_readers, via_model
-    # Co-readers of each (history title, recommended title) pair: column slices of the network (CSC).
-    network = context.borrowed_csc
-    uh, h_col = np.unique(p_h, return_inverse=True)
-    ut, t_col = np.unique(p_t, return_inverse=True)
-    co = network[:, uh].T.tocsr() @ network[:, ut]  # |uh| × |ut|: readers who borrowed both
-    if uh.size * ut.size <= _DENSE_PAIRS_MAX:
-        both = co.toarray()[h_col, t_col].astype(np.float64)
-    else:
-        both = np.asarray(co[h_col, t_col], dtype=np.float64).ravel()
+    both = _co_readers(context, p_h, p_t)
     # The reader's own loans are not "other readers".
     rows = np.asarray(reader_rows, dtype=np.int64)[p_i]
     own = np.zeros(p_i.size)
@@ -159,6 +153,33 @@ def best_history_titles(
             best.ravel()[keys[sel][win2]] = p_h[sel][win2]
             via_model.ravel()[keys[sel][win2]] = True
     return best, co_readers, via_model
+
+
+def _co_readers(context: LibraryContext, h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Readers (in the context) who borrowed both titles, per pair ``(h[i], t[i])`` (float64).
+
+    When the title × title co-occurrence matrix is small (at most :data:`_COOC_MAX` entries bound by
+    the sum of squared history lengths, e.g. the small city: ~0.6 M entries, ~7 MB) it is built once per
+    context and looked up; otherwise (the city profile) each call multiplies the needed columns.
+    """
+    cooc = context.memo("cooccurrence", lambda: _cooccurrence_index(context))
+    if cooc is not None:
+        return cooc.values(h, t)
+    network = context.borrowed_csc
+    uh, h_col = np.unique(h, return_inverse=True)
+    ut, t_col = np.unique(t, return_inverse=True)
+    co = network[:, uh].T.tocsr() @ network[:, ut]  # |uh| × |ut|: readers who borrowed both
+    if uh.size * ut.size <= _DENSE_PAIRS_MAX:
+        return co.toarray()[h_col, t_col].astype(np.float64)
+    return np.asarray(co[h_col, t_col], dtype=np.float64).ravel()
+
+
+def _cooccurrence_index(context: LibraryContext) -> _KeyIndex | None:
+    lens = np.diff(context.borrowed.indptr).astype(np.int64)
+    if int((lens * lens).sum()) > _COOC_MAX:
+        return None
+    net = context.borrowed
+    return _KeyIndex((net.T @ net).tocsr())
 
 
 def _popular_masks(context: LibraryContext, branch_rows: np.ndarray, title_rows: np.ndarray, top: int):
@@ -243,14 +264,16 @@ def _history_rows(context: LibraryContext, rows: np.ndarray, extra_history: sp.c
         keep = h.data[offs] > 0
         parts_r.append(np.repeat(known, lens)[keep])
         parts_c.append(h.indices[offs][keep].astype(np.int64))
-    if extra_history is not None:
+    if extra_history is not None and extra_history.nnz:
         extra = sp.coo_matrix(extra_history)
         keep = extra.data != 0
         parts_r.append(extra.row[keep].astype(np.int64))
         parts_c.append(extra.col[keep].astype(np.int64))
     if not parts_r:
         return sp.csr_matrix((k, n_t), dtype=bool)
-    key = np.unique(np.concatenate(parts_r) * n_t + np.concatenate(parts_c))
+    key = np.concatenate(parts_r) * n_t + np.concatenate(parts_c)
+    if len(parts_r) > 1:
+        key = np.unique(key)  # a context history alone is already sorted and duplicate-free
     r, c = key // n_t, key % n_t
     indptr = np.zeros(k + 1, np.int64)
     np.cumsum(np.bincount(r, minlength=k), out=indptr[1:])

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ import scipy.sparse as sp
 from recsys.base import Recommender, top_n_dense
 from recsys.context import CLC_LETTERS, LibraryContext
 from recsys.explain import Reason, explain
-from recsys.filters import FilterConfig, build_exclusions
-from recsys.rerank import PromotionConfig, rerank
+from recsys.filters import FilterConfig, allowed_titles, build_exclusions
+from recsys.rerank import PromotionConfig, boost_vectors, rerank
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +82,28 @@ class RecommendationService:
         self.promotion_config = promotion_config or PromotionConfig()
         #: Live events since the model and context were built: reader id -> title rows.
         self._live: dict[str, set[int]] = {}
+
+    def prepare(self) -> None:
+        """Build the per-context facts every request uses (availability bitmasks, exclusion masks,
+        today's boosts, co-occurrence, popularity cuts) now rather than in the first request."""
+        ctx = self.context
+        known = np.flatnonzero(np.diff(ctx.history.indptr) > 0)[:1].astype(np.int64)
+        rows = np.concatenate([known, [-1]])
+        branches = ctx.branch_of(rows)
+        build_exclusions(ctx, rows, self.filter_config, branches)
+        boost_vectors(ctx, self.promotion_config)
+        if known.size:
+            sample = np.asarray(ctx.history[known].indices[:2], dtype=np.int64)
+            if sample.size:
+                explain(ctx, known, sample[None, :], branch_rows=branches[:1], similar=self.model.similar)
+        _ = self._city_popularity
+        _log.info("recommendation service prepared (%d titles, %d branches)", len(ctx.titles), len(ctx.branches))
+
+    @functools.cached_property
+    def _city_popularity(self) -> np.ndarray:
+        """City loans per title scaled to a maximum of 1 (float32): the cold-start base score."""
+        pop = self.context.popularity
+        return (pop / max(float(pop.max(initial=0.0)), 1.0)).astype(np.float32)
 
     # ------------------------------------------------------------------ live events
 
@@ -185,8 +208,8 @@ class RecommendationService:
         m_rows = model.readers_.index(ids).astype(np.int64)
         branches = ctx.branch_of(c_rows, branch)
         live = self._live_matrix(ids, extra_history)
-        per_reader, glob = build_exclusions(ctx, c_rows, self.filter_config, branches, extra_borrowed=live)
-        allowed = np.flatnonzero(~glob).astype(np.int32)
+        per_reader, _ = build_exclusions(ctx, c_rows, self.filter_config, branches, extra_borrowed=live)
+        allowed = allowed_titles(ctx, self.filter_config)
         cfg = self.promotion_config if promotion else self.promotion_config.model_copy(update={"opt_out": True})
         m = n if cfg.opt_out else n * cfg.candidate_factor
 
@@ -231,7 +254,7 @@ class RecommendationService:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Cold start: loans at the reader's branch, ties (and unknown branches) broken by city loans."""
         ctx = self.context
-        city = ctx.popularity / max(float(ctx.popularity.max(initial=0.0)), 1.0)
+        city = self._city_popularity
         scores = np.broadcast_to(city, (len(branches), len(city))).astype(np.float32)
         ok = branches >= 0
         if ok.any() and ctx.branch_loans.shape[0]:

@@ -13,7 +13,6 @@ reader's just-borrowed titles survive a reload.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import threading
@@ -66,8 +65,8 @@ def build_bundle(
 ) -> ModelBundle:
     """Context and service for ``model`` on ``data_dir``; live events of ``prior`` are carried over."""
     context = LibraryContext.from_data_dir(data_dir, model.titles_, model.readers_, today)
-    _memoise_daily_queries(context)
     service = RecommendationService(model, context)
+    service.prepare()  # per-context caches now, not in the first request after the swap
     if prior is not None:
         # Snapshot first: the model thread may record events meanwhile.
         for reader_id, title_ids in prior.service.live_events().items():
@@ -77,14 +76,6 @@ def build_bundle(
     # A smoke recommendation: a model that loads but cannot recommend must not replace a working one.
     service.recommend_for_reader("__smoke__", n=1)
     return ModelBundle(model, context, service, version, source, time.time())
-
-
-def _memoise_daily_queries(context: LibraryContext) -> None:
-    """Cache the context's booklist queries per date on THIS instance (they run a polars query on every
-    call, ~3 ms each, twice per recommendation, yet only change with the date). The bundle is
-    immutable, so the cache can never go stale; the proper home of this cache is recsys.context."""
-    context.active_booklists = functools.lru_cache(maxsize=8)(context.active_booklists)
-    context.on_active_booklist = functools.lru_cache(maxsize=8)(context.on_active_booklist)
 
 
 @dataclass
