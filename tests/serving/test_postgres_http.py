@@ -1,0 +1,125 @@
+"""The counter THROUGH HTTP on a real uvicorn server over a PostgreSQL ledger (``YUEDU_DB_URL`` set to
+a PostgreSQL URL): concurrent counters with retried keys never overspend nor double-charge, and
+concurrent scans of one ISBN buy it once. Skips without a PostgreSQL server (``tests/pg.py``)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from acquisition.db import BudgetLineRow, PurchaseRequestRow
+from serving.server import running_server
+from serving.settings import Settings
+from tests.pg import drop_database, fresh_database, pg_url  # noqa: F401 - pg_url is a fixture
+from tests.serving._helpers import counter_body, eligible_readers, fresh_isbn
+from tests.serving.conftest import make_settings, token
+
+BOOKSTORE = "BS-12"  # Gongzhuling: 70 yuan for 2026-06
+LINE = "BUD-2026-06-Gongzhuling"
+
+
+@pytest.fixture(scope="module")
+def server(pg_url, small_city, model_dir, tmp_path_factory, monkeypatch_module):  # noqa: F811
+    from serving.app import create_app
+
+    db_url = fresh_database(pg_url)
+    monkeypatch_module.setenv("YUEDU_DB_URL", db_url)
+    sqlite = make_settings(small_city, tmp_path_factory.mktemp("pg") / "unused.db", model_dir)
+    fields = sqlite.model_dump(include={"data_dir", "model_dir", "secret_key", "staff_users", "today", "model_poll_s"})
+    app = create_app(Settings(**fields))  # db_url from YUEDU_DB_URL, as an operator would set it
+    try:
+        with running_server(app) as url:
+            yield app, url
+    finally:
+        app.state.yuedu.db.dispose()
+        drop_database(db_url)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_ledger_is_postgresql(server):
+    app, _ = server
+    assert app.state.yuedu.settings.db_url.startswith("postgresql+psycopg://")
+    assert app.state.yuedu.db.engine.dialect.name == "postgresql"
+
+
+def test_concurrent_counters_never_overspend_nor_double_charge(server, small_city):
+    app, url = server
+    readers = eligible_readers(small_city, 24, "Gongzhuling")
+    price = 9.0  # 70 yuan fits 7 books; 24 readers ask at once
+    results: dict[str, list] = {}
+    lock = threading.Lock()
+    h = token("bookstore", BOOKSTORE)
+
+    def counter(chunk: list[str]) -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for reader in chunk:
+                body, key = counter_body(reader, BOOKSTORE, price), {"Idempotency-Key": uuid.uuid4().hex}
+                answers = [c.post("/v1/purchase-requests", json=body, headers={**h, **key}) for _ in range(2)]
+                with lock:
+                    results[reader] = [(a.status_code, a.json()) for a in answers]
+
+    threads = [threading.Thread(target=counter, args=(readers[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(results) == len(readers)
+    approved = 0
+    for (s1, first), (s2, retry) in results.values():
+        assert s1 == 201 and s2 == 200 and retry["replayed"]
+        assert retry["request_id"] == first["request_id"] and retry["status"] == first["status"]
+        if first["eligible"]:
+            approved += 1
+        else:
+            assert set(first["reason_codes"]) == {"BUDGET_EXHAUSTED"}
+    assert approved == 7
+
+    with app.state.yuedu.db.session_scope() as s:
+        line = s.get(BudgetLineRow, LINE)
+        n_rows = len(
+            s.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.bookstore_id == BOOKSTORE)).all()
+        )
+    assert line.reserved_fen == approved * 900  # each approval charged once
+    assert line.reserved_fen + line.committed_fen <= line.amount_fen
+    assert n_rows == len(readers)  # retries stored nothing new
+
+
+def test_one_isbn_scanned_at_once_is_bought_once(server, small_city):
+    _, url = server
+    readers = eligible_readers(small_city, 6, "Jiutai")  # BS-09's district: 80 yuan, untouched above
+    shared = fresh_isbn()
+    h = token("bookstore", "BS-09")
+    start = threading.Barrier(len(readers))
+    answers: list[dict] = []
+    lock = threading.Lock()
+
+    def scan(reader: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            start.wait()
+            a = c.post(
+                "/v1/purchase-requests",
+                json=counter_body(reader, "BS-09", 5.0, isbn=shared),
+                headers={**h, "Idempotency-Key": uuid.uuid4().hex},
+            )
+        with lock:
+            answers.append(a.json())
+
+    threads = [threading.Thread(target=scan, args=(r,)) for r in readers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == len(readers)
+    assert sum(a["eligible"] for a in answers) == 1
+    assert all("DUPLICATE_PENDING" in a["reason_codes"] for a in answers if not a["eligible"])
