@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -288,8 +289,10 @@ def train_spark(
 # --- measuring the two engines ----------------------------------------------------------------------
 
 
-class _PeakRSS:
-    """Samples the resident memory of this process and its children (the Spark JVM) every 0.2 s."""
+class _ResourceMeter:
+    """Samples this process and its children (the Spark JVM and its Python workers) every 0.2 s:
+    peak resident memory (bytes) and CPU seconds (user + system, summed over every process seen,
+    so the figure holds even when other jobs compete for the cores)."""
 
     def __init__(self) -> None:
         import threading
@@ -298,14 +301,21 @@ class _PeakRSS:
 
         self._proc = psutil.Process()
         self.peak = 0
+        self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return float(sum(self._cpu.values()))
 
     def _sample(self) -> int:
         total = 0
         for p in [self._proc, *self._proc.children(recursive=True)]:
             try:
                 total += p.memory_info().rss
+                t = p.cpu_times()
+                self._cpu[p.pid] = max(self._cpu.get(p.pid, 0.0), t.user + t.system)
             except Exception:  # noqa: BLE001 - a child may exit between listing and reading
                 continue
         return total
@@ -314,8 +324,9 @@ class _PeakRSS:
         while not self._stop.wait(0.2):
             self.peak = max(self.peak, self._sample())
 
-    def __enter__(self) -> _PeakRSS:
+    def __enter__(self) -> _ResourceMeter:
         self.peak = self._sample()
+        self.cpu_at_start = self.cpu_seconds
         self._thread.start()
         return self
 
@@ -347,7 +358,7 @@ def measure_engine(
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     result: dict[str, Any] = {"engine": engine, "data_dir": str(data_dir), "factors": factors, "iterations": iterations}
-    with _PeakRSS() as rss:
+    with _ResourceMeter() as meter:
         if engine == "local":
             from features.interactions import load_interactions as local_interactions
             from features.spark.aggregates import demand_polars
@@ -399,7 +410,9 @@ def measure_engine(
         nnz=matrix.nnz,
         readers=matrix.shape[0],
         titles=matrix.shape[1],
-        peak_rss_bytes=rss.peak,
+        peak_rss_bytes=meter.peak,
+        cpu_seconds=meter.cpu_seconds - meter.cpu_at_start,
+        load_average=list(os.getloadavg()),
         events_per_s={k: matrix.meta["events"] / v for k, v in seconds.items() if k in ("features", "fit") and v > 0},
     )
     return result
