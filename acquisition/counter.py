@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,6 +67,69 @@ ACTIVE_STATUSES = ("pending", "approved", "reserved", "checked_out", "ordered", 
 OPEN_STATUSES = ("reserved", "checked_out")
 #: Requests for an ISBN that the library is buying but has not catalogued yet.
 PIPELINE_STATUSES = ("pending", "approved", "reserved", "checked_out", "ordered")
+
+
+def _count(cond) -> object:
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+
+class _Statements:
+    """The decide path's statements, built once with bind parameters (building SQLAlchemy expressions
+    costs more CPU than running them on SQLite; compiled forms are then cached by the engine)."""
+
+    def __init__(self) -> None:
+        pr, r, b = PurchaseRequestRow, ReaderRow, BudgetLineRow
+        self.by_key = select(PurchaseRequestRow).where(pr.idempotency_key == bindparam("key"))
+        self.reader = (
+            select(r.blocked, r.credit_level, r.home_branch_id, r.district)
+            .where(r.reader_id == bindparam("reader_id"))
+            .with_for_update()
+        )
+        self.bookstore = select(BookstoreRow.district).where(BookstoreRow.bookstore_id == bindparam("bookstore_id"))
+        at = pr.requested_at
+        self.reader_facts = select(
+            _count(
+                and_(pr.bookstore_id == bindparam("bookstore_id"), at >= bindparam("day"), at < bindparam("day_end"))
+            ),
+            _count(at >= bindparam("month")),
+            _count(at >= bindparam("year")),
+            _count(pr.status.in_(OPEN_STATUSES)),
+            _count(and_(pr.category == "comic", at >= bindparam("month"))),
+        ).where(
+            pr.reader_id == bindparam("reader_id"),
+            pr.status.in_(ACTIVE_STATUSES),
+            or_(at >= bindparam("year"), pr.status.in_(OPEN_STATUSES)),
+        )
+        self.pending = (
+            select(func.count())
+            .select_from(PurchaseRequestRow)
+            .where(pr.isbn13 == bindparam("isbn13"), pr.status.in_(PIPELINE_STATUSES))
+        )
+        self.lines = (
+            select(b.budget_id, b.amount_fen - b.reserved_fen - b.committed_fen)
+            .where(
+                b.period.in_(bindparam("periods", expanding=True)),
+                or_(b.bookstore_id.is_(None), b.bookstore_id == bindparam("bookstore_id")),
+                or_(b.district.is_(None), b.district == bindparam("district")),
+            )
+            .order_by(b.budget_id)
+            .with_for_update()
+        )
+        self.reserve = (
+            update(b)
+            .where(
+                b.budget_id.in_(bindparam("budget_ids", expanding=True)),
+                b.amount_fen - b.reserved_fen - b.committed_fen >= bindparam("price"),
+            )
+            .values(reserved_fen=b.reserved_fen + bindparam("price"))
+            .execution_options(synchronize_session=False)
+        )
+        self.insert_request = insert(PurchaseRequestRow.__table__)
+        self.insert_reservation = insert(ReservationRow.__table__)
+        self.insert_lines = insert(ReservationLineRow.__table__)
+
+
+_SQL = _Statements()
 
 
 class PurchaseRequestIn(BaseModel):
@@ -184,7 +247,7 @@ class CounterService:
         return decision
 
     def _replay(self, s: Session, request: PurchaseRequestIn, key: str) -> Decision | None:
-        row = s.scalar(select(PurchaseRequestRow).where(PurchaseRequestRow.idempotency_key == key))
+        row = s.scalar(_SQL.by_key, {"key": key})
         if row is None:
             return None
         if (row.reader_id, row.bookstore_id, row.isbn, row.price_fen) != (
@@ -198,30 +261,27 @@ class CounterService:
         return _decision_from_row(row, res_id, replayed=True)
 
     def _reader_facts(self, s: Session, reader: ReaderRow, bookstore_id: str, now: datetime) -> ReaderFacts:
+        """The reader's request counts for the limits, in one SELECT (``reader``: a row with
+        ``reader_id`` or the id itself given separately, ``blocked`` and ``credit_level``)."""
+        return self._facts(s, reader.reader_id, reader.blocked, reader.credit_level, bookstore_id, now)
+
+    @staticmethod
+    def _facts(
+        s: Session, reader_id: str, blocked: bool, credit_level: int, bookstore_id: str, now: datetime
+    ) -> ReaderFacts:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        month, year = day.replace(day=1), day.replace(month=1, day=1)
-        pr = PurchaseRequestRow
-
-        def count(cond) -> object:
-            return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
-
-        stmt = select(
-            count(
-                and_(pr.bookstore_id == bookstore_id, pr.requested_at >= day, pr.requested_at < day + timedelta(days=1))
-            ),
-            count(pr.requested_at >= month),
-            count(pr.requested_at >= year),
-            count(pr.status.in_(OPEN_STATUSES)),
-            count(and_(pr.category == "comic", pr.requested_at >= month)),
-        ).where(
-            pr.reader_id == reader.reader_id,
-            pr.status.in_(ACTIVE_STATUSES),
-            or_(pr.requested_at >= year, pr.status.in_(OPEN_STATUSES)),
-        )
-        visit, in_month, in_year, open_, comics = s.execute(stmt).one()
+        params = {
+            "reader_id": reader_id,
+            "bookstore_id": bookstore_id,
+            "day": day,
+            "day_end": day + timedelta(days=1),
+            "month": day.replace(day=1),
+            "year": day.replace(month=1, day=1),
+        }
+        visit, in_month, in_year, open_, comics = s.execute(_SQL.reader_facts, params).one()
         return ReaderFacts(
-            blocked=reader.blocked,
-            credit_level=reader.credit_level,
+            blocked=blocked,
+            credit_level=credit_level,
             visit_count=int(visit),
             month_count=int(in_month),
             year_count=int(in_year),
@@ -244,16 +304,15 @@ class CounterService:
             return replay
         now = request.requested_at or self.clock()
         price_fen = request.price_fen
-        reader = s.get(ReaderRow, request.reader_id, with_for_update=True)  # per-reader limits hold until commit
-        bookstore = s.get(BookstoreRow, request.bookstore_id)
-        reader_facts = self._reader_facts(s, reader, request.bookstore_id, now) if reader else None
-        pending = 0
-        if isbn13 is not None:
-            pending = s.scalar(
-                select(func.count())
-                .select_from(PurchaseRequestRow)
-                .where(PurchaseRequestRow.isbn13 == isbn13, PurchaseRequestRow.status.in_(PIPELINE_STATUSES))
-            )
+        # Per-reader limits hold until commit: the reader row is locked (PostgreSQL; SQLite's write lock).
+        reader = s.execute(_SQL.reader, {"reader_id": request.reader_id}).one_or_none()
+        bookstore = s.execute(_SQL.bookstore, {"bookstore_id": request.bookstore_id}).one_or_none()
+        reader_facts = (
+            self._facts(s, request.reader_id, reader.blocked, reader.credit_level, request.bookstore_id, now)
+            if reader
+            else None
+        )
+        pending = s.scalar(_SQL.pending, {"isbn13": isbn13}) if isbn13 is not None else 0
         collection = CollectionFacts(
             network_copies=self.holdings.network_copies(isbn13),
             home_branch_on_shelf=self.holdings.on_shelf(isbn13, reader.home_branch_id if reader else None),
@@ -277,31 +336,33 @@ class CounterService:
         status = ("reserved" if request.channel == "counter" else "pending") if eligible else "declined"
         expires = now + timedelta(minutes=self.policy.reservation_timeout_minutes)
         message = self._message(violations, request.channel, price_fen, expires)
-        row = PurchaseRequestRow(
-            request_id=request_id,
-            idempotency_key=key,
-            reader_id=request.reader_id,
-            bookstore_id=request.bookstore_id,
-            isbn=request.isbn,
-            isbn13=isbn13,
-            title=request.title,
-            author=request.author,
-            publisher=request.publisher,
-            pub_year=request.pub_year,
-            clc_class=request.clc_class,
-            category=request.category,
-            price_fen=price_fen,
-            channel=request.channel,
-            requested_at=now,
-            status=status,
-            eligible=eligible,
-            reason_codes=[v.code.value for v in violations],
-            message=message,
-            decided_at=now,
-            updated_at=now,
+        reason_codes = [v.code.value for v in violations]
+        s.execute(
+            _SQL.insert_request,
+            {
+                "request_id": request_id,
+                "idempotency_key": key,
+                "reader_id": request.reader_id,
+                "bookstore_id": request.bookstore_id,
+                "isbn": request.isbn,
+                "isbn13": isbn13,
+                "title": request.title,
+                "author": request.author,
+                "publisher": request.publisher,
+                "pub_year": request.pub_year,
+                "clc_class": request.clc_class,
+                "category": request.category,
+                "price_fen": price_fen,
+                "channel": request.channel,
+                "requested_at": now,
+                "status": status,
+                "eligible": eligible,
+                "reason_codes": reason_codes,
+                "message": message,
+                "decided_at": now,
+                "updated_at": now,
+            },
         )
-        s.add(row)
-        s.flush()  # the request row must exist before the reservation that references it
         audit = audit_rows(
             "purchase_request",
             [request_id],
@@ -313,23 +374,24 @@ class CounterService:
                 "reader": pseudonymise(request.reader_id),
                 "isbn13": isbn13,
                 "price_fen": price_fen,
-                "reason_codes": row.reason_codes,
+                "reason_codes": reason_codes,
             },
         )
         if reservation_id is not None:
-            s.add(
-                ReservationRow(
-                    reservation_id=reservation_id,
-                    request_id=request_id,
-                    amount_fen=price_fen,
-                    status="reserved",
-                    created_at=now,
-                    expires_at=expires,
-                )
+            s.execute(
+                _SQL.insert_reservation,
+                {
+                    "reservation_id": reservation_id,
+                    "request_id": request_id,
+                    "amount_fen": price_fen,
+                    "status": "reserved",
+                    "created_at": now,
+                    "expires_at": expires,
+                },
             )
-            s.flush()
-            s.add_all(
-                ReservationLineRow(reservation_id=reservation_id, budget_id=b, amount_fen=price_fen) for b in lines
+            s.execute(
+                _SQL.insert_lines,
+                [{"reservation_id": reservation_id, "budget_id": b, "amount_fen": price_fen} for b in lines],
             )
             audit += audit_rows(
                 "reservation",
@@ -352,7 +414,7 @@ class CounterService:
         return Decision(
             request_id=request_id,
             eligible=eligible,
-            reason_codes=row.reason_codes,
+            reason_codes=reason_codes,
             message=message,
             budget_reservation_id=reservation_id,
             status=status,
@@ -377,29 +439,23 @@ class CounterService:
     def _reserve(
         self, s: Session, price_fen: int, now: datetime, bookstore_id: str, district: str | None
     ) -> tuple[list[str], Violation | None]:
-        lines = self.applicable_lines(s, now, bookstore_id, district)
+        """Reserve ``price_fen`` on every applicable line, or on none: the lines are locked and their
+        room read in one SELECT (ordered by id), then one conditional UPDATE charges them all."""
+        params = {"periods": [now.strftime("%Y-%m"), now.strftime("%Y")], "bookstore_id": bookstore_id}
+        rows = s.execute(_SQL.lines, {**params, "district": district}).all()
+        lines = [r[0] for r in rows]
         if not lines:
             return [], Violation(Reason.NO_BUDGET_LINE, "No programme budget covers this bookstore this month.")
-        b = BudgetLineRow
-        try:
-            with s.begin_nested():
-                for budget_id in lines:
-                    result = s.execute(
-                        update(b)
-                        .where(
-                            b.budget_id == budget_id,
-                            b.amount_fen - b.reserved_fen - b.committed_fen >= price_fen,
-                        )
-                        .values(reserved_fen=b.reserved_fen + price_fen)
-                        .execution_options(synchronize_session=False)
-                    )
-                    if result.rowcount != 1:
-                        raise _NoRoom(budget_id)
-        except _NoRoom as exc:
-            _log.info("budget line %s has no room for %d fen", exc.budget_id, price_fen)
+        short = [r[0] for r in rows if r[1] < price_fen]
+        if short:
+            _log.info("budget line %s has no room for %d fen", short[0], price_fen)
             return lines, Violation(
                 Reason.BUDGET_EXHAUSTED, "The programme budget for this bookstore or period is used up."
             )
+        result = s.execute(_SQL.reserve, {"budget_ids": lines, "price": price_fen})
+        if result.rowcount != len(lines):
+            # The lines are locked, so this cannot happen; fail the whole transaction rather than half-charge.
+            raise _NoRoom(", ".join(lines))
         return lines, None
 
     @staticmethod
