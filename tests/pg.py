@@ -68,8 +68,11 @@ def _as_user() -> list[str]:
 class ThrowawayCluster:
     """An ``initdb`` cluster in a temp dir, served on a unix socket in that dir. Use as a context manager."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
+        """``durable=False`` (tests) turns off fsync and synchronous commit; ``True`` keeps the
+        server defaults (for measuring what a real deployment would see)."""
         self.bin_dir = bin_dir
+        self.durable = durable
         # a short path: unix socket paths are limited to ~107 bytes
         self.root = Path(tempfile.mkdtemp(prefix="yuedu-pg-"))
         self.data = self.root / "data"
@@ -103,9 +106,10 @@ class ThrowawayCluster:
         )
         opts = (
             f"-c listen_addresses='' -c unix_socket_directories='{self.root}' -c port={self.port} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 "
-            "-c shared_buffers=32MB"
+            "-c max_connections=100 -c shared_buffers=32MB"
         )
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             str(self.bin_dir / "pg_ctl"),
             "-D",
