@@ -19,11 +19,14 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 # System packages from Debian: Chromium for the staff-page browser test (Playwright cannot download
-# browsers here) and a Java runtime for the Spark engine. Skipped when present or when apt is unavailable.
+# browsers here), a Java runtime for the Spark engine and PostgreSQL's server binaries for the ledger
+# tests on PostgreSQL (they start a throwaway cluster). Skipped when present or when apt is unavailable;
+# the tests that need them are then skipped with a reason.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	[ -n "$${YUEDU_TEST_PG_URL:-}" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
