@@ -34,6 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -79,7 +80,7 @@ class _Statements:
 
     def __init__(self) -> None:
         pr, r, b = PurchaseRequestRow, ReaderRow, BudgetLineRow
-        self.by_key = select(PurchaseRequestRow).where(pr.idempotency_key == bindparam("key"))
+        self.by_key = select(PurchaseRequestRow.__table__).where(pr.idempotency_key == bindparam("key"))
         self.reader = (
             select(r.blocked, r.credit_level, r.home_branch_id, r.district)
             .where(r.reader_id == bindparam("reader_id"))
@@ -191,7 +192,7 @@ class BudgetInvariantError(RuntimeError):
     """The ledger disagrees with a reservation (should never happen; the transaction is rolled back)."""
 
 
-def _decision_from_row(row: PurchaseRequestRow, reservation_id: str | None, replayed: bool) -> Decision:
+def _decision_from_row(row: PurchaseRequestRow | Row, reservation_id: str | None, replayed: bool) -> Decision:
     return Decision(
         request_id=row.request_id,
         eligible=row.eligible,
@@ -247,7 +248,7 @@ class CounterService:
         return decision
 
     def _replay(self, s: Session, request: PurchaseRequestIn, key: str) -> Decision | None:
-        row = s.scalar(_SQL.by_key, {"key": key})
+        row = s.connection().execute(_SQL.by_key, {"key": key}).first()
         if row is None:
             return None
         if (row.reader_id, row.bookstore_id, row.isbn, row.price_fen) != (
@@ -278,7 +279,7 @@ class CounterService:
             "month": day.replace(day=1),
             "year": day.replace(month=1, day=1),
         }
-        visit, in_month, in_year, open_, comics = s.execute(_SQL.reader_facts, params).one()
+        visit, in_month, in_year, open_, comics = s.connection().execute(_SQL.reader_facts, params).one()
         return ReaderFacts(
             blocked=blocked,
             credit_level=credit_level,
@@ -305,14 +306,14 @@ class CounterService:
         now = request.requested_at or self.clock()
         price_fen = request.price_fen
         # Per-reader limits hold until commit: the reader row is locked (PostgreSQL; SQLite's write lock).
-        reader = s.execute(_SQL.reader, {"reader_id": request.reader_id}).one_or_none()
-        bookstore = s.execute(_SQL.bookstore, {"bookstore_id": request.bookstore_id}).one_or_none()
+        reader = s.connection().execute(_SQL.reader, {"reader_id": request.reader_id}).one_or_none()
+        bookstore = s.connection().execute(_SQL.bookstore, {"bookstore_id": request.bookstore_id}).one_or_none()
         reader_facts = (
             self._facts(s, request.reader_id, reader.blocked, reader.credit_level, request.bookstore_id, now)
             if reader
             else None
         )
-        pending = s.scalar(_SQL.pending, {"isbn13": isbn13}) if isbn13 is not None else 0
+        pending = s.connection().scalar(_SQL.pending, {"isbn13": isbn13}) if isbn13 is not None else 0
         collection = CollectionFacts(
             network_copies=self.holdings.network_copies(isbn13),
             home_branch_on_shelf=self.holdings.on_shelf(isbn13, reader.home_branch_id if reader else None),
@@ -442,7 +443,7 @@ class CounterService:
         """Reserve ``price_fen`` on every applicable line, or on none: the lines are locked and their
         room read in one SELECT (ordered by id), then one conditional UPDATE charges them all."""
         params = {"periods": [now.strftime("%Y-%m"), now.strftime("%Y")], "bookstore_id": bookstore_id}
-        rows = s.execute(_SQL.lines, {**params, "district": district}).all()
+        rows = s.connection().execute(_SQL.lines, {**params, "district": district}).all()
         lines = [r[0] for r in rows]
         if not lines:
             return [], Violation(Reason.NO_BUDGET_LINE, "No programme budget covers this bookstore this month.")
@@ -452,7 +453,7 @@ class CounterService:
             return lines, Violation(
                 Reason.BUDGET_EXHAUSTED, "The programme budget for this bookstore or period is used up."
             )
-        result = s.execute(_SQL.reserve, {"budget_ids": lines, "price": price_fen})
+        result = s.connection().execute(_SQL.reserve, {"budget_ids": lines, "price": price_fen})
         if result.rowcount != len(lines):
             # The lines are locked, so this cannot happen; fail the whole transaction rather than half-charge.
             raise _NoRoom(", ".join(lines))
