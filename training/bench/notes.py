@@ -65,13 +65,18 @@ NOTES: dict[str, str] = {
         "as for the city: implicit's topk selection and seen-filter dominate the GEMM (610 readers is one "
         "block; thread start-up is paid once per call)."
     ),
-    "training/ALS fit: seconds": (
-        "the wrapper adds only the readers-per-title bincount and a threadpoolctl context; a ratio "
-        "above 1.05 in one run comes from load noise between the interleaved fits (compare the two "
-        "repeats in bench.json: the spread between repeats of the SAME side exceeds the gap)."
+    "training/item-kNN (cosine) fit: seconds": (
+        "one (yuedu, raw) pair on a machine whose load average rose from 10 to 18 during the run; the "
+        "wrapper's only extra work is one float32 CSR copy of the similarity (K=100 x 163k titles, "
+        "~16M entries, a fraction of a second of the 4 s gap). ALS and BPR, wrapped the same way, came "
+        "out 8-21 % FASTER than raw in the same run, which bounds the noise. To settle it: more pairs on "
+        "a quiet machine; to remove the copy: keep implicit's matrix when it is already float32 CSR."
     ),
-    "training/BPR fit: seconds": (
-        "as for ALS: BPR's wrapper does no extra work in the loop (it passes the CSR to implicit once "
-        "and copies the factors after); the gap is within the run-to-run spread of a loaded machine."
+    "latency/recommend (model, 1 reader): p99 ms": (
+        "not profiled separately on the city; the same mechanism as the fold-in note is the leading "
+        "suspect: implicit's topk runs an OpenMP region with the model's 2 threads for one query row "
+        "(163k titles, a 10 MFLOP product that takes ~1-2 ms on one core). On the small city the same "
+        "call had p50 0.23 ms at load ~8 and p99 0.5 ms, while here (load 13-22) p50 is 14 ms. To close: "
+        "num_threads=1 in FactorizationRecommender._top_n for small batches, then re-measure."
     ),
 }
