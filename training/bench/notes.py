@@ -50,7 +50,10 @@ NOTES: dict[str, str] = {
         "keys per decision), the unit of work and audit rows. WAL with synchronous=NORMAL already avoids "
         "an fsync per commit. To close: the reader facts (5 COUNT queries) as one aggregate query, "
         "pre-built Core statements (or lambda_stmt) instead of ORM query building per call, and one "
-        "executemany for the request + reservation + audit rows."
+        "executemany for the request + reservation + audit rows. CAVEAT: that profile (12:37) predates "
+        "the counter's move to Core statements (commits 61e9d26 / 25fb19f, 13:29-13:32); this run's "
+        "decisions (13:26) ran on an intermediate working copy, p50 1.6 ms. Re-run "
+        "`yuedu bench --only latency` to measure the Core version; the p99 tail is then the question."
     ),
     "batch/top-10 batch (synthetic city): titles scored/s": (
         "the top-k selection, not the product, is the cost. On the small city: the GEMM of all readers "
