@@ -80,14 +80,17 @@ def reader_groups(spark: SparkSession, data_dir: str | Path, config: FilterConfi
     )
 
 
-def _reader_factors(spark: SparkSession, model: FactorizationRecommender) -> DataFrame:
-    factors = np.ascontiguousarray(model.user_factors_, dtype=np.float32)
+def _reader_factors(
+    spark: SparkSession, model: FactorizationRecommender, reader_rows: np.ndarray | None = None
+) -> DataFrame:
+    rows = np.arange(len(model.readers_)) if reader_rows is None else np.asarray(reader_rows, dtype=np.int64)
+    factors = np.ascontiguousarray(model.user_factors_[rows], dtype=np.float32)
     rank = factors.shape[1]
     features = pa.FixedSizeListArray.from_arrays(pa.array(factors.reshape(-1)), rank)
     table = pa.table(
         {
-            "reader_id": model.readers_.series.to_arrow(),
-            "reader_index": pa.array(np.arange(len(model.readers_), dtype=np.int32)),
+            "reader_id": model.readers_.series.gather(rows).to_arrow(),
+            "reader_index": pa.array(rows.astype(np.int32)),
             "factors": features.cast(pa.list_(pa.float32())),
         }
     )
@@ -145,6 +148,7 @@ def recommend_frame(
     filters: FilterConfig | None = None,
     today: date | None = None,
     batch_rows: int = 1024,
+    reader_rows: np.ndarray | None = None,
 ) -> DataFrame:
     """The lazy Spark frame of every model reader's top-``n`` (see the module docstring).
 
@@ -157,6 +161,7 @@ def recommend_frame(
             ``audience_rules``, ``excluded_title_ids``; availability is left to the service).
         today: reference day of the borrowed window (default: today).
         batch_rows: readers per Arrow batch (memory: batch_rows × titles × 4 bytes per task).
+        reader_rows: only these model reader rows (a trial run or a measured sample); None = all.
     """
     config = filters or FilterConfig()
     if n <= 0:
@@ -171,7 +176,9 @@ def recommend_frame(
         idx = model.titles_.index(list(config.excluded_title_ids))
         blocks[:, idx[idx >= 0]] = True
 
-    readers = _reader_factors(spark, model).join(reader_groups(spark, data_dir, config), "reader_id", "left")
+    readers = _reader_factors(spark, model, reader_rows).join(
+        reader_groups(spark, data_dir, config), "reader_id", "left"
+    )
     readers = readers.withColumn("group", F.coalesce(F.col("group"), F.lit(0)).cast("int"))
     if config.filter_borrowed:
         start = None
@@ -211,11 +218,12 @@ def batch_recommend(
     filters: FilterConfig | None = None,
     today: date | None = None,
     batch_rows: int = 1024,
+    reader_rows: np.ndarray | None = None,
 ) -> BatchSummary:
     """Compute every model reader's top-``n`` on Spark and write it as Parquet to ``out`` (a folder
     of part files, replaced if present). See :func:`recommend_frame` for the arguments."""
     started = time.perf_counter()
-    frame = recommend_frame(spark, model, data_dir, n, filters, today, batch_rows)
+    frame = recommend_frame(spark, model, data_dir, n, filters, today, batch_rows, reader_rows)
     frame.write.mode("overwrite").parquet(str(out))
     written = spark.read.parquet(str(out))
     stats = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("reader_id").alias("readers")).first()

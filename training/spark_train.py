@@ -345,11 +345,12 @@ def measure_engine(
     factors: int = 32,
     iterations: int = 5,
     n: int = 20,
+    top_n_readers: int = 20_000,
     driver_memory: str = "2g",
 ) -> dict[str, Any]:
     """Wall seconds of each stage and peak RSS (bytes, this process + children) of one engine on
     one data directory: features (weighted matrix), ALS fit, demand aggregates and top-``n`` for
-    every reader (written as Parquet under ``out``). Run one engine per process (``python -m
+    the first ``top_n_readers`` readers (written as Parquet under ``out``; top-n cost is linear in readers). Run one engine per process (``python -m
     training.spark_train ENGINE DATA_DIR OUT``) so that peaks do not mix."""
     from features.matrix import build_matrix
     from recsys.filters import FilterConfig
@@ -374,7 +375,7 @@ def measure_engine(
             demand_polars(data_dir).write_parquet(out / "demand.parquet")
             seconds["aggregates"] = time.perf_counter() - t
             t = time.perf_counter()
-            rows = np.arange(len(model.readers_))
+            rows = np.arange(min(top_n_readers, len(model.readers_)))
             ids, scores = model.recommend(rows, n)
             pl.DataFrame({"reader": np.repeat(rows, n), "title": ids.ravel(), "score": scores.ravel()}).write_parquet(
                 out / "recs.parquet"
@@ -399,7 +400,8 @@ def measure_engine(
             seconds["aggregates"] = time.perf_counter() - t
             t = time.perf_counter()
             config = FilterConfig(require_available=False, exclude_withdrawn=False, audience_rules=False)
-            batch_recommend(session, model, data_dir, out / "recs", n=n, filters=config)
+            rows = np.arange(min(top_n_readers, len(model.readers_)))
+            batch_recommend(session, model, data_dir, out / "recs", n=n, filters=config, reader_rows=rows)
             seconds["top_n"] = time.perf_counter() - t
             session.stop()
         else:
@@ -410,6 +412,7 @@ def measure_engine(
         nnz=matrix.nnz,
         readers=matrix.shape[0],
         titles=matrix.shape[1],
+        top_n_readers=min(top_n_readers, matrix.shape[0]),
         peak_rss_bytes=meter.peak,
         cpu_seconds=meter.cpu_seconds - meter.cpu_at_start,
         load_average=list(os.getloadavg()),
