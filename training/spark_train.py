@@ -368,12 +368,15 @@ def measure_engine(
             t = time.perf_counter()
             matrix = build_matrix(local_interactions(data_dir))
             seconds["features"] = time.perf_counter() - t
+            _log.info("measure %s: features %.1f s", engine, seconds["features"])
             t = time.perf_counter()
             model = make_model("als", factors=factors, iterations=iterations, threads=2).fit(matrix)
             seconds["fit"] = time.perf_counter() - t
+            _log.info("measure %s: fit %.1f s", engine, seconds["fit"])
             t = time.perf_counter()
             demand_polars(data_dir).write_parquet(out / "demand.parquet")
             seconds["aggregates"] = time.perf_counter() - t
+            _log.info("measure %s: aggregates %.1f s", engine, seconds["aggregates"])
             t = time.perf_counter()
             rows = np.arange(min(top_n_readers, len(model.readers_)))
             ids, scores = model.recommend(rows, n)
@@ -381,6 +384,7 @@ def measure_engine(
                 out / "recs.parquet"
             )
             seconds["top_n"] = time.perf_counter() - t
+            _log.info("measure %s: top_n %.1f s", engine, seconds["top_n"])
         elif engine == "spark":
             from features.spark.aggregates import demand_spark
             from recsys.spark_batch import batch_recommend
@@ -388,21 +392,26 @@ def measure_engine(
             t = time.perf_counter()
             session = spark_session(master, "yuedu-measure", driver_memory=driver_memory)
             seconds["start"] = time.perf_counter() - t
+            _log.info("measure %s: start %.1f s", engine, seconds["start"])
             t = time.perf_counter()
             ratings = build_ratings(load_interactions(session, data_dir))
             matrix = ratings.to_matrix()
             seconds["features"] = time.perf_counter() - t
+            _log.info("measure %s: features %.1f s", engine, seconds["features"])
             t = time.perf_counter()
             model = SparkALS(factors=factors, iterations=iterations).fit(ratings, matrix)
             seconds["fit"] = time.perf_counter() - t
+            _log.info("measure %s: fit %.1f s", engine, seconds["fit"])
             t = time.perf_counter()
             demand_spark(session, data_dir).write.mode("overwrite").parquet(str(out / "demand"))
             seconds["aggregates"] = time.perf_counter() - t
+            _log.info("measure %s: aggregates %.1f s", engine, seconds["aggregates"])
             t = time.perf_counter()
             config = FilterConfig(require_available=False, exclude_withdrawn=False, audience_rules=False)
             rows = np.arange(min(top_n_readers, len(model.readers_)))
             batch_recommend(session, model, data_dir, out / "recs", n=n, filters=config, reader_rows=rows)
             seconds["top_n"] = time.perf_counter() - t
+            _log.info("measure %s: top_n %.1f s", engine, seconds["top_n"])
             session.stop()
         else:
             raise ValueError(f"engine must be 'local' or 'spark', got {engine!r}")
@@ -425,4 +434,5 @@ if __name__ == "__main__":  # pragma: no cover - measurement entry point used by
     import sys
 
     logging.basicConfig(level=logging.WARNING)
+    _log.setLevel(logging.INFO)
     print(json.dumps(measure_engine(sys.argv[1], sys.argv[2], sys.argv[3]), indent=2))
