@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import threadpool_limits
 
 from recsys.models.factorization import FactorizationRecommender, gpu_available
+from recsys.threads import limit_threads
 
 _log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ALSRecommender(FactorizationRecommender):
 
     def _new_solver(self) -> AlternatingLeastSquares:
         # implicit checks the BLAS thread setting when constructed; build it under the limit it wants.
-        with threadpool_limits(1, user_api="blas"):
+        with limit_threads(1, user_api="blas"):
             return AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization,
@@ -79,14 +79,22 @@ class ALSRecommender(FactorizationRecommender):
                 _log.info("ALS: no GPU available, training on CPU")
             self.solver_ = self._new_solver()
             # implicit's own advice: a multi-threaded BLAS inside its threaded solver slows it down.
-            with threadpool_limits(1, user_api="blas"):
+            with limit_threads(1, user_api="blas"):
                 self.solver_.fit(X, show_progress=False)
         self.user_factors_ = self.solver_.user_factors
         self.item_factors_ = self.solver_.item_factors
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         # One exact least-squares step against the fixed title factors (implicit's recalculate_user).
-        return self.solver_.recalculate_user(np.arange(history.shape[0]), sp.csr_matrix(history))
+        # For a handful of readers an OpenMP team costs more than the solve (tens of ms on a loaded
+        # machine against microseconds), so small batches run on one thread.
+        solver = self.solver_
+        configured = solver.num_threads
+        solver.num_threads = self._threads_for(history.shape[0]) or 0
+        try:
+            return solver.recalculate_user(np.arange(history.shape[0]), sp.csr_matrix(history))
+        finally:
+            solver.num_threads = configured
 
     def _set_state(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
         self.user_factors_ = np.ascontiguousarray(state["user_factors"], dtype=np.float32)

@@ -25,9 +25,9 @@ import numpy as np
 import polars as pl
 import scipy.linalg
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from recsys.base import ModelError, Recommender
+from recsys.threads import limit_threads
 
 _log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class EASESpectrum:
     def __init__(self, X: sp.csr_matrix, threads: int = 0) -> None:
         m, n = X.shape
         Xd = sp.csr_matrix(X, dtype=np.float64)
-        with threadpool_limits(threads or None, user_api="blas"):
+        with limit_threads(threads or None, user_api="blas"):
             if m < n:
                 s, U = scipy.linalg.eigh((Xd @ Xd.T).toarray(), check_finite=False)
                 keep = s > max(float(s.max(initial=0.0)), 1.0) * 1e-9
@@ -71,7 +71,7 @@ class EASESpectrum:
     def weights(self, lambda_: float) -> np.ndarray:
         """The dense EASE matrix ``B`` (float32, zero diagonal) for one ``lambda``."""
         self._check(lambda_)
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self.threads or None, user_api="blas"):
             P = -(self.Y.T * (1.0 / (self.s + lambda_))) @ self.Y
         P[np.diag_indices(self.n_titles)] += 1.0
         P /= lambda_
@@ -83,7 +83,7 @@ class EASESpectrum:
         """``(lambda, history @ B(lambda))`` per ``lambda`` without forming ``B``: k x n float32
         scores, O(k x rank x n) each (k = history rows)."""
         H = sp.csr_matrix(history, dtype=np.float64)
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self.threads or None, user_api="blas"):
             HY = np.asarray(H @ self.Y.T)  # k x rank
             Hd = H.toarray()
             for lam in lambdas:
@@ -129,7 +129,7 @@ class EASERecommender(Recommender):
         if self.solver == "spectral" or (self.solver == "auto" and m < n):
             self.weights_ = EASESpectrum(X, self.threads).weights(self.lambda_)
             return
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self.threads or None, user_api="blas"):
             G = np.asarray((X.T @ X).todense(), dtype=np.float32)
             G[np.diag_indices(n)] += np.float32(self.lambda_)
             factor = scipy.linalg.cho_factor(G, overwrite_a=True, check_finite=False)
@@ -142,7 +142,7 @@ class EASERecommender(Recommender):
         return self._score_history(self.user_items_[reader_rows])
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self.threads or None, user_api="blas"):
             return np.asarray(history @ self.weights_, dtype=np.float32)
 
     def _similar_scores(self, title_rows: np.ndarray) -> np.ndarray:

@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.topk import topk
-from threadpoolctl import threadpool_limits
 
 from recsys.base import Recommender
+from recsys.threads import limit_threads
 
 _log = logging.getLogger(__name__)
 
 #: implicit's topk marks filtered entries with -FLT_MAX.
 _FILTERED = -np.finfo(np.float32).max
+#: Reader batches up to this size are scored single-threaded.
+SMALL_BATCH = 16
 
 
 def gpu_available() -> bool:
@@ -46,12 +48,18 @@ class FactorizationRecommender(Recommender):
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         """Reader factors (k x f) computed from history rows without retraining."""
 
+    def _threads_for(self, k: int) -> int | None:
+        """Threads for a call over ``k`` readers: one for a handful (waking a thread pool costs more than
+        the work of a single reader, and a loaded machine makes it milliseconds), else the configured count
+        (0 = all cores)."""
+        return 1 if k <= SMALL_BATCH else (self.threads or None)
+
     def _score_readers(self, reader_rows: np.ndarray) -> np.ndarray:
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self._threads_for(len(reader_rows)), user_api="blas"):
             return self.user_factors_[reader_rows] @ self.item_factors_.T
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self._threads_for(history.shape[0]), user_api="blas"):
             return self._fold_in(history) @ self.item_factors_.T
 
     def _top_n(
@@ -62,7 +70,9 @@ class FactorizationRecommender(Recommender):
         blocked: sp.csr_matrix,
         allowed: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        users = self.user_factors_[reader_rows] if reader_rows is not None else self._fold_in(history)
+        k = len(reader_rows) if reader_rows is not None else history.shape[0]
+        with limit_threads(self._threads_for(k), user_api="blas"):
+            users = self.user_factors_[reader_rows] if reader_rows is not None else self._fold_in(history)
         items = self.item_factors_
         full = allowed.size == items.shape[0]
         if not full:
@@ -74,7 +84,7 @@ class FactorizationRecommender(Recommender):
             np.ascontiguousarray(users, dtype=items.dtype),
             m,
             filter_query_items=blocked if blocked.nnz else None,
-            num_threads=self.threads,
+            num_threads=self._threads_for(k) or 0,
         )
         valid = scores > _FILTERED
         out_ids = np.full((users.shape[0], n), -1, dtype=np.int32)
@@ -88,7 +98,7 @@ class FactorizationRecommender(Recommender):
         """Cosine similarity of title factors (k x n_titles)."""
         norms = np.linalg.norm(self.item_factors_, axis=1)
         norms[norms == 0] = 1e-10
-        with threadpool_limits(self.threads or None, user_api="blas"):
+        with limit_threads(self.threads or None, user_api="blas"):
             sims = self.item_factors_[title_rows] @ self.item_factors_.T
         return (sims / norms[title_rows, None] / norms[None, :]).astype(np.float32)
 

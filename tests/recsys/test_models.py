@@ -51,7 +51,7 @@ CF = ["itemknn", "als", "bpr", "ease", "hybrid"]
 
 
 def test_registry_covers_brief_names():
-    assert set(MODELS) == {"popular", "itemknn", "als", "bpr", "ease", "content", "hybrid"}
+    assert set(MODELS) == {"popular", "itemknn", "als", "bpr", "ease", "content", "hybrid", "rp3beta"}
     with pytest.raises(ValueError, match="unknown model"):
         make_model("nope")
 
