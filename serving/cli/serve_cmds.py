@@ -80,6 +80,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         """Start the HTTP service (OpenAPI docs at /docs, staff page at /staff)."""
         import uvicorn
         from rich.console import Console
+        from sqlalchemy.exc import DBAPIError
 
         from serving.app import create_app
         from serving.settings import Settings
@@ -112,6 +113,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             # e.g. postgresql:// without its driver installed
             console.print(f"[red]cannot open the ledger {settings.db_url.split('@')[-1]!r}: {exc}[/red]")
             console.print("PostgreSQL needs a driver: pip install 'psycopg[binary]' and a postgresql+psycopg:// URL")
+            raise typer.Exit(2) from None
+        except DBAPIError as exc:
+            # e.g. a PostgreSQL server that is down or refuses the login: one line, no traceback
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            console.print(f"[red]cannot connect to the ledger {settings.db_url.split('@')[-1]!r}: {reason}[/red]")
             raise typer.Exit(2) from None
         state = application.state.yuedu
         if state.bundle is None:
