@@ -39,7 +39,15 @@ def evaluate_cmd(
     ),
     dataset: str = typer.Option(None, "--dataset", help="movielens, sco or city (synthetic, small profile)."),
     protocol: str = typer.Option(None, "--protocol", help="strong or temporal (default: strong for movielens)."),
-    models: str = typer.Option("popular,itemknn,als,bpr,ease,hybrid", "--models", help="Comma-separated models."),
+    models: str = typer.Option(
+        "popular,itemknn,als,bpr,ease,rp3beta,hybrid", "--models", help="Comma-separated models."
+    ),
+    inputs: str = typer.Option(
+        "targets",
+        "--inputs",
+        help="targets: models see only the protocol's positives; all: every rating is input, positives stay "
+        "the only targets (strong protocol only; a labelled variant, not the issue's protocol).",
+    ),
     seeds: int = typer.Option(5, "--seeds", help="Seeds of the reader split (mean ± std over them)."),
     quick: bool = typer.Option(False, "--quick", help="One matrix choice and one parameter set per model."),
     path: Path = typer.Option(None, "--path", help="Source folder of the data set (default: ../shared/data/...)."),
@@ -114,7 +122,12 @@ def _evaluate_dataset(
     if kind is None:
         err.print(f"error: unknown --dataset {dataset!r}; expected movielens, sco or city", markup=False)
         raise typer.Exit(2)
-    config = RunConfig(dataset, protocol, models=models, seeds=tuple(range(seeds)), quick=quick, threads=threads)
+    if inputs not in ("targets", "all"):
+        err.print(f"error: --inputs must be targets or all, got {inputs!r}", markup=False)
+        raise typer.Exit(2)
+    config = RunConfig(
+        dataset, protocol, models=models, seeds=tuple(range(seeds)), quick=quick, threads=threads, inputs=inputs
+    )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"loading {dataset}", total=None)
         try:
