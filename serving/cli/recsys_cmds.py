@@ -78,6 +78,7 @@ def evaluate_cmd(
         profile=profile,
         threads=threads,
         out=out or RESULTS_DIR,
+        inputs=inputs,
     )
 
 
@@ -107,6 +108,7 @@ def _evaluate_dataset(
     profile: str,
     threads: int,
     out: Path,
+    inputs: str = "targets",
 ) -> None:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
