@@ -348,9 +348,10 @@ def measure_engine(
     top_n_readers: int = 20_000,
     driver_memory: str = "2g",
 ) -> dict[str, Any]:
-    """Wall seconds of each stage and peak RSS (bytes, this process + children) of one engine on
-    one data directory: features (weighted matrix), ALS fit, demand aggregates and top-``n`` for
-    the first ``top_n_readers`` readers (written as Parquet under ``out``; top-n cost is linear in readers). Run one engine per process (``python -m
+    """Wall seconds per stage, CPU seconds and peak RSS (bytes; this process and its children) of
+    one engine on one data directory. Stages: features (weighted matrix), ALS fit, demand
+    aggregates, and top-``n`` for the first ``top_n_readers`` readers (outputs written as Parquet
+    under ``out``; top-n cost is linear in readers). Run one engine per process (``python -m
     training.spark_train ENGINE DATA_DIR OUT``) so that peaks do not mix."""
     from features.matrix import build_matrix
     from recsys.filters import FilterConfig
