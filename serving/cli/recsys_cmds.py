@@ -31,6 +31,7 @@ CITY_PROFILE = "small"
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     """Add this module's commands to the ``yuedu`` app."""
     app.command("evaluate")(evaluate_cmd)
+    app.command("promotion-report")(promotion_report_cmd)
 
 
 def evaluate_cmd(
@@ -219,3 +220,32 @@ def write_results(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     md.write_text(markdown(report))
     js.write_text(json.dumps(report, indent=1, default=str))
     return md, js
+
+
+def promotion_report_cmd(
+    data: Path = typer.Option(None, "--data", help="A synthetic city directory (default: the small city, generated)."),
+    profile: str = typer.Option("small", "--profile", help="Synthetic profile when --data is not given."),
+    out: Path = typer.Option(None, "--out", help="Markdown file (default: experiments/results/city-promotion.md)."),
+) -> None:
+    """What filters and each reading-promotion setting cost in accuracy on the synthetic city (vs the oracle)."""
+    import shlex
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from features.datasets import load_dataset
+    from recsys.promotion_eval import promotion_costs, write_markdown
+
+    data_dir = data or load_dataset("synth", profile=profile).data_dir
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    with console.status("fitting, filtering, re-ranking"):
+        table, info = promotion_costs(data_dir)
+    t = Table(title=f"filters and promotion on the synthetic city ({info['readers']:,} test readers, @10)")
+    for c in table.columns:
+        t.add_column(c, justify="left" if c == "setting" else "right")
+    for row in table.iter_rows():
+        t.add_row(*(v if isinstance(v, str) else f"{v:.4f}" for v in row))
+    console.print(t)
+    target = out or RESULTS_DIR / "city-promotion.md"
+    command = "yuedu promotion-report" + (f" --data {shlex.quote(str(data))}" if data else f" --profile {profile}")
+    console.print(f"written: {write_markdown(table, info, target, command)}")
