@@ -20,7 +20,8 @@ def bench_cmd(
         None, "--threads", min=1, help="Threads for models, BLAS and peers (default: all cores)."
     ),
     out: Path = typer.Option(
-        None, help="Where bench.json and bench.md go (default: experiments/results; with --quick .cache/bench/quick)."
+        None,
+        help="Where bench.json and bench.md go (default: experiments/results; with --quick or --only under .cache/bench/).",
     ),
     cache: Path = typer.Option(None, help="Generated-data cache (default: .cache/bench)."),
 ) -> None:
@@ -56,7 +57,15 @@ def bench_cmd(
         status = {"pass": "[green]pass[/green]", "short": "[red]short[/red]"}.get(r.status or "", "")
         table.add_row(f"{r.bench}: {r.name}", f"{fmt(r.value)} {r.unit}", fmt(r.peer_value), fmt(r.ratio), goal, status)
     console.print(table)
-    out_dir = out or (DEFAULT_CACHE / "quick" if quick else DEFAULT_OUT)
+    # Only a full run replaces the committed results; --quick and --only go to the cache unless --out says so.
+    if out is not None:
+        out_dir = out
+    elif quick:
+        out_dir = DEFAULT_CACHE / "quick"
+    elif only:
+        out_dir = DEFAULT_CACHE / f"only-{only}"
+    else:
+        out_dir = DEFAULT_OUT
     js, md = write_report(report, out_dir)
     console.print(f"wrote {js} and {md}")
     for name, msg in report.errors.items():
