@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/yuedu demo --out $(DEMO_DIR)
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -n 2 --timeout 300
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --timeout 300
 
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow"

@@ -19,3 +19,10 @@ def spark():
     )
     yield session
     session.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """All Spark tests on one xdist worker (``--dist loadgroup``), so the suite starts one JVM, not two."""
+    for item in items:
+        if "tests/spark/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("spark"))
