@@ -91,10 +91,11 @@ def audience_groups(context: LibraryContext, reader_rows: np.ndarray, config: Fi
     return (band + 1) + child_card * (len(AGE_BANDS) + 1)
 
 
-def _audience_blocks(context: LibraryContext, config: FilterConfig) -> np.ndarray:
-    """Bool (n_groups × n_titles): titles blocked for each audience group (see :func:`audience_groups`)."""
+def audience_blocks(audience: np.ndarray, config: FilterConfig) -> np.ndarray:
+    """Bool (n_groups × n_titles): titles blocked for each audience group (see :func:`audience_groups`),
+    given each title's audience code (index into ``features.schema.AUDIENCES``, -1 unknown)."""
     n_bands = len(AGE_BANDS)
-    aud = context.audience
+    aud = audience
     adult_only = aud == AUDIENCES.index("adult_only")
     blocks = np.zeros((2 * (n_bands + 1), len(aud)), bool)
     for child_card in (0, 1):
@@ -160,7 +161,7 @@ def _prepared(context: LibraryContext, config: FilterConfig) -> tuple[np.ndarray
             glob[idx[idx >= 0]] = True
         if config.require_available and context.has_holdings:
             glob |= ~context.on_shelf_anywhere & ~context.digital
-        blocks = _audience_blocks(context, config) if config.audience_rules else None
+        blocks = audience_blocks(context.audience, config) if config.audience_rules else None
         return glob, np.flatnonzero(~glob).astype(np.int32), blocks
 
     return context.memo(key, build)

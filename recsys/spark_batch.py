@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -31,7 +30,7 @@ from pyspark.sql import functions as F
 
 from features.schema import AGE_BANDS, AUDIENCES, CARD_TYPES
 from features.spark.interactions import load_interactions, read_table, vocabulary_to_frame
-from recsys.filters import FilterConfig, _audience_blocks
+from recsys.filters import FilterConfig, audience_blocks
 from recsys.models.factorization import FactorizationRecommender
 
 _log = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ def recommend_frame(
     n_titles = len(model.titles_)
     if config.audience_rules:
         audience = title_audience_codes(spark, data_dir, model)
-        blocks = _audience_blocks(SimpleNamespace(audience=audience), config)
+        blocks = audience_blocks(audience, config)
     else:
         blocks = np.zeros((2 * (len(AGE_BANDS) + 1), n_titles), dtype=bool)
     if config.excluded_title_ids:
