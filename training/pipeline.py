@@ -209,7 +209,7 @@ def primary_value(metrics: dict[str, float], config: ExperimentConfig) -> float:
     return metrics[config.metrics.primary]
 
 
-def _save_atomically(model: Recommender, target: Path) -> Path:
+def save_atomically(model: Recommender, target: Path) -> Path:
     """Save into a temporary sibling and rename, so Ctrl-C never leaves a half-written model directory."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -267,7 +267,7 @@ def train(
     timings["evaluate_s"] = time.perf_counter() - t
     out = out or MODELS_DIR / cfg.name
     say(f"[{cfg.name}] validation {cfg.metrics.primary} = {validation[cfg.metrics.primary]:.4f}; saving to {out}")
-    model_dir = _save_atomically(model, out)
+    model_dir = save_atomically(model, out)
     (model_dir / "experiment.json").write_text(
         json.dumps(
             {

@@ -23,8 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -41,10 +39,9 @@ from features.spark.interactions import build_ratings, load_interactions
 from features.spark.session import spark_session
 from features.splits import FoldMatrices
 from features.vocab import Vocabulary
-from recsys.base import Recommender
 from recsys.spark_als import SparkALS
 from training.config import ConfigError, ExperimentConfig, load_config
-from training.pipeline import MODELS_DIR, TrainResult, evaluate_fold, metrics_dict
+from training.pipeline import MODELS_DIR, TrainResult, evaluate_fold, metrics_dict, save_atomically
 
 _log = logging.getLogger(__name__)
 
@@ -130,21 +127,6 @@ def _validation_fold(
     foldin = InteractionMatrix(train.matrix[rows], fold_readers, train.titles, {"source": "train rows"})
     target = build_matrix(target_events, target_config, readers=fold_readers, titles=train.titles)
     return FoldMatrices(foldin=foldin, target=target)
-
-
-def _save_atomically(model: Recommender, target: Path) -> Path:
-    """Save into a temporary sibling and rename (never a half-written model directory)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        model.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def train_spark(
@@ -240,7 +222,7 @@ def train_spark(
     say(
         f"[{cfg.name}] validation {cfg.metrics.primary} = {primary if primary is None else round(primary, 4)}; saving to {out}"
     )
-    model_dir = _save_atomically(model, Path(out))
+    model_dir = save_atomically(model, Path(out))
     spark_info = {"master": session.sparkContext.master, "version": session.version, **als.fit_info_}
     fingerprint = matrix.fingerprint()
     (model_dir / "experiment.json").write_text(
