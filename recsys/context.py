@@ -69,6 +69,20 @@ def _align(frame: pl.DataFrame, key: str, vocab: Vocabulary) -> pl.DataFrame:
     return ids.join(frame.unique(subset=key, keep="first"), on=key, how="left", maintain_order="left")
 
 
+#: The tables a library context reads (absent ones are treated as empty).
+CONTEXT_TABLES: tuple[str, ...] = (
+    "titles",
+    "readers",
+    "branches",
+    "copies",
+    "loans",
+    "ebook_events",
+    "booklists",
+    "booklist_items",
+    "interactions",
+)
+
+
 @dataclass
 class LibraryContext:
     """Title, reader, branch and booklist facts aligned to the model's vocabularies.
@@ -138,17 +152,7 @@ class LibraryContext:
     ) -> LibraryContext:
         """Read every table present in ``data_dir`` (absent optional tables become empty)."""
         frames: dict[str, pl.DataFrame] = {}
-        for name in (
-            "titles",
-            "readers",
-            "branches",
-            "copies",
-            "loans",
-            "ebook_events",
-            "booklists",
-            "booklist_items",
-            "interactions",
-        ):
+        for name in CONTEXT_TABLES:
             path = table_path(data_dir, name)
             if path.exists():
                 frames[name] = pl.read_parquet(path)
@@ -168,20 +172,7 @@ class LibraryContext:
         Missing tables are treated as empty. ``copies`` absent means holdings are unknown
         (``has_holdings = False``).
         """
-        f = {
-            name: conform(frames[name], name) if name in frames else TABLES[name].empty()
-            for name in (
-                "titles",
-                "readers",
-                "branches",
-                "copies",
-                "loans",
-                "ebook_events",
-                "booklists",
-                "booklist_items",
-                "interactions",
-            )
-        }
+        f = {name: conform(frames[name], name) if name in frames else TABLES[name].empty() for name in CONTEXT_TABLES}
         has_holdings = "copies" in frames
         n_t, n_r = len(titles), len(readers)
         branch_ids = pl.concat([f["branches"]["branch_id"], f["copies"]["branch_id"], f["readers"]["home_branch_id"]])

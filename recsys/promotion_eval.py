@@ -28,7 +28,7 @@ from features.matrix import WeightingConfig
 from features.schema import table_path
 from features.splits import temporal_split
 from features.vocab import Vocabulary
-from recsys.context import LibraryContext
+from recsys.context import CONTEXT_TABLES, LibraryContext
 from recsys.filters import FilterConfig, build_exclusions
 from recsys.metrics import evaluate
 from recsys.models import make_model
@@ -52,7 +52,7 @@ METRICS = ("recall", "ndcg", "coverage", "novelty", "diversity")
 
 def _context(data_dir: Path, cutoff: datetime, titles: Vocabulary, readers: Vocabulary) -> LibraryContext:
     frames = {}
-    for name in ("titles", "readers", "branches", "copies", "loans", "ebook_events", "booklists", "booklist_items"):
+    for name in CONTEXT_TABLES:
         if table_path(data_dir, name).exists():
             frames[name] = pl.read_parquet(table_path(data_dir, name))
     # History before the cut-off only: "already borrowed" must not see the test period.
