@@ -52,3 +52,57 @@ def counter_body(
 
 def key() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+def assert_concurrent_counters_safe(app, url: str, small_city, bookstore: str, line_id: str) -> None:
+    """24 readers ask at once at ``bookstore`` (9 yuan each against a 70-yuan month line), every request
+    sent twice with its idempotency key: exactly 7 approvals, retries replayed, nothing charged twice,
+    nothing over the line, one stored request per reader. Same scenario for SQLite and PostgreSQL."""
+    import threading
+    import uuid
+
+    import httpx
+    from sqlalchemy import select
+
+    from acquisition.db import BudgetLineRow, PurchaseRequestRow
+    from tests.serving.conftest import token
+
+    readers = eligible_readers(small_city, 24, "Gongzhuling")
+    price = 9.0  # 70 yuan fits 7 books
+    results: dict[str, list] = {}
+    lock = threading.Lock()
+    h = token("bookstore", bookstore)
+
+    def counter(chunk: list[str]) -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for reader in chunk:
+                body, key = counter_body(reader, bookstore, price), {"Idempotency-Key": uuid.uuid4().hex}
+                answers = [c.post("/v1/purchase-requests", json=body, headers={**h, **key}) for _ in range(2)]
+                with lock:
+                    results[reader] = [(a.status_code, a.json()) for a in answers]
+
+    threads = [threading.Thread(target=counter, args=(readers[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(results) == len(readers)
+    approved = 0
+    for (s1, first), (s2, retry) in results.values():
+        assert s1 == 201 and s2 == 200 and retry["replayed"]
+        assert retry["request_id"] == first["request_id"] and retry["status"] == first["status"]
+        if first["eligible"]:
+            approved += 1
+        else:
+            assert set(first["reason_codes"]) == {"BUDGET_EXHAUSTED"}
+    assert approved == 7
+
+    with app.state.yuedu.db.session_scope() as s:
+        line = s.get(BudgetLineRow, line_id)
+        n_rows = len(
+            s.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.bookstore_id == bookstore)).all()
+        )
+    assert line.reserved_fen == approved * 900  # each approval charged once
+    assert line.reserved_fen + line.committed_fen <= line.amount_fen
+    assert n_rows == len(readers)  # retries stored nothing new

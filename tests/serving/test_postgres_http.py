@@ -9,13 +9,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from acquisition.db import BudgetLineRow, PurchaseRequestRow
 from serving.server import running_server
 from serving.settings import Settings
 from tests.pg import drop_database, fresh_database, pg_url  # noqa: F401 - pg_url is a fixture
-from tests.serving._helpers import counter_body, eligible_readers, fresh_isbn
+from tests.serving._helpers import assert_concurrent_counters_safe, counter_body, eligible_readers, fresh_isbn
 from tests.serving.conftest import make_settings, token
 
 BOOKSTORE = "BS-12"  # Gongzhuling: 70 yuan for 2026-06
@@ -54,45 +52,7 @@ def test_ledger_is_postgresql(server):
 
 def test_concurrent_counters_never_overspend_nor_double_charge(server, small_city):
     app, url = server
-    readers = eligible_readers(small_city, 24, "Gongzhuling")
-    price = 9.0  # 70 yuan fits 7 books; 24 readers ask at once
-    results: dict[str, list] = {}
-    lock = threading.Lock()
-    h = token("bookstore", BOOKSTORE)
-
-    def counter(chunk: list[str]) -> None:
-        with httpx.Client(base_url=url, timeout=30) as c:
-            for reader in chunk:
-                body, key = counter_body(reader, BOOKSTORE, price), {"Idempotency-Key": uuid.uuid4().hex}
-                answers = [c.post("/v1/purchase-requests", json=body, headers={**h, **key}) for _ in range(2)]
-                with lock:
-                    results[reader] = [(a.status_code, a.json()) for a in answers]
-
-    threads = [threading.Thread(target=counter, args=(readers[i::6],)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert len(results) == len(readers)
-    approved = 0
-    for (s1, first), (s2, retry) in results.values():
-        assert s1 == 201 and s2 == 200 and retry["replayed"]
-        assert retry["request_id"] == first["request_id"] and retry["status"] == first["status"]
-        if first["eligible"]:
-            approved += 1
-        else:
-            assert set(first["reason_codes"]) == {"BUDGET_EXHAUSTED"}
-    assert approved == 7
-
-    with app.state.yuedu.db.session_scope() as s:
-        line = s.get(BudgetLineRow, LINE)
-        n_rows = len(
-            s.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.bookstore_id == BOOKSTORE)).all()
-        )
-    assert line.reserved_fen == approved * 900  # each approval charged once
-    assert line.reserved_fen + line.committed_fen <= line.amount_fen
-    assert n_rows == len(readers)  # retries stored nothing new
+    assert_concurrent_counters_safe(app, url, small_city, BOOKSTORE, LINE)
 
 
 def test_one_isbn_scanned_at_once_is_bought_once(server, small_city):
