@@ -32,6 +32,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
     """Add this module's commands to the ``yuedu`` app."""
     app.command("evaluate")(evaluate_cmd)
     app.command("promotion-report")(promotion_report_cmd)
+    app.command("recommend")(recommend_cmd)
 
 
 def evaluate_cmd(
@@ -249,3 +250,50 @@ def promotion_report_cmd(
     target = out or RESULTS_DIR / "city-promotion.md"
     command = "yuedu promotion-report" + (f" --data {shlex.quote(str(data))}" if data else f" --profile {profile}")
     console.print(f"written: {write_markdown(table, info, target, command)}")
+
+
+def recommend_cmd(
+    reader: list[str] = typer.Option(..., "--reader", help="Reader id (repeat for several)."),
+    model: Path = typer.Option(..., "--model", help="Model directory (yuedu train / make demo)."),
+    data: Path = typer.Option(..., "--data", help="Validated data directory (copies, booklists, readers)."),
+    n: int = typer.Option(10, "--n", min=1, max=200, help="List length."),
+    branch: str = typer.Option(None, "--branch", help="Branch the reader is at (default: home branch)."),
+    today: str = typer.Option(None, "--today", help="ISO date for booklists and new arrivals (default: today)."),
+    promotion: bool = typer.Option(True, help="Apply reading-promotion re-ranking."),
+    personalised: bool = typer.Option(True, help="Personalise (off: filtered branch/city popularity)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Recommendations for readers, with filters, promotion and a reason for each title."""
+    from dataclasses import asdict
+    from datetime import date
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from recsys.context import LibraryContext
+    from recsys.models import ModelFormatError, load_model
+    from recsys.service import RecommendationService
+
+    err = Console(stderr=True)
+    try:
+        m = load_model(model)
+        on = date.fromisoformat(today) if today else date.today()
+        ctx = LibraryContext.from_data_dir(data, m.titles_, m.readers_, on)
+    except (ModelFormatError, FileNotFoundError, ValueError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    service = RecommendationService(m, ctx)
+    out = service.recommend_for_readers(reader, n, branch, promotion, personalised=personalised)
+    if as_json:
+        typer.echo(json.dumps({r: [asdict(x) for x in recs] for r, recs in out.items()}, default=str, indent=2))
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    for rid, recs in out.items():
+        t = Table(title=f"reader {rid}: top {len(recs)}")
+        for col in ("#", "title", "author", "CLC", "available at", "why"):
+            t.add_column(col)
+        for i, r in enumerate(recs, 1):
+            where = ", ".join(r.available_at[:2]) + ("…" if len(r.available_at) > 2 else "")
+            where = where or ("home delivery" if r.delivery else "e-book / on request")
+            t.add_row(str(i), r.title, r.author or "", r.clc_class, where, "; ".join(x.text for x in r.reasons))
+        console.print(t)

@@ -1,0 +1,41 @@
+import json
+
+import polars as pl
+from typer.testing import CliRunner
+
+from serving.cli import app as cli
+
+
+def test_yuedu_recommend_json_for_known_and_unknown_readers(small_city, model_dir):
+    reader = pl.read_parquet(small_city / "loans.parquet")["reader_id"].sort()[0]
+    out = CliRunner().invoke(
+        cli,
+        [
+            "recommend",
+            "--reader",
+            reader,
+            "--reader",
+            "nobody",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(small_city),
+            "--n",
+            "4",
+            "--today",
+            "2026-06-20",
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    recs = json.loads(out.output)
+    assert set(recs) == {reader, "nobody"}
+    borrowed = set(pl.read_parquet(small_city / "loans.parquet").filter(pl.col("reader_id") == reader)["title_id"])
+    for items in recs.values():
+        assert len(items) == 4 and all(item["reasons"] for item in items)
+    assert not borrowed & {item["title_id"] for item in recs[reader]}  # already borrowed is filtered
+
+
+def test_yuedu_recommend_bad_model_dir_is_a_clear_error(small_city, tmp_path):
+    out = CliRunner().invoke(cli, ["recommend", "--reader", "x", "--model", str(tmp_path), "--data", str(small_city)])
+    assert out.exit_code == 2 and "model.json missing" in out.output
