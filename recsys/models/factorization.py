@@ -74,7 +74,20 @@ class FactorizationRecommender(Recommender):
         with limit_threads(self._threads_for(k), user_api="blas"):
             users = self.user_factors_[reader_rows] if reader_rows is not None else self._fold_in(history)
         items = self.item_factors_
-        full = allowed.size == items.shape[0]
+        n_items = items.shape[0]
+        full = allowed.size == n_items
+        if not full and allowed.size >= n_items // 2:
+            # Most titles allowed (the usual case: a few withdrawn or blocklisted): block the few others per
+            # reader instead of copying the allowed rows of the factor matrix on every call.
+            mask = np.ones(n_items, dtype=bool)
+            mask[allowed] = False
+            others = np.flatnonzero(mask).astype(blocked.indices.dtype if blocked.nnz else np.int32)
+            extra = sp.csr_matrix(
+                (np.ones(k * others.size, np.float32), np.tile(others, k), np.arange(k + 1) * others.size),
+                shape=(k, n_items),
+            )
+            blocked = sp.csr_matrix(blocked + extra)
+            full = True
         if not full:
             items = np.ascontiguousarray(items[allowed])
             blocked = _remap_columns(blocked, allowed)

@@ -27,33 +27,25 @@ NOTES: dict[str, str] = {
         "lazy query and coding keys as integers would close most of it (see the CSV note)."
     ),
     "latency/recalculate after a new loan (model, 1 reader): p99 ms": (
-        "implicit's ALS fold-in (recalculate_user -> _als._least_squares) runs an OpenMP parallel loop "
-        "with num_threads = the model's threads even for ONE reader. Timed on the small city: "
-        "_least_squares for 1 row takes 0.03 ms with 1 thread and 3-35 ms with 2 threads (thread "
-        "wake-up and barrier on an oversubscribed machine); recalculate_user with num_threads=1 takes "
-        "0.06 ms vs 36-61 ms with 2. To close: in recsys/models/als.py call the fold-in with "
-        "num_threads=1 when the batch is small (say < 64 readers), and the same for implicit's topk in "
-        "FactorizationRecommender._top_n."
+        "fixed: implicit's fold-in ran an OpenMP region with the model's threads for ONE reader (36-61 ms with "
+        "2 threads vs 0.06 ms with 1 on a loaded machine), and threadpoolctl rescanned /proc/self/maps on "
+        "every call (~7 ms). Small batches now run single-threaded through one process-wide controller."
     ),
     "latency/recommend (service: filters, promotion, reasons): p99 ms": (
-        "the model call is ~12 % of the service path. cProfile of 100 single-reader calls (small city): "
-        "build_exclusions 35 % (the 'unreachable' filter alone 20 %), explain 33 % of which "
-        "LibraryContext.active_booklists 28 % (two polars collects per call re-filtering booklists by "
-        "date), rerank 16 %, model.recommend 12 %; ~66 scipy.sparse matrices are constructed per call. To "
-        "close: cache active booklists / on-list masks per day in the context, build one reader's "
-        "exclusions as index arrays instead of CSR matrices, and pass blocked columns straight to topk."
+        "after the context caches (availability, booklist and audience masks built once per context) the "
+        "service path on the city profile measured p50 18.6 ms / p99 32 ms at load ~2; cProfile of 20 calls "
+        "then put 58 % in FactorizationRecommender._top_n, which copied the allowed rows of the 163k x 64 "
+        "factor matrix on every call. Blocking the few disallowed titles per reader instead gives p50 8.0 ms / "
+        "p99 26 ms (same profile script). Left: explain's best_history_titles (~17 %), sparse constructors "
+        "(~13 %) and the p99 tail of a shared machine. To close: reasons only for the final n from a cached "
+        "item-item index, and per-branch candidate lists instead of per-reader exclusion rows."
     ),
     "latency/counter decision (SQLite ledger): p99 ms": (
-        "SQLAlchemy ORM overhead, not SQLite. cProfile of 200 decisions: ~10 SQL statements and 7 ORM "
-        "flushes per decision; sqlite3 execute + commit together are ~15 % of the time; the rest is "
-        "statement construction and compilation-cache lookups (110 coercions.expect calls and 9 cache "
-        "keys per decision), the unit of work and audit rows. WAL with synchronous=NORMAL already avoids "
-        "an fsync per commit. To close: the reader facts (5 COUNT queries) as one aggregate query, "
-        "pre-built Core statements (or lambda_stmt) instead of ORM query building per call, and one "
-        "executemany for the request + reservation + audit rows. CAVEAT: that profile (12:37) predates "
-        "the counter's move to Core statements (commits 61e9d26 / 25fb19f, 13:29-13:32); this run's "
-        "decisions (13:26) ran on an intermediate working copy, p50 1.6 ms. Re-run "
-        "`yuedu bench --only latency` to measure the Core version; the p99 tail is then the question."
+        "the counter now runs pre-built Core statements (one SELECT ... to lock and read the budget lines, one "
+        "UPDATE to charge them) instead of the ORM; p50 1.25 ms at load ~3 is inside the goal, p99 4.9 ms is "
+        "the SQLite commit (WAL, synchronous=NORMAL) meeting other work on 2 cores. To close the tail: batch "
+        "the audit rows into the same executemany, or group commits across counters (a few ms of latency for "
+        "throughput)."
     ),
     "batch/top-10 batch (synthetic city): titles scored/s": (
         "the top-k selection, not the product, is the cost. On the small city: the GEMM of all readers "
@@ -68,6 +60,12 @@ NOTES: dict[str, str] = {
         "as for the city: implicit's topk selection and seen-filter dominate the GEMM (610 readers is one "
         "block; thread start-up is paid once per call)."
     ),
+    "training/BPR fit: seconds": (
+        "one (yuedu, raw) pair per run: BPR came out 0.79x raw in one run and 1.17x in the next on the same "
+        "code, so a single pair does not resolve a 5 % goal. The wrapper hands implicit the same CSR and "
+        "seed; its only extra work is recording the popularity vector. To settle it: several interleaved "
+        "pairs (as the ALS row) on a quiet machine."
+    ),
     "training/item-kNN (cosine) fit: seconds": (
         "one (yuedu, raw) pair on a machine whose load average rose from 10 to 18 during the run; the "
         "wrapper's only extra work is one float32 CSR copy of the similarity (K=100 x 163k titles, "
@@ -76,10 +74,7 @@ NOTES: dict[str, str] = {
         "a quiet machine; to remove the copy: keep implicit's matrix when it is already float32 CSR."
     ),
     "latency/recommend (model, 1 reader): p99 ms": (
-        "not profiled separately on the city; the same mechanism as the fold-in note is the leading "
-        "suspect: implicit's topk runs an OpenMP region with the model's 2 threads for one query row "
-        "(163k titles, a 10 MFLOP product that takes ~1-2 ms on one core). On the small city the same "
-        "call had p50 0.23 ms at load ~8 and p99 0.5 ms, while here (load 13-22) p50 is 14 ms. To close: "
-        "num_threads=1 in FactorizationRecommender._top_n for small batches, then re-measure."
+        "fixed with the fold-in note: one thread for implicit's topk on small batches, one thread-pool "
+        "controller per process."
     ),
 }
