@@ -124,12 +124,14 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             console.print(f"[yellow]no model loaded yet[/yellow]: {state.last_reload_error}")
         console.print(f"yuedu serving on http://{host}:{port}  (docs /docs, staff page /staff)")
         if info:
-            staff = ", ".join(
-                u.split(":")[0] + " / " + u.split(":")[1] for u in info.get("staff_users", "").split(",") if u
-            )
-            console.print(f"staff logins (user / password): {staff}")
-            for who, tok in info.get("tokens", {}).items():
-                console.print(f"{who}: Authorization: Bearer {tok}")
+            staff = (info.get("staff") or {}).get("login"), (info.get("staff") or {}).get("password")
+            if all(staff) and overrides.get("staff_users"):
+                console.print(f"staff page login (user / password): {staff[0]} / {staff[1]}")
+            for who in ("reader", "bookstore", "staff", "admin"):
+                entry = info.get(who) or {}
+                if entry.get("token"):
+                    subject = entry.get("reader_id") or entry.get("bookstore_id") or entry.get("login") or who
+                    console.print(f"{who} ({subject}): Authorization: Bearer {entry['token']}")
         # uvicorn's own access log prints raw paths (reader ids): ours (serving.access) pseudonymises.
         uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
 

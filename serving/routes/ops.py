@@ -18,7 +18,7 @@ _log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, response_model_exclude_unset=True)
 def healthz() -> Health:
     """The process answers."""
     return Health(status="ok")
