@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 
-from recsys.base import Recommender
+from recsys.models.neighbourhood import NeighbourhoodRecommender
 
 _log = logging.getLogger(__name__)
 
 
-class ItemKNNRecommender(Recommender):
+class ItemKNNRecommender(NeighbourhoodRecommender):
     """Title-title neighbourhood model.
 
     Args:
@@ -59,21 +59,3 @@ class ItemKNNRecommender(Recommender):
             warnings.filterwarnings("ignore", message="Method expects CSR input")
             knn.fit(X, show_progress=False)
         self.similarity_ = sp.csr_matrix(knn.similarity, dtype=np.float32)
-
-    def _score_readers(self, reader_rows: np.ndarray) -> np.ndarray:
-        return self._score_history(self.user_items_[reader_rows])
-
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return np.asarray((history @ self.similarity_).todense(), dtype=np.float32)
-
-    def _similar_scores(self, title_rows: np.ndarray) -> np.ndarray:
-        # Titles outside a title's K neighbours are not similar at all: -inf keeps them out of lists.
-        dense = np.asarray(self.similarity_[title_rows].todense(), dtype=np.float32)
-        dense[dense <= 0] = -np.inf
-        return dense
-
-    def _state(self) -> dict[str, Any]:
-        return {"similarity": self.similarity_}
-
-    def _set_state(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
-        self.similarity_ = sp.csr_matrix(state["similarity"], dtype=np.float32)

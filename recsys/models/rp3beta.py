@@ -11,13 +11,12 @@ over plain item-kNN comes from on small public sets.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from recsys.base import Recommender
+from recsys.models.neighbourhood import NeighbourhoodRecommender
 
 _log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def top_k_rows(dense: np.ndarray, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((vals.ravel()[keep], (r[keep], cols.ravel()[keep])), shape=(rows, n), dtype=np.float32)
 
 
-class RP3betaRecommender(Recommender):
+class RP3betaRecommender(NeighbourhoodRecommender):
     """Popularity-penalised three-step random walk over the reader-title graph.
 
     Args:
@@ -80,22 +79,8 @@ class RP3betaRecommender(Recommender):
         self.similarity_ = sp.csr_matrix(sp.vstack(blocks), dtype=np.float32)
         _log.debug("RP3beta: %d titles, %d neighbour links", n, self.similarity_.nnz)
 
-    def _score_readers(self, reader_rows: np.ndarray) -> np.ndarray:
-        return self._score_history(self.user_items_[reader_rows])
-
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         h = sp.csr_matrix(history, dtype=np.float32)
         if self.alpha != 1.0:
             h = h.power(self.alpha)
-        return np.asarray((h @ self.similarity_).todense(), dtype=np.float32)
-
-    def _similar_scores(self, title_rows: np.ndarray) -> np.ndarray:
-        dense = np.asarray(self.similarity_[title_rows].todense(), dtype=np.float32)
-        dense[dense <= 0] = -np.inf
-        return dense
-
-    def _state(self) -> dict[str, Any]:
-        return {"similarity": self.similarity_}
-
-    def _set_state(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
-        self.similarity_ = sp.csr_matrix(state["similarity"], dtype=np.float32)
+        return super()._score_history(h)
