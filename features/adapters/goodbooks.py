@@ -34,7 +34,13 @@ import polars as pl
 from stdnum import ean, isbn
 
 from features.adapters.clc import clc_from_title
-from features.adapters.report import AdapterError, AdapterReport, reject_frame, write_rejects, write_table
+from features.adapters.report import (
+    AdapterReport,
+    read_export_csv,
+    reject_frame,
+    write_rejects,
+    write_table,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -162,18 +168,7 @@ def adapt_goodbooks(src: str | Path, out: str | Path) -> AdapterReport:
     out.mkdir(parents=True, exist_ok=True)
     report = AdapterReport(adapter="goodbooks", out=str(out))
     books_path = src / "books.csv"
-    if not books_path.exists():
-        raise AdapterError(books_path, "file not found")
-    try:
-        raw = pl.read_csv(books_path, infer_schema=False)
-    except pl.exceptions.ComputeError as exc:
-        raise AdapterError(books_path, f"cannot parse CSV: {exc}") from exc
-    missing = [c for c in BOOK_COLUMNS if c not in raw.columns]
-    if missing:
-        raise AdapterError(books_path, f"missing column(s) {missing}", field=missing[0])
-    raw = raw.with_row_index("row_number", offset=1).with_columns(
-        [pl.col(c).str.strip_chars().replace("", None) for c in BOOK_COLUMNS]
-    )
+    raw = read_export_csv(books_path, BOOK_COLUMNS)
 
     df = _recover(raw).with_columns(
         pl.col("original_publication_year").cast(pl.Float64, strict=False).round(0).cast(pl.Int32).alias("_year"),

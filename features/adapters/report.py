@@ -105,3 +105,20 @@ def write_table(out: Path, table: str, frame: pl.DataFrame, report: AdapterRepor
     report.rows[table] = conformed.height
     _log.info("wrote %s: %d rows", table, conformed.height)
     return conformed
+
+
+def read_export_csv(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+    """A source CSV as text, with a 1-based ``row_number``, the ``columns`` it must have stripped and
+    empty cells null; a missing file, an unparsable file or a missing column is an :class:`AdapterError`."""
+    if not path.exists():
+        raise AdapterError(path, "file not found")
+    try:
+        df = pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.ComputeError as exc:
+        raise AdapterError(path, f"cannot parse CSV: {exc}") from exc
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise AdapterError(path, f"missing column(s) {missing}", field=missing[0])
+    return df.with_row_index("row_number", offset=1).with_columns(
+        [pl.col(c).str.strip_chars().replace("", None) for c in columns]
+    )

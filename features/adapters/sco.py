@@ -39,7 +39,14 @@ from pathlib import Path
 import polars as pl
 
 from features.adapters.clc import clc_from_title
-from features.adapters.report import AdapterError, AdapterReport, reject_frame, write_rejects, write_table
+from features.adapters.report import (
+    AdapterError,
+    AdapterReport,
+    read_export_csv,
+    reject_frame,
+    write_rejects,
+    write_table,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -82,21 +89,6 @@ def _pseudonyms(slugs: pl.Series) -> pl.DataFrame:
     uniq = slugs.drop_nulls().unique().sort()
     return pl.DataFrame(
         {"member_id": uniq, "reader_id": pl.Series([pseudonym(s) for s in uniq.to_list()], dtype=pl.String)}
-    )
-
-
-def _read(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
-    if not path.exists():
-        raise AdapterError(path, "file not found")
-    try:
-        df = pl.read_csv(path, infer_schema=False)
-    except pl.exceptions.ComputeError as exc:
-        raise AdapterError(path, f"cannot parse CSV: {exc}") from exc
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise AdapterError(path, f"missing column(s) {missing}", field=missing[0])
-    return df.with_row_index("row_number", offset=1).with_columns(
-        [pl.col(c).str.strip_chars().replace("", None) for c in columns]
     )
 
 
@@ -279,9 +271,9 @@ def adapt_sco(src: str | Path, out: str | Path) -> AdapterReport:
         raise AdapterError(src / f"{stem}.csv.gz", "file not found")
 
     loans_path, books_path, members_path = find("loans"), find("books"), find("members")
-    loans_raw = _read(loans_path, LOAN_COLUMNS)
-    books = _read(books_path, BOOK_COLUMNS)
-    members = _read(members_path, MEMBER_COLUMNS)
+    loans_raw = read_export_csv(loans_path, LOAN_COLUMNS)
+    books = read_export_csv(books_path, BOOK_COLUMNS)
+    members = read_export_csv(members_path, MEMBER_COLUMNS)
 
     ids = _pseudonyms(pl.concat([members["member_id"], loans_raw["member_id"]]))
     loans_raw = loans_raw.join(ids, on="member_id", how="left", maintain_order="left")
