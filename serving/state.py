@@ -29,6 +29,7 @@ from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
 from recsys.service import RecommendationService
+from serving import runs
 from serving.batcher import RecommendationBatcher
 from serving.metrics import Metrics
 from serving.security import parse_staff_users
@@ -245,6 +246,19 @@ class AppState:
         except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
             _log.warning("database not reachable: %s", exc)
             return False
+
+    def create_run(self, created_by: str, **options) -> str:
+        """Rank the pending online requests into a new staff run (``serving.runs.create_run`` options)."""
+        bundle = self.bundle
+        return runs.create_run(
+            self.db,
+            self.counter,
+            bundle.context if bundle else None,
+            created_by=created_by,
+            now=self.now(),
+            data_dir=Path(self.settings.data_dir),
+            **options,
+        )
 
     def now(self) -> datetime:
         """The service clock (``today`` at the current time of day when today is overridden)."""

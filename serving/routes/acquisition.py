@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -39,14 +38,8 @@ def decide_lines(state, run_id: str, decisions: list[tuple[str, str, str | None]
 @router.post("/v1/acquisition/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
 def create_run(params: RunIn, principal: StaffCaller, state: State) -> RunOut:
     """Rank the pending online requests into a new run (lines with reasons; a budget-fitting prefix selected)."""
-    bundle = state.bundle
-    run_id = runs.create_run(
-        state.db,
-        state.counter,
-        bundle.context if bundle else None,
-        created_by=f"{principal.role}:{principal.subject}",
-        now=state.now(),
-        data_dir=FsPath(state.settings.data_dir),
+    run_id = state.create_run(
+        f"{principal.role}:{principal.subject}",
         period=params.period,
         budget_yuan=params.budget_yuan,
         max_lines=params.max_lines,

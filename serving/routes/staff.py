@@ -94,15 +94,7 @@ def new_run(request: Request, state: State) -> Response:
     principal = _staff(request, state)
     if principal is None:
         return _back("/staff")
-    bundle = state.bundle
-    run_id = runs.create_run(
-        state.db,
-        state.counter,
-        bundle.context if bundle else None,
-        created_by=f"{principal.role}:{principal.subject}",
-        now=state.now(),
-        data_dir=FsPath(state.settings.data_dir),
-    )
+    run_id = state.create_run(f"{principal.role}:{principal.subject}")
     return _back(f"/staff/runs/{run_id}")
 
 
