@@ -35,7 +35,15 @@ from acquisition.policy import Policy
 from tests.pg import drop_database, fresh_database
 
 from ._counter_data import NOW, isbn, request, write_city
-from .test_concurrency import BUDGETS, EXPECTED_APPROVALS, POLICY, PRICE, check_ledger, decide_many
+from .test_concurrency import (
+    BUDGETS,
+    EXPECTED_APPROVALS,
+    POLICY,
+    PRICE,
+    _process_worker,
+    check_ledger,
+    decide_many,
+)
 
 PRICE_FEN = round(PRICE * 100)
 
@@ -95,16 +103,6 @@ def test_sixteen_threads_never_overspend_or_lose_requests(pg_service):
         assert (year.reserved_fen, year.committed_fen) == (0, EXPECTED_APPROVALS * PRICE_FEN)
         statuses = Counter(s.scalars(select(PurchaseRequestRow.status)))
     assert statuses == {"checked_out": EXPECTED_APPROVALS, "declined": threads * per_thread - EXPECTED_APPROVALS}
-
-
-def _process_worker(args: tuple[str, str, int, int]):
-    url, data_dir, worker, count = args
-    db = init_db(url)
-    svc = CounterService(db, POLICY, Holdings.from_data_dir(data_dir))
-    try:
-        return decide_many(svc, worker, count)
-    finally:
-        db.dispose()
 
 
 def test_processes_share_one_postgresql_budget(pg_service):
