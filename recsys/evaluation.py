@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from features.datasets import Dataset
 from features.interactions import standardise
-from features.matrix import InteractionMatrix, WeightingConfig
+from features.matrix import DEFAULT_CHANNEL_WEIGHTS, InteractionMatrix, WeightingConfig
 from features.splits import EvalFold, Split, SplitMatrices, strong_generalization, temporal_split
 from features.vocab import Vocabulary
 from recsys.base import Recommender, top_n_dense
@@ -66,6 +66,12 @@ PROTOCOLS: dict[str, tuple[str, ...]] = {
 MOVIELENS_POSITIVE = 4.0
 #: MovieLens: readers with fewer positives are dropped.
 MOVIELENS_MIN_POSITIVES = 5
+#: Channel of input-only events (MovieLens ratings below :data:`MOVIELENS_POSITIVE` with
+#: ``inputs="all"``): they tell a model what a reader has seen, are never targets.
+INPUT_ONLY_CHANNEL = "rating_low"
+#: Weights tried for input-only events relative to a positive (extra matrix choices "low-<w>"),
+#: besides 1.0 (the plain binary choice): a watched-but-disliked title is weaker evidence.
+INPUT_ONLY_WEIGHTS: tuple[float, ...] = (0.5, 0.25)
 
 
 class EvaluationError(ValueError):
@@ -88,8 +94,9 @@ class MatrixChoice:
     min_title_readers: int = 1
 
 
-def matrix_choices(protocol: str, quick: bool) -> list[MatrixChoice]:
-    """The weighting options tuned over: binary and BM25; recency decay for time-based protocols."""
+def matrix_choices(protocol: str, quick: bool, inputs: str = "targets") -> list[MatrixChoice]:
+    """The weighting options tuned over: binary and BM25; recency decay for time-based protocols;
+    with ``inputs="all"``, input-only events down-weighted to each of :data:`INPUT_ONLY_WEIGHTS`."""
     binary = WeightingConfig(binarize=True)
     out = [MatrixChoice("binary", binary, 1 if quick else 2)]
     if quick:
@@ -97,6 +104,10 @@ def matrix_choices(protocol: str, quick: bool) -> list[MatrixChoice]:
     out.append(MatrixChoice("bm25", WeightingConfig(binarize=True, scheme="bm25"), 2))
     if protocol == "temporal":
         out.append(MatrixChoice("recency365", WeightingConfig(binarize=False, aggregate="max", half_life_days=365), 2))
+    if inputs == "all":
+        for w in INPUT_ONLY_WEIGHTS:
+            channels = {**DEFAULT_CHANNEL_WEIGHTS, INPUT_ONLY_CHANNEL: w}
+            out.append(MatrixChoice(f"low-{w:g}", WeightingConfig(aggregate="max", channel_weights=channels), 2))
     return out
 
 
@@ -172,11 +183,13 @@ def prepare_events(dataset: Dataset, kind: str) -> pl.DataFrame:
 
 def input_only_events(dataset: Dataset, kind: str, readers: pl.Series) -> pl.DataFrame:
     """Events that may serve as model input but are never targets: MovieLens ratings below
-    :data:`MOVIELENS_POSITIVE` of the evaluated ``readers``; empty for other data sets."""
+    :data:`MOVIELENS_POSITIVE` of the evaluated ``readers``, on channel :data:`INPUT_ONLY_CHANNEL`;
+    empty for other data sets."""
     events = standardise(dataset.interactions).collect()
     if kind != "movielens":
         return events.clear()
-    return events.filter((pl.col("value") < MOVIELENS_POSITIVE) & pl.col("reader_id").is_in(readers.implode()))
+    low = events.filter((pl.col("value") < MOVIELENS_POSITIVE) & pl.col("reader_id").is_in(readers.implode()))
+    return low.with_columns(pl.lit(INPUT_ONLY_CHANNEL).alias("channel"))
 
 
 def with_input_events(split: Split, extra: pl.DataFrame) -> Split:
@@ -515,6 +528,20 @@ def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict
     return {name: np.asarray(ids, dtype=np.int32) for name, ids in out.items()}
 
 
+def protocol_baselines(plain: Split, titles: Vocabulary, threads: int, seed: int) -> dict[str, np.ndarray]:
+    """:func:`raw_implicit_baselines` on ``plain`` (the protocol's own events: MovieLens positives
+    only), their recommendations mapped onto the title columns ``titles`` of a run whose training
+    vocabulary is a superset (an ``inputs="all"`` run), so both score against one test target."""
+    full = plain.to_matrices(WeightingConfig(binarize=True))
+    to_run = titles.index(full.train.titles.ids)
+    if (to_run < 0).any():
+        raise EvaluationError("protocol baselines: a training title is missing from the run's vocabulary")
+    return {
+        name: np.where(recs >= 0, to_run[np.maximum(recs, 0)], -1).astype(np.int32)
+        for name, recs in raw_implicit_baselines(full, threads, seed).items()
+    }
+
+
 def oracle_recommendations(data_dir, full: SplitMatrices) -> np.ndarray:
     """Ceiling for synthetic data: rank titles by the generator's true tastes (seen titles skipped)."""
     from features.synth import oracle_scores
@@ -536,7 +563,7 @@ def evaluate_seed(
 ) -> tuple[list[SeedResult], dict[str, Any]]:
     """Tune on validation, test once per model, evaluate the baselines: one seed of a run."""
     note = progress or (lambda _msg: None)
-    split = make_split(kind, config.protocol, events, seed)
+    split = plain = make_split(kind, config.protocol, events, seed)
     if config.inputs == "all":
         split = with_input_events(split, input_only_events(dataset, kind, events["reader_id"].unique()))
     elif config.inputs != "targets":
@@ -544,7 +571,7 @@ def evaluate_seed(
     for fold in ("validation", "test"):
         if not split.folds[fold].readers:
             raise EvaluationError(f"{dataset.name} {config.protocol} seed {seed}: the {fold} fold has no readers")
-    choices = matrix_choices(config.protocol, config.quick)
+    choices = matrix_choices(config.protocol, config.quick, config.inputs)
     prepared = {c.name: prune(split.to_matrices(c.weighting), c.min_title_readers) for c in choices}
     if config.refit:
         final = refit_split(split)
@@ -609,8 +636,18 @@ def evaluate_seed(
         note(f"seed {seed}: raw implicit baselines")
         t0 = time.perf_counter()
         base = raw_implicit_baselines(testing["binary"].full, config.threads, seed)
+        if config.inputs == "all":
+            # Same-input rows get a "+inputs" suffix; the plain names stay the protocol's own baselines.
+            base = {f"{name}+inputs": recs for name, recs in base.items()}
+            plain_test = refit_split(plain) if config.refit else plain
+            base.update(protocol_baselines(plain_test, testing["binary"].full.train.titles, config.threads, seed))
         for name, recs in base.items():
-            results.append(SeedResult(seed, name, "baseline", metric_row(recs, test_target), {}, {"defaults": True}))
+            inputs = "all" if name.endswith("+inputs") else "targets"
+            results.append(
+                SeedResult(
+                    seed, name, "baseline", metric_row(recs, test_target), {}, {"defaults": True, "inputs": inputs}
+                )
+            )
         for r in results[-len(base) :]:
             r.seconds = (time.perf_counter() - t0) / len(base)
     if kind == "city" and dataset.data_dir is not None:
@@ -729,5 +766,7 @@ def compare(summary: pl.DataFrame) -> dict[str, Any]:
             return best["ndcg@10_mean"] / row["ndcg@10_mean"][0]
 
         out["ratio_to_raw_als"] = ratio("raw-implicit-als")
+        if not summary.filter(pl.col("model") == "raw-implicit-als+inputs").is_empty():
+            out["ratio_to_raw_als_same_inputs"] = ratio("raw-implicit-als+inputs")
         out["ratio_to_ease"] = ratio("ease")
     return out

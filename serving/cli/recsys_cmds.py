@@ -47,8 +47,9 @@ def evaluate_cmd(
     inputs: str = typer.Option(
         "targets",
         "--inputs",
-        help="targets: models see only the protocol's positives; all: every rating is input, positives stay "
-        "the only targets (strong protocol only; a labelled variant, not the issue's protocol).",
+        help="targets: models see only the protocol's positives. all: every rating is input (ratings below 4 "
+        "on their own channel, their weight tuned on validation), positives stay the only targets; the raw "
+        "implicit baselines run both on the positives and on the same inputs (strong protocol only).",
     ),
     seeds: int = typer.Option(5, "--seeds", help="Seeds of the reader split (mean ± std over them)."),
     quick: bool = typer.Option(False, "--quick", help="One matrix choice and one parameter set per model."),
@@ -191,7 +192,12 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"Best yuedu model by mean NDCG@10: **{comp.get('best_model')}** ({comp.get('best_ndcg@10', 0):.4f});"
             f" ratio to raw implicit ALS defaults: {_fmt(comp.get('ratio_to_raw_als'))};"
-            f" ratio to tuned EASE: {_fmt(comp.get('ratio_to_ease'))}.",
+            + (
+                f" to raw ALS defaults given the same inputs: {_fmt(comp['ratio_to_raw_als_same_inputs'])};"
+                if "ratio_to_raw_als_same_inputs" in comp
+                else ""
+            )
+            + f" ratio to tuned EASE: {_fmt(comp.get('ratio_to_ease'))}.",
         ]
     lines += ["", "## Chosen on validation (per seed)", "", "| seed | model | validation ndcg@10 | parameters |"]
     lines.append("|---:|---|---:|---|")
@@ -213,10 +219,13 @@ def _fmt(x: float | None) -> str:
 
 def write_results(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``<dataset>.md`` and ``<dataset>.json`` under ``out`` (a non-default protocol gets a
-    ``-<protocol>`` suffix, so MovieLens keeps both its strong and temporal results)."""
+    ``-<protocol>`` suffix, so MovieLens keeps both its strong and temporal results; ``--inputs all``
+    an ``-all-inputs`` suffix)."""
     out.mkdir(parents=True, exist_ok=True)
     default = "strong" if report["dataset"] == "movielens" else "temporal"
     stem = report["dataset"] if report["protocol"] == default else f"{report['dataset']}-{report['protocol']}"
+    if report.get("inputs", "targets") != "targets":
+        stem += f"-{report['inputs']}-inputs"
     md, js = out / f"{stem}.md", out / f"{stem}.json"
     md.write_text(markdown(report))
     js.write_text(json.dumps(report, indent=1, default=str))

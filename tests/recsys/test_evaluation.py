@@ -251,3 +251,69 @@ def test_all_ratings_input_adds_low_ratings_as_input_never_as_targets() -> None:
     assert split.train.height > base.train.height
     with pytest.raises(ev.EvaluationError, match="strong protocol"):
         ev.with_input_events(ev.make_split("movielens", "temporal", pos, 0), extra)
+
+
+def _with_low_ratings(seed: int = 5) -> Dataset:
+    """tiny_events with 30 % of ratings low, plus low ratings of titles nobody rated high (so an
+    all-inputs run knows more titles than the positives alone)."""
+    events = tiny_events()
+    rng = np.random.default_rng(seed)
+    events = events.with_columns(pl.Series("value", rng.choice([2.0, 5.0], events.height, p=[0.3, 0.7])))
+    disliked = events.head(40).with_columns(
+        pl.format("L{}", pl.int_range(pl.len()) % 7).alias("title_id"), pl.lit(1.0).alias("value")
+    )
+    return Dataset("tiny", pl.concat([events, disliked]).unique(["reader_id", "title_id"]).lazy())
+
+
+def test_low_input_choices_down_weight_input_only_events_and_still_mark_them_seen() -> None:
+    ds = _with_low_ratings()
+    pos = ev.prepare_events(ds, "movielens")
+    extra = ev.input_only_events(ds, "movielens", pos["reader_id"].unique())
+    assert (extra["channel"] == ev.INPUT_ONLY_CHANNEL).all()
+    split = ev.with_input_events(ev.make_split("movielens", "strong", pos, 0), extra)
+    choices = {c.name: c for c in ev.matrix_choices("strong", quick=False, inputs="all")}
+    assert {f"low-{w:g}" for w in ev.INPUT_ONLY_WEIGHTS} <= set(choices)
+    assert not any(n.startswith("low-") for n in (c.name for c in ev.matrix_choices("strong", quick=False)))
+    for w in ev.INPUT_ONLY_WEIGHTS:
+        mats = split.to_matrices(choices[f"low-{w:g}"].weighting)
+        for frame, matrix in [(split.train, mats.train)] + [
+            (split.folds[f].foldin, mats.folds[f].foldin) for f in ("validation", "test")
+        ]:
+            rows = matrix.readers.index(frame["reader_id"])
+            cols = matrix.titles.index(frame["title_id"])
+            known = cols >= 0
+            got = np.asarray(matrix.matrix[rows[known], cols[known]]).ravel()
+            expected = np.where(frame["value"].to_numpy()[known] >= ev.MOVIELENS_POSITIVE, 1.0, w)
+            # every input event is in the matrix (a seen title is never recommended) at its weight
+            np.testing.assert_allclose(got, expected)
+
+
+def test_all_inputs_run_reports_protocol_and_same_input_baselines() -> None:
+    ds = _with_low_ratings()
+    config = ev.RunConfig("movielens", "strong", models=("ease",), seeds=(0,), quick=True, inputs="all")
+    report = ev.run_evaluation(ds, "movielens", config)
+    rows = {r["model"]: r for r in report["results"] if r["kind"] == "baseline"}
+    for name in ("raw-implicit-als", "raw-implicit-bpr", "raw-implicit-cosine"):
+        assert rows[name]["params"]["inputs"] == "targets"
+        assert rows[f"{name}+inputs"]["params"]["inputs"] == "all"
+    comp = report["comparison"]
+    assert comp["ratio_to_raw_als_same_inputs"] is not None and comp["ratio_to_raw_als"] is not None
+
+
+def test_protocol_baselines_map_recommendations_onto_the_runs_titles() -> None:
+    ds = _with_low_ratings()
+    pos = ev.prepare_events(ds, "movielens")
+    plain = ev.make_split("movielens", "strong", pos, 0)
+    wide = ev.with_input_events(plain, ev.input_only_events(ds, "movielens", pos["reader_id"].unique()))
+    run_titles = wide.to_matrices(WeightingConfig(binarize=True)).train.titles
+    plain_full = plain.to_matrices(WeightingConfig(binarize=True))
+    assert len(run_titles) > len(plain_full.train.titles)  # low-only titles widen the run's vocabulary
+    mapped = ev.protocol_baselines(plain, run_titles, threads=1, seed=0)
+    direct = ev.raw_implicit_baselines(plain_full, threads=1, seed=0)
+    for name, recs in direct.items():
+        filled = recs >= 0  # lists longer than the catalogue end in -1 padding, which stays -1
+        assert filled.any()
+        np.testing.assert_array_equal(mapped[name] >= 0, filled)
+        np.testing.assert_array_equal(
+            run_titles.lookup(mapped[name][filled]), plain_full.train.titles.lookup(recs[filled])
+        )
