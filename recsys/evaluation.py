@@ -13,7 +13,10 @@ One run = one data set x one protocol x several seeds. Per seed:
    cut-off); the TEST fold is then touched once per seed and model;
 5. raw ``implicit`` ALS, BPR and cosine item-kNN with their default parameters are fitted on the
    same training matrix and evaluated on the same test fold by the same metric code (baseline
-   rows), plus an oracle for synthetic data.
+   rows), plus an oracle for synthetic data;
+6. on a synthetic city the test model (the hybrid, else the validation winner) is also scored as the
+   app would show it on the cut-off date: with the business filters, then with reading promotion
+   (``constrained`` rows, :func:`constrained_rows`).
 
 Results are per-seed rows (:class:`SeedResult`); :func:`summarise` gives mean and standard
 deviation over seeds. Metrics (``recsys.metrics``): normalised Recall@20/50 (hits / min(k, |T|)),
@@ -332,7 +335,7 @@ class SeedResult:
 
     seed: int
     model: str
-    kind: str  # "yuedu", "baseline" or "oracle"
+    kind: str  # "yuedu", "constrained" (with filters / promotion), "baseline" or "oracle"
     metrics: dict[str, float]
     validation: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
@@ -364,11 +367,11 @@ def summarise(results: list[SeedResult]) -> pl.DataFrame:
     aggs: list[pl.Expr] = [pl.col("seed").n_unique().alias("seeds")]
     for m in METRICS:
         aggs += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std(ddof=1).fill_null(0.0).alias(f"{m}_std")]
-    order = {"yuedu": 0, "baseline": 1, "oracle": 2}
+    order = {"yuedu": 0, "constrained": 1, "baseline": 2, "oracle": 3}
     return (
         long.group_by("model", "kind", maintain_order=True)
         .agg(aggs)
-        .with_columns(pl.col("kind").replace_strict(order, default=3).alias("_o"))
+        .with_columns(pl.col("kind").replace_strict(order, default=4).alias("_o"))
         .sort("_o", maintain_order=True)
         .drop("_o")
     )
@@ -542,6 +545,33 @@ def protocol_baselines(plain: Split, titles: Vocabulary, threads: int, seed: int
     }
 
 
+def constrained_rows(
+    name: str,
+    model: Recommender,
+    data: PrunedMatrices,
+    data_dir,
+    cutoff,
+    seed: int,
+    target: sp.csr_matrix,
+) -> list[SeedResult]:
+    """Rows ``<name>+filters`` and ``<name>+filters+promotion`` (kind ``constrained``): the test
+    model's lists as the app shows them on the cut-off date (already borrowed, availability at the
+    reader's branch or by delivery, audience, withdrawn; then the default reading promotion), scored
+    against the same target. The context is built from data before ``cutoff`` only."""
+    from recsys.promotion_eval import constrained_recommendations
+
+    readers = list(data.full.folds["test"].foldin.readers.ids)
+    got = constrained_recommendations(
+        model, data.foldin["test"], data.train.titles, readers, data_dir, cutoff, LIST_LENGTH
+    )
+    out = []
+    for setting, recs in got.items():
+        full = np.where(recs >= 0, data.kept[np.maximum(recs, 0)], -1).astype(np.int32)
+        params = {"model": name, "setting": setting}
+        out.append(SeedResult(seed, f"{name}+{setting}", "constrained", metric_row(full, target), {}, params))
+    return out
+
+
 def oracle_recommendations(data_dir, full: SplitMatrices) -> np.ndarray:
     """Ceiling for synthetic data: rank titles by the generator's true tastes (seen titles skipped)."""
     from features.synth import oracle_scores
@@ -582,6 +612,7 @@ def evaluate_seed(
     titles = dataset.titles
     results: list[SeedResult] = []
     tuned: dict[str, dict[str, _Candidate]] = {}
+    finals: dict[str, tuple[Recommender, PrunedMatrices]] = {}  # the models scored on test
     for name in config.models:
         if name == "hybrid":
             continue
@@ -600,6 +631,7 @@ def evaluate_seed(
             else win.model
         )
         recs = recommend_fold(model, testing[win.choice.name], "test")
+        finals[name] = (model, testing[win.choice.name])
         results.append(
             SeedResult(
                 seed,
@@ -621,6 +653,7 @@ def evaluate_seed(
                 parts = {n: _fit(n, p, seed, config.threads, testing[choice.name], titles) for n, p in comps.items()}
                 model = HybridRecommender(parts, weights, refit=False).fit(testing[choice.name].train)
             recs = recommend_fold(model, testing[choice.name], "test")
+            finals["hybrid"] = (model, testing[choice.name])
             results.append(
                 SeedResult(
                     seed,
@@ -657,6 +690,13 @@ def evaluate_seed(
             _log.warning("oracle row skipped: %s", exc)
         else:
             results.append(SeedResult(seed, "oracle", "oracle", metric_row(recs, test_target), {}, {}))
+        if finals and "cutoff" in split.params:
+            note(f"seed {seed}: filters and promotion")
+            yuedu = [r for r in results if r.kind == "yuedu"]
+            name = "hybrid" if "hybrid" in finals else max(yuedu, key=lambda r: r.validation[SELECTION_METRIC]).model
+            results += constrained_rows(
+                name, *finals[name], dataset.data_dir, split.params["cutoff"], seed, test_target
+            )
     info = {"seed": seed, "split": split.describe(), "refit": config.refit}
     if config.refit:
         info["test_train"] = final.describe()["train"]

@@ -62,6 +62,37 @@ def _context(data_dir: Path, cutoff: datetime, titles: Vocabulary, readers: Voca
     return LibraryContext.from_frames(frames, titles, readers, cutoff.date())
 
 
+def _filtered_candidates(
+    model, history: sp.csr_matrix, ctx: LibraryContext, rows: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``m`` titles per reader that pass the default filters (model title rows, scores)."""
+    per_reader, glob = build_exclusions(ctx, rows, FilterConfig())
+    allowed = np.flatnonzero(~glob).astype(np.int32)
+    return model.recommend(None, m, history=history, candidates=allowed, exclude=per_reader)
+
+
+def constrained_recommendations(
+    model,
+    history: sp.csr_matrix,
+    titles: Vocabulary,
+    readers: list[str],
+    data_dir: str | Path,
+    cutoff: datetime,
+    n: int,
+    promotion: PromotionConfig | None = None,
+) -> dict[str, np.ndarray]:
+    """A fitted model's top-``n`` (rows of ``titles``) for ``readers`` (rows of ``history``) as the
+    app would show them on the cut-off date: ``"filters"`` (default :class:`FilterConfig`) and
+    ``"filters+promotion"`` (``promotion``, default :class:`PromotionConfig`). The library context
+    comes from ``data_dir`` with history before ``cutoff`` only."""
+    promotion = promotion or PromotionConfig()
+    ctx = _context(Path(data_dir), cutoff, titles, Vocabulary(readers, "reader_id"))
+    rows = np.arange(len(readers))
+    cand, scores = _filtered_candidates(model, history, ctx, rows, n * promotion.candidate_factor)
+    promoted, _, _ = rerank(cand, scores, ctx, rows, promotion, n, on=cutoff.date())
+    return {"filters": np.ascontiguousarray(cand[:, :n]), "filters+promotion": promoted}
+
+
 def promotion_costs(
     data_dir: str | Path,
     cutoff: datetime = datetime(2026, 1, 1),
@@ -92,10 +123,8 @@ def promotion_costs(
     out = []
     plain, _ = model.recommend(None, n, history=hist)
     out.append({"setting": "model alone (no filters, no promotion)", **score(plain)})
-    per_reader, glob = build_exclusions(ctx, rows_ctx, FilterConfig())
-    allowed = np.flatnonzero(~glob).astype(np.int32)
     factor = max(c.candidate_factor for c in PROMOTION_SETTINGS.values())
-    cand, cand_scores = model.recommend(None, n * factor, history=hist, candidates=allowed, exclude=per_reader)
+    cand, cand_scores = _filtered_candidates(model, hist, ctx, rows_ctx, n * factor)
     filtered = cand[:, :n]
     out.append({"setting": "filters on", **score(filtered)})
     for name, cfg in PROMOTION_SETTINGS.items():

@@ -317,3 +317,21 @@ def test_protocol_baselines_map_recommendations_onto_the_runs_titles() -> None:
         np.testing.assert_array_equal(
             run_titles.lookup(mapped[name][filled]), plain_full.train.titles.lookup(recs[filled])
         )
+
+
+def test_city_run_adds_filtered_and_promoted_rows_of_the_chosen_model(small_city) -> None:
+    from features.datasets import load_dataset
+
+    ds = load_dataset("synth", path=small_city)
+    config = ev.RunConfig("city", "temporal", models=("ease", "popular"), seeds=(0,), quick=True, baselines=False)
+    report = ev.run_evaluation(ds, "city", config)
+    rows = {r["model"]: r for r in report["results"]}
+    yuedu = [r for r in rows.values() if r["kind"] == "yuedu"]
+    chosen = max(yuedu, key=lambda r: r["validation"]["ndcg@10"])["model"]
+    for setting in ("filters", "filters+promotion"):
+        row = rows[f"{chosen}+{setting}"]
+        assert row["kind"] == "constrained" and row["params"] == {"model": chosen, "setting": setting}
+        assert all(0.0 <= v <= 1.0 for v in row["metrics"].values())
+    # Filters remove titles readers cannot get now, so the lists differ from the model alone.
+    assert rows[f"{chosen}+filters"]["metrics"] != rows[chosen]["metrics"]
+    assert report["comparison"]["best_model"] in {r["model"] for r in yuedu}
