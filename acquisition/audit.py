@@ -1,8 +1,8 @@
 """The audit trail of the acquisition ledger, and reader pseudonyms for logs.
 
 Every state change of a purchase request, reservation or budget line is one append-only row of
-``audit_log`` (who, when, from which state to which). The table refuses UPDATE and DELETE (a trigger
-on SQLite, an ORM guard everywhere). Reader ids never reach logs or audit details raw: they are
+``audit_log`` (who, when, from which state to which). The table refuses UPDATE and DELETE (database
+triggers on SQLite and PostgreSQL, where TRUNCATE is refused too; an ORM guard everywhere). Reader ids never reach logs or audit details raw: they are
 replaced by an HMAC-SHA256 pseudonym keyed by ``YUEDU_PSEUDONYM_KEY``.
 """
 

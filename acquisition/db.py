@@ -231,6 +231,37 @@ _SQLITE_AUDIT_TRIGGERS = (
 )
 
 
+#: PostgreSQL: one trigger function refusing UPDATE / DELETE (per row) and TRUNCATE (per statement).
+#: Created only when missing, inside one DO block, so concurrent ``init_db`` calls (several workers
+#: starting at once) cannot fail on each other: a lost race is a duplicate, which is fine.
+_POSTGRES_AUDIT_GUARD = """
+DO $guard$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'yuedu_audit_log_append_only') THEN
+    CREATE FUNCTION yuedu_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+      RAISE EXCEPTION USING MESSAGE = 'audit_log is append-only: ' || TG_OP || ' refused',
+                            ERRCODE = 'insufficient_privilege';
+    END
+    $fn$;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_log_no_change'
+                 AND tgrelid = 'audit_log'::regclass) THEN
+    CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+      FOR EACH ROW EXECUTE FUNCTION yuedu_audit_log_append_only();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_log_no_truncate'
+                 AND tgrelid = 'audit_log'::regclass) THEN
+    CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+      FOR EACH STATEMENT EXECUTE FUNCTION yuedu_audit_log_append_only();
+  END IF;
+EXCEPTION WHEN duplicate_object OR duplicate_function OR unique_violation THEN
+  NULL;  -- another process created them at the same moment
+END
+$guard$;
+"""
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, busy timeout, and our own BEGIN so that write sessions can ask for BEGIN IMMEDIATE."""
 
@@ -296,6 +327,9 @@ def init_db(url: str | Path = "sqlite:///yuedu-acquisition.db", *, echo: bool = 
         with engine.begin() as conn:
             for ddl in _SQLITE_AUDIT_TRIGGERS:
                 conn.execute(text(ddl))
+    elif engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_POSTGRES_AUDIT_GUARD)
     _log.info("acquisition database ready (%s)", engine.url.render_as_string(hide_password=True))
     return Database(url, engine)
 

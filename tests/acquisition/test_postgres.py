@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from acquisition.counter import CounterService, InvalidTransition, ReservationExpired
 from acquisition.db import (
@@ -238,3 +238,22 @@ def test_checkout_cancel_and_expiry_race_settle_each_reservation_once(pg_service
         assert line.committed_fen <= line.amount_fen
     year = next(b for b in lines if b.budget_id == "Y2026")
     assert year.committed_fen == len(checked_out) * PRICE_FEN
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
+)
+def test_the_database_itself_refuses_to_change_the_audit_log(pg_service, statement):
+    svc = pg_service()
+    svc.decide(request(price=PRICE), "k1")
+    with svc.db.session_scope() as s:
+        before = [(a.id, a.actor, a.action) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert before
+    with pytest.raises(Exception, match="append-only"), svc.db.engine.begin() as conn:
+        conn.execute(text(statement))  # raw SQL: no ORM guard in the way
+    with svc.db.session_scope() as s:
+        assert [(a.id, a.actor, a.action) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))] == before
+    # init_db on a database that already has the guard is a no-op (workers restart, several start at once)
+    again = init_db(svc.db.url)
+    again.dispose()
