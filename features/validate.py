@@ -13,7 +13,8 @@ Reason codes are the stable strings in :data:`REASON_CODES`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -85,6 +86,8 @@ _TRUE = ("true", "t", "1", "yes", "y")
 _FALSE = ("false", "f", "0", "no", "n")
 _SNIFF_ROWS = 200
 ROW = "__row"
+#: Key sets up to this size are probed with ``is_in``, larger ones with a hash join.
+_SMALL_KEY_SET = 10_000
 CHECK = "__check"
 
 
@@ -94,10 +97,6 @@ def _missing_name(col: str) -> str:
 
 def _bad_name(col: str) -> str:
     return f"__bad__{col}"
-
-
-def _text_temporal_name(col: str) -> str:
-    return f"__temporal__{col}"
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,11 @@ def _sniff_format(sample: pl.Series, formats: tuple[str, ...], dtype: pl.DataTyp
         if ok == len(sample):
             break
     return best
+
+
+def _parse_text_column(values: pl.Series, dtype: pl.DataType) -> pl.Series:
+    """A text date column parsed with its sniffed format."""
+    return parse_temporal_text(values, _sniffed_format(values, dtype), dtype)
 
 
 def _sniffed_format(values: pl.Series, dtype: pl.DataType) -> str:
@@ -211,28 +215,28 @@ def _has_shape(text: pa.LargeStringArray, shape: str) -> np.ndarray:
     """Per text of ``text`` (no nulls, every value ``len(shape)`` bytes): does it have ``shape``?
 
     The values are contiguous fixed-width rows, read eight bytes at a time as unaligned ``uint64``
-    words and tested with bit masks (SWAR): a separator byte must equal its character; a digit byte
-    must be ``0x3N`` with ``N <= 9`` (adding 6 to ``N`` must not carry into bit 4).
+    words and tested with bit masks (SWAR). XOR with the expected bytes (``0x30`` for a digit, the
+    character for a separator) leaves ``x``; a digit byte is valid iff ``x <= 9``, i.e. neither ``x``
+    nor ``x + 6`` has a bit in the high nibble; a separator byte iff ``x == 0``. A carry out of a byte
+    happens only when that byte is already invalid, so it can reject a row but never accept one.
     """
     width, n = len(shape), len(text)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64, count=n + 1, offset=text.offset * 8)
     data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     ok = np.ones(n, dtype=bool)
     for start in sorted({*range(0, width - 7, 8), width - 8}):
-        fixed_mask = fixed = low = six = bit4 = 0
+        expected = six = high = 0
         for i, ch in enumerate(shape[start : start + 8]):
-            if ch == "d":
-                fixed_mask |= 0xF0 << (8 * i)
-                fixed |= 0x30 << (8 * i)
-                low |= 0x0F << (8 * i)
-                six |= 0x06 << (8 * i)
-                bit4 |= 0x10 << (8 * i)
-            else:
-                fixed_mask |= 0xFF << (8 * i)
-                fixed |= ord(ch) << (8 * i)
+            digit = ch == "d"
+            expected |= (0x30 if digit else ord(ch)) << (8 * i)
+            six |= (0x06 if digit else 0) << (8 * i)
+            high |= (0xF0 if digit else 0xFF) << (8 * i)
         words = np.ndarray((n,), dtype="<u8", buffer=data, offset=start, strides=(width,))
-        ok &= (words & np.uint64(fixed_mask)) == np.uint64(fixed)
-        ok &= (((words & np.uint64(low)) + np.uint64(six)) & np.uint64(bit4)) == 0
+        x = words ^ np.uint64(expected)
+        y = x + np.uint64(six)
+        y |= x
+        y &= np.uint64(high)
+        ok &= y == 0
     return ok
 
 
@@ -286,8 +290,9 @@ def parse_temporal_text(values: pl.Series, fmt: str, dtype: pl.DataType) -> pl.S
     return pl.Series(name, array).cast(dtype)
 
 
-def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    """``(parsed value, missing flag)`` expressions for one present column of the raw frame."""
+def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> tuple[pl.Expr | None, pl.Expr]:
+    """``(parsed value, missing flag)`` expressions for one present column of the raw frame; the
+    value is ``None`` for a text date column (see :func:`parse_temporal_text`)."""
     src = raw.schema[col]
     c = pl.col(col)
     missing = c.is_null()
@@ -306,8 +311,8 @@ def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> 
             )
         )
     elif _is_temporal(dtype):
-        # Parsed beforehand by parse_table (parse_temporal_text), outside the expression engine.
-        value = pl.col(_text_temporal_name(col))
+        # Text dates are parsed outside the expression engine (parse_temporal_text).
+        return None, missing.alias(_missing_name(col))
     else:
         value = c.str.strip_chars().cast(dtype, strict=False)
     if dtype.is_float():
@@ -315,30 +320,38 @@ def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> 
     return value.alias(col), missing.alias(_missing_name(col))
 
 
-def parse_table(raw: pl.DataFrame, table: str) -> pl.DataFrame:
+def parse_table(raw: pl.DataFrame, table: str, lookups: Sequence[Lookup] = ()) -> pl.DataFrame:
     """Parse a raw frame to the table's dtypes in one pass.
 
     Returns the schema's columns (absent optional columns as nulls) plus, per present column,
     ``__missing__<col>`` (null or blank) and ``__bad__<col>`` (present but unparseable, or an
-    invalid ISBN), and ``__row`` (1-based data row number).
+    invalid ISBN), ``__row`` (1-based data row number) and one flag column per lookup.
+
+    Text date columns are parsed on worker threads (arrow and numpy release the GIL) while polars
+    parses the other columns and runs the lookups' joins on the main thread.
     """
     schema = TABLES[table]
-    exprs: list[pl.Expr] = [pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)]
     present = [c for c in schema.columns if c in raw.columns]
     texts = [c for c in present if raw.schema[c] == pl.String and _is_temporal(schema.columns[c].dtype)]
-    temporal = [
-        parse_temporal_text(
-            raw.get_column(c), _sniffed_format(raw.get_column(c), schema.columns[c].dtype), schema.columns[c].dtype
-        ).alias(_text_temporal_name(c))
-        for c in texts
-    ]
+    exprs: list[pl.Expr] = [pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)]
+    order = [ROW]
     for name, column in schema.columns.items():
+        order.append(name)
         if name not in raw.columns:
             exprs.append(pl.lit(None, dtype=column.dtype).alias(name))
             continue
         value, missing = _parse_expr(raw, table, name, column.dtype)
-        exprs += [value, missing]
-    parsed = raw.hstack(temporal).lazy().select(exprs).collect()
+        exprs += [missing] if value is None else [value, missing]
+        order.append(_missing_name(name))
+    early = [lookup for lookup in lookups if lookup.column not in texts]
+    late = [lookup for lookup in lookups if lookup.column in texts]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(texts), pl.thread_pool_size()))) as pool:
+        dates = [pool.submit(_parse_text_column, raw.get_column(c), schema.columns[c].dtype) for c in texts]
+        parsed = raw.lazy().select(exprs).collect()
+        flags = [lookup.mask(parsed) for lookup in early]
+        parsed = parsed.hstack([date.result() for date in dates])
+    parsed = parsed.hstack(flags + [lookup.mask(parsed) for lookup in late])
+    parsed = parsed.select(order + [lookup.flag for lookup in early + late])
 
     flags = []
     for name in present:
@@ -383,7 +396,13 @@ class Lookup:
     how: str
 
     def mask(self, parsed: pl.DataFrame) -> pl.Series:
-        """The flag over ``parsed`` (which has ``__row``); a hash join beats ``is_in`` on big frames."""
+        """The flag over ``parsed`` (which has ``__row``); a hash join beats ``is_in`` on big key
+        sets, ``is_in`` beats the join on small ones (branches, bookstores)."""
+        if self.keys.len() <= _SMALL_KEY_SET:
+            column = pl.col(self.column)
+            found = column.is_in(self.keys.cast(pl.String).drop_nulls().implode())
+            flag = column.is_not_null() & (found if self.how == "semi" else ~found)
+            return parsed.select(flag.alias(self.flag)).to_series()
         keys = self.keys.cast(pl.String).drop_nulls().unique().to_frame(self.column)
         rows = (
             parsed.lazy()
@@ -518,11 +537,10 @@ def validate_table(
     missing = [c for c in schema.required if c not in raw.columns]
     if missing:
         raise KeyError(f"{source_file}: missing required column(s) {', '.join(missing)}")
-    parsed = parse_table(raw, table)
     checks, unchecked, lookups = build_checks(
         raw.columns, table, now=now, parent_keys=parent_keys or {}, existing_keys=existing_keys
     )
-    parsed = parsed.with_columns([lookup.mask(parsed) for lookup in lookups])
+    parsed = parse_table(raw, table, lookups)
     chain = None
     for i, check in enumerate(checks):
         chain = (pl.when(check.failed) if chain is None else chain.when(check.failed)).then(pl.lit(i, pl.UInt16))
