@@ -187,6 +187,8 @@ _ISO_FORMATS: frozenset[str] = frozenset(
     f for f in DATE_FORMATS + DATETIME_FORMATS if f.startswith("%Y-%m-%d") and "/" not in f
 )
 _DIGIT_FIELDS: dict[str, str] = {"%Y": "dddd", "%m": "dd", "%d": "dd", "%H": "dd", "%M": "dd", "%S": "dd"}
+#: Rows converted per block by the fast path (temporaries of a few MB, not of the whole column).
+_BLOCK_ROWS = 1 << 18
 #: Most fraction digits the fast path takes (one microsecond; longer fractions take the slow path).
 _MAX_FRACTION_DIGITS = 6
 
@@ -253,7 +255,8 @@ def parse_temporal_text(values: pl.Series, fmt: str, dtype: pl.DataType) -> pl.S
     as ``_temporal_expr(name, fmt, dtype)``, computed cheaply for texts of the format's ISO shape.
 
     The shape's length is that of the first non-null text; texts of other lengths or shapes, and
-    every text when arrow rejects one of the shaped ones, take ``_temporal_expr``.
+    every text when arrow rejects one of the shaped ones, take ``_temporal_expr``. The shaped texts
+    are converted in blocks of :data:`_BLOCK_ROWS` so that the temporaries stay small.
     """
     name = values.name
     target = _arrow_type(dtype)
@@ -262,32 +265,36 @@ def parse_temporal_text(values: pl.Series, fmt: str, dtype: pl.DataType) -> pl.S
     if shape is None:
         return values.to_frame().select(_temporal_expr(name, fmt, dtype)).to_series()
     n = len(values)
-    sized = (values.str.len_bytes() == len(shape)).fill_null(False)
-    rows = np.flatnonzero(sized.to_numpy())
-    text = (values if len(rows) == n else values.filter(sized)).to_arrow()
-    if not pa.types.is_large_string(text.type):
-        text = text.cast(pa.large_string())
-    shaped = _has_shape(text, shape)
-    if not shaped.all():
-        rows, text = rows[shaped], text.filter(pa.array(shaped))
-    try:
-        fast = pc.cast(text, target)
-    except pa.ArrowInvalid:
-        # A shaped text out of range (e.g. 2023-02-30): let polars judge the whole column.
-        _log.debug("%s: a text of shape %s is not a valid date; parsing every value with %s", name, shape, fmt)
-        return values.to_frame().select(_temporal_expr(name, fmt, dtype)).to_series()
     physical = np.zeros(n, dtype=np.int32 if dtype == pl.Date else np.int64)
     valid = np.zeros(n, dtype=bool)
-    physical[rows] = fast.cast(pa.int32() if dtype == pl.Date else pa.int64()).to_numpy()
-    valid[rows] = True
+    sized = (values.str.len_bytes() == len(shape)).fill_null(False).to_numpy()
+    for start in range(0, n, _BLOCK_ROWS):
+        block = sized[start : start + _BLOCK_ROWS]
+        rows = np.flatnonzero(block)
+        if not len(rows):
+            continue
+        chunk = values.slice(start, len(block))
+        text = (chunk if len(rows) == len(block) else chunk.filter(pl.Series(block))).to_arrow()
+        if not pa.types.is_large_string(text.type):
+            text = text.cast(pa.large_string())
+        shaped = _has_shape(text, shape)
+        if not shaped.all():
+            rows, text = rows[shaped], text.filter(pa.array(shaped))
+        try:
+            fast = pc.cast(text, target)
+        except pa.ArrowInvalid:
+            # A shaped text out of range (e.g. 2023-02-30): let polars judge the whole column.
+            _log.debug("%s: a text of shape %s is not a valid date; parsing every value with %s", name, shape, fmt)
+            return values.to_frame().select(_temporal_expr(name, fmt, dtype)).to_series()
+        physical[start + rows] = fast.cast(pa.int32() if dtype == pl.Date else pa.int64()).to_numpy()
+        valid[start + rows] = True
     rest = values.is_not_null().to_numpy() & ~valid
     if rest.any():
         idx = np.flatnonzero(rest)
         slow = values.gather(idx).to_frame().select(_temporal_expr(name, fmt, dtype)).to_series()
         physical[idx] = slow.to_physical().fill_null(0).to_numpy()
         valid[idx] = slow.is_not_null().to_numpy()
-    array = pa.array(physical, mask=~valid)
-    return pl.Series(name, array).cast(dtype)
+    return pl.Series(name, pa.array(physical, mask=~valid)).cast(dtype)
 
 
 def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> tuple[pl.Expr | None, pl.Expr]:

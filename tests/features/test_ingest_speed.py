@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from polars.testing import assert_frame_equal, assert_series_equal
 
+from features import validate
 from features.ingest import ingest, ingest_table
 from features.schema import TABLES
 from features.validate import (
@@ -148,8 +149,11 @@ def test_fast_date_parse_equals_polars(data: st.DataObject, fmt: str) -> None:
     assert_series_equal(parse_temporal_text(values, fmt, pl.Date), reference(values, fmt, pl.Date))
 
 
-def test_fast_parse_on_a_large_mixed_column() -> None:
-    """Thousands of rows: the shaped ones take arrow, the rest polars, results in file order."""
+@pytest.mark.parametrize("block_rows", [1 << 18, 1000, 777])
+def test_fast_parse_on_a_large_mixed_column(block_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of rows: the shaped ones take arrow, the rest polars, results in file order (also
+    when the column spans many conversion blocks)."""
+    monkeypatch.setattr(validate, "_BLOCK_ROWS", block_rows)
     rng = np.random.default_rng(5)
     n = 20_000
     us = rng.integers(0, 50 * 365 * 86_400 * 10**6, n)
@@ -161,6 +165,9 @@ def test_fast_parse_on_a_large_mixed_column() -> None:
     assert_series_equal(got, reference(texts, fmt, DATETIME))
     keep = np.setdiff1d(np.arange(n), odd)
     np.testing.assert_array_equal(got.gather(keep).to_physical().to_numpy(), us[keep])
+    # An impossible date in a late block sends the whole column to polars, with the same result.
+    late = texts.scatter(n - 5, "2023-02-29T10:00:00.000000")
+    assert_series_equal(parse_temporal_text(late, fmt, DATETIME), reference(late, fmt, DATETIME))
 
 
 @pytest.mark.parametrize(
