@@ -303,9 +303,12 @@ def _parse_expr(raw: pl.DataFrame, table: str, col: str, dtype: pl.DataType) -> 
     src = raw.schema[col]
     c = pl.col(col)
     missing = c.is_null()
-    if src == pl.String and _may_have_blanks(raw.get_column(col)):
+    blanks = src == pl.String and _may_have_blanks(raw.get_column(col))
+    if blanks:
         missing = missing | (c.str.strip_chars().str.len_bytes() == 0)
-    if dtype == pl.String:
+    if dtype == pl.String and src == pl.String and not blanks:
+        value = c  # nothing to blank out: the text column as it is, without a copy
+    elif dtype == pl.String:
         value = pl.when(missing).then(None).otherwise(c.cast(pl.String))
     elif src != pl.String:
         value = c.cast(dtype, strict=False)
