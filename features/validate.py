@@ -8,6 +8,12 @@ future date; then cross-column rules, references, duplicate ids). So ``read == a
 always holds.
 
 Reason codes are the stable strings in :data:`REASON_CODES`.
+
+Two fast paths keep large exports cheap without changing any decision: text dates of the sniffed
+ISO shape are converted by arrow's ISO-8601 cast (on worker threads, shape-checked per row; every
+other text goes through polars as before), and reference checks probe small key sets with
+``is_in`` and large ones with a hash join. ``tests/features/test_ingest_speed.py`` checks both
+against the plain paths.
 """
 
 from __future__ import annotations
