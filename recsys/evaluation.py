@@ -196,24 +196,60 @@ def input_only_events(dataset: Dataset, kind: str, readers: pl.Series) -> pl.Dat
 
 
 def with_input_events(split: Split, extra: pl.DataFrame) -> Split:
-    """``split`` (strong generalisation) with ``extra`` events added to the training rows of
-    training readers and to each fold's fold-in for the fold's readers; targets unchanged.
+    """``split`` with ``extra`` (input-only) events added where a model may see them; targets unchanged.
 
-    Raises :class:`EvaluationError` for time-based splits (extra events dated after a target
-    would leak the future; not supported)."""
+    * strong generalisation: to the training rows of training readers and to each fold's fold-in
+      for the fold's readers;
+    * per-reader temporal: by time, per reader, so nothing from a reader's future is seen: events
+      before the reader's first validation target join the training rows and both fold-ins, events
+      from then until the reader's first test target join the test fold-in only, later ones are
+      dropped (counted in ``params["input_events_dropped_future"]``).
+
+    Raises :class:`EvaluationError` for other split kinds."""
     if extra.height == 0:
         return split
-    if split.kind != "strong_generalization":
-        raise EvaluationError(f"input-only events are supported on the strong protocol only, not {split.kind!r}")
     cols = split.train.columns
     extra = extra.select(cols)
-    train_readers = split.train["reader_id"].unique()
-    train = pl.concat([split.train, extra.filter(pl.col("reader_id").is_in(train_readers.implode()))])
+    if split.kind == "strong_generalization":
+        train_readers = split.train["reader_id"].unique()
+        train = pl.concat([split.train, extra.filter(pl.col("reader_id").is_in(train_readers.implode()))])
+        folds = {}
+        for name, fold in split.folds.items():
+            mine = extra.filter(pl.col("reader_id").is_in(pl.Series(fold.readers, dtype=pl.String).implode()))
+            folds[name] = EvalFold(pl.concat([fold.foldin, mine]), fold.target, fold.readers, fold.dropped)
+        return Split(split.kind, train, folds, dict(split.params, input_events=extra.height))
+    if split.kind != "per_reader_temporal":
+        raise EvaluationError(
+            f"input-only events are supported on the strong and per-reader temporal protocols, not {split.kind!r}"
+        )
+
+    def first_target(fold: str) -> pl.DataFrame:
+        target = split.folds[fold].target
+        return target.group_by("reader_id").agg(pl.col("occurred_at").min().alias(f"_{fold}_from"))
+
+    timed = (
+        extra.join(first_target("validation"), on="reader_id", how="left")
+        .join(first_target("test"), on="reader_id", how="left")
+        .with_columns(pl.coalesce("_validation_from", "_test_from").alias("_validation_from"))
+    )
+    # A reader without targets has no future to protect; a null time cannot be placed: dropped.
+    early = pl.col("occurred_at").is_not_null() & (
+        pl.col("_validation_from").is_null() | (pl.col("occurred_at") < pl.col("_validation_from"))
+    )
+    before_test = pl.col("occurred_at").is_not_null() & (
+        pl.col("_test_from").is_null() | (pl.col("occurred_at") < pl.col("_test_from"))
+    )
+    train_extra = timed.filter(early).select(cols)
+    test_extra = timed.filter(before_test).select(cols)
     folds = {}
     for name, fold in split.folds.items():
-        mine = extra.filter(pl.col("reader_id").is_in(pl.Series(fold.readers, dtype=pl.String).implode()))
+        add = test_extra if name == "test" else train_extra
+        mine = add.filter(pl.col("reader_id").is_in(pl.Series(fold.readers, dtype=pl.String).implode()))
         folds[name] = EvalFold(pl.concat([fold.foldin, mine]), fold.target, fold.readers, fold.dropped)
-    return Split(split.kind, train, folds, dict(split.params, input_events=extra.height))
+    params = dict(
+        split.params, input_events=test_extra.height, input_events_dropped_future=timed.height - test_extra.height
+    )
+    return Split(split.kind, pl.concat([split.train, train_extra]), folds, params)
 
 
 def per_reader_temporal_split(events: pl.DataFrame, target_frac: float = 0.2) -> Split:
@@ -486,6 +522,10 @@ def refit_split(split: Split) -> Split:
     val = split.folds["validation"]
     cols = split.train.columns
     parts = [split.train] + [f.select(cols) for f in (val.foldin, val.target) if f.height]
+    if split.kind != "strong_generalization":
+        # Temporal: the test fold-in is everything before the test cut-off (already train + validation
+        # events, plus any input-only events of that period): all of it may train the test model.
+        parts.append(split.folds["test"].foldin.select(cols))
     events = pl.concat(parts, how="vertical_relaxed").unique(maintain_order=True)
     return Split(split.kind, events, {"test": split.folds["test"]}, dict(split.params, refit=True))
 

@@ -249,8 +249,56 @@ def test_all_ratings_input_adds_low_ratings_as_input_never_as_targets() -> None:
         assert set(added["reader_id"]) <= set(fold.readers)
     assert set(split.train["reader_id"]) == set(base.train["reader_id"])
     assert split.train.height > base.train.height
-    with pytest.raises(ev.EvaluationError, match="strong protocol"):
-        ev.with_input_events(ev.make_split("movielens", "temporal", pos, 0), extra)
+    with pytest.raises(ev.EvaluationError, match="per-reader temporal"):
+        ev.with_input_events(ev.make_split("sco", "temporal", pos, 0), extra)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), low_share=st.floats(0.1, 0.6))
+def test_temporal_input_events_never_come_from_a_readers_future(seed: int, low_share: float) -> None:
+    events = tiny_events(n_readers=40, n_titles=30, seed=seed % 7)
+    rng = np.random.default_rng(seed)
+    low = rng.random(events.height) < low_share
+    events = events.with_columns(pl.Series("value", np.where(low, 2.0, 5.0)))
+    ds = Dataset("tiny", events.lazy())
+    pos = ev.prepare_events(ds, "movielens")
+    extra = ev.input_only_events(ds, "movielens", pos["reader_id"].unique())
+    base = ev.make_split("movielens", "temporal", pos, 0)
+    split = ev.with_input_events(base, extra)
+    key = ["reader_id", "title_id", "occurred_at"]
+
+    def starts(fold: str) -> dict[str, object]:
+        t = base.folds[fold].target.group_by("reader_id").agg(pl.col("occurred_at").min())
+        return dict(zip(t["reader_id"], t["occurred_at"], strict=True))
+
+    val_from, test_from = starts("validation"), starts("test")
+    # what the models see before the validation step: nothing at or after a reader's first validation
+    # (or, without one, test) target
+    for frame in (split.train, split.folds["validation"].foldin):
+        added = frame.join(pl.concat([base.train, base.folds["validation"].foldin]), on=key, how="anti")
+        assert (added["value"] < ev.MOVIELENS_POSITIVE).all()
+        for r, t in zip(added["reader_id"], added["occurred_at"], strict=True):
+            assert t < val_from.get(r, test_from.get(r, t + timedelta(1)))
+    # the test fold-in (and so the refit training rows): nothing at or after the first test target
+    test_added = split.folds["test"].foldin.join(base.folds["test"].foldin, on=key, how="anti")
+    for r, t in zip(test_added["reader_id"], test_added["occurred_at"], strict=True):
+        assert t < test_from.get(r, t + timedelta(1))
+    refit = ev.refit_split(split)
+    late = refit.train.join(extra, on=key, how="semi").join(
+        pl.DataFrame({"reader_id": list(test_from), "_from": list(test_from.values())}), on="reader_id"
+    )
+    assert (late["occurred_at"] < late["_from"]).all()
+    # every early low rating of an evaluated reader is used, and targets never change
+    expected = extra.filter(
+        pl.struct("reader_id", "occurred_at").map_elements(
+            lambda x: x["occurred_at"] < test_from.get(x["reader_id"], x["occurred_at"] + timedelta(1)),
+            return_dtype=pl.Boolean,
+        )
+        & pl.col("reader_id").is_in(list(test_from))
+    )
+    assert test_added.height == expected.height
+    for name, fold in split.folds.items():
+        assert fold.target.equals(base.folds[name].target)
 
 
 def _with_low_ratings(seed: int = 5) -> Dataset:
