@@ -46,7 +46,7 @@ from features.matrix import DEFAULT_CHANNEL_WEIGHTS, InteractionMatrix, Weightin
 from features.splits import EvalFold, Split, SplitMatrices, strong_generalization, temporal_split
 from features.vocab import Vocabulary
 from recsys.base import Recommender, top_n_dense
-from recsys.metrics import catalogue_coverage, ndcg_at_k, normalized_recall_at_k
+from recsys.metrics import catalogue_coverage, ndcg_at_k, ndcg_per_reader, normalized_recall_at_k
 from recsys.models import make_model
 from recsys.models.ease import EASERecommender, EASESpectrum
 from recsys.models.hybrid import HybridRecommender
@@ -377,6 +377,9 @@ class SeedResult:
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     test_evaluations: int = 1
+    #: NDCG@10 of each test reader (NaN: empty target), in the target's row order (for the bootstrap;
+    #: not written to the JSON).
+    per_reader_ndcg: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -389,6 +392,29 @@ class SeedResult:
             "seconds": round(self.seconds, 3),
             "test_evaluations": self.test_evaluations,
         }
+
+
+def scored(
+    seed: int,
+    model: str,
+    kind: str,
+    recs: np.ndarray,
+    target: sp.csr_matrix,
+    validation: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
+    seconds: float = 0.0,
+) -> SeedResult:
+    """A :class:`SeedResult` of test recommendations ``recs`` against ``target`` (one scoring)."""
+    return SeedResult(
+        seed,
+        model,
+        kind,
+        metric_row(recs, target),
+        validation or {},
+        params or {},
+        seconds,
+        per_reader_ndcg=ndcg_per_reader(recs, target, 10),
+    )
 
 
 def summarise(results: list[SeedResult]) -> pl.DataFrame:
@@ -571,20 +597,6 @@ def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict
     return {name: np.asarray(ids, dtype=np.int32) for name, ids in out.items()}
 
 
-def protocol_baselines(plain: Split, titles: Vocabulary, threads: int, seed: int) -> dict[str, np.ndarray]:
-    """:func:`raw_implicit_baselines` on ``plain`` (the protocol's own events: MovieLens positives
-    only), their recommendations mapped onto the title columns ``titles`` of a run whose training
-    vocabulary is a superset (an ``inputs="all"`` run), so both score against one test target."""
-    full = plain.to_matrices(WeightingConfig(binarize=True))
-    to_run = titles.index(full.train.titles.ids)
-    if (to_run < 0).any():
-        raise EvaluationError("protocol baselines: a training title is missing from the run's vocabulary")
-    return {
-        name: np.where(recs >= 0, to_run[np.maximum(recs, 0)], -1).astype(np.int32)
-        for name, recs in raw_implicit_baselines(full, threads, seed).items()
-    }
-
-
 def constrained_rows(
     name: str,
     model: Recommender,
@@ -608,7 +620,7 @@ def constrained_rows(
     for setting, recs in got.items():
         full = np.where(recs >= 0, data.kept[np.maximum(recs, 0)], -1).astype(np.int32)
         params = {"model": name, "setting": setting}
-        out.append(SeedResult(seed, f"{name}+{setting}", "constrained", metric_row(full, target), {}, params))
+        out.append(scored(seed, f"{name}+{setting}", "constrained", full, target, params=params))
     return out
 
 
@@ -633,7 +645,7 @@ def evaluate_seed(
 ) -> tuple[list[SeedResult], dict[str, Any]]:
     """Tune on validation, test once per model, evaluate the baselines: one seed of a run."""
     note = progress or (lambda _msg: None)
-    split = plain = make_split(kind, config.protocol, events, seed)
+    split = make_split(kind, config.protocol, events, seed)
     if config.inputs == "all":
         split = with_input_events(split, input_only_events(dataset, kind, events["reader_id"].unique()))
     elif config.inputs != "targets":
@@ -672,17 +684,8 @@ def evaluate_seed(
         )
         recs = recommend_fold(model, testing[win.choice.name], "test")
         finals[name] = (model, testing[win.choice.name])
-        results.append(
-            SeedResult(
-                seed,
-                name,
-                "yuedu",
-                metric_row(recs, test_target),
-                win.validation,
-                {"matrix": win.choice.name, "min_title_readers": win.choice.min_title_readers, **win.params},
-                time.perf_counter() - t0,
-            )
-        )
+        params = {"matrix": win.choice.name, "min_title_readers": win.choice.min_title_readers, **win.params}
+        results.append(scored(seed, name, "yuedu", recs, test_target, win.validation, params, time.perf_counter() - t0))
     if "hybrid" in config.models:
         note(f"seed {seed}: blending hybrid")
         t0 = time.perf_counter()
@@ -694,33 +697,18 @@ def evaluate_seed(
                 model = HybridRecommender(parts, weights, refit=False).fit(testing[choice.name].train)
             recs = recommend_fold(model, testing[choice.name], "test")
             finals["hybrid"] = (model, testing[choice.name])
-            results.append(
-                SeedResult(
-                    seed,
-                    "hybrid",
-                    "yuedu",
-                    metric_row(recs, test_target),
-                    val,
-                    {"matrix": choice.name, "weights": weights, "components": comps},
-                    time.perf_counter() - t0,
-                )
-            )
+            params = {"matrix": choice.name, "weights": weights, "components": comps}
+            results.append(scored(seed, "hybrid", "yuedu", recs, test_target, val, params, time.perf_counter() - t0))
     if config.baselines:
         note(f"seed {seed}: raw implicit baselines")
         t0 = time.perf_counter()
         base = raw_implicit_baselines(testing["binary"].full, config.threads, seed)
         if config.inputs == "all":
-            # Same-input rows get a "+inputs" suffix; the plain names stay the protocol's own baselines.
+            # The baselines get the same input (and so skip the same seen titles): named "+inputs".
             base = {f"{name}+inputs": recs for name, recs in base.items()}
-            plain_test = refit_split(plain) if config.refit else plain
-            base.update(protocol_baselines(plain_test, testing["binary"].full.train.titles, config.threads, seed))
         for name, recs in base.items():
-            inputs = "all" if name.endswith("+inputs") else "targets"
-            results.append(
-                SeedResult(
-                    seed, name, "baseline", metric_row(recs, test_target), {}, {"defaults": True, "inputs": inputs}
-                )
-            )
+            params = {"defaults": True, "inputs": config.inputs}
+            results.append(scored(seed, name, "baseline", recs, test_target, params=params))
         for r in results[-len(base) :]:
             r.seconds = (time.perf_counter() - t0) / len(base)
     if kind == "city" and dataset.data_dir is not None:
@@ -729,7 +717,7 @@ def evaluate_seed(
         except (ImportError, FileNotFoundError, KeyError) as exc:
             _log.warning("oracle row skipped: %s", exc)
         else:
-            results.append(SeedResult(seed, "oracle", "oracle", metric_row(recs, test_target), {}, {}))
+            results.append(scored(seed, "oracle", "oracle", recs, test_target))
         if finals and "cutoff" in split.params:
             note(f"seed {seed}: filters and promotion")
             yuedu = [r for r in results if r.kind == "yuedu"]
@@ -824,29 +812,79 @@ def run_evaluation(
         "wall_seconds": round(time.perf_counter() - started, 2),
         "threads": {"cpu_count": os.cpu_count(), "requested": config.threads},
     }
-    report["comparison"] = compare(summary)
+    report["comparison"] = compare(results)
     return report
 
 
-def compare(summary: pl.DataFrame) -> dict[str, Any]:
-    """Best yuedu model by mean NDCG@10 and its ratio to raw implicit ALS defaults and to EASE."""
-    if summary.is_empty():
+#: Reader-bootstrap resamples for the ratio intervals, and the interval's coverage.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_LEVEL = 0.95
+
+
+def compare(results: list[SeedResult], seed: int = 0) -> dict[str, Any]:
+    """The headline comparison, with the model chosen on VALIDATION (never by test scores).
+
+    Per seed the yuedu model with the best validation NDCG@10 is the run's pick (``chosen``: its
+    name per seed); ``chosen_ndcg@10`` is the mean over seeds of its test NDCG@10. Ratios are of
+    mean test NDCG@10 to the raw implicit ALS baseline of the run (``raw-implicit-als``, or
+    ``raw-implicit-als+inputs`` when the baselines got the same extra input) and to tuned EASE, each
+    with a paired reader bootstrap: the same readers are resampled for both rows within each seed
+    (:data:`BOOTSTRAP_RESAMPLES`, percentile interval at :data:`BOOTSTRAP_LEVEL`), so the interval
+    shows how much the figure depends on which readers happened to be held out - the seeds' standard
+    deviation does not show that on temporal protocols, whose split is fixed.
+    ``best_by_test`` names the model with the best mean test NDCG@10: for reference only."""
+    yuedu = [r for r in results if r.kind == "yuedu" and SELECTION_METRIC in r.validation]
+    if not yuedu:
         return {}
-    yuedu = summary.filter(pl.col("kind") == "yuedu").sort("ndcg@10_mean", descending=True)
-    out: dict[str, Any] = {}
-    if yuedu.height:
-        best = yuedu.row(0, named=True)
-        out["best_model"] = best["model"]
-        out["best_ndcg@10"] = best["ndcg@10_mean"]
-
-        def ratio(model: str) -> float | None:
-            row = summary.filter(pl.col("model") == model)
-            if row.is_empty() or not row["ndcg@10_mean"][0]:
-                return None
-            return best["ndcg@10_mean"] / row["ndcg@10_mean"][0]
-
-        out["ratio_to_raw_als"] = ratio("raw-implicit-als")
-        if not summary.filter(pl.col("model") == "raw-implicit-als+inputs").is_empty():
-            out["ratio_to_raw_als_same_inputs"] = ratio("raw-implicit-als+inputs")
-        out["ratio_to_ease"] = ratio("ease")
+    seeds = sorted({r.seed for r in yuedu})
+    picks = {s: max((r for r in yuedu if r.seed == s), key=lambda r: r.validation[SELECTION_METRIC]) for s in seeds}
+    out: dict[str, Any] = {
+        "chosen": {str(s): picks[s].model for s in seeds},
+        "chosen_ndcg@10": float(np.mean([picks[s].metrics[SELECTION_METRIC] for s in seeds])),
+    }
+    means: dict[str, list[float]] = {}
+    for r in results:
+        means.setdefault(r.model, []).append(r.metrics[SELECTION_METRIC])
+    best = max((m for m in means if any(r.model == m for r in yuedu)), key=lambda m: np.mean(means[m]))
+    out["best_by_test"] = {"model": best, "ndcg@10": float(np.mean(means[best]))}
+    baseline = "raw-implicit-als+inputs" if "raw-implicit-als+inputs" in means else "raw-implicit-als"
+    rng = np.random.default_rng(seed)
+    for key, other in (("raw_als", baseline), ("ease", "ease")):
+        rows = {r.seed: r for r in results if r.model == other}
+        if set(rows) != set(seeds) or not np.mean([rows[s].metrics[SELECTION_METRIC] for s in seeds]):
+            continue
+        out[f"ratio_to_{key}"] = out["chosen_ndcg@10"] / float(
+            np.mean([rows[s].metrics[SELECTION_METRIC] for s in seeds])
+        )
+        out[f"ratio_to_{key}_interval"] = _bootstrap_ratio(
+            [picks[s].per_reader_ndcg for s in seeds], [rows[s].per_reader_ndcg for s in seeds], rng
+        )
+    out["raw_als_row"] = baseline
     return out
+
+
+def _bootstrap_ratio(
+    chosen: list[np.ndarray | None], other: list[np.ndarray | None], rng: np.random.Generator
+) -> list[float] | None:
+    """Percentile interval of mean-over-seeds(chosen) / mean-over-seeds(other) when the readers of
+    each seed are resampled with replacement (paired: one draw for both rows)."""
+    if any(a is None or b is None or a.shape != b.shape for a, b in zip(chosen, other, strict=True)):
+        return None
+    num = np.zeros(BOOTSTRAP_RESAMPLES)
+    den = np.zeros(BOOTSTRAP_RESAMPLES)
+    for a, b in zip(chosen, other, strict=True):
+        keep = np.isfinite(a) & np.isfinite(b)
+        a, b = a[keep], b[keep]
+        if not a.size:
+            return None
+        idx = rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))
+        num += a[idx].mean(axis=1)
+        den += b[idx].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = num / den
+    ratios = ratios[np.isfinite(ratios)]
+    if not ratios.size:
+        return None
+    tail = (1.0 - BOOTSTRAP_LEVEL) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return [float(lo), float(hi)]

@@ -106,6 +106,11 @@ def ndcg_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> 
     return _mean(_per_reader(recs, target, k)["ndcg"])
 
 
+def ndcg_per_reader(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> np.ndarray:
+    """Binary-relevance NDCG@k of each reader (NaN where the target is empty), e.g. for a bootstrap."""
+    return _per_reader(recs, target, k)["ndcg"]
+
+
 def map_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> float:
     """Mean average precision@k (normalised by min(k, |target|))."""
     return _mean(_per_reader(recs, target, k)["map"])

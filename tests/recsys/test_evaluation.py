@@ -336,35 +336,68 @@ def test_low_input_choices_down_weight_input_only_events_and_still_mark_them_see
             np.testing.assert_allclose(got, expected)
 
 
-def test_all_inputs_run_reports_protocol_and_same_input_baselines() -> None:
+def test_all_inputs_run_gives_the_baselines_the_same_input() -> None:
     ds = _with_low_ratings()
     config = ev.RunConfig("movielens", "strong", models=("ease",), seeds=(0,), quick=True, inputs="all")
     report = ev.run_evaluation(ds, "movielens", config)
     rows = {r["model"]: r for r in report["results"] if r["kind"] == "baseline"}
-    for name in ("raw-implicit-als", "raw-implicit-bpr", "raw-implicit-cosine"):
-        assert rows[name]["params"]["inputs"] == "targets"
-        assert rows[f"{name}+inputs"]["params"]["inputs"] == "all"
+    assert set(rows) == {"raw-implicit-als+inputs", "raw-implicit-bpr+inputs", "raw-implicit-cosine+inputs"}
+    assert all(r["params"]["inputs"] == "all" for r in rows.values())
     comp = report["comparison"]
-    assert comp["ratio_to_raw_als_same_inputs"] is not None and comp["ratio_to_raw_als"] is not None
+    assert comp["raw_als_row"] == "raw-implicit-als+inputs"
+    assert comp["ratio_to_raw_als"] == pytest.approx(
+        comp["chosen_ndcg@10"] / rows["raw-implicit-als+inputs"]["metrics"]["ndcg@10"]
+    )
 
 
-def test_protocol_baselines_map_recommendations_onto_the_runs_titles() -> None:
-    ds = _with_low_ratings()
-    pos = ev.prepare_events(ds, "movielens")
-    plain = ev.make_split("movielens", "strong", pos, 0)
-    wide = ev.with_input_events(plain, ev.input_only_events(ds, "movielens", pos["reader_id"].unique()))
-    run_titles = wide.to_matrices(WeightingConfig(binarize=True)).train.titles
-    plain_full = plain.to_matrices(WeightingConfig(binarize=True))
-    assert len(run_titles) > len(plain_full.train.titles)  # low-only titles widen the run's vocabulary
-    mapped = ev.protocol_baselines(plain, run_titles, threads=1, seed=0)
-    direct = ev.raw_implicit_baselines(plain_full, threads=1, seed=0)
-    for name, recs in direct.items():
-        filled = recs >= 0  # lists longer than the catalogue end in -1 padding, which stays -1
-        assert filled.any()
-        np.testing.assert_array_equal(mapped[name] >= 0, filled)
-        np.testing.assert_array_equal(
-            run_titles.lookup(mapped[name][filled]), plain_full.train.titles.lookup(recs[filled])
-        )
+def _result(seed: int, model: str, kind: str, val: float | None, per_reader: list[float]) -> ev.SeedResult:
+    arr = np.array(per_reader, dtype=float)
+    return ev.SeedResult(
+        seed,
+        model,
+        kind,
+        {"ndcg@10": float(np.nanmean(arr))},
+        {} if val is None else {"ndcg@10": val},
+        per_reader_ndcg=arr,
+    )
+
+
+def test_compare_picks_by_validation_never_by_test() -> None:
+    # "lucky" wins on test but loses validation on both seeds: the pick stays "steady"
+    results = []
+    for seed in (0, 1):
+        results += [
+            _result(seed, "steady", "yuedu", 0.30, [0.4, 0.2, 0.3, 0.5]),
+            _result(seed, "lucky", "yuedu", 0.20, [0.9, 0.8, 0.7, 0.9]),
+            _result(seed, "ease", "yuedu", 0.25, [0.2, 0.2, 0.2, 0.2]),
+            _result(seed, "raw-implicit-als", "baseline", None, [0.2, 0.1, 0.3, 0.2]),
+        ]
+    comp = ev.compare(results)
+    assert comp["chosen"] == {"0": "steady", "1": "steady"}
+    assert comp["chosen_ndcg@10"] == pytest.approx(0.35)
+    assert comp["best_by_test"]["model"] == "lucky"
+    assert comp["ratio_to_raw_als"] == pytest.approx(0.35 / 0.2)
+    assert comp["ratio_to_ease"] == pytest.approx(0.35 / 0.2)
+    lo, hi = comp["ratio_to_raw_als_interval"]
+    assert lo <= 0.35 / 0.2 <= hi
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    a=st.lists(st.floats(0.05, 1.0), min_size=3, max_size=30),
+    shift=st.floats(0.01, 0.5),
+    seed=st.integers(0, 1000),
+)
+def test_bootstrap_interval_is_paired_and_skips_empty_targets(a: list[float], shift: float, seed: int) -> None:
+    y = np.array(a)
+    x = y + shift  # every reader better by `shift`: every paired resample favours x
+    rng = np.random.default_rng(seed)
+    lo, hi = ev._bootstrap_ratio([x, x], [y, y], rng)
+    assert 1.0 < lo <= hi <= x.max() / y.min() + 1e-9
+    assert ev._bootstrap_ratio([x], [x], rng) == pytest.approx([1.0, 1.0])
+    # a reader with an empty target (NaN) is left out of both rows
+    lo2, hi2 = ev._bootstrap_ratio([np.append(x, np.nan)], [np.append(y, 1e6)], rng)
+    assert 1.0 < lo2 <= hi2
 
 
 def test_city_run_adds_filtered_and_promoted_rows_of_the_chosen_model(small_city) -> None:
@@ -382,4 +415,4 @@ def test_city_run_adds_filtered_and_promoted_rows_of_the_chosen_model(small_city
         assert all(0.0 <= v <= 1.0 for v in row["metrics"].values())
     # Filters remove titles readers cannot get now, so the lists differ from the model alone.
     assert rows[f"{chosen}+filters"]["metrics"] != rows[chosen]["metrics"]
-    assert report["comparison"]["best_model"] in {r["model"] for r in yuedu}
+    assert set(report["comparison"]["chosen"].values()) <= {r["model"] for r in yuedu}
