@@ -65,11 +65,11 @@ NOTES: dict[str, str] = {
         "pairs (as the ALS row) on a quiet machine."
     ),
     "training/item-kNN (cosine) fit: seconds": (
-        "one (yuedu, raw) pair on a machine whose load average rose from 10 to 18 during the run; the "
-        "wrapper's only extra work is one float32 CSR copy of the similarity (K=100 x 163k titles, "
-        "~16M entries, a fraction of a second of the 4 s gap). ALS and BPR, wrapped the same way, came "
-        "out 8-21 % FASTER than raw in the same run, which bounds the noise. To settle it: more pairs on "
-        "a quiet machine; to remove the copy: keep implicit's matrix when it is already float32 CSR."
+        "one (yuedu, raw) pair per run, so the ratio swings between runs (1.04 and 1.07 on a quiet machine, "
+        "loads ~2). The wrapper's one extra step is measured: implicit returns the similarity as float64 "
+        "CSR and yuedu keeps float32 state, a copy of the K=100 x 163k-title matrix (16M entries) that "
+        "takes 0.22 s alone, i.e. ~5 % of a 4.5 s fit. Keeping implicit's float64 matrix would remove it "
+        "at twice the memory (~200 MB more on the city); not done."
     ),
     "latency/recommend (model, 1 reader): p99 ms": (
         "fixed with the fold-in note: one thread for implicit's topk on small batches, one thread-pool "
