@@ -812,7 +812,8 @@ def run_evaluation(
         "wall_seconds": round(time.perf_counter() - started, 2),
         "threads": {"cpu_count": os.cpu_count(), "requested": config.threads},
     }
-    report["comparison"] = compare(results)
+    # Temporal splits do not depend on the seed: every seed holds out the same readers.
+    report["comparison"] = compare(results, same_readers=config.protocol == "temporal")
     return report
 
 
@@ -821,7 +822,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_LEVEL = 0.95
 
 
-def compare(results: list[SeedResult], seed: int = 0) -> dict[str, Any]:
+def compare(results: list[SeedResult], seed: int = 0, same_readers: bool = False) -> dict[str, Any]:
     """The headline comparison, with the model chosen on VALIDATION (never by test scores).
 
     Per seed the yuedu model with the best validation NDCG@10 is the run's pick (``chosen``: its
@@ -831,7 +832,9 @@ def compare(results: list[SeedResult], seed: int = 0) -> dict[str, Any]:
     with a paired reader bootstrap: the same readers are resampled for both rows within each seed
     (:data:`BOOTSTRAP_RESAMPLES`, percentile interval at :data:`BOOTSTRAP_LEVEL`), so the interval
     shows how much the figure depends on which readers happened to be held out - the seeds' standard
-    deviation does not show that on temporal protocols, whose split is fixed.
+    deviation does not show that on temporal protocols, whose split is fixed. ``same_readers``: every
+    seed evaluates the same readers in the same order (temporal protocols), so one draw of readers
+    is shared by all seeds instead of one per seed.
     ``best_by_test`` names the model with the best mean test NDCG@10: for reference only."""
     yuedu = [r for r in results if r.kind == "yuedu" and SELECTION_METRIC in r.validation]
     if not yuedu:
@@ -857,27 +860,41 @@ def compare(results: list[SeedResult], seed: int = 0) -> dict[str, Any]:
             np.mean([rows[s].metrics[SELECTION_METRIC] for s in seeds])
         )
         out[f"ratio_to_{key}_interval"] = _bootstrap_ratio(
-            [picks[s].per_reader_ndcg for s in seeds], [rows[s].per_reader_ndcg for s in seeds], rng
+            [picks[s].per_reader_ndcg for s in seeds], [rows[s].per_reader_ndcg for s in seeds], rng, same_readers
         )
     out["raw_als_row"] = baseline
     return out
 
 
 def _bootstrap_ratio(
-    chosen: list[np.ndarray | None], other: list[np.ndarray | None], rng: np.random.Generator
+    chosen: list[np.ndarray | None],
+    other: list[np.ndarray | None],
+    rng: np.random.Generator,
+    same_readers: bool = False,
 ) -> list[float] | None:
-    """Percentile interval of mean-over-seeds(chosen) / mean-over-seeds(other) when the readers of
-    each seed are resampled with replacement (paired: one draw for both rows)."""
+    """Percentile interval of mean-over-seeds(chosen) / mean-over-seeds(other) when readers are
+    resampled with replacement (paired: one draw for both rows; with ``same_readers`` also one draw
+    for all seeds, which must then list the same readers)."""
     if any(a is None or b is None or a.shape != b.shape for a, b in zip(chosen, other, strict=True)):
         return None
+    if same_readers and len({a.shape for a in chosen}) != 1:
+        raise ValueError("same_readers: the seeds' per-reader arrays differ in length")
     num = np.zeros(BOOTSTRAP_RESAMPLES)
     den = np.zeros(BOOTSTRAP_RESAMPLES)
+    shared = None
     for a, b in zip(chosen, other, strict=True):
-        keep = np.isfinite(a) & np.isfinite(b)
+        keep = np.isfinite(a) & np.isfinite(b)  # readers with an empty target count in neither mean
         a, b = a[keep], b[keep]
         if not a.size:
             return None
-        idx = rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))
+        if not same_readers:
+            idx = rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))
+        else:
+            if shared is None:
+                shared = rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))
+            if shared.shape[1] != a.size:
+                raise ValueError("same_readers: the seeds' readers with a target differ")
+            idx = shared
         num += a[idx].mean(axis=1)
         den += b[idx].mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):

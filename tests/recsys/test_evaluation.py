@@ -416,3 +416,15 @@ def test_city_run_adds_filtered_and_promoted_rows_of_the_chosen_model(small_city
     # Filters remove titles readers cannot get now, so the lists differ from the model alone.
     assert rows[f"{chosen}+filters"]["metrics"] != rows[chosen]["metrics"]
     assert set(report["comparison"]["chosen"].values()) <= {r["model"] for r in yuedu}
+
+
+def test_bootstrap_with_the_same_readers_in_every_seed_is_wider_than_pretending_they_differ() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.random(40)
+    x = y * rng.uniform(0.6, 1.8, 40)
+    shared = ev._bootstrap_ratio([x] * 5, [y] * 5, np.random.default_rng(1), same_readers=True)
+    independent = ev._bootstrap_ratio([x] * 5, [y] * 5, np.random.default_rng(1), same_readers=False)
+    one_seed = ev._bootstrap_ratio([x], [y], np.random.default_rng(1))
+    # five copies of one seed carry no more information than one seed: the shared draw says so
+    assert shared[1] - shared[0] == pytest.approx(one_seed[1] - one_seed[0], rel=0.15)
+    assert independent[1] - independent[0] < 0.7 * (shared[1] - shared[0])
