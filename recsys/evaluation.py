@@ -19,7 +19,8 @@ One run = one data set x one protocol x several seeds. Per seed:
    (``constrained`` rows, :func:`constrained_rows`).
 
 Results are per-seed rows (:class:`SeedResult`); :func:`summarise` gives mean and standard
-deviation over seeds. Metrics (``recsys.metrics``): normalised Recall@20/50 (hits / min(k, |T|)),
+deviation over seeds; :func:`compare` gives the headline: the model chosen on validation in each
+seed and its ratios to raw ALS and tuned EASE with paired reader-bootstrap intervals. Metrics (``recsys.metrics``): normalised Recall@20/50 (hits / min(k, |T|)),
 NDCG@10/100 and catalogue coverage of the top 20.
 """
 
