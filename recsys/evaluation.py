@@ -566,8 +566,10 @@ def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict
     training matrix, called directly (no yuedu model code).
 
     * ALS: ``fit`` on train, then ``recommend(..., user_items=fold-in, recalculate_user=True)``;
-    * BPR has no fold-in, so it is fitted on train plus the test readers' fold-in rows (appended
-      as new users) and recommends for those rows;
+    * BPR has no fold-in: when every test reader already has a training row holding their whole
+      fold-in (temporal protocols after refit) it is fitted on train and recommends for those rows;
+      otherwise (strong generalisation: unseen readers) it is fitted on train plus the fold-in rows
+      appended as new users and recommends for them;
     * cosine item-kNN: ``fit`` on train, ``recommend`` from the fold-in rows.
     Titles unknown to train cannot be recommended by any model."""
     from implicit.als import AlternatingLeastSquares
@@ -585,10 +587,14 @@ def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict
         als = AlternatingLeastSquares(random_state=seed, num_threads=threads)
         als.fit(train, show_progress=False)
         out["raw-implicit-als"], _ = als.recommend(users, foldin, N=LIST_LENGTH, recalculate_user=True)
-        stacked = sp.vstack([train, foldin]).tocsr()
+        rows = _training_rows_holding(full, foldin, train)
         bpr = BayesianPersonalizedRanking(random_state=seed, num_threads=threads)
-        bpr.fit(stacked, show_progress=False)
-        out["raw-implicit-bpr"], _ = bpr.recommend(train.shape[0] + users, foldin, N=LIST_LENGTH)
+        if rows is not None:
+            bpr.fit(train, show_progress=False)
+        else:
+            bpr.fit(sp.vstack([train, foldin]).tocsr(), show_progress=False)
+            rows = train.shape[0] + users
+        out["raw-implicit-bpr"], _ = bpr.recommend(rows, foldin, N=LIST_LENGTH)
         knn = CosineRecommender(num_threads=threads)
         with warnings.catch_warnings():
             # implicit's own normalisation hands its fit a COO matrix and then warns about it
@@ -596,6 +602,15 @@ def raw_implicit_baselines(full: SplitMatrices, threads: int, seed: int) -> dict
             knn.fit(train, show_progress=False)
         out["raw-implicit-cosine"], _ = knn.recommend(users, foldin, N=LIST_LENGTH)
     return {name: np.asarray(ids, dtype=np.int32) for name, ids in out.items()}
+
+
+def _training_rows_holding(full: SplitMatrices, foldin: sp.csr_matrix, train: sp.csr_matrix) -> np.ndarray | None:
+    """Training rows of the test readers if each already holds that reader's whole fold-in, else None."""
+    rows = full.train.readers.index(full.folds["test"].foldin.readers.ids)
+    if (rows < 0).any():
+        return None
+    missing = foldin - foldin.multiply(train[rows])  # fold-in entries absent from the training row
+    return rows.astype(np.int64) if missing.count_nonzero() == 0 else None
 
 
 def constrained_rows(

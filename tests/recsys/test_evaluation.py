@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -428,3 +429,33 @@ def test_bootstrap_with_the_same_readers_in_every_seed_is_wider_than_pretending_
     # five copies of one seed carry no more information than one seed: the shared draw says so
     assert shared[1] - shared[0] == pytest.approx(one_seed[1] - one_seed[0], rel=0.15)
     assert independent[1] - independent[0] < 0.7 * (shared[1] - shared[0])
+
+
+@pytest.mark.parametrize("protocol", ["strong", "temporal"])
+def test_raw_bpr_uses_existing_training_rows_only_when_they_hold_the_fold_in(protocol: str) -> None:
+    ds = Dataset("tiny", tiny_events().lazy())
+    events = ev.prepare_events(ds, "movielens")
+    split = ev.refit_split(ev.make_split("movielens", protocol, events, 0))
+    full = split.to_matrices(WeightingConfig(binarize=True))
+    train = full.train.matrix.copy()
+    train.data[:] = 1.0
+    foldin = full.folds["test"].foldin.matrix.copy()
+    foldin.data[:] = 1.0
+    rows = ev._training_rows_holding(full, foldin, train)
+    if protocol == "strong":
+        assert rows is None  # held-out readers are not training readers
+    else:
+        assert rows is not None
+        assert list(full.train.readers.lookup(rows)) == list(full.folds["test"].foldin.readers.ids)
+        # drop one fold-in entry from its reader's training row: the rows no longer hold the fold-in
+        r, c = foldin.nonzero()
+        patched = train.tolil()
+        patched[rows[r[0]], c[0]] = 0
+        patched = sp.csr_matrix(patched)
+        patched.eliminate_zeros()
+        assert ev._training_rows_holding(full, foldin, patched) is None
+    recs = ev.raw_implicit_baselines(full, threads=1, seed=0)["raw-implicit-bpr"][:, :10]
+    hist = foldin.toarray() > 0
+    assert recs.shape[0] == foldin.shape[0] and (recs >= 0).all()
+    for i, row in enumerate(recs):
+        assert not hist[i, row].any()  # the top 10 never repeats the reader's own fold-in
