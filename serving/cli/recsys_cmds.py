@@ -49,7 +49,7 @@ def evaluate_cmd(
         "--inputs",
         help="targets: models see only the protocol's positives. all: every rating is input (ratings below 4 "
         "on their own channel, their weight tuned on validation), positives stay the only targets; the raw "
-        "implicit baselines run both on the positives and on the same inputs (MovieLens strong and temporal).",
+        "implicit baselines get the same input (MovieLens strong and temporal).",
     ),
     seeds: int = typer.Option(5, "--seeds", help="Seeds of the reader split (mean ± std over them)."),
     quick: bool = typer.Option(False, "--quick", help="One matrix choice and one parameter set per model."),
