@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -166,50 +167,39 @@ def _caps_for(labels: np.ndarray, caps: dict[str, float]) -> np.ndarray:
 class _Rows:
     """Constraint rows of the upper-cap families shared by MILP and the baselines."""
 
-    names: list[str]
-    matrices: list[sp.csr_matrix]
-    upper: list[np.ndarray]
-    labels: list[np.ndarray]
+    names: list[str] = field(default_factory=list)
+    matrices: list[sp.csr_matrix] = field(default_factory=list)
+    upper: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, name: str, matrix: sp.csr_matrix, upper: np.ndarray, labels: np.ndarray) -> None:
+        self.names.append(name)
+        self.matrices.append(matrix)
+        self.upper.append(upper)
+        self.labels.append(labels)
+
+    def add_groups(
+        self, name: str, groups: np.ndarray, weights: np.ndarray, upper: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        """One row per distinct label of ``groups``: sum of ``weights`` over its lines <= ``upper(labels)``."""
+        codes, uniq = _codes(groups)
+        self.add(name, _group_matrix(codes, len(uniq), weights), upper(uniq), uniq)
 
 
 def _upper_cap_rows(p: SelectionProblem) -> _Rows:
-    rows = _Rows([], [], [], [])
-    n = p.n
-    ones = np.ones(n)
-    rows.names.append("budget")
-    rows.matrices.append(sp.csr_matrix(p.price.reshape(1, -1)))
-    rows.upper.append(np.array([p.budget]))
-    rows.labels.append(np.array(["total"]))
+    rows = _Rows()
+    ones = np.ones(p.n)
+    rows.add("budget", sp.csr_matrix(p.price.reshape(1, -1)), np.array([p.budget]), np.array(["total"]))
     if p.district_budget:
-        codes, uniq = _codes(p.district)
-        rows.names.append("district budget")
-        rows.matrices.append(_group_matrix(codes, len(uniq), p.price))
-        rows.upper.append(_caps_for(uniq, p.district_budget))
-        rows.labels.append(uniq)
+        rows.add_groups("district budget", p.district, p.price, lambda u: _caps_for(u, p.district_budget))
     if p.class_cap_share:
-        codes, uniq = _codes(p.clc_top)
-        rows.names.append("class cap")
-        rows.matrices.append(_group_matrix(codes, len(uniq), p.price))
-        rows.upper.append(_caps_for(uniq, p.class_cap_share) * p.budget)
-        rows.labels.append(uniq)
+        rows.add_groups("class cap", p.clc_top, p.price, lambda u: _caps_for(u, p.class_cap_share) * p.budget)
     if p.bookstore_cap:
-        codes, uniq = _codes(p.bookstore)
-        rows.names.append("bookstore cap")
-        rows.matrices.append(_group_matrix(codes, len(uniq), p.price))
-        rows.upper.append(_caps_for(uniq, p.bookstore_cap))
-        rows.labels.append(uniq)
+        rows.add_groups("bookstore cap", p.bookstore, p.price, lambda u: _caps_for(u, p.bookstore_cap))
     if p.reader_cap is not None:
-        codes, uniq = _codes(p.reader)
-        rows.names.append("reader cap")
-        rows.matrices.append(_group_matrix(codes, len(uniq), ones))
-        rows.upper.append(np.full(len(uniq), float(p.reader_cap)))
-        rows.labels.append(uniq)
+        rows.add_groups("reader cap", p.reader, ones, lambda u: np.full(len(u), float(p.reader_cap)))
     if p.title_cap is not None:
-        codes, uniq = _codes(p.isbn)
-        rows.names.append("copies per title")
-        rows.matrices.append(_group_matrix(codes, len(uniq), ones))
-        rows.upper.append(np.full(len(uniq), float(p.title_cap)))
-        rows.labels.append(uniq)
+        rows.add_groups("copies per title", p.isbn, ones, lambda u: np.full(len(u), float(p.title_cap)))
     return rows
 
 
