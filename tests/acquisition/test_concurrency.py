@@ -62,6 +62,17 @@ def check_ledger(svc: CounterService, results, total_requests: int) -> None:
     assert lines["Y2026"].reserved_fen + lines["Y2026"].committed_fen == EXPECTED_APPROVALS * round(PRICE * 100)
 
 
+def checkout_approved_at_once(svc: CounterService, results, threads: int) -> None:
+    """Check out every approved request from ``threads`` threads at once: all money moves from
+    reserved to committed, exactly once."""
+    approved = [r[1] for r in results if r[2]]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(svc.checkout, approved))
+    with svc.db.session_scope() as s:
+        year = s.get(BudgetLineRow, "Y2026")
+        assert (year.reserved_fen, year.committed_fen) == (0, EXPECTED_APPROVALS * round(PRICE * 100))
+
+
 def test_sixteen_threads_never_overspend_or_lose_requests(tmp_path):
     svc = make_service(tmp_path, POLICY, budgets=BUDGETS)
     threads, per_thread = 16, 8
@@ -75,13 +86,7 @@ def test_sixteen_threads_never_overspend_or_lose_requests(tmp_path):
         results = [r for chunk in pool.map(work, range(threads)) for r in chunk]
     check_ledger(svc, results, threads * per_thread)
 
-    # the approved books are checked out concurrently too: all money moves to committed, once
-    approved = [r[1] for r in results if r[2]]
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(svc.checkout, approved))
-    with svc.db.session_scope() as s:
-        year = s.get(BudgetLineRow, "Y2026")
-        assert (year.reserved_fen, year.committed_fen) == (0, EXPECTED_APPROVALS * 3000)
+    checkout_approved_at_once(svc, results, threads)
 
 
 def _process_worker(args: tuple[str, str, int, int]):
