@@ -213,16 +213,29 @@ def with_input_events(split: Split, extra: pl.DataFrame) -> Split:
     extra = extra.select(cols)
     if split.kind == "strong_generalization":
         train_readers = split.train["reader_id"].unique()
-        train = pl.concat([split.train, extra.filter(pl.col("reader_id").is_in(train_readers.implode()))])
-        folds = {}
-        for name, fold in split.folds.items():
-            mine = extra.filter(pl.col("reader_id").is_in(pl.Series(fold.readers, dtype=pl.String).implode()))
-            folds[name] = EvalFold(pl.concat([fold.foldin, mine]), fold.target, fold.readers, fold.dropped)
-        return Split(split.kind, train, folds, dict(split.params, input_events=extra.height))
-    if split.kind != "per_reader_temporal":
+        train_extra = extra.filter(pl.col("reader_id").is_in(train_readers.implode()))
+        fold_extra = dict.fromkeys(split.folds, extra)
+        counts = {"input_events": extra.height}
+    elif split.kind == "per_reader_temporal":
+        train_extra, test_extra = _split_input_events_by_time(split, extra)
+        fold_extra = {name: test_extra if name == "test" else train_extra for name in split.folds}
+        counts = {"input_events": test_extra.height, "input_events_dropped_future": extra.height - test_extra.height}
+    else:
         raise EvaluationError(
             f"input-only events are supported on the strong and per-reader temporal protocols, not {split.kind!r}"
         )
+    folds = {}
+    for name, fold in split.folds.items():
+        readers = pl.Series(fold.readers, dtype=pl.String).implode()
+        mine = fold_extra[name].filter(pl.col("reader_id").is_in(readers))
+        folds[name] = EvalFold(pl.concat([fold.foldin, mine]), fold.target, fold.readers, fold.dropped)
+    return Split(split.kind, pl.concat([split.train, train_extra]), folds, dict(split.params, **counts))
+
+
+def _split_input_events_by_time(split: Split, extra: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-reader temporal: (events before the reader's first validation target - or first test
+    target without one -, events before the reader's first test target). Readers without targets
+    keep all their events; events without a time are dropped."""
 
     def first_target(fold: str) -> pl.DataFrame:
         target = split.folds[fold].target
@@ -233,24 +246,10 @@ def with_input_events(split: Split, extra: pl.DataFrame) -> Split:
         .join(first_target("test"), on="reader_id", how="left")
         .with_columns(pl.coalesce("_validation_from", "_test_from").alias("_validation_from"))
     )
-    # A reader without targets has no future to protect; a null time cannot be placed: dropped.
-    early = pl.col("occurred_at").is_not_null() & (
-        pl.col("_validation_from").is_null() | (pl.col("occurred_at") < pl.col("_validation_from"))
-    )
-    before_test = pl.col("occurred_at").is_not_null() & (
-        pl.col("_test_from").is_null() | (pl.col("occurred_at") < pl.col("_test_from"))
-    )
-    train_extra = timed.filter(early).select(cols)
-    test_extra = timed.filter(before_test).select(cols)
-    folds = {}
-    for name, fold in split.folds.items():
-        add = test_extra if name == "test" else train_extra
-        mine = add.filter(pl.col("reader_id").is_in(pl.Series(fold.readers, dtype=pl.String).implode()))
-        folds[name] = EvalFold(pl.concat([fold.foldin, mine]), fold.target, fold.readers, fold.dropped)
-    params = dict(
-        split.params, input_events=test_extra.height, input_events_dropped_future=timed.height - test_extra.height
-    )
-    return Split(split.kind, pl.concat([split.train, train_extra]), folds, params)
+    known = pl.col("occurred_at").is_not_null()
+    early = known & (pl.col("_validation_from").is_null() | (pl.col("occurred_at") < pl.col("_validation_from")))
+    before_test = known & (pl.col("_test_from").is_null() | (pl.col("occurred_at") < pl.col("_test_from")))
+    return timed.filter(early).select(extra.columns), timed.filter(before_test).select(extra.columns)
 
 
 def per_reader_temporal_split(events: pl.DataFrame, target_frac: float = 0.2) -> Split:
