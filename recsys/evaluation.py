@@ -31,7 +31,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -50,7 +50,7 @@ from recsys.base import Recommender, top_n_dense
 from recsys.metrics import catalogue_coverage, ndcg_at_k, ndcg_per_reader, normalized_recall_at_k
 from recsys.models import make_model
 from recsys.models.ease import EASERecommender, EASESpectrum
-from recsys.models.hybrid import HybridRecommender
+from recsys.models.hybrid import HybridRecommender, search_weights
 
 _log = logging.getLogger(__name__)
 
@@ -163,6 +163,11 @@ HYBRID_COMPONENTS: tuple[str, ...] = ("ease", "rp3beta", "als", "popular")
 #: Validation readers sampled for fitting the hybrid's blend weights, and the weight grid.
 HYBRID_FIT_READERS = 600
 HYBRID_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+#: Strong generalisation holds out only 10 % of readers for validation (about 60 on MovieLens), too
+#: few to fit four blend weights reliably: the blend is also fitted on internal splits of the
+#: TRAINING readers (:func:`internal_splits`), each holding out this share of them twice.
+HYBRID_INTERNAL_SPLITS = 2
+HYBRID_INTERNAL_SHARE = 0.15
 #: Models tuned on some matrix choices only (BPR's sampling gains little from re-weighting, and
 #: each extra fit costs time).
 MODEL_CHOICES: dict[str, tuple[str, ...]] = {"bpr": ("binary",)}
@@ -284,6 +289,26 @@ def per_reader_temporal_split(events: pl.DataFrame, target_frac: float = 0.2) ->
         "test": fold(frame.filter(~pl.col("_test")), frame.filter(pl.col("_test"))),
     }
     return Split("per_reader_temporal", train.drop([c for c in frame.columns if c.startswith("_")]), folds, {})
+
+
+def internal_splits(split: Split, seed: int) -> list[Split]:
+    """Strong generalisation: :data:`HYBRID_INTERNAL_SPLITS` splits of the TRAINING readers alone,
+    each holding out :data:`HYBRID_INTERNAL_SHARE` of them as a ``validation`` and as a ``test`` fold
+    (fold-in / target like the protocol's own held-out readers; input-only events stay input, with
+    their reader). Validation and test readers take no part. Empty for other protocols, whose
+    validation fold already holds many readers."""
+    if split.kind != "strong_generalization":
+        return []
+    is_input = pl.col("channel") == INPUT_ONLY_CHANNEL
+    positives, inputs = split.train.filter(~is_input), split.train.filter(is_input)
+    frac = float(split.params.get("target_frac", 0.2))
+    out = []
+    for j in range(HYBRID_INTERNAL_SPLITS):
+        inner = strong_generalization(
+            positives, HYBRID_INTERNAL_SHARE, HYBRID_INTERNAL_SHARE, frac, seed=seed * 1009 + j + 1
+        )
+        out.append(with_input_events(inner, inputs))
+    return out
 
 
 def make_split(kind: str, protocol: str, events: pl.DataFrame, seed: int) -> Split:
@@ -704,7 +729,7 @@ def evaluate_seed(
     if "hybrid" in config.models:
         note(f"seed {seed}: blending hybrid")
         t0 = time.perf_counter()
-        hybrid = _tune_hybrid(tuned, prepared, choices, seed, config, titles)
+        hybrid = _tune_hybrid(tuned, prepared, choices, seed, config, titles, internal_splits(split, seed))
         if hybrid is not None:
             model, choice, weights, comps, val = hybrid
             if config.refit:
@@ -753,10 +778,12 @@ def _tune_hybrid(
     seed: int,
     config: RunConfig,
     titles: pl.DataFrame | None,
+    inner: Sequence[Split] = (),
 ) -> tuple[HybridRecommender, MatrixChoice, dict[str, float], dict[str, Any], dict[str, float]] | None:
-    """Blend the tuned components that share one matrix choice; weights fitted on validation.
-    Components missing from the run are tuned here first. The matrix choice whose blend scores
-    best on validation wins."""
+    """Blend the tuned components that share one matrix choice; weights fitted on validation and,
+    with ``inner`` splits of the training readers (:func:`internal_splits`), also on their held-out
+    readers (the components refitted on each inner split's training readers). Components missing
+    from the run are tuned here first. The matrix choice whose blend scores best on those readers wins."""
     for name in HYBRID_COMPONENTS:
         if name not in tuned:
             grid = GRIDS[name][:1] if config.quick else GRIDS[name]
@@ -769,17 +796,31 @@ def _tune_hybrid(
         data = prepared[choice.name]
         hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
         val_target = data.full.folds["validation"].target.matrix
-        # fit_weights ranks over the pruned columns: give it the pruned view of the validation target.
+        # The weight search ranks over the pruned columns: give it the pruned view of each target.
         # A bounded reader sample and a coarse grid keep the search to seconds (5^4 blends is minutes).
         rows = np.random.default_rng(seed).permutation(val_target.shape[0])[:HYBRID_FIT_READERS]
-        weights = hybrid.fit_weights(
-            data.foldin["validation"][rows], val_target[rows][:, data.kept], metric="ndcg", k=10, grid=HYBRID_GRID
+        sets = [hybrid.blend_set(data.foldin["validation"][rows], val_target[rows][:, data.kept])]
+        for part in inner:
+            m = prune(part.to_matrices(choice.weighting), choice.min_title_readers)
+            fitted = {n: _fit(n, c.params, seed, config.threads, m, titles) for n, c in comps.items()}
+            refitted = HybridRecommender(fitted, refit=False).fit(m.train)
+            sets += [refitted.blend_set(m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for f in part.folds]
+        weights, pooled, tried = search_weights(sets, list(comps), "ndcg", 10, HYBRID_GRID)
+        hybrid.weights = weights
+        _log.info(
+            "hybrid %s: weights %s, ndcg@10 %.4f over %d held-out readers (%d sets, %d blends)",
+            choice.name,
+            weights,
+            pooled,
+            sum(s.readers for s in sets),
+            len(sets),
+            tried,
         )
         val = metric_row(recommend_fold(hybrid, data, "validation"), val_target)
-        if best is None or val[SELECTION_METRIC] > best[4][SELECTION_METRIC]:
+        if best is None or pooled > best[5]:
             params = {n: c.params for n, c in comps.items()}
-            best = (hybrid, choice, weights, params, val)
-    return best
+            best = (hybrid, choice, weights, params, val, pooled)
+    return None if best is None else best[:5]
 
 
 def run_evaluation(

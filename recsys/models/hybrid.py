@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,62 @@ def minmax_rows(scores: np.ndarray) -> np.ndarray:
     out = (scores - lo) / span
     out[~finite] = 0.0
     return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BlendSet:
+    """Held-out readers to search blend weights on: each component's normalised scores
+    (name -> readers x titles), the fold-in ``seen`` (never recommended) and the ``target``."""
+
+    parts: dict[str, np.ndarray]
+    seen: sp.csr_matrix
+    target: sp.csr_matrix
+
+    @property
+    def readers(self) -> int:
+        """Readers with a non-empty target (the ones a ranking metric averages over)."""
+        return int((np.diff(self.target.indptr) > 0).sum())
+
+
+def search_weights(
+    sets: Sequence[BlendSet],
+    keys: list[str],
+    metric: str | Callable[[np.ndarray, sp.csr_matrix], float] = "ndcg",
+    k: int = 10,
+    grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+) -> tuple[dict[str, float], float, int]:
+    """The grid point (weights normalised to sum 1) with the best reader-weighted mean ``metric@k``
+    over ``sets``; returns (weights, that mean, combinations tried)."""
+    from recsys.metrics import RANKING_METRICS
+
+    score_fn = RANKING_METRICS[metric] if isinstance(metric, str) else metric
+    sizes = np.array([s.readers for s in sets], dtype=np.float64)
+    if sizes.sum() == 0:
+        raise ModelError("hybrid: no held-out reader has a target to fit blend weights on")
+    tried: set[tuple[float, ...]] = set()
+    best: tuple[float, dict[str, float]] = (-np.inf, dict.fromkeys(keys, 1.0 / len(keys)))
+    for combo in itertools.product(grid, repeat=len(keys)):
+        total = sum(combo)
+        if total <= 0:
+            continue
+        norm = tuple(round(c / total, 6) for c in combo)
+        if norm in tried:
+            continue
+        tried.add(norm)
+        weights = dict(zip(keys, norm, strict=True))
+        values = []
+        for s, size in zip(sets, sizes, strict=True):
+            if size == 0:
+                values.append(0.0)
+                continue
+            allowed = np.arange(s.seen.shape[1], dtype=np.int32)
+            recs, _ = top_n_dense(HybridRecommender._blend(s.parts, weights), k, s.seen, allowed)
+            values.append(float(score_fn(recs, s.target)))
+        value = float(np.dot(values, sizes) / sizes.sum())
+        _log.debug("hybrid weights %s -> %s = %.4f", weights, metric, value)
+        if value > best[0]:
+            best = (value, weights)
+    return best[1], best[0], len(tried)
 
 
 class HybridRecommender(Recommender):
@@ -121,6 +178,13 @@ class HybridRecommender(Recommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._blend(self._component_scores(None, history), self._weights())
 
+    def blend_set(self, history: sp.csr_matrix, target: sp.csr_matrix) -> BlendSet:
+        """The normalised component scores of readers with fold-in ``history`` and held-out ``target``
+        (both over this model's title columns): one set the blend weights can be searched on."""
+        self._check_fitted()
+        hist = sp.csr_matrix(history, dtype=np.float32)
+        return BlendSet(self._component_scores(None, hist), hist, sp.csr_matrix(target))
+
     def fit_weights(
         self,
         validation: sp.csr_matrix,
@@ -128,8 +192,9 @@ class HybridRecommender(Recommender):
         metric: str | Callable[[np.ndarray, sp.csr_matrix], float] = "ndcg",
         k: int = 10,
         grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+        extra: Sequence[BlendSet] = (),
     ) -> dict[str, float]:
-        """Grid-search blend weights on validation readers and keep the best.
+        """Grid-search blend weights on validation readers (and any ``extra`` held-out sets) and keep the best.
 
         Args:
             validation: fold-in history rows (k_readers x n_titles) the components score from.
@@ -138,38 +203,16 @@ class HybridRecommender(Recommender):
             k: list length evaluated.
             grid: weight values tried per component (all-zero combinations skipped; weights are
                 normalised to sum 1, so proportional combinations are evaluated once).
+            extra: more held-out sets with the same component keys, e.g. from components fitted on
+                part of the training readers and scored on the rest (:meth:`blend_set`); the metric
+                is then the mean over all their readers.
 
         Returns the chosen weights (also stored in ``self.weights``).
         """
-        from recsys.metrics import RANKING_METRICS
-
-        self._check_fitted()
-        score_fn = RANKING_METRICS[metric] if isinstance(metric, str) else metric
-        hist = sp.csr_matrix(validation, dtype=np.float32)
-        parts = self._component_scores(None, hist)
-        allowed = np.arange(self.n_titles, dtype=np.int32)
-        seen = hist.copy()
-        seen.data = np.ones_like(seen.data)
-        keys = list(self.components)
-        tried: set[tuple[float, ...]] = set()
-        best: tuple[float, dict[str, float]] = (-np.inf, self._weights())
-        for combo in itertools.product(grid, repeat=len(keys)):
-            total = sum(combo)
-            if total <= 0:
-                continue
-            norm = tuple(round(c / total, 6) for c in combo)
-            if norm in tried:
-                continue
-            tried.add(norm)
-            weights = dict(zip(keys, norm, strict=True))
-            recs, _ = top_n_dense(self._blend(parts, weights), k, seen, allowed)
-            value = float(score_fn(recs, target))
-            _log.debug("hybrid weights %s -> %s = %.4f", weights, metric, value)
-            if value > best[0]:
-                best = (value, weights)
-        _log.info("hybrid: best weights %s (%s@%d = %.4f, %d combinations)", best[1], metric, k, best[0], len(tried))
-        self.weights = best[1]
-        return best[1]
+        sets = [self.blend_set(validation, target), *extra]
+        self.weights, value, tried = search_weights(sets, list(self.components), metric, k, grid)
+        _log.info("hybrid: best weights %s (%s@%d = %.4f, %d combinations)", self.weights, metric, k, value, tried)
+        return self.weights
 
     # --- persistence: one sub-directory per component ------------------------------------------
 

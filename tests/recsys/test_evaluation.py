@@ -459,3 +459,57 @@ def test_raw_bpr_uses_existing_training_rows_only_when_they_hold_the_fold_in(pro
     assert recs.shape[0] == foldin.shape[0] and (recs >= 0).all()
     for i, row in enumerate(recs):
         assert not hist[i, row].any()  # the top 10 never repeats the reader's own fold-in
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_internal_splits_hold_out_training_readers_only_and_keep_inputs_as_input(seed: int) -> None:
+    events = tiny_events(n_readers=60, n_titles=30, seed=seed % 5)
+    rng = np.random.default_rng(seed)
+    events = events.with_columns(pl.Series("value", rng.choice([2.0, 5.0], events.height, p=[0.3, 0.7])))
+    ds = Dataset("tiny", events.lazy())
+    pos = ev.prepare_events(ds, "movielens")
+    split = ev.with_input_events(
+        ev.make_split("movielens", "strong", pos, seed),
+        ev.input_only_events(ds, "movielens", pos["reader_id"].unique()),
+    )
+    inner = ev.internal_splits(split, seed)
+    assert len(inner) == ev.HYBRID_INTERNAL_SPLITS
+    train_readers = set(split.train["reader_id"])
+    held_out = {r for fold in split.folds.values() for r in fold.readers}
+    key = ["reader_id", "title_id", "occurred_at"]
+    for part in inner:
+        everything = pl.concat(
+            [part.train] + [f.foldin for f in part.folds.values()] + [f.target for f in part.folds.values()]
+        )
+        # built from the training readers' events alone: validation and test readers take no part
+        assert set(everything["reader_id"]) <= train_readers and not set(everything["reader_id"]) & held_out
+        for fold in part.folds.values():
+            assert fold.readers and not set(fold.readers) & set(part.train["reader_id"])
+            assert (fold.target["channel"] != ev.INPUT_ONLY_CHANNEL).all()  # inputs are never targets
+            assert fold.target.join(fold.foldin, on=key, how="semi").height == 0
+        # every input-only event of a reader that takes part stays input (train or fold-in)
+        inputs = split.train.filter(pl.col("channel") == ev.INPUT_ONLY_CHANNEL)
+        seen = pl.concat([part.train] + [f.foldin for f in part.folds.values()])
+        kept = inputs.filter(pl.col("reader_id").is_in(everything["reader_id"].unique().implode()))
+        assert kept.join(seen, on=key, how="anti").height == 0
+    assert inner[0].folds["validation"].readers != inner[1].folds["validation"].readers
+    assert ev.internal_splits(ev.make_split("movielens", "temporal", pos, seed), seed) == []
+
+
+def test_hybrid_blend_is_fitted_on_inner_training_readers_besides_validation(monkeypatch) -> None:
+    seen_sets: list[int] = []
+    original = ev.search_weights
+
+    def spy(sets, *args, **kwargs):
+        seen_sets.append(sum(s.readers for s in sets))
+        return original(sets, *args, **kwargs)
+
+    monkeypatch.setattr(ev, "search_weights", spy)
+    ds = Dataset("tiny", tiny_events().lazy())
+    config = ev.RunConfig("movielens", "strong", models=("ease", "popular", "hybrid"), seeds=(0,), quick=True)
+    report = ev.run_evaluation(ds, "movielens", config)
+    validation_readers = report["splits"][0]["split"]["validation"]["readers"]
+    # one search per matrix choice, on the validation readers plus two inner splits' held-out readers
+    assert seen_sets and all(n > 2 * validation_readers for n in seen_sets)
+    assert any(r["model"] == "hybrid" for r in report["results"])

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.matrix import InteractionMatrix
-from recsys.base import ModelFormatError, NotFittedError, top_n_dense
+from recsys.base import ModelError, ModelFormatError, NotFittedError, top_n_dense
 from recsys.metrics import ndcg_at_k
 from recsys.models import MODELS, load_model, make_model
 
@@ -270,3 +270,28 @@ def test_fit_rejects_wrong_input():
         fitted("ease").recommend(np.array([10_000]), 5)
     with pytest.raises(ValueError, match="exactly one"):
         fitted("ease").score()
+
+
+def test_blend_weight_search_pools_sets_by_their_readers():
+    from recsys.models.hybrid import BlendSet, search_weights
+
+    rng = np.random.default_rng(0)
+
+    def one_set(readers: int, good: str) -> BlendSet:
+        target = sp.random(readers, 30, density=0.1, random_state=int(rng.integers(1 << 30)), format="csr")
+        target.data[:] = 1.0
+        hits = target.toarray().astype(np.float32)
+        informative = hits + rng.random((readers, 30), dtype=np.float32) * 0.1
+        misleading = 1.0 - hits + rng.random((readers, 30), dtype=np.float32) * 0.1  # ranks the targets last
+        parts = {"a": informative, "b": misleading} if good == "a" else {"a": misleading, "b": informative}
+        return BlendSet(parts, sp.csr_matrix((readers, 30), dtype=np.float32), target)
+
+    big_a, small_b = one_set(60, "a"), one_set(5, "b")
+    weights, value, tried = search_weights([big_a, small_b], ["a", "b"], "ndcg", 5, (0.0, 1.0))
+    assert weights == {"a": 1.0, "b": 0.0} and tried == 3 and 0.0 < value <= 1.0
+    weights, _, _ = search_weights([one_set(5, "a"), one_set(60, "b")], ["a", "b"], "ndcg", 5, (0.0, 1.0))
+    assert weights == {"a": 0.0, "b": 1.0}
+    empty = BlendSet(big_a.parts, big_a.seen, sp.csr_matrix(big_a.target.shape, dtype=np.float32))
+    assert empty.readers == 0
+    with pytest.raises(ModelError, match="no held-out reader"):
+        search_weights([empty], ["a", "b"])
