@@ -192,9 +192,9 @@ class HybridRecommender(Recommender):
         metric: str | Callable[[np.ndarray, sp.csr_matrix], float] = "ndcg",
         k: int = 10,
         grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
-        extra: Sequence[BlendSet] = (),
     ) -> dict[str, float]:
-        """Grid-search blend weights on validation readers (and any ``extra`` held-out sets) and keep the best.
+        """Grid-search blend weights on validation readers and keep the best (several held-out sets:
+        :meth:`blend_set` and :func:`search_weights`).
 
         Args:
             validation: fold-in history rows (k_readers x n_titles) the components score from.
@@ -203,13 +203,10 @@ class HybridRecommender(Recommender):
             k: list length evaluated.
             grid: weight values tried per component (all-zero combinations skipped; weights are
                 normalised to sum 1, so proportional combinations are evaluated once).
-            extra: more held-out sets with the same component keys, e.g. from components fitted on
-                part of the training readers and scored on the rest (:meth:`blend_set`); the metric
-                is then the mean over all their readers.
 
         Returns the chosen weights (also stored in ``self.weights``).
         """
-        sets = [self.blend_set(validation, target), *extra]
+        sets = [self.blend_set(validation, target)]
         self.weights, value, tried = search_weights(sets, list(self.components), metric, k, grid)
         _log.info("hybrid: best weights %s (%s@%d = %.4f, %d combinations)", self.weights, metric, k, value, tried)
         return self.weights
