@@ -33,7 +33,7 @@ class NeighbourhoodRecommender(Recommender):
         return dense
 
     def _state(self) -> dict[str, Any]:
-        return {"similarity": self.similarity_}
+        return {"similarity": self.similarity_.astype(np.float32, copy=False)}
 
     def _set_state(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
         self.similarity_ = sp.csr_matrix(state["similarity"], dtype=np.float32)

@@ -189,6 +189,15 @@ def test_save_load_round_trip(tmp_path, name):
     np.testing.assert_array_equal(model.recalculate(hist, 10)[0], loaded.recalculate(hist, 10)[0])
 
 
+def test_itemknn_keeps_implicits_similarity_and_saves_it_as_float32(tmp_path):
+    model = fitted("itemknn")
+    # no float32 copy at fit time (the wrapper's only extra cost); the saved state is float32
+    assert model.similarity_.dtype == np.float64
+    model.save(tmp_path / "knn")
+    assert sp.load_npz(tmp_path / "knn" / "similarity.npz").dtype == np.float32
+    assert load_model(tmp_path / "knn").similarity_.dtype == np.float32
+
+
 def test_load_rejects_bad_directories(tmp_path):
     with pytest.raises(ModelFormatError, match="model.json"):
         load_model(tmp_path)

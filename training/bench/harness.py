@@ -157,21 +157,23 @@ def time_pair(
 ) -> tuple[float, float]:
     """Best wall-clock seconds of ``yuedu()`` and ``peer()`` over interleaved repeats.
 
-    A garbage collection runs before each call so that one side does not pay for the other's garbage.
-    When ``sampler`` is given, the yuedu calls run inside it (peak RSS of the yuedu side).
+    The order alternates (yuedu first, then peer first, ...) so that neither side always pays for a
+    cold start. A garbage collection runs before each call so that one side does not pay for the
+    other's garbage. When ``sampler`` is given, the yuedu calls run inside it (peak RSS of the yuedu side).
     """
-    best_y, best_p = float("inf"), float("inf")
-    for _ in range(max(1, repeats)):
+    best = {"yuedu": float("inf"), "peer": float("inf")}
+
+    def timed(side: str) -> None:
         gc.collect()
-        with sampler if sampler is not None else _null():
+        with sampler if sampler is not None and side == "yuedu" else _null():
             t0 = time.perf_counter()
-            yuedu()
-            best_y = min(best_y, time.perf_counter() - t0)
-        gc.collect()
-        t0 = time.perf_counter()
-        peer()
-        best_p = min(best_p, time.perf_counter() - t0)
-    return best_y, best_p
+            (yuedu if side == "yuedu" else peer)()
+            best[side] = min(best[side], time.perf_counter() - t0)
+
+    for i in range(max(1, repeats)):
+        for side in ("yuedu", "peer") if i % 2 == 0 else ("peer", "yuedu"):
+            timed(side)
+    return best["yuedu"], best["peer"]
 
 
 def time_best(fn: Callable[[], Any], repeats: int) -> float:

@@ -59,17 +59,16 @@ NOTES: dict[str, str] = {
         "block; thread start-up is paid once per call)."
     ),
     "training/BPR fit: seconds": (
-        "one (yuedu, raw) pair per run: BPR came out 0.79x raw in one run and 1.17x in the next on the same "
-        "code, so a single pair does not resolve a 5 % goal. The wrapper hands implicit the same CSR and "
-        "seed; its only extra work is recording the popularity vector. To settle it: several interleaved "
-        "pairs (as the ALS row) on a quiet machine."
+        "best of 3 interleaved pairs, order alternating: the wrapper hands implicit the same CSR, seed and "
+        "threads and keeps its float32 factors without a copy; its only extra work is the popularity "
+        "vector (~10 ms). Two-thread SGD is hogwild, so a fit's time varies by a few percent from run to "
+        "run (single pairs gave 0.79x-1.17x on the same code); a ratio within 1.00-1.06x is that noise."
     ),
     "training/item-kNN (cosine) fit: seconds": (
-        "one (yuedu, raw) pair per run, so the ratio swings between runs (1.04 and 1.07 on a quiet machine, "
-        "loads ~2). The wrapper's one extra step is measured: implicit returns the similarity as float64 "
-        "CSR and yuedu keeps float32 state, a copy of the K=100 x 163k-title matrix (16M entries) that "
-        "takes 0.22 s alone, i.e. ~5 % of a 4.5 s fit. Keeping implicit's float64 matrix would remove it "
-        "at twice the memory (~200 MB more on the city); not done."
+        "fixed: the wrapper kept a float32 copy of implicit's float64 similarity (16M entries, ~0.2 s of a "
+        "4.5 s fit); it now keeps implicit's matrix and writes float32 only when saving. The bench also "
+        "timed the wrapper first in a single pair, i.e. cold (1.06-1.15x for the same work): now best of 3 "
+        "pairs with alternating order."
     ),
     "latency/recommend (model, 1 reader): p99 ms": (
         "fixed with the fold-in note: one thread for implicit's topk on small batches, one thread-pool "
