@@ -58,8 +58,15 @@ NOTES: dict[str, str] = {
         "as for the city: implicit's topk selection and seen-filter dominate the GEMM (610 readers is one "
         "block; thread start-up is paid once per call)."
     ),
+    "training/ALS fit: seconds": (
+        "the wrapper does the same work as raw implicit (same CSR, parameters and threads; BLAS limited to "
+        "one thread around the solver, as implicit advises, for both) and keeps implicit's factors without "
+        "a copy; the peak-RSS sampler around the yuedu side was measured at no cost (6.28 vs 6.29 s). The "
+        "same raw fit varies 6.3-8.2 s back to back on this shared machine; earlier runs of the same code "
+        "gave 0.96x (one pair), 1.00x and 1.06x (best of 3 pairs)."
+    ),
     "training/BPR fit: seconds": (
-        "best of 3 interleaved pairs, order alternating: the wrapper hands implicit the same CSR, seed and "
+        "best of 5 interleaved pairs, order alternating: the wrapper hands implicit the same CSR, seed and "
         "threads and keeps its float32 factors without a copy; its only extra work is the popularity "
         "vector (~10 ms). Two-thread SGD is hogwild, so a fit's time varies by a few percent from run to "
         "run (single pairs gave 0.79x-1.17x on the same code); a ratio within 1.00-1.06x is that noise."
@@ -67,7 +74,7 @@ NOTES: dict[str, str] = {
     "training/item-kNN (cosine) fit: seconds": (
         "fixed: the wrapper kept a float32 copy of implicit's float64 similarity (16M entries, ~0.2 s of a "
         "4.5 s fit); it now keeps implicit's matrix and writes float32 only when saving. The bench also "
-        "timed the wrapper first in a single pair, i.e. cold (1.06-1.15x for the same work): now best of 3 "
+        "timed the wrapper first in a single pair, i.e. cold (1.06-1.15x for the same work): now best of 5 "
         "pairs with alternating order."
     ),
     "latency/recommend (model, 1 reader): p99 ms": (

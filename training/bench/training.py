@@ -28,9 +28,11 @@ from training.bench.harness import BenchContext, Goal, PeakRSS, Row, time_pair
 
 _log = logging.getLogger(__name__)
 
-#: Interleaved (yuedu, raw) fit pairs, order alternating (a city fit takes 5-8 s on a quiet 2-core
-#: machine; one pair always timed the wrapper cold, 1.06-1.15x for the same work); ``--quick``: one.
-FIT_PAIRS = 3
+#: Interleaved (yuedu, raw) fit pairs, order alternating; best of each side. A city fit takes 5-8 s
+#: on the shared 2-core machine, and the same raw call varies by up to 30 % back to back, so one pair
+#: (which also always timed the wrapper cold: 1.06-1.15x for the same work) cannot resolve a 5 % goal.
+#: ``--quick``: one.
+FIT_PAIRS = 5
 #: The wrapper may cost at most 5 % over raw implicit (issue 7).
 WRAPPER_GOAL = Goal("<=", 1.05, "x raw implicit")
 
