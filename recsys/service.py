@@ -96,6 +96,8 @@ class RecommendationService:
             sample = np.asarray(ctx.history[known].indices[:2], dtype=np.int64)
             if sample.size:
                 explain(ctx, known, sample[None, :], branch_rows=branches[:1], similar=self.model.similar)
+        if self.model.n_titles:
+            self.model.similar(np.zeros(1, np.int32), 1)  # whatever the model builds once for "similar"
         _ = self._city_popularity
         _log.info("recommendation service prepared (%d titles, %d branches)", len(ctx.titles), len(ctx.branches))
 

@@ -219,6 +219,23 @@ def test_similar_titles_exclude_self_and_share_cluster(name):
     assert same.mean() > 0.6, same.mean()
 
 
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_factor_similarity_is_the_cosine_of_the_current_title_factors(name):
+    model = make_model(name, **FAST_PARAMS[name]).fit(DATA.train)
+
+    def brute(items: np.ndarray, t: int) -> np.ndarray:
+        norms = np.maximum(np.linalg.norm(items, axis=1), 1e-10)
+        cos = items @ items[t] / norms / norms[t]
+        cos[t] = -np.inf
+        return np.sort(cos)[::-1][:5]
+
+    for _ in range(2):  # the second round runs on new factors: a cached normalisation must not go stale
+        _, scores = model.similar(np.array([3, 17]), 5)
+        for row, t in enumerate((3, 17)):
+            np.testing.assert_allclose(scores[row], brute(model.item_factors_, t), rtol=1e-4, atol=1e-5)
+        model.item_factors_ = np.ascontiguousarray(model.item_factors_[::-1] * 2.0)
+
+
 def test_ease_matches_explicit_inverse_and_zero_diagonal():
     X = DATA.train.matrix.toarray().astype(np.float64)
     lam = 50.0
