@@ -34,9 +34,11 @@ NOTES: dict[str, str] = {
         "service path on the city profile measured p50 18.6 ms / p99 32 ms at load ~2; cProfile of 20 calls "
         "then put 58 % in FactorizationRecommender._top_n, which copied the allowed rows of the 163k x 64 "
         "factor matrix on every call. Blocking the few disallowed titles per reader instead gives p50 8.0 ms / "
-        "p99 26 ms (same profile script). Left: explain's best_history_titles (~17 %), sparse constructors "
-        "(~13 %) and the p99 tail of a shared machine. To close: reasons only for the final n from a cached "
-        "item-item index, and per-branch candidate lists instead of per-reader exclusion rows."
+        "p99 26 ms (same profile script). The p99 tail was then the ~1 in 20 requests whose reasons fall back "
+        "on model neighbours: similar() took the norms of all 163k title factors per call (~15 ms); they are "
+        "now computed once per factor matrix (p99 35.9 -> 25.6 ms, p50 ~10 ms). Left per call: _top_n with "
+        "~110k per-reader exclusions as CSR (~3.7 ms), building them (~1.6 ms), explanations (~2.8 ms). To "
+        "close: a dense per-branch mask path into the scoring instead of CSR exclusion rows."
     ),
     "latency/counter decision (SQLite ledger): p99 ms": (
         "the counter now runs pre-built Core statements (one SELECT ... to lock and read the budget lines, one "
