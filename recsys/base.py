@@ -322,6 +322,12 @@ class Recommender(ABC):
             raise IndexError(f"title rows out of range [0, {self.n_titles})")
         k = rows.size
         itself = sp.csr_matrix((np.ones(k, dtype=np.float32), rows, np.arange(k + 1)), shape=(k, self.n_titles))
+        return self._similar_top(rows, n, itself)
+
+    def _similar_top(self, rows: np.ndarray, n: int, itself: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` of :meth:`_similar_scores` per title, ``itself`` (k x n_titles) blocked; models may
+        override with a faster kernel. Default: dense similarity per block of titles, then argpartition."""
+        k = rows.size
         allowed = np.arange(self.n_titles, dtype=np.int32)
         ids = np.empty((k, n), dtype=np.int32)
         scores = np.empty((k, n), dtype=np.float32)

@@ -91,18 +91,27 @@ class FactorizationRecommender(Recommender):
         if not full:
             items = np.ascontiguousarray(items[allowed])
             blocked = _remap_columns(blocked, allowed)
+        return self._topk(items, users, n, blocked, None if full else allowed)
+
+    def _topk(
+        self, items: np.ndarray, queries: np.ndarray, n: int, blocked: sp.csr_matrix, columns: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """implicit's ``topk`` of ``queries @ items.T`` with ``blocked`` (k x len(items)) filtered out, as
+        (ids int32 (k x n), scores float32) padded with -1 / -inf; ``columns`` maps item rows to title
+        columns (None: they are the title columns)."""
+        k = queries.shape[0]
         m = min(n, items.shape[0])
         ids, scores = topk(
             items,
-            np.ascontiguousarray(users, dtype=items.dtype),
+            np.ascontiguousarray(queries, dtype=items.dtype),
             m,
             filter_query_items=blocked if blocked.nnz else None,
             num_threads=self._threads_for(k) or 0,
         )
         valid = scores > _FILTERED
-        out_ids = np.full((users.shape[0], n), -1, dtype=np.int32)
-        out_scores = np.full((users.shape[0], n), -np.inf, dtype=np.float32)
-        mapped = ids if full else allowed[ids]
+        out_ids = np.full((k, n), -1, dtype=np.int32)
+        out_scores = np.full((k, n), -np.inf, dtype=np.float32)
+        mapped = ids if columns is None else columns[ids]
         out_ids[:, :m] = np.where(valid, mapped, -1)
         out_scores[:, :m] = np.where(valid, scores, -np.inf)
         return out_ids, out_scores
@@ -123,6 +132,11 @@ class FactorizationRecommender(Recommender):
         unit = self._unit_item_factors()
         with limit_threads(self._threads_for(len(title_rows)), user_api="blas"):
             return unit[title_rows] @ unit.T
+
+    def _similar_top(self, rows: np.ndarray, n: int, itself: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        # The same cosine top-n through implicit's topk: no dense k x n_titles block to sort.
+        unit = self._unit_item_factors()
+        return self._topk(unit, unit[rows], n, itself, None)
 
     def _state(self) -> dict[str, Any]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
