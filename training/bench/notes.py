@@ -36,9 +36,10 @@ NOTES: dict[str, str] = {
         "factor matrix on every call. Blocking the few disallowed titles per reader instead gives p50 8.0 ms / "
         "p99 26 ms (same profile script). The p99 tail was then the ~1 in 20 requests whose reasons fall back "
         "on model neighbours: similar() took the norms of all 163k title factors per call (~15 ms); they are "
-        "now computed once per factor matrix and the top-n runs through implicit's topk (p99 35.9 -> 23.6 ms, p50 ~10 ms). Left per call: _top_n with "
-        "~110k per-reader exclusions as CSR (~3.7 ms), building them (~1.6 ms), explanations (~2.8 ms). To "
-        "close: a dense per-branch mask path into the scoring instead of CSR exclusion rows."
+        "now computed once per factor matrix and the top-n runs through implicit's topk (p99 35.9 -> "
+        "23.6 ms, p50 ~10 ms). Left per call: _top_n with ~110k per-reader exclusions as CSR (~3.7 ms), "
+        "building them (~1.6 ms), explanations (~2.8 ms). To close: a dense per-branch mask path into the "
+        "scoring instead of CSR exclusion rows."
     ),
     "latency/counter decision (SQLite ledger): p99 ms": (
         "the counter now runs pre-built Core statements (one SELECT ... to lock and read the budget lines, one "
