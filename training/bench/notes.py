@@ -37,7 +37,7 @@ NOTES: dict[str, str] = {
         "p99 26 ms (same profile script). The p99 tail was then the ~1 in 20 requests whose reasons fall back "
         "on model neighbours: similar() took the norms of all 163k title factors per call (~15 ms); they are "
         "now computed once per factor matrix and the top-n runs through implicit's topk (p99 35.9 -> "
-        "23.6 ms, p50 ~10 ms). Left per call: _top_n with ~110k per-reader exclusions as CSR (~3.7 ms), "
+        "16.8 ms in the full run, 23.6 ms in an --only latency run; p50 ~10 ms). Left per call: _top_n with ~110k per-reader exclusions as CSR (~3.7 ms), "
         "building them (~1.6 ms), explanations (~2.8 ms). To close: a dense per-branch mask path into the "
         "scoring instead of CSR exclusion rows."
     ),
