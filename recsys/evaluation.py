@@ -299,8 +299,11 @@ def internal_splits(split: Split, seed: int) -> list[Split]:
     validation fold already holds many readers."""
     if split.kind != "strong_generalization":
         return []
-    is_input = pl.col("channel") == INPUT_ONLY_CHANNEL
-    positives, inputs = split.train.filter(~is_input), split.train.filter(is_input)
+    if "channel" in split.train.columns:
+        is_input = pl.col("channel") == INPUT_ONLY_CHANNEL
+        positives, inputs = split.train.filter(~is_input), split.train.filter(is_input)
+    else:
+        positives, inputs = split.train, split.train.clear()
     frac = float(split.params.get("target_frac", 0.2))
     out = []
     for j in range(HYBRID_INTERNAL_SPLITS):

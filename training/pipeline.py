@@ -25,8 +25,10 @@ import polars as pl
 from features.matrix import WeightingConfig
 from features.splits import FoldMatrices, Split, SplitMatrices, leave_last_n, strong_generalization, temporal_split
 from recsys.base import Recommender
+from recsys.evaluation import internal_splits
 from recsys.metrics import class_codes, evaluate
 from recsys.models import load_model, make_model
+from recsys.models.hybrid import BlendSet, search_weights
 from training.config import REPO_ROOT, ExperimentConfig, load_config
 
 _log = logging.getLogger(__name__)
@@ -147,14 +149,37 @@ def _param_names(model_name: str) -> list[str]:
 
 
 def fit(prepared: Prepared, params: dict[str, Any] | None = None) -> Recommender:
-    """Fit the config's model on train; a hybrid also fits its blend weights on validation."""
+    """Fit the config's model on train; a hybrid also fits its blend weights on validation (and, on a
+    strong-generalisation split, on the held-out readers of internal splits of the training readers:
+    :func:`recsys.evaluation.internal_splits`, as ``yuedu evaluate`` does)."""
     model = build_model(prepared.config, params)
     model.fit(prepared.matrices.train, prepared.titles)
     if prepared.config.model.name == "hybrid" and "validation" in prepared.matrices.folds:
         fold = prepared.matrices.folds["validation"]
         metric, _, k = prepared.config.metrics.primary.partition("@")
-        model.fit_weights(fold.foldin.matrix, fold.target.matrix, metric=METRIC_COLUMNS.get(metric, metric), k=int(k))
+        sets = [model.blend_set(fold.foldin.matrix, fold.target.matrix), *_inner_blend_sets(prepared, params)]
+        model.weights, value, _ = search_weights(
+            sets, list(model.components), METRIC_COLUMNS.get(metric, metric), int(k)
+        )
+        _log.info(
+            "hybrid weights %s (%s %.4f over %d held-out readers)",
+            model.weights,
+            metric,
+            value,
+            sum(x.readers for x in sets),
+        )
     return model
+
+
+def _inner_blend_sets(prepared: Prepared, params: dict[str, Any] | None) -> list[BlendSet]:
+    """Blend sets of the components refitted on each internal split of the training readers (none
+    unless the split is strong generalisation)."""
+    out: list[BlendSet] = []
+    for inner in internal_splits(prepared.split, prepared.config.seed):
+        matrices = inner.to_matrices(WeightingConfig(**prepared.config.weighting))
+        part = build_model(prepared.config, params).fit(matrices.train, prepared.titles)
+        out += [part.blend_set(f.foldin.matrix, f.target.matrix) for f in matrices.folds.values()]
+    return out
 
 
 def _title_classes(prepared: Prepared, model: Recommender) -> np.ndarray | None:

@@ -144,3 +144,34 @@ def _toml(cfg: ExperimentConfig) -> str:
         lines.append("[model.params]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in cfg.model.params.items()]
     return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("protocol", ["strong", "temporal"])
+def test_hybrid_blend_uses_internal_splits_of_training_readers_on_strong_splits(small_city, monkeypatch, protocol):
+    import training.pipeline as pipeline
+
+    pooled: list[tuple[int, int]] = []
+    original = pipeline.search_weights
+
+    def spy(sets, *args, **kwargs):
+        pooled.append((len(sets), sum(s.readers for s in sets)))
+        return original(sets, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "search_weights", spy)
+    components = {
+        "ease": {"model": "ease", "params": {"lambda_": 100.0}},
+        "pop": {"model": "popular", "params": {}},
+    }
+    split = {"protocol": "strong", "val_frac": 0.1, "test_frac": 0.1} if protocol == "strong" else None
+    cfg = _config(small_city, "hybrid", {"components": components})
+    if split:
+        cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update=split)})
+    prepared = pipeline.prepare(cfg)
+    model = pipeline.fit(prepared)
+    validation = len(prepared.split.folds["validation"].readers)
+    sets, readers = pooled[-1]
+    if protocol == "strong":
+        assert sets == 1 + 2 * 2 and readers > 2 * validation  # validation + two internal splits x two folds
+    else:
+        assert sets == 1 and readers <= validation
+    assert set(model.weights) == {"ease", "pop"} and abs(sum(model.weights.values()) - 1.0) < 1e-6
