@@ -802,12 +802,15 @@ def _tune_hybrid(
         # The weight search ranks over the pruned columns: give it the pruned view of each target.
         # A bounded reader sample and a coarse grid keep the search to seconds (5^4 blends is minutes).
         rows = np.random.default_rng(seed).permutation(val_target.shape[0])[:HYBRID_FIT_READERS]
+        inner_data = [prune(part.to_matrices(choice.weighting), choice.min_title_readers) for part in inner]
+        if inner_data and "ease" in comps and not config.quick:
+            comps["ease"] = _pooled_ease(comps["ease"], data, rows, inner_data, config.threads)
+            hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
         sets = [hybrid.blend_set(data.foldin["validation"][rows], val_target[rows][:, data.kept])]
-        for part in inner:
-            m = prune(part.to_matrices(choice.weighting), choice.min_title_readers)
+        for m in inner_data:
             fitted = {n: _fit(n, c.params, seed, config.threads, m, titles) for n, c in comps.items()}
             refitted = HybridRecommender(fitted, refit=False).fit(m.train)
-            sets += [refitted.blend_set(m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for f in part.folds]
+            sets += [refitted.blend_set(m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for f in m.foldin]
         weights, pooled, tried = search_weights(sets, list(comps), "ndcg", 10, HYBRID_GRID)
         hybrid.weights = weights
         _log.info(
@@ -824,6 +827,40 @@ def _tune_hybrid(
             params = {n: c.params for n, c in comps.items()}
             best = (hybrid, choice, weights, params, val, pooled)
     return None if best is None else best[:5]
+
+
+def _pooled_ease(
+    cand: _Candidate, data: PrunedMatrices, rows: np.ndarray, inner: list[PrunedMatrices], threads: int
+) -> _Candidate:
+    """The hybrid's EASE component with ``lambda`` re-chosen on the same pool of held-out readers as
+    the blend weights (validation ``rows`` plus the inner splits' folds) instead of validation alone:
+    one spectrum per training matrix scores the whole lambda grid (:class:`EASESpectrum`)."""
+    lambdas = [float(p["lambda_"]) for p in GRIDS["ease"]]
+    val_target = data.full.folds["validation"].target.matrix[rows][:, data.kept]
+    pools = [(data.train.matrix, data.foldin["validation"][rows], val_target)]
+    pools += [(m.train.matrix, m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for m in inner for f in m.foldin]
+    total = np.zeros(len(lambdas))
+    readers = 0
+    spectra = []
+    for train, hist, target in pools:
+        size = int((np.diff(target.indptr) > 0).sum())
+        allowed = np.arange(train.shape[1], dtype=np.int32)
+        spectra.append(EASESpectrum(train, threads))
+        for i, (_, scores) in enumerate(spectra[-1].scores(hist, lambdas)):
+            ids, _ = top_n_dense(scores, 10, hist, allowed)
+            total[i] += ndcg_at_k(ids, target, 10) * size if size else 0.0
+        readers += size
+    lam = lambdas[int(np.argmax(total))]
+    _log.info(
+        "hybrid: EASE lambda %g on %d pooled readers (validation alone chose %g)", lam, readers, cand.params["lambda_"]
+    )
+    if lam == cand.params["lambda_"]:
+        return cand
+    model = EASERecommender(lambda_=lam, threads=threads)
+    model._fit_common(data.train)
+    model.weights_ = spectra[0].weights(lam)
+    val = metric_row(recommend_fold(model, data, "validation"), data.full.folds["validation"].target.matrix)
+    return _Candidate(model, cand.choice, {"lambda_": lam}, val)
 
 
 def run_evaluation(

@@ -513,3 +513,35 @@ def test_hybrid_blend_is_fitted_on_inner_training_readers_besides_validation(mon
     # one search per matrix choice, on the validation readers plus two inner splits' held-out readers
     assert seen_sets and all(n > 2 * validation_readers for n in seen_sets)
     assert any(r["model"] == "hybrid" for r in report["results"])
+
+
+def test_hybrid_ease_lambda_is_rechosen_on_the_pooled_readers() -> None:
+    ds = Dataset("tiny", tiny_events(n_readers=120, n_titles=60).lazy())
+    pos = ev.prepare_events(ds, "movielens")
+    split = ev.make_split("movielens", "strong", pos, 1)
+    binary = ev.matrix_choices("strong", quick=True)[0]
+    data = ev.prune(split.to_matrices(binary.weighting), binary.min_title_readers)
+    inner = [ev.prune(p.to_matrices(binary.weighting), binary.min_title_readers) for p in ev.internal_splits(split, 1)]
+    rows = np.arange(data.foldin["validation"].shape[0])
+    start = ev._Candidate(None, binary, {"lambda_": 7000.0}, {})  # type: ignore[arg-type]
+    chosen = ev._pooled_ease(start, data, rows, inner, 1)
+
+    def pooled(lam: float) -> float:
+        """Brute force: fit EASE per training matrix and pool NDCG@10 by readers with a target."""
+        total = readers = 0.0
+        pools = [(data.train, data.foldin["validation"], data.full.folds["validation"].target.matrix[:, data.kept])]
+        pools += [(m.train, m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for m in inner for f in m.foldin]
+        for train, hist, target in pools:
+            model = ev.EASERecommender(lambda_=lam, solver="cholesky").fit(train)
+            ids, _ = model.recommend(None, 10, history=hist)
+            size = int((np.diff(target.indptr) > 0).sum())
+            total += ev.ndcg_at_k(ids, target, 10) * size
+            readers += size
+        return total / readers
+
+    values = {float(p["lambda_"]): pooled(float(p["lambda_"])) for p in ev.GRIDS["ease"]}
+    assert np.isclose(values[chosen.params["lambda_"]], max(values.values()), atol=1e-9)
+    if chosen.params["lambda_"] != 7000.0:
+        assert chosen.model.lambda_ == chosen.params["lambda_"]
+        fresh = ev.EASERecommender(lambda_=chosen.params["lambda_"], solver="cholesky").fit(data.train)
+        np.testing.assert_allclose(chosen.model.weights_, fresh.weights_, atol=1e-4)
