@@ -7,7 +7,9 @@ One run = one data set x one protocol x several seeds. Per seed:
    BM25, recency decay; titles with fewer than ``min_title_readers`` training readers pruned)
    and model parameters, ranked by NDCG@10 (:data:`GRIDS`); EASE scores its whole ``lambda``
    grid from one spectral decomposition (:class:`recsys.models.ease.EASESpectrum`);
-3. a hybrid blends the tuned EASE, RP3beta, ALS and popularity with weights fitted on validation;
+3. a hybrid blends the tuned EASE, RP3beta, ALS and popularity with weights fitted on validation
+   (strong generalisation: also on internal splits of the training readers, :func:`internal_splits`,
+   which then also decide between the models);
 4. with ``refit`` (default) the chosen configurations are refitted on everything the test step may
    know (:func:`refit_split`: train + the validation readers' events, or all events before the test
    cut-off); the TEST fold is then touched once per seed and model;
@@ -31,7 +33,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -60,6 +62,10 @@ LIST_LENGTH = 100
 METRICS: tuple[str, ...] = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "coverage@20")
 #: The validation metric hyper-parameters are chosen by.
 SELECTION_METRIC = "ndcg@10"
+#: Strong generalisation: the ``validation`` entry by which models are compared - NDCG@10 pooled over
+#: the validation readers and the held-out readers of :func:`internal_splits` (reader-weighted, target
+#: titles restricted to the model's columns).
+POOLED_SELECTION = "pooled ndcg@10"
 #: Protocols per data set.
 PROTOCOLS: dict[str, tuple[str, ...]] = {
     "movielens": ("strong", "temporal"),
@@ -705,6 +711,8 @@ def evaluate_seed(
         testing = prepared
     test_target = next(iter(testing.values())).full.folds["test"].target.matrix
     titles = dataset.titles
+    inner = internal_splits(split, seed)
+    inner_data = {c.name: [prune(p.to_matrices(c.weighting), c.min_title_readers) for p in inner] for c in choices}
     results: list[SeedResult] = []
     tuned: dict[str, dict[str, _Candidate]] = {}
     finals: dict[str, tuple[Recommender, PrunedMatrices]] = {}  # the models scored on test
@@ -728,13 +736,18 @@ def evaluate_seed(
         recs = recommend_fold(model, testing[win.choice.name], "test")
         finals[name] = (model, testing[win.choice.name])
         params = {"matrix": win.choice.name, "min_title_readers": win.choice.min_title_readers, **win.params}
-        results.append(scored(seed, name, "yuedu", recs, test_target, win.validation, params, time.perf_counter() - t0))
+        val = dict(win.validation)
+        if inner:
+            val[POOLED_SELECTION] = _pooled_selection(name, win, prepared, inner_data, seed, config, titles)
+        results.append(scored(seed, name, "yuedu", recs, test_target, val, params, time.perf_counter() - t0))
     if "hybrid" in config.models:
         note(f"seed {seed}: blending hybrid")
         t0 = time.perf_counter()
-        hybrid = _tune_hybrid(tuned, prepared, choices, seed, config, titles, internal_splits(split, seed))
+        hybrid = _tune_hybrid(tuned, prepared, choices, seed, config, titles, inner_data if inner else {})
         if hybrid is not None:
-            model, choice, weights, comps, val = hybrid
+            model, choice, weights, comps, val, pooled = hybrid
+            if inner:
+                val = dict(val, **{POOLED_SELECTION: pooled})
             if config.refit:
                 parts = {n: _fit(n, p, seed, config.threads, testing[choice.name], titles) for n, p in comps.items()}
                 model = HybridRecommender(parts, weights, refit=False).fit(testing[choice.name].train)
@@ -781,12 +794,14 @@ def _tune_hybrid(
     seed: int,
     config: RunConfig,
     titles: pl.DataFrame | None,
-    inner: Sequence[Split] = (),
-) -> tuple[HybridRecommender, MatrixChoice, dict[str, float], dict[str, Any], dict[str, float]] | None:
+    inner: dict[str, list[PrunedMatrices]] | None = None,
+) -> tuple[HybridRecommender, MatrixChoice, dict[str, float], dict[str, Any], dict[str, float], float] | None:
     """Blend the tuned components that share one matrix choice; weights fitted on validation and,
-    with ``inner`` splits of the training readers (:func:`internal_splits`), also on their held-out
-    readers (the components refitted on each inner split's training readers). Components missing
-    from the run are tuned here first. The matrix choice whose blend scores best on those readers wins."""
+    with ``inner`` (per matrix choice: the pruned :func:`internal_splits` of the training readers),
+    also on their held-out readers (the components refitted on each inner split's training readers,
+    EASE's lambda re-chosen on the same readers). Components missing from the run are tuned here
+    first. The matrix choice whose blend scores best on those readers wins. Returns (model, choice,
+    weights, component parameters, validation metrics, pooled NDCG@10 of the blend)."""
     for name in HYBRID_COMPONENTS:
         if name not in tuned:
             grid = GRIDS[name][:1] if config.quick else GRIDS[name]
@@ -802,7 +817,7 @@ def _tune_hybrid(
         # The weight search ranks over the pruned columns: give it the pruned view of each target.
         # A bounded reader sample and a coarse grid keep the search to seconds (5^4 blends is minutes).
         rows = np.random.default_rng(seed).permutation(val_target.shape[0])[:HYBRID_FIT_READERS]
-        inner_data = [prune(part.to_matrices(choice.weighting), choice.min_title_readers) for part in inner]
+        inner_data = (inner or {}).get(choice.name, [])
         if inner_data and "ease" in comps and not config.quick:
             comps["ease"] = _pooled_ease(comps["ease"], data, rows, inner_data, config.threads)
             hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
@@ -826,7 +841,39 @@ def _tune_hybrid(
         if best is None or pooled > best[5]:
             params = {n: c.params for n, c in comps.items()}
             best = (hybrid, choice, weights, params, val, pooled)
-    return None if best is None else best[:5]
+    return best
+
+
+def _pooled_ndcg(pairs: list[tuple[Recommender, sp.csr_matrix, sp.csr_matrix]]) -> float:
+    """NDCG@10 of each (model, fold-in, target over the model's columns), pooled over their readers
+    with a non-empty target."""
+    total = readers = 0.0
+    for model, hist, target in pairs:
+        size = int((np.diff(target.indptr) > 0).sum())
+        if size:
+            ids, _ = model.recommend(None, 10, history=hist)
+            total += ndcg_at_k(ids, target, 10) * size
+            readers += size
+    return total / readers if readers else 0.0
+
+
+def _pooled_selection(
+    name: str,
+    cand: _Candidate,
+    prepared: dict[str, PrunedMatrices],
+    inner: dict[str, list[PrunedMatrices]],
+    seed: int,
+    config: RunConfig,
+    titles: pl.DataFrame | None,
+) -> float:
+    """:data:`POOLED_SELECTION` of a tuned model: its validation readers plus the held-out readers of
+    the inner splits, the chosen configuration refitted on each inner split's training readers."""
+    data = prepared[cand.choice.name]
+    pairs = [(cand.model, data.foldin["validation"], data.full.folds["validation"].target.matrix[:, data.kept])]
+    for m in inner[cand.choice.name]:
+        model = _fit(name, cand.params, seed, config.threads, m, titles)
+        pairs += [(model, m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for f in m.foldin]
+    return _pooled_ndcg(pairs)
 
 
 def _pooled_ease(
@@ -922,7 +969,9 @@ def compare(results: list[SeedResult], seed: int = 0, same_readers: bool = False
     """The headline comparison, with the model chosen on VALIDATION (never by test scores).
 
     Per seed the yuedu model with the best validation NDCG@10 is the run's pick (``chosen``: its
-    name per seed); ``chosen_ndcg@10`` is the mean over seeds of its test NDCG@10. Ratios are of
+    name per seed; on strong generalisation, where every row carries :data:`POOLED_SELECTION`, the
+    best NDCG@10 pooled over the validation readers and the internal splits' held-out readers:
+    ``selected_on`` says which); ``chosen_ndcg@10`` is the mean over seeds of its test NDCG@10. Ratios are of
     mean test NDCG@10 to the raw implicit ALS baseline of the run (``raw-implicit-als``, or
     ``raw-implicit-als+inputs`` when the baselines got the same extra input) and to tuned EASE, each
     with a paired reader bootstrap: the same readers are resampled for both rows within each seed
@@ -936,8 +985,11 @@ def compare(results: list[SeedResult], seed: int = 0, same_readers: bool = False
     if not yuedu:
         return {}
     seeds = sorted({r.seed for r in yuedu})
-    picks = {s: max((r for r in yuedu if r.seed == s), key=lambda r: r.validation[SELECTION_METRIC]) for s in seeds}
+    pooled = all(POOLED_SELECTION in r.validation for r in yuedu)
+    key = POOLED_SELECTION if pooled else SELECTION_METRIC
+    picks = {s: max((r for r in yuedu if r.seed == s), key=lambda r: r.validation[key]) for s in seeds}
     out: dict[str, Any] = {
+        "selected_on": "validation + internal splits" if pooled else "validation",
         "chosen": {str(s): picks[s].model for s in seeds},
         "chosen_ndcg@10": float(np.mean([picks[s].metrics[SELECTION_METRIC] for s in seeds])),
     }

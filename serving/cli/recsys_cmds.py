@@ -171,7 +171,7 @@ def results_table(report: dict[str, Any]):
 
 def markdown(report: dict[str, Any]) -> str:
     """The results report as Markdown: command, machine, table, comparison, chosen parameters."""
-    from recsys.evaluation import METRICS
+    from recsys.evaluation import METRICS, POOLED_SELECTION
 
     lines = [
         f"# Evaluation: {report['dataset']} / {report['protocol']}",
@@ -190,13 +190,21 @@ def markdown(report: dict[str, Any]) -> str:
     line = comparison_line(report.get("comparison", {}))
     if line:
         lines += ["", line]
-    lines += ["", "## Chosen on validation (per seed)", "", "| seed | model | validation ndcg@10 | parameters |"]
-    lines.append("|---:|---|---:|---|")
+    pooled = any(POOLED_SELECTION in r["validation"] for r in report["results"] if r["kind"] == "yuedu")
+    extra = f" {POOLED_SELECTION} (validation + internal splits) |" if pooled else ""
+    lines += [
+        "",
+        "## Chosen on validation (per seed)",
+        "",
+        f"| seed | model | validation ndcg@10 |{extra} parameters |",
+    ]
+    lines.append("|---:|---|---:|" + ("---:|" if pooled else "") + "---|")
     for r in report["results"]:
         if r["kind"] == "yuedu":
             params = json.dumps(r["params"], sort_keys=True, default=str)
+            cell = f" {r['validation'].get(POOLED_SELECTION, float('nan')):.4f} |" if pooled else ""
             lines.append(
-                f"| {r['seed']} | {r['model']} | {r['validation'].get('ndcg@10', float('nan')):.4f} | `{params}` |"
+                f"| {r['seed']} | {r['model']} | {r['validation'].get('ndcg@10', float('nan')):.4f} |{cell} `{params}` |"
             )
     lines += ["", "## Splits", ""]
     for s in report["splits"]:
@@ -222,7 +230,7 @@ def comparison_line(comp: dict[str, Any]) -> str:
 
     best = comp.get("best_by_test", {})
     return (
-        f"Chosen on validation: {picks}; test NDCG@10 **{comp['chosen_ndcg@10']:.4f}**; ratio to raw implicit ALS "
+        f"Chosen on {comp.get('selected_on', 'validation')}: {picks}; test NDCG@10 **{comp['chosen_ndcg@10']:.4f}**; ratio to raw implicit ALS "
         f"defaults (`{comp.get('raw_als_row', 'raw-implicit-als')}`): **{ratio('ratio_to_raw_als')}**; to tuned "
         f"EASE: {ratio('ratio_to_ease')}. Best mean test NDCG@10 (for reference, not a selection): "
         f"{best.get('model')} {best.get('ndcg@10', float('nan')):.4f}."

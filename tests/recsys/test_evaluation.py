@@ -383,6 +383,26 @@ def test_compare_picks_by_validation_never_by_test() -> None:
     assert lo <= 0.35 / 0.2 <= hi
 
 
+def test_compare_picks_by_the_pooled_readers_when_every_row_has_them() -> None:
+    def rows(pooled_steady: float | None) -> list[ev.SeedResult]:
+        out = [
+            _result(0, "steady", "yuedu", 0.30, [0.4, 0.2, 0.3, 0.5]),
+            _result(0, "ease", "yuedu", 0.25, [0.2, 0.2, 0.2, 0.2]),
+            _result(0, "raw-implicit-als", "baseline", None, [0.2, 0.1, 0.3, 0.2]),
+        ]
+        out[1].validation[ev.POOLED_SELECTION] = 0.28  # ease: worse on validation, better on the pool
+        if pooled_steady is not None:
+            out[0].validation[ev.POOLED_SELECTION] = pooled_steady
+        return out
+
+    comp = ev.compare(rows(0.26))
+    assert comp["chosen"] == {"0": "ease"} and comp["selected_on"] == "validation + internal splits"
+    assert ev.compare(rows(0.29))["chosen"] == {"0": "steady"}
+    # a row without the pooled figure: every model is compared on validation alone
+    fallback = ev.compare(rows(None))
+    assert fallback["chosen"] == {"0": "steady"} and fallback["selected_on"] == "validation"
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     a=st.lists(st.floats(0.05, 1.0), min_size=3, max_size=30),
@@ -513,6 +533,10 @@ def test_hybrid_blend_is_fitted_on_inner_training_readers_besides_validation(mon
     # one search per matrix choice, on the validation readers plus two inner splits' held-out readers
     assert seen_sets and all(n > 2 * validation_readers for n in seen_sets)
     assert any(r["model"] == "hybrid" for r in report["results"])
+    # every model is then compared on the same pooled readers
+    yuedu = [r for r in report["results"] if r["kind"] == "yuedu"]
+    assert all(0.0 <= r["validation"][ev.POOLED_SELECTION] <= 1.0 for r in yuedu)
+    assert report["comparison"]["selected_on"] == "validation + internal splits"
 
 
 def test_hybrid_ease_lambda_is_rechosen_on_the_pooled_readers() -> None:
