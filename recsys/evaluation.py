@@ -884,19 +884,25 @@ def _pooled_ease(
     one spectrum per training matrix scores the whole lambda grid (:class:`EASESpectrum`)."""
     lambdas = [float(p["lambda_"]) for p in GRIDS["ease"]]
     val_target = data.full.folds["validation"].target.matrix[rows][:, data.kept]
-    pools = [(data.train.matrix, data.foldin["validation"][rows], val_target)]
-    pools += [(m.train.matrix, m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for m in inner for f in m.foldin]
+    # per training matrix: its held-out (fold-in, target over its columns) sets
+    pools = [(data.train.matrix, [(data.foldin["validation"][rows], val_target)])]
+    pools += [
+        (m.train.matrix, [(m.foldin[f], m.full.folds[f].target.matrix[:, m.kept]) for f in m.foldin]) for m in inner
+    ]
     total = np.zeros(len(lambdas))
     readers = 0
     spectra = []
-    for train, hist, target in pools:
-        size = int((np.diff(target.indptr) > 0).sum())
-        allowed = np.arange(train.shape[1], dtype=np.int32)
+    for train, held_out in pools:
         spectra.append(EASESpectrum(train, threads))
-        for i, (_, scores) in enumerate(spectra[-1].scores(hist, lambdas)):
-            ids, _ = top_n_dense(scores, 10, hist, allowed)
-            total[i] += ndcg_at_k(ids, target, 10) * size if size else 0.0
-        readers += size
+        allowed = np.arange(train.shape[1], dtype=np.int32)
+        for hist, target in held_out:
+            size = int((np.diff(target.indptr) > 0).sum())
+            if not size:
+                continue
+            for i, (_, scores) in enumerate(spectra[-1].scores(hist, lambdas)):
+                ids, _ = top_n_dense(scores, 10, hist, allowed)
+                total[i] += ndcg_at_k(ids, target, 10) * size
+            readers += size
     lam = lambdas[int(np.argmax(total))]
     _log.info(
         "hybrid: EASE lambda %g on %d pooled readers (validation alone chose %g)", lam, readers, cand.params["lambda_"]
