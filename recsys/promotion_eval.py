@@ -29,7 +29,7 @@ from features.schema import table_path
 from features.splits import temporal_split
 from features.vocab import Vocabulary
 from recsys.context import CONTEXT_TABLES, LibraryContext
-from recsys.filters import FilterConfig, build_exclusions
+from recsys.filters import FilterConfig, allowed_titles, build_exclusions
 from recsys.metrics import evaluate
 from recsys.models import make_model
 from recsys.rerank import PromotionConfig, rerank
@@ -66,9 +66,9 @@ def _filtered_candidates(
     model, history: sp.csr_matrix, ctx: LibraryContext, rows: np.ndarray, m: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``m`` titles per reader that pass the default filters (model title rows, scores)."""
-    per_reader, glob = build_exclusions(ctx, rows, FilterConfig())
-    allowed = np.flatnonzero(~glob).astype(np.int32)
-    return model.recommend(None, m, history=history, candidates=allowed, exclude=per_reader)
+    config = FilterConfig()
+    per_reader, _ = build_exclusions(ctx, rows, config)
+    return model.recommend(None, m, history=history, candidates=allowed_titles(ctx, config), exclude=per_reader)
 
 
 def constrained_recommendations(
