@@ -49,7 +49,13 @@ from features.matrix import DEFAULT_CHANNEL_WEIGHTS, InteractionMatrix, Weightin
 from features.splits import EvalFold, Split, SplitMatrices, strong_generalization, temporal_split
 from features.vocab import Vocabulary
 from recsys.base import Recommender, top_n_dense
-from recsys.metrics import catalogue_coverage, ndcg_at_k, ndcg_per_reader, normalized_recall_at_k
+from recsys.metrics import (
+    catalogue_coverage,
+    ndcg_at_k,
+    ndcg_per_reader,
+    normalized_recall_at_k,
+    readers_with_target,
+)
 from recsys.models import make_model
 from recsys.models.ease import EASERecommender, EASESpectrum
 from recsys.models.hybrid import HybridRecommender, search_weights
@@ -812,7 +818,6 @@ def _tune_hybrid(
         if len(comps) < 2:
             continue
         data = prepared[choice.name]
-        hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
         val_target = data.full.folds["validation"].target.matrix
         # The weight search ranks over the pruned columns: give it the pruned view of each target.
         # A bounded reader sample and a coarse grid keep the search to seconds (5^4 blends is minutes).
@@ -820,7 +825,7 @@ def _tune_hybrid(
         inner_data = (inner or {}).get(choice.name, [])
         if inner_data and "ease" in comps and not config.quick:
             comps["ease"] = _pooled_ease(comps["ease"], data, rows, inner_data, config.threads)
-            hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
+        hybrid = HybridRecommender({n: c.model for n, c in comps.items()}, refit=False).fit(data.train)
         sets = [hybrid.blend_set(data.foldin["validation"][rows], val_target[rows][:, data.kept])]
         for m in inner_data:
             fitted = {n: _fit(n, c.params, seed, config.threads, m, titles) for n, c in comps.items()}
@@ -849,7 +854,7 @@ def _pooled_ndcg(pairs: list[tuple[Recommender, sp.csr_matrix, sp.csr_matrix]]) 
     with a non-empty target."""
     total = readers = 0.0
     for model, hist, target in pairs:
-        size = int((np.diff(target.indptr) > 0).sum())
+        size = readers_with_target(target)
         if size:
             ids, _ = model.recommend(None, 10, history=hist)
             total += ndcg_at_k(ids, target, 10) * size
@@ -896,7 +901,7 @@ def _pooled_ease(
         spectra.append(EASESpectrum(train, threads))
         allowed = np.arange(train.shape[1], dtype=np.int32)
         for hist, target in held_out:
-            size = int((np.diff(target.indptr) > 0).sum())
+            size = readers_with_target(target)
             if not size:
                 continue
             for i, (_, scores) in enumerate(spectra[-1].scores(hist, lambdas)):
@@ -1006,14 +1011,14 @@ def compare(results: list[SeedResult], seed: int = 0, same_readers: bool = False
     out["best_by_test"] = {"model": best, "ndcg@10": float(np.mean(means[best]))}
     baseline = "raw-implicit-als+inputs" if "raw-implicit-als+inputs" in means else "raw-implicit-als"
     rng = np.random.default_rng(seed)
-    for key, other in (("raw_als", baseline), ("ease", "ease")):
+    for label, other in (("raw_als", baseline), ("ease", "ease")):
         rows = {r.seed: r for r in results if r.model == other}
         if set(rows) != set(seeds) or not np.mean([rows[s].metrics[SELECTION_METRIC] for s in seeds]):
             continue
-        out[f"ratio_to_{key}"] = out["chosen_ndcg@10"] / float(
+        out[f"ratio_to_{label}"] = out["chosen_ndcg@10"] / float(
             np.mean([rows[s].metrics[SELECTION_METRIC] for s in seeds])
         )
-        out[f"ratio_to_{key}_interval"] = _bootstrap_ratio(
+        out[f"ratio_to_{label}_interval"] = _bootstrap_ratio(
             [picks[s].per_reader_ndcg for s in seeds], [rows[s].per_reader_ndcg for s in seeds], rng, same_readers
         )
     out["raw_als_row"] = baseline

@@ -82,6 +82,11 @@ def _per_reader(recs: np.ndarray, target: sp.csr_matrix, k: int | None) -> dict[
     return out
 
 
+def readers_with_target(target: sp.csr_matrix) -> int:
+    """Readers (rows) with a non-empty target: the ones the mean ranking metrics average over."""
+    return int((np.diff(sp.csr_matrix(target).indptr) > 0).sum())
+
+
 def _mean(values: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 

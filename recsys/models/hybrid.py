@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from features.matrix import InteractionMatrix
 from recsys.base import ModelError, Recommender, top_n_dense
+from recsys.metrics import RANKING_METRICS, readers_with_target
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class BlendSet:
     @property
     def readers(self) -> int:
         """Readers with a non-empty target (the ones a ranking metric averages over)."""
-        return int((np.diff(self.target.indptr) > 0).sum())
+        return readers_with_target(self.target)
 
 
 def search_weights(
@@ -61,8 +62,6 @@ def search_weights(
 ) -> tuple[dict[str, float], float, int]:
     """The grid point (weights normalised to sum 1) with the best reader-weighted mean ``metric@k``
     over ``sets``; returns (weights, that mean, combinations tried)."""
-    from recsys.metrics import RANKING_METRICS
-
     score_fn = RANKING_METRICS[metric] if isinstance(metric, str) else metric
     sizes = np.array([s.readers for s in sets], dtype=np.float64)
     if sizes.sum() == 0:
