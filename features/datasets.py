@@ -21,6 +21,7 @@ from typing import Literal
 
 import polars as pl
 
+from features.errors import InvalidInput
 from features.interactions import load_interactions
 from features.schema import scan_table, table_path
 
@@ -38,7 +39,7 @@ DEFAULT_PATHS: dict[str, str] = {"movielens": "movielens-latest-small", "sco": "
 CACHE_VERSION = 1
 
 
-class DatasetError(Exception):
+class DatasetError(InvalidInput):
     """A data set cannot be found or built (the message names the path and the reason)."""
 
 

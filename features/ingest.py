@@ -29,6 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
+from features.errors import InvalidInput
 from features.schema import TABLES, table_path
 from features.validate import REJECT_COLUMNS, ValidatedTable, validate_table
 
@@ -41,7 +42,7 @@ REJECTS_DIR = "rejects"
 _STAGING = ".ingest-staging"
 
 
-class IngestError(Exception):
+class IngestError(InvalidInput):
     """A file-level problem that stops the whole ingest (CLI exit code 2).
 
     ``str(error)`` is one line naming the file and the problem.
@@ -53,11 +54,13 @@ class IngestError(Exception):
         self.problem = problem
 
 
-class RejectedRowsError(Exception):
+class RejectedRowsError(InvalidInput):
     """Raised by a strict ingest when any row was rejected (CLI exit code 1).
 
     The rejects and the report were written; the data tables were left unchanged.
     """
+
+    exit_code = 1
 
     def __init__(self, report: IngestReport) -> None:
         super().__init__(f"{report.rejected_total} row(s) rejected in strict mode; data tables left unchanged")

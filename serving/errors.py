@@ -1,7 +1,9 @@
 """One JSON shape for every error (:class:`serving.schemas.ErrorBody`), and the handlers that produce it.
 
-Bad input is a 4xx naming the field and the reason; an unexpected exception is logged with its
-traceback and answered with a 500 body that leaks nothing (tests assert it never happens).
+Bad input is a 4xx naming the field and the reason; a domain error (:mod:`features.errors`) gets
+the status of its kind (422 invalid input, 404 not found, 409 conflict, 503 unavailable) in the same
+body; an unexpected exception is logged with its traceback and answered with a 500 body that leaks
+nothing (tests assert it never happens).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from features.errors import YueduError
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +66,16 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(body(422, message, fields), status_code=422)
 
 
+def _domain(request: Request, exc: YueduError) -> JSONResponse:
+    """A domain error raised on purpose: its kind gives the status, its message is meant for the caller."""
+    code = exc.http_status
+    if code >= 500 and code != 503:
+        return _unexpected(request, exc)
+    field = getattr(exc, "field", None)
+    fields = [{"field": str(field), "reason": str(getattr(exc, "reason", exc))}] if field else []
+    return JSONResponse(body(code, str(exc), fields, error=exc.code), status_code=code)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     route = getattr(request.scope.get("route"), "path", "unmatched")
     _log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, route)
@@ -71,4 +85,5 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(YueduError, _domain)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,7 +2,8 @@
 
 Each layer contributes its own sub-commands from a module in this package; every module exposes
 ``register(app, data_app)``. Heavy imports (models, MLflow, FastAPI) happen inside the commands so
-that ``yuedu --help`` stays instant.
+that ``yuedu --help`` stays instant. Errors are reported in one format by the root group
+(:mod:`serving.cli.errors`): a command raises a ``YueduError`` or calls ``fail``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import os
 
 import typer
 
+from serving.cli.errors import ErrorMappingGroup
+
 app = typer.Typer(
     name="yuedu",
+    cls=ErrorMappingGroup,
     help="yuedu (悦读): reading-promotion recommendations and 'you choose, I buy' acquisition.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
