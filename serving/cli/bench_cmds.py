@@ -1,4 +1,9 @@
-"""``yuedu bench [--quick] [--only NAME]``: the benchmark suite (issue 7)."""
+"""``yuedu bench [--quick] [--only NAME]``: the benchmark suite (issue 7).
+
+The suite is tooling, not product: it lives in the top-level ``benchmarks`` package, imported here
+inside the command only (the one place a product module may import it), so an installation without
+``benchmarks`` still runs every other command and this one says what is missing.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from features.errors import Unavailable
+
 console = Console(stderr=True, width=200)
 
 
 def bench_cmd(
     quick: bool = typer.Option(False, "--quick", help="Small data everywhere: a smoke test in under a minute."),
     only: str = typer.Option(
-        None, "--only", help="Run one benchmark: ingest, matrix, training, batch, latency, milp, scaling."
+        None, "--only", help="Run one benchmark: ingest, matrix, training, topn, latency, milp, scaling."
     ),
     threads: int = typer.Option(
         None, "--threads", min=1, help="Threads for models, BLAS and peers (default: all cores)."
@@ -26,9 +33,16 @@ def bench_cmd(
     cache: Path = typer.Option(None, help="Generated-data cache (default: .cache/bench)."),
 ) -> None:
     """Benchmark every step against its best peer in the same run; write bench.json and bench.md."""
-    from training.bench import BenchError, run_bench, write_report
-    from training.bench.harness import DEFAULT_CACHE, fmt
-    from training.bench.runner import DEFAULT_OUT
+    try:
+        from benchmarks import BenchError, run_bench, write_report
+        from benchmarks.harness import DEFAULT_CACHE, fmt
+        from benchmarks.runner import DEFAULT_OUT
+    except ModuleNotFoundError as exc:
+        if exc.name != "benchmarks":
+            raise
+        raise Unavailable(
+            "the benchmarks package is not installed: run `yuedu bench` from a source checkout (make install)"
+        ) from None
 
     try:
         with console.status("benchmarking") as status:

@@ -26,7 +26,7 @@ import psutil
 
 _log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Cache of generated benchmark data (synthetic cities, CSV exports); git-ignored.
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "bench"
 #: Public data sets, read in place.

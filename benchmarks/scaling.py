@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 
+from benchmarks.data import city_dir, interactions, repeated_loans_csv
+from benchmarks.harness import BenchContext, PeakRSS, Row, scaling_exponent
+from benchmarks.training import als_params
 from features.ingest import ingest_table
 from features.matrix import build_matrix
 from recsys.models import ALSRecommender
-from training.bench.data import city_dir, interactions, repeated_loans_csv
-from training.bench.harness import BenchContext, PeakRSS, Row, scaling_exponent
-from training.bench.training import als_params
 
 _log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from datetime import datetime
 
 import polars as pl
 
+from benchmarks.data import city_dir, loans_csv, parent_keys
+from benchmarks.harness import BenchContext, Goal, PeakRSS, Row, time_pair
 from features.ingest import ingest_table
-from training.bench.data import city_dir, loans_csv, parent_keys
-from training.bench.harness import BenchContext, Goal, PeakRSS, Row, time_pair
 
 _log = logging.getLogger(__name__)
 

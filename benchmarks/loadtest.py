@@ -9,7 +9,7 @@ CPU per request as the server, on the same two cores.
 
 Run it (starts ``yuedu serve`` in a subprocess so that server and load generator do not share a GIL)::
 
-    .venv/bin/python -m serving.loadtest --data DIR --model DIR --out experiments/results/loadtest.md
+    .venv/bin/python -m benchmarks.loadtest --data DIR --model DIR --out experiments/results/loadtest.md
 
 Traffic mix (default): 55 % recommendations (known and unknown readers), 20 % counter decisions,
 10 % similar titles, 5 % reader events, 5 % booklists, 5 % budgets.

@@ -20,11 +20,11 @@ from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.nearest_neighbours import CosineRecommender
 from threadpoolctl import threadpool_limits
 
+from benchmarks.data import city_dir, interactions, movielens
+from benchmarks.harness import BenchContext, Goal, PeakRSS, Row, time_pair
 from features.matrix import InteractionMatrix, build_matrix
 from features.vocab import Vocabulary
 from recsys.models import ALSRecommender, BPRRecommender, EASERecommender, ItemKNNRecommender
-from training.bench.data import city_dir, interactions, movielens
-from training.bench.harness import BenchContext, Goal, PeakRSS, Row, time_pair
 
 _log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from fastapi import FastAPI
 
-from serving.loadtest import LoadConfig, LoadReport, NotLoopback, Sample, check_loopback, run_load
+from benchmarks.loadtest import LoadConfig, LoadReport, NotLoopback, Sample, check_loopback, run_load
 from serving.server import running_server
 
 

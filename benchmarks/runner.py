@@ -2,10 +2,10 @@
 
 :func:`run_bench` runs the benchmarks of :data:`BENCHMARKS` (or one of them) under a fixed thread
 budget (threadpoolctl for BLAS/OpenMP, ``threads=`` for every model and its peer) and collects
-their :class:`~training.bench.harness.Row` s with the machine's state (cores, load average, thread
+their :class:`~benchmarks.harness.Row` s with the machine's state (cores, load average, thread
 pools, library versions). A benchmark that fails is recorded with its error and the others still
 run. :func:`write_report` writes the JSON (every figure and detail) and the Markdown table with the
-analysis of each goal that falls short (:data:`training.bench.notes.NOTES`).
+analysis of each goal that falls short (``benchmarks/NOTES.md``, read by :func:`benchmarks.notes.load_notes`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from training.bench import batch, ingest, latency, matrix, milp, scaling, training
-from training.bench.harness import DEFAULT_CACHE, REPO_ROOT, BenchContext, BenchError, Row, fmt
-from training.bench.notes import NOTES
+from benchmarks import ingest, latency, matrix, milp, scaling, topn, training
+from benchmarks.harness import DEFAULT_CACHE, REPO_ROOT, BenchContext, BenchError, Row, fmt
+from benchmarks.notes import load_notes
 
 _log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ BENCHMARKS: dict[str, Callable[[BenchContext], Iterator[Row]]] = {
     "ingest": ingest.run,
     "matrix": matrix.run,
     "training": training.run,
-    "batch": batch.run,
+    "topn": topn.run,
     "latency": latency.run,
     "milp": milp.run,
     "scaling": scaling.run,
@@ -196,9 +196,10 @@ def markdown(report: BenchReport) -> str:
         lines += [f"- **{name}**: {msg}" for name, msg in report.errors.items()]
     short = [r for r in report.rows if r.status == "short"]
     if short:
+        notes = load_notes()
         lines += ["", "## Goals short: why, and what would close them", ""]
         for r in short:
-            lines.append(f"- **{r.key}**: {NOTES.get(r.key, 'no analysis recorded yet for this figure.')}")
+            lines.append(f"- **{r.key}**: {notes.get(r.key, 'no analysis recorded yet for this figure.')}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from training.bench.data import city_dir
-from training.bench.harness import BenchContext, BenchError, Goal, PeakRSS, Row
+from benchmarks.data import city_dir
+from benchmarks.harness import BenchContext, BenchError, Goal, PeakRSS, Row
 
 _log = logging.getLogger(__name__)
 

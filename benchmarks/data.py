@@ -16,12 +16,12 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.harness import SHARED_DATA, BenchContext, BenchError
 from features.schema import scan_table, table_path
-from training.bench.harness import SHARED_DATA, BenchContext, BenchError
 
 _log = logging.getLogger(__name__)
 
-FEATURES_DIR = Path(__file__).resolve().parents[2] / "features"
+FEATURES_DIR = Path(__file__).resolve().parents[1] / "features"
 
 
 def _cache_root(ctx: BenchContext) -> Path:

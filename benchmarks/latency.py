@@ -24,10 +24,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from benchmarks.data import city_dir
+from benchmarks.harness import BenchContext, Goal, PeakRSS, Row, latencies_ms
+from benchmarks.training import als_params, city_matrix
 from recsys.models import ALSRecommender
-from training.bench.data import city_dir
-from training.bench.harness import BenchContext, Goal, PeakRSS, Row, latencies_ms
-from training.bench.training import als_params, city_matrix
 
 _log = logging.getLogger(__name__)
 

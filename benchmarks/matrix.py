@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from benchmarks.data import city_dir, interactions
+from benchmarks.harness import BenchContext, PeakRSS, Row, time_pair
 from features.matrix import build_matrix
 from features.vocab import Vocabulary
-from training.bench.data import city_dir, interactions
-from training.bench.harness import BenchContext, PeakRSS, Row, time_pair
 
 
 def run(ctx: BenchContext) -> Iterator[Row]:

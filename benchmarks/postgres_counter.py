@@ -1,6 +1,7 @@
 """decide() latency in process: SQLite file vs PostgreSQL (throwaway clusters), for docs/postgres.md.
 
-Run: ``.venv/bin/python -m tests.acquisition.bench_postgres [N]`` (needs initdb/pg_ctl; not a test).
+Run from the repository root: ``.venv/bin/python -m benchmarks.postgres_counter [N]`` (needs initdb/pg_ctl;
+it borrows the test suite's throwaway cluster and tiny city from ``tests/``).
 Prints a Markdown table: sequential p50/p99 ms over N decisions, then N more from 8 threads.
 """
 

@@ -4,6 +4,7 @@ report writing, and ``yuedu bench --quick`` end to end as a smoke test (no timin
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -12,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from training.bench import BENCHMARKS, BenchError, BenchReport, Goal, Row, markdown, run_bench, write_report
-from training.bench.harness import PeakRSS, latencies_ms, scaling_exponent, time_pair
+from benchmarks import BENCHMARKS, BenchError, BenchReport, Goal, Row, markdown, run_bench, write_report
+from benchmarks.harness import PeakRSS, latencies_ms, scaling_exponent, time_pair
+from benchmarks.notes import load_notes
 
 # --- goals and rows -----------------------------------------------------------------------------------
 
@@ -67,7 +69,7 @@ def test_scaling_exponent_needs_two_distinct_sizes():
 
 def test_time_pair_keeps_the_best_of_each_side_and_alternates_who_goes_first(monkeypatch):
     """A fake clock that the timed functions advance: exact, and immune to machine load."""
-    from training.bench import harness
+    from benchmarks import harness
 
     clock = {"now": 0.0}
     monkeypatch.setattr(harness.time, "perf_counter", lambda: clock["now"])
@@ -155,6 +157,27 @@ def test_cli_exit_code_2_for_an_unknown_benchmark():
 
     result = CliRunner().invoke(app, ["bench", "--quick", "--only", "nope"])
     assert result.exit_code == 2
+
+
+def test_cli_says_so_in_one_line_when_the_benchmarks_package_is_absent(monkeypatch):
+    from serving.cli import app
+
+    monkeypatch.setitem(sys.modules, "benchmarks", None)  # as in an installed tree without the tooling
+    result = CliRunner().invoke(app, ["bench", "--quick"])
+    assert result.exit_code == 3
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the benchmarks package is not installed")
+
+
+def test_every_note_is_a_paragraph_under_a_row_key():
+    notes = load_notes()
+    assert notes and all(v and "\n" not in v for v in notes.values())
+    # keys are `benchmark/figure` of benchmarks that exist (a renamed benchmark must take its notes along)
+    assert {key.split("/")[0] for key in notes} <= set(BENCHMARKS)
+    assert (
+        "the top-k selection, not the product, is the cost"
+        in notes["topn/top-10 for every reader (synthetic city): titles scored/s"]
+    )
 
 
 # --- the quick suite end to end ------------------------------------------------------------------------------
