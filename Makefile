@@ -9,6 +9,9 @@ DEMO_DIR ?= .demo
 
 .PHONY: install demo test test-fast lint format serve bench clean system-deps
 
+# The lock pins the core dependencies and both extras (dev, spark): one install has everything `make test`
+# needs. The editable install maps the top-level packages by name, so a new package in
+# [tool.setuptools.packages.find] (pyproject.toml) takes a re-run, which the stamp's dependency forces.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 		$(BIN)/python -m pip install -q -r requirements.lock 2>&1 | { grep -v "is ignored: it is neither" || true; }

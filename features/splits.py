@@ -194,6 +194,34 @@ def _time_at_quantile(frame: pl.DataFrame, q: float) -> datetime:
 # --- protocols ----------------------------------------------------------------------------------
 
 
+def temporal_cutoffs(
+    events: pl.DataFrame,
+    cutoff: datetime | None = None,
+    quantile: float | None = None,
+    val_cutoff: datetime | None = None,
+    val_quantile: float | None = None,
+) -> tuple[datetime, datetime | None]:
+    """The (test, validation) cut-off times of :func:`temporal_split` (same arguments), from the
+    ``occurred_at`` column of ``events``: a quantile is the event time nearest to it.
+
+    The one implementation of the cut-offs: engines that apply them elsewhere (Spark) collect the
+    event times and ask this function. The validation cut-off is None when neither is given.
+
+    Raises:
+        ValueError: not exactly one of ``cutoff`` / ``quantile``, both validation arguments, a
+            quantile outside (0, 1), or a validation cut-off after the test cut-off.
+    """
+    if (cutoff is None) == (quantile is None):
+        raise ValueError("temporal_split: give exactly one of cutoff or quantile")
+    if val_cutoff is not None and val_quantile is not None:
+        raise ValueError("temporal_split: give at most one of val_cutoff or val_quantile")
+    test_cut = cutoff if cutoff is not None else _time_at_quantile(events, quantile)
+    val_cut = val_cutoff if val_quantile is None else _time_at_quantile(events, val_quantile)
+    if val_cut is not None and val_cut > test_cut:
+        raise ValueError(f"temporal_split: validation cut-off {val_cut} is after the test cut-off {test_cut}")
+    return test_cut, val_cut
+
+
 def temporal_split(
     df: pl.DataFrame | pl.LazyFrame,
     cutoff: datetime | None = None,
@@ -213,14 +241,7 @@ def temporal_split(
     empty.
     """
     frame = _prepare(df, need_time=True)
-    if (cutoff is None) == (quantile is None):
-        raise ValueError("temporal_split: give exactly one of cutoff or quantile")
-    if val_cutoff is not None and val_quantile is not None:
-        raise ValueError("temporal_split: give at most one of val_cutoff or val_quantile")
-    test_cut = cutoff if cutoff is not None else _time_at_quantile(frame, quantile)
-    val_cut = val_cutoff if val_quantile is None else _time_at_quantile(frame, val_quantile)
-    if val_cut is not None and val_cut > test_cut:
-        raise ValueError(f"temporal_split: validation cut-off {val_cut} is after the test cut-off {test_cut}")
+    test_cut, val_cut = temporal_cutoffs(frame, cutoff, quantile, val_cutoff, val_quantile)
     t = pl.col("occurred_at")
     before_test = frame.filter(t < test_cut)
     train = frame.filter(t < val_cut) if val_cut is not None else before_test

@@ -8,6 +8,7 @@ Paths inside a config are relative to the repository root (so configs work from 
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,15 @@ class SplitConfig(_Strict):
     val_cutoff: str | None = Field(None, description="temporal: validation cut-off (default: quantile - 0.1).")
     n: int = Field(1, ge=1, description="leave_last: events per reader held out.")
     min_events: int = Field(1, ge=1, description="Readers with fewer (positive) events are dropped first.")
+
+    def temporal_arguments(self) -> dict[str, Any]:
+        """The cut-off arguments of :func:`features.splits.temporal_split` (and ``temporal_cutoffs``)
+        for this config: the explicit ``cutoff`` (and ``val_cutoff``) when given, else ``quantile``
+        and a validation quantile 0.1 before it (at least 0.05). Every engine takes them from here."""
+        if self.cutoff:
+            val_cutoff = datetime.fromisoformat(self.val_cutoff) if self.val_cutoff else None
+            return {"cutoff": datetime.fromisoformat(self.cutoff), "val_cutoff": val_cutoff}
+        return {"quantile": self.quantile, "val_quantile": max(self.quantile - 0.1, 0.05)}
 
 
 class ModelConfig(_Strict):

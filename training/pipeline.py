@@ -97,13 +97,7 @@ def make_split(events: pl.DataFrame, config: ExperimentConfig) -> Split:
             by_time=s.by_time,
         )
     if s.protocol == "temporal":
-        from datetime import datetime
-
-        cutoff = datetime.fromisoformat(s.cutoff) if s.cutoff else None
-        val_cutoff = datetime.fromisoformat(s.val_cutoff) if s.val_cutoff else None
-        if cutoff is None:
-            return temporal_split(events, quantile=s.quantile, val_quantile=max(s.quantile - 0.1, 0.05))
-        return temporal_split(events, cutoff=cutoff, val_cutoff=val_cutoff)
+        return temporal_split(events, **s.temporal_arguments())
     return leave_last_n(events, n=s.n)
 
 

@@ -11,10 +11,14 @@ decide whether results match the polars path are the same everywhere:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import shutil
 import sys
 from typing import TYPE_CHECKING
+
+from features.errors import Unavailable
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,8 +35,33 @@ BASE_CONF: dict[str, str] = {
 }
 
 
-class SparkUnavailableError(RuntimeError):
-    """pyspark or a Java runtime is missing (the message says which and how to install it)."""
+class SparkUnavailableError(Unavailable, ImportError):
+    """pyspark or a Java runtime is missing (the message says which and how to install it).
+
+    An :class:`ImportError` too: importing a Spark subpackage without pyspark raises it, and code
+    that treats Spark as optional (``pytest.importorskip``, ``except ImportError``) keeps working.
+    """
+
+
+def require_pyspark() -> None:
+    """Raise :class:`SparkUnavailableError` unless pyspark can be imported.
+
+    Each layer's ``spark`` subpackage calls it when imported, so that a command needing Spark
+    stops with one line saying what to install instead of a traceback from deep inside.
+    """
+    if importlib.util.find_spec("pyspark") is None:
+        raise SparkUnavailableError(
+            "pyspark is not installed: the Spark engine needs the spark extra "
+            "(pip install -e '.[spark]', or make install) and a Java 17 runtime"
+        )
+
+
+def require_java() -> None:
+    """Raise :class:`SparkUnavailableError` when no Java runtime is found (``JAVA_HOME`` or ``java`` on PATH)."""
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise SparkUnavailableError(
+            "no Java runtime: Spark needs Java 17 (e.g. apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"
+        )
 
 
 def spark_session(
@@ -54,12 +83,12 @@ def spark_session(
         conf: extra Spark settings, applied last.
 
     Raises:
-        SparkUnavailableError: pyspark cannot be imported.
+        SparkUnavailableError: pyspark cannot be imported, or there is no Java runtime.
     """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise SparkUnavailableError("pyspark is not installed: the Spark engine needs pyspark and Java 17") from exc
+    require_pyspark()
+    require_java()
+    from pyspark.sql import SparkSession
+
     # Python workers must run the same interpreter (the venv) as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

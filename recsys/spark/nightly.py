@@ -1,4 +1,4 @@
-"""Batch top-n for every reader of a factorisation model, on Spark, written as Parquet.
+"""The nightly top-n lists: every reader's best titles from a factorisation model, on Spark, written as Parquet.
 
 The nightly refresh of the app: each reader's ``n`` best titles under the same business filters as
 :func:`recsys.filters.build_exclusions` — **already borrowed** (loans and e-book events in the data
@@ -42,8 +42,8 @@ OUTPUT_SCHEMA = pa.schema(
 
 
 @dataclass
-class BatchSummary:
-    """What :func:`batch_recommend` wrote: readers, rows, wall seconds and where."""
+class NightlySummary:
+    """What :func:`nightly_top_n` wrote: readers, rows, wall seconds and where."""
 
     out: Path
     readers: int
@@ -208,7 +208,7 @@ def recommend_frame(
     )
 
 
-def batch_recommend(
+def nightly_top_n(
     spark: SparkSession,
     model: FactorizationRecommender,
     data_dir: str | Path,
@@ -218,7 +218,7 @@ def batch_recommend(
     today: date | None = None,
     batch_rows: int = 1024,
     reader_rows: np.ndarray | None = None,
-) -> BatchSummary:
+) -> NightlySummary:
     """Compute every model reader's top-``n`` on Spark and write it as Parquet to ``out`` (a folder
     of part files, replaced if present). See :func:`recommend_frame` for the arguments."""
     started = time.perf_counter()
@@ -227,5 +227,5 @@ def batch_recommend(
     written = spark.read.parquet(str(out))
     stats = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("reader_id").alias("readers")).first()
     seconds = time.perf_counter() - started
-    _log.info("batch top-%d: %d readers, %d rows to %s in %.1f s", n, stats["readers"], stats["rows"], out, seconds)
-    return BatchSummary(Path(out), int(stats["readers"]), int(stats["rows"]), seconds)
+    _log.info("nightly top-%d: %d readers, %d rows to %s in %.1f s", n, stats["readers"], stats["rows"], out, seconds)
+    return NightlySummary(Path(out), int(stats["readers"]), int(stats["rows"]), seconds)

@@ -45,7 +45,7 @@ def train_cmd(
 
     cfg = _config_or_exit(config)
     if engine == "spark":
-        from training.spark_train import train_spark
+        from training.spark.train import train_spark
 
         result = train_spark(cfg, master=master, out=out, track=track)
         console.print(_metrics_table(f"{cfg.name}: validation (spark)", result.validation))

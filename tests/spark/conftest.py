@@ -22,7 +22,8 @@ def spark():
 
 
 def pytest_collection_modifyitems(config, items):
-    """All Spark tests on one xdist worker (``--dist loadgroup``), so the suite starts one JVM, not two."""
+    """All Spark tests on one xdist worker (``--dist loadgroup``), so the suite starts one JVM, not two:
+    those under tests/spark and any other that takes the ``spark`` fixture (tests/benchmarks)."""
     for item in items:
-        if "tests/spark/" in str(item.fspath).replace("\\", "/"):
+        if "tests/spark/" in str(item.fspath).replace("\\", "/") or "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("spark"))

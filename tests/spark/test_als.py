@@ -24,7 +24,7 @@ def split_matrices(small_city):
 
 @pytest.fixture(scope="module")
 def spark_model(spark, split_matrices):
-    from recsys.spark_als import SparkALS, ratings_from_matrix
+    from recsys.spark.als import SparkALS, ratings_from_matrix
 
     train = split_matrices.train
     return SparkALS(**PARAMS).fit(ratings_from_matrix(spark, train, partitions=4), train)
@@ -61,7 +61,7 @@ def test_spark_model_saves_as_an_als_directory(spark_model, split_matrices, tmp_
 
 
 def test_reg_param_mapping(split_matrices, spark):
-    from recsys.spark_als import SparkALS, ratings_from_matrix
+    from recsys.spark.als import SparkALS, ratings_from_matrix
 
     ratings = ratings_from_matrix(spark, split_matrices.train)
     nnz = split_matrices.train.nnz

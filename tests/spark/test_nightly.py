@@ -1,4 +1,4 @@
-"""Spark batch top-n equals the local model's recommend() under the same filters."""
+"""The nightly top-n lists on Spark equal the local model's recommend() under the same filters."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from recsys.models import make_model
 pytestmark = pytest.mark.slow
 
 
-def test_batch_top_n_matches_local_recommend(spark, small_city, tmp_path):
-    from recsys.spark_batch import batch_recommend
+def test_nightly_top_n_matches_local_recommend(spark, small_city, tmp_path):
+    from recsys.spark.nightly import nightly_top_n
 
     # train on the first two years so that later loans must be filtered from the data, not the matrix
     events = load_interactions(small_city, end=date(2025, 7, 1)).collect()
     model = make_model("als", factors=16, iterations=8, seed=1, threads=2).fit(build_matrix(events))
     config = FilterConfig(require_available=False, exclude_withdrawn=False, excluded_title_ids=("T0000010",))
-    summary = batch_recommend(spark, model, small_city, tmp_path / "recs", n=10, filters=config)
+    summary = nightly_top_n(spark, model, small_city, tmp_path / "recs", n=10, filters=config)
     got = pl.read_parquet(tmp_path / "recs" / "*.parquet")
     assert summary.readers == len(model.readers_) and summary.rows == got.height
 

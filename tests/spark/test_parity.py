@@ -1,4 +1,4 @@
-"""Spark vs polars on the small synthetic city: vocabularies, weighted matrices, demand aggregates."""
+"""Spark vs polars on the small synthetic city: vocabularies and weighted matrices."""
 
 from __future__ import annotations
 
@@ -30,28 +30,3 @@ def test_matrix_parity(spark, small_city):
     np.testing.assert_allclose(got.matrix.data, expected.matrix.data, rtol=2e-6, atol=1e-6)
     for key in ("events", "dropped_zero_weight", "dropped_low_value", "reference_time"):
         assert got.meta[key] == expected.meta[key], key
-
-
-def test_demand_aggregates_identical(spark, small_city):
-    from features.spark.aggregates import DEMAND_COLUMNS, demand_polars, demand_spark, to_polars
-
-    expected = demand_polars(small_city)
-    got = to_polars(demand_spark(spark, small_city))
-    assert got.columns == list(DEMAND_COLUMNS)
-    assert got.equals(expected)
-    # the aggregate is not trivially empty: loans, holds and supply all appear
-    assert expected["loans"].sum() > 30_000 and expected["holds"].sum() > 0 and expected["copies"].max() > 1
-
-
-def test_demand_counts_match_the_raw_tables(small_city):
-    """The polars reference itself: loans and holds add up to the tables, turnover follows copies."""
-    import polars as pl
-
-    from features.spark.aggregates import demand_polars
-
-    demand = demand_polars(small_city)
-    assert demand["loans"].sum() == pl.read_parquet(small_city / "loans.parquet").height
-    assert demand["holds"].sum() == pl.read_parquet(small_city / "holds.parquet").height
-    with_copies = demand.filter(pl.col("copies") > 0)
-    np.testing.assert_allclose(with_copies["turnover"], with_copies["loans"] * 12 / with_copies["copies"])
-    assert demand.filter(pl.col("copies") == 0)["turnover"].null_count() == demand.filter(pl.col("copies") == 0).height

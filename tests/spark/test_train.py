@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recsys.models import ALSRecommender, load_model
-from training.config import ConfigError, ExperimentConfig
+from training.config import ConfigError, ExperimentConfig, SplitConfig
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def _config(**model) -> ExperimentConfig:
 
 def test_train_spark_writes_model_and_run(spark, tmp_path, monkeypatch):
     from training.pipeline import train
-    from training.spark_train import train_spark
+    from training.spark.train import train_spark
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = train_spark(_config(), out=tmp_path / "model", track=True, spark=spark)
@@ -48,7 +48,23 @@ def test_train_spark_writes_model_and_run(spark, tmp_path, monkeypatch):
 
 
 def test_train_spark_refuses_other_models(spark):
-    from training.spark_train import train_spark
+    from training.spark.train import train_spark
 
     with pytest.raises(ConfigError, match="'als' only"):
         train_spark(_config(name="ease"), spark=spark, track=False)
+
+
+def test_quantile_cutoffs_are_the_local_engines(spark, small_city):
+    """Spark applies the cut-offs; features.splits computes them, from the same event times."""
+    from features.interactions import load_interactions
+    from features.spark.interactions import load_interactions as spark_interactions
+    from features.splits import temporal_split
+    from training.spark.train import _cutoffs
+
+    config = _config().model_copy(update={"split": SplitConfig(protocol="temporal", quantile=0.8)})
+    got = _cutoffs(spark_interactions(spark, small_city), config)
+    local = temporal_split(load_interactions(small_city).collect(), quantile=0.8, val_quantile=0.7)
+    assert got == (local.params["cutoff"], local.params["val_cutoff"])
+    with pytest.raises(ConfigError, match="after the test cut-off"):
+        bad = SplitConfig(protocol="temporal", cutoff="2025-01-01", val_cutoff="2025-06-01")
+        _cutoffs(spark_interactions(spark, small_city), config.model_copy(update={"split": bad}))
