@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 from features.schema import TABLES, conform, table_path
 from features.synth import GENERATOR_VERSION, _rng, _truth_frames
 from features.synth_activity import copy_statuses, sample_ebook_events, sample_holds, sample_loans
-from features.synth_catalogue import build_copies, build_titles, cluster_demand
-from features.synth_population import build_population
+from features.synth_catalogue import Catalogue, build_copies, build_titles, cluster_demand
+from features.synth_population import Population, build_population
 from features.synth_programme import build_booklists, sample_requests
 from features.synth_sampling import isbn_bodies, numbered_ids
 from features.synth_world import END, N_CLUSTERS, START, build_bookstores, build_branches
@@ -119,84 +119,18 @@ def synthesize_province(
     (out / "truth").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
-    branches = build_branches(_rng(seed, "branches"))
-    bookstores = build_bookstores(_rng(seed, "stores"), branches)
-    pop = build_population(_rng(seed, "readers"), seed, n_readers, branches)
-    demand = cluster_demand(pop)
-    n_requests = max(100, round(n_loans * REQUESTS_PER_1000_LOANS / 1000))
-    bodies = isbn_bodies(seed, n_titles + n_requests + 200)
-    cat = build_titles(_rng(seed, "titles"), n_titles, demand, bodies[:n_titles], None)
-    loans_per_year = n_loans / 3.0
-    print_w = np.where(cat.ebook, 0.0, cat.weight)
-    print_total = np.bincount(cat.cluster, weights=print_w, minlength=N_CLUSTERS)
-    ebook_total = np.bincount(cat.cluster, weights=cat.weight - print_w, minlength=N_CLUSTERS)
-    p_in_cluster = cat.weight / np.where(cat.ebook, ebook_total[cat.cluster], print_total[cat.cluster])
-    loans_by_cluster = loans_per_year * demand
-    expected = np.where(cat.ebook, 0.0, p_in_cluster * loans_by_cluster[cat.cluster])
-    copies, first_copy, n_copies = build_copies(_rng(seed, "copies"), cat, branches, expected)
-    pressure = expected / np.maximum(n_copies, 1)
+    world = _build_world(seed, n_readers, n_titles, n_loans)
     _log.info(
         "province: %d readers, %d titles, %d copies; %d loans in chunks of %d",
         n_readers,
         n_titles,
-        len(copies),
+        len(world.copies),
         n_loans,
         chunk_rows,
     )
-
-    writers = {t: _ChunkWriter(out, t) for t in ("loans", "holds", "ebook_events")}
-    open_copies: list[pl.Series] = []
-    n_chunks = -(-n_loans // chunk_rows)
-    for chunk in range(n_chunks):
-        size = min(chunk_rows, n_loans - chunk * chunk_rows)
-        rng = _rng(seed + chunk * 1_000_003, "loans")
-        loans, loan_title = sample_loans(rng, size, pop, cat, branches, copies, first_copy, n_copies)
-        loans = loans.with_columns(loan_id=numbered_ids("L", size, 11, start=writers["loans"].rows + 1))
-        open_copies.append(loans.filter(pl.col("returned_at").is_null())["copy_id"].unique())
-        holds = sample_holds(
-            _rng(seed + chunk * 1_000_003, "holds"), loans, loan_title, pressure, int(HOLD_RATE * size)
-        )
-        holds = holds.with_columns(hold_id=numbered_ids("H", holds.height, 10, start=writers["holds"].rows + 1))
-        writers["loans"].write(loans)
-        writers["holds"].write(holds)
-        del loans, loan_title, holds
-        n_ebooks = int(EBOOK_SHARE * size)
-        if n_ebooks:
-            events = sample_ebook_events(_rng(seed + chunk * 1_000_003, "ebooks"), n_ebooks, pop, cat)
-            events = events.with_columns(
-                event_id=numbered_ids("E", events.height, 11, start=writers["ebook_events"].rows + 1)
-            )
-            writers["ebook_events"].write(events)
-            del events
-        _log.info("province: chunk %d/%d written (%d loans so far)", chunk + 1, n_chunks, writers["loans"].rows)
-    for w in writers.values():
-        w.close()
-
-    open_loans = pl.DataFrame({"copy_id": pl.concat(open_copies).unique()}).with_columns(
-        returned_at=pl.lit(None, dtype=pl.Datetime("us"))
-    )
-    copies = copy_statuses(_rng(seed, "status"), copies, open_loans)
-    prog = sample_requests(
-        _rng(seed, "requests"), n_requests, pop, cat, copies, bookstores, branches,
-        bodies[n_titles:], print_total, loans_by_cluster,
-    )  # fmt: skip
-    booklists, booklist_items = build_booklists(_rng(seed, "booklists"), cat)
-    tables = {
-        "branches": branches,
-        "readers": pop.frame,
-        "titles": cat.frame,
-        "copies": copies,
-        "bookstores": bookstores,
-        "purchase_requests": prog.requests,
-        "budgets": prog.budgets,
-        "booklists": booklists,
-        "booklist_items": booklist_items,
-    }
-    counts = {name: w.rows for name, w in writers.items()}
-    for name, frame in tables.items():
-        conform(frame, name).write_parquet(table_path(out, name))
-        counts[name] = frame.height
-    for name, frame in _truth_frames(pop, cat, p_in_cluster, expected, demand).items():
+    counts, open_copies, n_chunks = _write_activity(seed, out, world, n_loans, chunk_rows)
+    counts.update(_write_catalogue_tables(seed, out, world, open_copies))
+    for name, frame in _truth_frames(world.pop, world.cat, world.p_in_cluster, world.expected, world.demand).items():
         frame.write_parquet(out / "truth" / f"{name}.parquet")
     seconds = time.perf_counter() - t0
     sizes = {name: table_path(out, name).stat().st_size for name in counts}
@@ -213,3 +147,119 @@ def synthesize_province(
     summary = ProvinceSummary(seed, out, counts, n_chunks, seconds, _peak_rss(), sizes)
     _log.info("synthesised province seed %d into %s in %.1f s: %s", seed, out, seconds, counts)
     return summary
+
+
+@dataclass
+class _World:
+    """What fits in memory: branches, bookstores, population, catalogue and copies, and the
+    expected demand the activity samplers draw from."""
+
+    branches: pl.DataFrame
+    bookstores: pl.DataFrame
+    pop: Population
+    cat: Catalogue
+    demand: np.ndarray
+    copies: pl.DataFrame
+    first_copy: np.ndarray
+    n_copies: np.ndarray
+    #: Expected print loans per title per year, its share in its cluster, loans per copy.
+    expected: np.ndarray
+    p_in_cluster: np.ndarray
+    pressure: np.ndarray
+    #: Print weight per cluster and yearly loans per cluster (the request sampler's inputs).
+    print_total: np.ndarray
+    loans_by_cluster: np.ndarray
+    n_requests: int
+    request_isbns: np.ndarray
+
+
+def _build_world(seed: int, n_readers: int, n_titles: int, n_loans: int) -> _World:
+    """Branches, population, catalogue and copies at province size (the city's building blocks)."""
+    branches = build_branches(_rng(seed, "branches"))
+    bookstores = build_bookstores(_rng(seed, "stores"), branches)
+    pop = build_population(_rng(seed, "readers"), seed, n_readers, branches)
+    demand = cluster_demand(pop)
+    n_requests = max(100, round(n_loans * REQUESTS_PER_1000_LOANS / 1000))
+    bodies = isbn_bodies(seed, n_titles + n_requests + 200)
+    cat = build_titles(_rng(seed, "titles"), n_titles, demand, bodies[:n_titles], None)
+    loans_per_year = n_loans / 3.0
+    print_w = np.where(cat.ebook, 0.0, cat.weight)
+    print_total = np.bincount(cat.cluster, weights=print_w, minlength=N_CLUSTERS)
+    ebook_total = np.bincount(cat.cluster, weights=cat.weight - print_w, minlength=N_CLUSTERS)
+    p_in_cluster = cat.weight / np.where(cat.ebook, ebook_total[cat.cluster], print_total[cat.cluster])
+    loans_by_cluster = loans_per_year * demand
+    expected = np.where(cat.ebook, 0.0, p_in_cluster * loans_by_cluster[cat.cluster])
+    copies, first_copy, n_copies = build_copies(_rng(seed, "copies"), cat, branches, expected)
+    pressure = expected / np.maximum(n_copies, 1)
+    return _World(
+        branches, bookstores, pop, cat, demand, copies, first_copy, n_copies, expected, p_in_cluster, pressure,
+        print_total, loans_by_cluster, n_requests, bodies[n_titles:],
+    )  # fmt: skip
+
+
+def _write_activity(
+    seed: int, out: Path, world: _World, n_loans: int, chunk_rows: int
+) -> tuple[dict[str, int], list[pl.Series], int]:
+    """Loans, holds and e-book events drawn and appended chunk by chunk.
+
+    Returns:
+        rows written per table, the copies on an open loan per chunk, and the number of chunks.
+    """
+    writers = {t: _ChunkWriter(out, t) for t in ("loans", "holds", "ebook_events")}
+    open_copies: list[pl.Series] = []
+    n_chunks = -(-n_loans // chunk_rows)
+    pop, cat = world.pop, world.cat
+    for chunk in range(n_chunks):
+        size = min(chunk_rows, n_loans - chunk * chunk_rows)
+        rng = _rng(seed + chunk * 1_000_003, "loans")
+        loans, loan_title = sample_loans(
+            rng, size, pop, cat, world.branches, world.copies, world.first_copy, world.n_copies
+        )
+        loans = loans.with_columns(loan_id=numbered_ids("L", size, 11, start=writers["loans"].rows + 1))
+        open_copies.append(loans.filter(pl.col("returned_at").is_null())["copy_id"].unique())
+        holds = sample_holds(
+            _rng(seed + chunk * 1_000_003, "holds"), loans, loan_title, world.pressure, int(HOLD_RATE * size)
+        )
+        holds = holds.with_columns(hold_id=numbered_ids("H", holds.height, 10, start=writers["holds"].rows + 1))
+        writers["loans"].write(loans)
+        writers["holds"].write(holds)
+        del loans, loan_title, holds
+        n_ebooks = int(EBOOK_SHARE * size)
+        if n_ebooks:
+            events = sample_ebook_events(_rng(seed + chunk * 1_000_003, "ebooks"), n_ebooks, pop, cat)
+            events = events.with_columns(
+                event_id=numbered_ids("E", events.height, 11, start=writers["ebook_events"].rows + 1)
+            )
+            writers["ebook_events"].write(events)
+            del events
+        _log.info("province: chunk %d/%d written (%d loans so far)", chunk + 1, n_chunks, writers["loans"].rows)
+    for w in writers.values():
+        w.close()
+    return {name: w.rows for name, w in writers.items()}, open_copies, n_chunks
+
+
+def _write_catalogue_tables(seed: int, out: Path, world: _World, open_copies: list[pl.Series]) -> dict[str, int]:
+    """Every other table (copies with their statuses, readers, titles, the programme); rows per table."""
+    open_loans = pl.DataFrame({"copy_id": pl.concat(open_copies).unique()}).with_columns(
+        returned_at=pl.lit(None, dtype=pl.Datetime("us"))
+    )
+    copies = copy_statuses(_rng(seed, "status"), world.copies, open_loans)
+    prog = sample_requests(
+        _rng(seed, "requests"), world.n_requests, world.pop, world.cat, copies, world.bookstores, world.branches,
+        world.request_isbns, world.print_total, world.loans_by_cluster,
+    )  # fmt: skip
+    booklists, booklist_items = build_booklists(_rng(seed, "booklists"), world.cat)
+    tables = {
+        "branches": world.branches,
+        "readers": world.pop.frame,
+        "titles": world.cat.frame,
+        "copies": copies,
+        "bookstores": world.bookstores,
+        "purchase_requests": prog.requests,
+        "budgets": prog.budgets,
+        "booklists": booklists,
+        "booklist_items": booklist_items,
+    }
+    for name, frame in tables.items():
+        conform(frame, name).write_parquet(table_path(out, name))
+    return {name: frame.height for name, frame in tables.items()}

@@ -288,21 +288,56 @@ def build_ratings(
         ValueError: recency decay is on and some events have no ``occurred_at``.
     """
     config = config or WeightingConfig()
-    spark = events.sparkSession
     df = standardise(events)
-    reference = config.reference_time
-    if config.half_life_days is not None:
-        row = df.agg(
-            F.count(F.when(F.col("occurred_at").isNull(), 1)).alias("missing"),
-            F.max("occurred_at").alias("latest"),
-        ).first()
-        if row["missing"]:
-            raise ValueError(
-                f"interactions.occurred_at: {row['missing']} events have no time, but recency "
-                f"decay (half_life_days={config.half_life_days}) needs one"
-            )
-        if reference is None:
-            reference = row["latest"]
+    reference = _reference_time(df, config)
+    kept, n_events, kept_value, n_kept = _weighted_events(df, config, reference)
+    known, readers, titles, drops = _indexed(kept, readers, titles)
+    pairs = _pairs(known, config, len(readers))
+    meta = {
+        "weighting": config.model_dump(mode="json"),
+        "reference_time": reference.isoformat() if reference is not None else None,
+        "events": n_events,
+        "dropped_low_value": n_events - kept_value,
+        "dropped_zero_weight": kept_value - n_kept,
+        "dropped_unknown_readers": drops[0],
+        "dropped_unknown_titles": drops[1],
+        "engine": "spark",
+    }
+    if drops[0] or drops[1]:
+        _log.info(
+            "build_ratings: dropped %d events of readers and %d of titles outside the vocabularies",
+            drops[0],
+            drops[1],
+        )
+    _log.debug("build_ratings: %d events -> %d x %d", n_events, len(readers), len(titles))
+    return SparkRatings(pairs, readers, titles, meta)
+
+
+def _reference_time(df: DataFrame, config: WeightingConfig) -> datetime | None:
+    """The recency-decay reference: the config's, else the latest event (None without decay).
+
+    Raises:
+        ValueError: recency decay is on and some events have no ``occurred_at``.
+    """
+    if config.half_life_days is None:
+        return config.reference_time
+    row = df.agg(
+        F.count(F.when(F.col("occurred_at").isNull(), 1)).alias("missing"),
+        F.max("occurred_at").alias("latest"),
+    ).first()
+    if row["missing"]:
+        raise ValueError(
+            f"interactions.occurred_at: {row['missing']} events have no time, but recency "
+            f"decay (half_life_days={config.half_life_days}) needs one"
+        )
+    return config.reference_time if config.reference_time is not None else row["latest"]
+
+
+def _weighted_events(
+    df: DataFrame, config: WeightingConfig, reference: datetime | None
+) -> tuple[DataFrame, int, int, int]:
+    """``(reader_id, title_id, weight)`` of the events passing ``min_value`` with a positive weight,
+    and the counts: all events, those passing ``min_value``, those kept."""
     keep_value = F.lit(True) if config.min_value is None else F.col("value") >= F.lit(float(config.min_value))
     weighted = df.select(
         "reader_id",
@@ -316,10 +351,16 @@ def build_ratings(
         F.sum(F.col("_keep").cast("long")).alias("kept_value"),
         F.sum((F.col("_keep") & (F.col("weight") > 0)).cast("long")).alias("kept"),
     ).first()
-    n_events = int(counts["events"])
-    kept_value = int(counts["kept_value"] or 0)
-    n_kept = int(counts["kept"] or 0)
+    return kept, int(counts["events"]), int(counts["kept_value"] or 0), int(counts["kept"] or 0)
 
+
+def _indexed(
+    kept: DataFrame, readers: Vocabulary | None, titles: Vocabulary | None
+) -> tuple[DataFrame, Vocabulary, Vocabulary, tuple[int, int]]:
+    """Kept events with ``reader_id_index`` and ``title_id_index`` in the given vocabularies (or
+    the sorted distinct ids of ``kept``), the vocabularies, and the events dropped as outside
+    them: ``(of unknown readers, of known readers but unknown titles)``."""
+    spark = kept.sparkSession
     if readers is None:
         reader_frame, readers = vocabulary_frame(kept, "reader_id")
     else:
@@ -334,29 +375,16 @@ def build_ratings(
         F.count(F.when(F.col("reader_id_index").isNotNull() & F.col("title_id_index").isNull(), 1)).alias("titles"),
     ).first()
     known = indexed.where(F.col("reader_id_index").isNotNull() & F.col("title_id_index").isNotNull())
+    return known, readers, titles, (int(drops["readers"]), int(drops["titles"]))
+
+
+def _pairs(known: DataFrame, config: WeightingConfig, n_readers: int) -> DataFrame:
+    """One weighted row per (reader, title): aggregated, binarised and re-weighted as the config says."""
     agg = F.sum(F.col("weight").cast("double")) if config.aggregate == "sum" else F.max("weight")
     pairs = known.groupBy(
         F.col("reader_id_index").alias("reader_index"), F.col("title_id_index").alias("title_index")
     ).agg(agg.alias("weight"))
     if config.binarize:
         pairs = pairs.withColumn("weight", F.lit(1.0))
-    pairs = _apply_scheme(pairs, config, len(readers))
-    pairs = pairs.select("reader_index", "title_index", F.col("weight").cast(T.FloatType()).alias("weight"))
-    meta = {
-        "weighting": config.model_dump(mode="json"),
-        "reference_time": reference.isoformat() if reference is not None else None,
-        "events": n_events,
-        "dropped_low_value": n_events - kept_value,
-        "dropped_zero_weight": kept_value - n_kept,
-        "dropped_unknown_readers": int(drops["readers"]),
-        "dropped_unknown_titles": int(drops["titles"]),
-        "engine": "spark",
-    }
-    if drops["readers"] or drops["titles"]:
-        _log.info(
-            "build_ratings: dropped %d events of readers and %d of titles outside the vocabularies",
-            drops["readers"],
-            drops["titles"],
-        )
-    _log.debug("build_ratings: %d events -> %d x %d", n_events, len(readers), len(titles))
-    return SparkRatings(pairs, readers, titles, meta)
+    pairs = _apply_scheme(pairs, config, n_readers)
+    return pairs.select("reader_index", "title_index", F.col("weight").cast(T.FloatType()).alias("weight"))
