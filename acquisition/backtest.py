@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acquisition.batch import BatchParams, build_problem, district_readers, rank_batch
 from acquisition.demand import YEAR, ContentNeighbours, DemandModel, History
 from acquisition.gaps import gap_table
 from acquisition.optimize import (
@@ -32,6 +31,7 @@ from acquisition.optimize import (
     spend_per_reader,
 )
 from acquisition.policy import Policy, load_policy
+from acquisition.ranking import BatchParams, build_problem, district_readers, rank_batch
 from features.schema import scan_table
 
 _log = logging.getLogger(__name__)

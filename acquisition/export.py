@@ -1,4 +1,4 @@
-"""Export a ranking run (:class:`acquisition.batch.RunResult`) as CSV or XLSX for staff review."""
+"""Export a ranking run (:class:`acquisition.ranking.RunResult`) as CSV or XLSX for staff review."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from acquisition.batch import RunResult
+from acquisition.ranking import RunResult
 
 _log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Select request lines to buy within a budget: a mixed-integer program, a greedy and an FCFS baseline.
 
 One binary ``x_j`` per request line ``j``. The MILP maximises ``sum_j value_j x_j`` (value = predicted
-loans x gap multiplier, computed upstream in :mod:`acquisition.batch`) subject to
+loans x gap multiplier, computed upstream in :mod:`acquisition.ranking`) subject to
 
 * **budget**: ``sum_j price_j x_j <= budget`` (yuan);
 * **district budget lines**: ``spend_d <= line_d`` yuan (the period's budget line of each district);

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from acquisition import rounds as runs
 from acquisition.counter import CounterService
 from acquisition.db import Database, init_db
 from acquisition.holdings import Holdings
@@ -29,7 +30,6 @@ from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
 from recsys.service import RecommendationService
-from serving import runs
 from serving.batcher import RecommendationBatcher
 from serving.metrics import Metrics
 from serving.security import parse_staff_users
@@ -248,7 +248,7 @@ class AppState:
             return False
 
     def create_run(self, created_by: str, **options) -> str:
-        """Rank the pending online requests into a new staff run (``serving.runs.create_run`` options)."""
+        """Rank the pending online requests into a new staff run (``acquisition.rounds.create_run`` options)."""
         bundle = self.bundle
         return runs.create_run(
             self.db,

@@ -34,9 +34,9 @@ def rank(
     from rich.console import Console
     from rich.table import Table
 
-    from acquisition.batch import BatchParams, rank_batch, save_run
     from acquisition.optimize import InfeasibleSelection
     from acquisition.policy import PolicyError, load_policy
+    from acquisition.ranking import BatchParams, rank_batch, save_run
     from features.schema import scan_table
 
     if method not in ("milp", "greedy", "fcfs"):

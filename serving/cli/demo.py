@@ -207,7 +207,7 @@ def _counter(out: Path, data: Path):
 def _batch(data: Path, db, policy) -> None:
     import polars as pl
 
-    from acquisition.batch import BatchParams, rank_batch, save_run
+    from acquisition.ranking import BatchParams, rank_batch, save_run
 
     _step(5, "Rank a month of online requests against the budget and collection gaps")
     requests = pl.read_parquet(data / "purchase_requests.parquet").filter(

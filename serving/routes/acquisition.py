@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from serving import runs
+from acquisition import rounds as runs
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
 from serving.schemas import BudgetsOut, CollectionReport, DecisionsIn, RunIn, RunOut, RunSummary

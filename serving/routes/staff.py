@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from serving import runs
+from acquisition import rounds as runs
 from serving.deps import STAFF_COOKIE, State
 from serving.routes.acquisition import decide_lines, get_run_or_404
 from serving.security import Principal, TokenError, check_password, issue_token, verify_token
@@ -52,7 +52,7 @@ def home(request: Request, state: State, error: str | None = None) -> Response:
     period = state.now().strftime("%Y-%m")
     return templates.TemplateResponse(
         request,
-        "runs.html",
+        "rounds.html",
         {
             "user": principal,
             "runs": runs.list_runs(state.db, period),
@@ -109,7 +109,7 @@ def run_page(run_id: str, request: Request, state: State, error: str | None = No
         return _back("/staff", str(exc.detail))
     return templates.TemplateResponse(
         request,
-        "run.html",
+        "round.html",
         {"user": principal, "run": run, "budget": runs.budgets(state.db, run["period"]), "error": error},
     )
 

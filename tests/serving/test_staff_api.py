@@ -34,7 +34,7 @@ def _dehui(client) -> dict:
 
 def test_run_ranks_every_pending_request_with_reasons(run):
     lines = run["lines"]
-    assert run["period"] == "2026-06" and len(lines) == 8 and run["ranker"].startswith("acquisition.batch")
+    assert run["period"] == "2026-06" and len(lines) == 8 and run["ranker"].startswith("acquisition.ranking")
     assert [x["rank"] for x in lines] == list(range(1, 9))
     assert len({x["request_id"] for x in lines}) == 8
     assert all(x["reasons"] and x["decision"] == "pending" for x in lines)
@@ -48,7 +48,7 @@ def test_run_ranks_every_pending_request_with_reasons(run):
 def test_fallback_ranking_orders_by_demand_per_yuan():
     import polars as pl
 
-    from serving.runs import rank_pending
+    from acquisition.rounds import rank_pending
 
     frame = pl.DataFrame(
         {

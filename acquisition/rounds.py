@@ -10,7 +10,7 @@ The charge is recorded as a ``confirmed`` reservation of the request, so un-appr
 to pending) gives exactly that money back. A batch of decisions is one transaction: if one approval
 does not fit, none is applied and the error names the line and the budget.
 
-Ranking: :func:`acquisition.batch.rank_batch` (predicted loans x collection-gap multiplier, MILP
+Ranking: :func:`acquisition.ranking.rank_batch` (predicted loans x collection-gap multiplier, MILP
 selection within the budget, eligibility re-checked) over the pending online requests of the ledger.
 When the data directory cannot feed it (no loan history) or it fails, :func:`rank_pending` ranks with
 a transparent demand-per-yuan score (distinct requesters of the ISBN x the loans-per-copy of its CLC
@@ -195,7 +195,7 @@ def create_run(
         ).all()
         budget_fen = round(budget_yuan * 100) if budget_yuan is not None else _left_fen(s, period)
     frame = pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row")
-    ranker, fallback = "acquisition.batch (milp)", None
+    ranker, fallback = "acquisition.ranking (milp)", None
     result = None
     if frame.height and data_dir is not None and (Path(data_dir) / "loans.parquet").exists():
         try:
@@ -208,7 +208,7 @@ def create_run(
     params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines}
     with db.session_scope(write=True) as s:
         if result is not None:
-            from acquisition.batch import save_run
+            from acquisition.ranking import save_run
 
             save_run(s, result, created_by=created_by)
             run_id = result.run_id
@@ -236,8 +236,8 @@ def create_run(
 
 
 def _rank_with_batch(frame: pl.DataFrame, data_dir: Path, counter: CounterService, budget_fen: int, now: datetime):
-    """:func:`acquisition.batch.rank_batch` over ledger rows (converted to the ``purchase_requests`` schema)."""
-    from acquisition.batch import BatchParams, rank_batch
+    """:func:`acquisition.ranking.rank_batch` over ledger rows (converted to the ``purchase_requests`` schema)."""
+    from acquisition.ranking import BatchParams, rank_batch
 
     requests = frame.select(pl.exclude("isbn13", "price_fen"), (pl.col("price_fen") / 100).alias("price")).with_columns(
         pl.col("category").fill_null("general")
@@ -297,7 +297,7 @@ def _left_fen(s: Session, period: str) -> int:
 
 
 def _reason_texts(reasons: dict | None) -> list[str]:
-    """Reason sentences of a run line (a list, or one string as :func:`acquisition.batch.save_run` stores)."""
+    """Reason sentences of a run line (a list, or one string as :func:`acquisition.ranking.save_run` stores)."""
     text = (reasons or {}).get("text", [])
     return [text] if isinstance(text, str) else [str(t) for t in text]
 

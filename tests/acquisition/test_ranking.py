@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from acquisition.batch import BatchParams, rank_batch, save_run
 from acquisition.export import export_csv, export_xlsx
 from acquisition.policy import load_policy
+from acquisition.ranking import BatchParams, rank_batch, save_run
 
 
 @pytest.fixture(scope="module")
