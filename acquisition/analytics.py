@@ -2,6 +2,9 @@
 
 :func:`collection_metrics` computes the tables with lazy polars pipelines over a data directory;
 :func:`write_report` renders them (``yuedu acquisition report --data DIR --out FILE.md``).
+:func:`collection_report` is the served form (the staff API's ``/v1/reports/collection``) over the
+loaded :class:`recsys.context.LibraryContext`; both classify supply vs demand per class with
+:func:`supply_vs_demand`, which also feeds a round's fallback ranking (:func:`class_demand`).
 
 * turnover (loans per copy per year) and circulation per item, per CLC top class;
 * supply vs demand per class and district (:mod:`acquisition.gaps`);
@@ -19,10 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from acquisition.gaps import HOLDS_ALERT_RATIO, gap_table
-from features.schema import clc_top, scan_table
+from features.schema import CLC_TOP_CLASSES, clc_top, scan_table
+from recsys.context import CLC_LETTERS, LibraryContext
 
 _log = logging.getLogger(__name__)
 
@@ -61,43 +66,8 @@ def collection_metrics(
         .filter(~pl.col("status").is_in(["lost", "withdrawn"]) & (pl.col("acquired_at") <= as_of.date()))
         .join(titles, on="title_id")
     )
-    window_loans = loans.filter(pl.col("borrowed_at").is_between(start, as_of))
-    loans_per_copy = window_loans.drop_nulls("copy_id").group_by("copy_id").agg(pl.len().alias("loans"))
-    last_loan = loans.filter(pl.col("borrowed_at") <= as_of).group_by("copy_id").agg(pl.col("borrowed_at").max())
-    copy_stats = (
-        copies.join(loans_per_copy, on="copy_id", how="left")
-        .join(last_loan, on="copy_id", how="left")
-        .with_columns(
-            pl.col("loans").fill_null(0),
-            ((pl.lit(as_of.date()) - pl.col("acquired_at")).dt.total_days() / 365.25).alias("age_years"),
-        )
-        .collect()
-    )
-    by_class = (
-        copy_stats.group_by("top")
-        .agg(
-            pl.len().alias("copies"),
-            pl.col("loans").sum(),
-            (pl.col("loans").sum() / pl.len() / years).alias("turnover_per_year"),
-            (pl.col("loans") > 0).mean().alias("share_circulating"),
-            pl.col("age_years").median().alias("median_age_years"),
-        )
-        .with_columns(
-            (pl.col("copies") / pl.col("copies").sum()).alias("share_of_collection"),
-            (pl.col("loans") / pl.col("loans").sum()).alias("share_of_loans"),
-        )
-        .sort("loans", descending=True)
-    )
-    by_source = (
-        copy_stats.group_by("source")
-        .agg(
-            pl.len().alias("copies"),
-            pl.col("loans").sum(),
-            (pl.col("loans").sum() / pl.len() / years).alias("loans_per_copy_per_year"),
-        )
-        .with_columns((pl.col("loans") / pl.col("loans").sum()).alias("share_of_loans"))
-        .sort("source")
-    )
+    copy_stats = _copy_stats(copies, loans, start, as_of)
+    by_class = _by_class(copy_stats, years)
     dead_cut = as_of - timedelta(days=round(dead_months * 30.44))
     dead = copy_stats.filter(
         (pl.col("borrowed_at").is_null() | (pl.col("borrowed_at") < dead_cut))
@@ -109,21 +79,6 @@ def collection_metrics(
         .join(by_class.select("top", "copies"), on="top")
         .with_columns((pl.col("dead_copies") / pl.col("copies")).alias("share_dead"))
         .sort("dead_copies", descending=True)
-    )
-    holds = (
-        scan_table(data_dir, "holds")
-        .filter(pl.col("placed_at").is_between(start, as_of))
-        .group_by("title_id")
-        .agg(pl.len().alias("holds"))
-    )
-    holds_alerts = (
-        holds.join(copies.group_by("title_id").agg(pl.len().alias("copies")), on="title_id", how="left")
-        .with_columns(pl.col("copies").fill_null(0))
-        .with_columns((pl.col("holds") / pl.col("copies").clip(lower_bound=1)).alias("holds_per_copy"))
-        .filter(pl.col("holds_per_copy") > alert_ratio)
-        .join(scan_table(data_dir, "titles").select("title_id", "title", "clc_class"), on="title_id", how="left")
-        .sort("holds_per_copy", descending=True)
-        .collect()
     )
     total_loans = int(copy_stats["loans"].sum())
     headline = {
@@ -137,12 +92,188 @@ def collection_metrics(
         as_of=as_of,
         window_days=window_days,
         by_class=by_class,
-        by_source=by_source,
+        by_source=_by_source(copy_stats, years),
         gaps=gap_table(data_dir, as_of=as_of, window_days=window_days),
-        holds_alerts=holds_alerts,
+        holds_alerts=_holds_alerts(data_dir, copies, start, as_of, alert_ratio),
         dead_stock=dead_stock,
         headline=headline,
     )
+
+
+def _copy_stats(copies: pl.LazyFrame, loans: pl.LazyFrame, start: datetime, as_of: datetime) -> pl.DataFrame:
+    """One row per held copy: its loans in the window, its last loan before ``as_of``, its age (years)."""
+    window_loans = loans.filter(pl.col("borrowed_at").is_between(start, as_of))
+    loans_per_copy = window_loans.drop_nulls("copy_id").group_by("copy_id").agg(pl.len().alias("loans"))
+    last_loan = loans.filter(pl.col("borrowed_at") <= as_of).group_by("copy_id").agg(pl.col("borrowed_at").max())
+    return (
+        copies.join(loans_per_copy, on="copy_id", how="left")
+        .join(last_loan, on="copy_id", how="left")
+        .with_columns(
+            pl.col("loans").fill_null(0),
+            ((pl.lit(as_of.date()) - pl.col("acquired_at")).dt.total_days() / 365.25).alias("age_years"),
+        )
+        .collect()
+    )
+
+
+def _by_class(copy_stats: pl.DataFrame, years: float) -> pl.DataFrame:
+    """Turnover, circulation, age and supply vs demand per CLC top class."""
+    by_class = copy_stats.group_by("top").agg(
+        pl.len().alias("copies"),
+        pl.col("loans").sum(),
+        (pl.col("loans").sum() / pl.len() / years).alias("turnover_per_year"),
+        (pl.col("loans") > 0).mean().alias("share_circulating"),
+        pl.col("age_years").median().alias("median_age_years"),
+    )
+    return supply_vs_demand(by_class, copies="copies", loans="loans").sort("loans", descending=True)
+
+
+def _by_source(copy_stats: pl.DataFrame, years: float) -> pl.DataFrame:
+    """Loans per copy per acquisition source (the programme KPI: reader choice vs regular order)."""
+    return (
+        copy_stats.group_by("source")
+        .agg(
+            pl.len().alias("copies"),
+            pl.col("loans").sum(),
+            (pl.col("loans").sum() / pl.len() / years).alias("loans_per_copy_per_year"),
+        )
+        .with_columns((pl.col("loans") / pl.col("loans").sum()).alias("share_of_loans"))
+        .sort("source")
+    )
+
+
+def _holds_alerts(
+    data_dir: str | Path, copies: pl.LazyFrame, start: datetime, as_of: datetime, alert_ratio: float
+) -> pl.DataFrame:
+    """Titles whose holds placed in the window exceed ``alert_ratio`` x their held copies."""
+    holds = (
+        scan_table(data_dir, "holds")
+        .filter(pl.col("placed_at").is_between(start, as_of))
+        .group_by("title_id")
+        .agg(pl.len().alias("holds"))
+    )
+    return (
+        holds.join(copies.group_by("title_id").agg(pl.len().alias("copies")), on="title_id", how="left")
+        .with_columns(pl.col("copies").fill_null(0))
+        .with_columns((pl.col("holds") / pl.col("copies").clip(lower_bound=1)).alias("holds_per_copy"))
+        .filter(pl.col("holds_per_copy") > alert_ratio)
+        .join(scan_table(data_dir, "titles").select("title_id", "title", "clc_class"), on="title_id", how="left")
+        .sort("holds_per_copy", descending=True)
+        .collect()
+    )
+
+
+# --- supply vs demand per class: one implementation for the report, the API and the round fallback ----
+
+#: A class is under-supplied when its share of loans exceeds its share of copies by more than this
+#: factor, and over-supplied below its inverse (0.8).
+UNDER_SUPPLY_RATIO = 1.25
+
+
+def supply_vs_demand(frame: pl.DataFrame, *, copies: str, loans: str) -> pl.DataFrame:
+    """Add ``share_of_collection``, ``share_of_loans`` and ``supply`` (``under`` / ``over`` /
+    ``balanced``) to a frame with one row per class and its ``copies`` and ``loans`` columns."""
+    s_share = pl.col(copies) / pl.max_horizontal(pl.col(copies).sum(), pl.lit(1.0))
+    l_share = pl.col(loans) / pl.max_horizontal(pl.col(loans).sum(), pl.lit(1.0))
+    shares = frame.with_columns(s_share.alias("share_of_collection"), l_share.alias("share_of_loans"))
+    ratio = (
+        pl.when(pl.col("share_of_collection") > 0)
+        .then(pl.col("share_of_loans") / pl.col("share_of_collection"))
+        .otherwise(float("inf"))
+    )
+    supply = (
+        pl.when(ratio > UNDER_SUPPLY_RATIO)
+        .then(pl.lit("under"))
+        .when(ratio < 1 / UNDER_SUPPLY_RATIO)
+        .then(pl.lit("over"))
+        .otherwise(pl.lit("balanced"))
+    )
+    return shares.with_columns(supply.alias("supply"))
+
+
+def class_supply(context: LibraryContext) -> pl.DataFrame:
+    """Per CLC top class with titles in the served catalogue: ``clc_top``, ``name``, ``titles``,
+    ``copies_on_shelf``, ``loans`` (the context's whole-history popularity), ``share_of_collection``,
+    ``share_of_loans``, ``turnover`` (loans per on-shelf copy, null without copies) and ``supply``."""
+    k = len(CLC_LETTERS)
+    cls = np.where(context.clc_top >= 0, context.clc_top, k).astype(np.int64)
+    copies = np.asarray(context.on_shelf.sum(axis=1)).ravel()
+    frame = pl.DataFrame(
+        {
+            "clc_top": list(CLC_LETTERS),
+            "name": [str(CLC_TOP_CLASSES[c]) for c in CLC_LETTERS],
+            "titles": np.bincount(cls, minlength=k + 1)[:k].astype(np.int64),
+            "copies_on_shelf": np.bincount(cls, weights=copies, minlength=k + 1)[:k].astype(np.int64),
+            "loans": np.bincount(cls, weights=context.popularity, minlength=k + 1)[:k].astype(np.float64),
+        }
+    )
+    turnover = pl.when(pl.col("copies_on_shelf") > 0).then(pl.col("loans") / pl.col("copies_on_shelf")).otherwise(None)
+    return (
+        supply_vs_demand(frame, copies="copies_on_shelf", loans="loans")
+        .with_columns(turnover.alias("turnover"))
+        .filter(pl.col("titles") > 0)
+    )
+
+
+@dataclass(frozen=True)
+class ClassSupply:
+    """One CLC top class of :func:`collection_report` (loans over the whole history)."""
+
+    clc_top: str
+    name: str
+    titles: int
+    copies_on_shelf: int
+    loans: float
+    share_of_collection: float
+    share_of_loans: float
+    #: Loans per on-shelf copy (None without copies).
+    turnover: float | None
+    supply: str
+
+
+@dataclass(frozen=True)
+class CollectionReport:
+    """Supply vs demand per class of the served catalogue (the staff API's collection report)."""
+
+    titles: int
+    copies_on_shelf: int
+    loans: float
+    classes: list[ClassSupply]
+
+
+def collection_report(context: LibraryContext) -> CollectionReport:
+    """Supply vs demand per CLC top class: titles, on-shelf copies, loans, shares and turnover.
+
+    A class is ``under``-supplied when its share of loans exceeds its share of copies by more than a
+    quarter (and ``over`` when it falls short by more than a fifth: the inverse ratio).
+    """
+    classes = class_supply(context)
+    return CollectionReport(
+        titles=int(len(context.titles)),
+        copies_on_shelf=int(context.on_shelf.sum()),
+        loans=float(context.popularity.sum()),
+        classes=[
+            ClassSupply(**{**r, "titles": int(r["titles"]), "copies_on_shelf": int(r["copies_on_shelf"])})
+            for r in classes.select(*ClassSupply.__dataclass_fields__).iter_rows(named=True)
+        ],
+    )
+
+
+def class_demand(context: LibraryContext | None) -> dict[str, float]:
+    """Loans per on-shelf copy of each CLC top class relative to the city's (1.0 = average; also for
+    classes without copies)."""
+    if context is None or len(context.titles) == 0:
+        return {}
+    classes = class_supply(context)
+    city = classes["loans"].sum() / max(float(classes["copies_on_shelf"].sum()), 1.0)
+    rel = classes.select(
+        "clc_top",
+        pl.when(pl.col("copies_on_shelf") > 0)
+        .then(pl.col("loans") / pl.col("copies_on_shelf") / max(city, 1e-9))
+        .otherwise(1.0)
+        .alias("rel"),
+    )
+    return {letter: 1.0 for letter in CLC_LETTERS} | dict(rel.iter_rows())
 
 
 def _md_table(df: pl.DataFrame, digits: int = 3) -> str:

@@ -31,7 +31,7 @@ from acquisition.optimize import (
     spend_per_reader,
 )
 from acquisition.policy import Policy, load_policy
-from acquisition.ranking import BatchParams, build_problem, district_readers, rank_batch
+from acquisition.ranking import RankingParams, build_problem, district_readers, rank_requests
 from features.schema import scan_table
 
 _log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class MethodScore:
 #: months' district budget lines are the equalisation instrument (set per registered reader), so no
 #: band rows are added on top of them: a band can only leave money unspent (see the trade-off table
 #: in docs/acquisition-batch.md).
-BACKTEST_PARAMS = BatchParams(reader_cap=5, time_limit=20.0, mip_rel_gap=5e-3, equalisation="off")
+BACKTEST_PARAMS = RankingParams(reader_cap=5, time_limit=20.0, mip_rel_gap=5e-3, equalisation="off")
 
 
 def year_budget(data_dir: str | Path, start, end) -> float:
@@ -116,7 +116,9 @@ class Replay:
     demand_source: str
 
 
-def prepare_replay(data_dir: str | Path, *, policy: Policy | None = None, params: BatchParams | None = None) -> Replay:
+def prepare_replay(
+    data_dir: str | Path, *, policy: Policy | None = None, params: RankingParams | None = None
+) -> Replay:
     """Rank each month of the last 365 days of requests as one batch at the month's end.
 
     The demand model is calibrated once, at the start of the year, on purchases whose first year
@@ -144,7 +146,7 @@ def prepare_replay(data_dir: str | Path, *, policy: Policy | None = None, params
     for period in sorted(year["period"].unique().to_list()):  # twelve batches, not rows
         batch = year.filter(pl.col("period") == period)
         as_of = batch["requested_at"].max() + timedelta(seconds=1)
-        run = rank_batch(
+        run = rank_requests(
             batch.drop("period"),
             data_dir,
             policy,
@@ -179,7 +181,7 @@ def prepare_replay(data_dir: str | Path, *, policy: Policy | None = None, params
 METHODS = ("fcfs", "greedy", "milp", "oracle")
 
 
-def _select(method: str, p: SelectionProblem, params: BatchParams) -> Selection:
+def _select(method: str, p: SelectionProblem, params: RankingParams) -> Selection:
     if method == "fcfs":
         return select_fcfs(p)
     if method == "greedy":
@@ -188,7 +190,7 @@ def _select(method: str, p: SelectionProblem, params: BatchParams) -> Selection:
 
 
 def replay(
-    prepared: Replay, *, scale: float = 1.0, params: BatchParams | None = None
+    prepared: Replay, *, scale: float = 1.0, params: RankingParams | None = None
 ) -> tuple[list[MethodScore], dict]:
     """Replay the prepared year month by month against each month's district budget lines x ``scale``.
 
@@ -389,7 +391,7 @@ def backtest(
     out: str | Path,
     *,
     scales: tuple[float, ...] = (1.0, 0.5, 0.3),
-    params: BatchParams | None = None,
+    params: RankingParams | None = None,
 ) -> Path:
     """The standard backtest: the held-out year replayed month by month against the programme's
     budget lines, then against the same lines scaled down (a tighter programme). Writes ``out``."""

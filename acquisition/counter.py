@@ -7,11 +7,13 @@ transaction (SQLite ``BEGIN IMMEDIATE``; row locks on PostgreSQL) it
 2. gathers the facts (reader, their programme activity, holdings, pending duplicates) and runs the
    pure rules of :mod:`acquisition.rules`;
 3. for an eligible counter request, reserves the price on EVERY applicable budget line (month x
-   district, month x bookstore, year total...) with a conditional
-   ``UPDATE budget_lines SET reserved_fen = reserved_fen + :p WHERE budget_id = :id AND
-   amount_fen - reserved_fen - committed_fen >= :p`` per line inside a savepoint; if any line lacks
-   room the savepoint rolls back and the request is declined with ``BUDGET_EXHAUSTED``;
+   district, month x bookstore, year total...) through :func:`acquisition.ledger.reserve` (locked
+   lines, one conditional UPDATE that charges all or none); if any line lacks room the request is
+   declined with ``BUDGET_EXHAUSTED``;
 4. stores the request, the reservation and the audit rows, and commits.
+
+Money moves only in :mod:`acquisition.ledger`; status changes only through
+:mod:`acquisition.lifecycle` (which writes their audit rows).
 
 On PostgreSQL (READ COMMITTED) the facts of step 2 are made to stay true until commit by locks
 taken in one fixed order, so that concurrent counters cannot deadlock: a transaction advisory lock
@@ -20,7 +22,7 @@ by id. Checkout, cancel and expiry lock the request, then its reservation, then 
 
 :meth:`checkout` confirms a reservation (reserved -> committed), :meth:`cancel` and
 :meth:`expire_reservations` release it. Online requests get the same rules but no reservation:
-they wait as ``pending`` for batch ranking.
+they wait as ``pending`` for a staff round (:mod:`acquisition.rounds`).
 """
 
 from __future__ import annotations
@@ -30,44 +32,57 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from acquisition.audit import audit_rows, pseudonymise, record, record_many
-from acquisition.db import (
-    BookstoreRow,
-    BudgetLineRow,
-    Database,
-    PurchaseRequestRow,
-    ReaderRow,
-    ReservationLineRow,
-    ReservationRow,
+from acquisition import ledger
+from acquisition.audit import pseudonymise, record_many
+from acquisition.db import BookstoreRow, Database, PurchaseRequestRow, ReaderRow, ReservationRow
+from acquisition.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    RequestNotFound,
+    ReservationExpired,
 )
 from acquisition.holdings import Holdings
+from acquisition.lifecycle import REQUESTS, ReservationStatus
 from acquisition.policy import Category, Policy
 from acquisition.rules import (
     BookFacts,
     CollectionFacts,
+    DeclineCode,
     ReaderFacts,
-    Reason,
     Violation,
     check_request,
     normalise_isbn,
 )
+from features.schema import RequestStatus
 
 _log = logging.getLogger(__name__)
 
+__all__ = [
+    "ACTIVE_STATUSES",
+    "OPEN_STATUSES",
+    "PIPELINE_STATUSES",
+    "CounterService",
+    "Decision",
+    "PurchaseRequestIn",
+]
+
+_R = RequestStatus
 #: Requests that count against a reader's limits (everything not declined or cancelled).
-ACTIVE_STATUSES = ("pending", "approved", "reserved", "checked_out", "ordered", "received", "fulfilled")
+ACTIVE_STATUSES = tuple(
+    s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.RECEIVED, _R.FULFILLED)
+)
 #: Requests whose book the reader has (or is about to have) and has not returned.
-OPEN_STATUSES = ("reserved", "checked_out")
+OPEN_STATUSES = (_R.RESERVED.value, _R.CHECKED_OUT.value)
 #: Requests for an ISBN that the library is buying but has not catalogued yet.
-PIPELINE_STATUSES = ("pending", "approved", "reserved", "checked_out", "ordered")
+PIPELINE_STATUSES = tuple(s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED))
 
 
 def _count(cond) -> object:
@@ -79,7 +94,7 @@ class _Statements:
     costs more CPU than running them on SQLite; compiled forms are then cached by the engine)."""
 
     def __init__(self) -> None:
-        pr, r, b = PurchaseRequestRow, ReaderRow, BudgetLineRow
+        pr, r = PurchaseRequestRow, ReaderRow
         self.by_key = select(PurchaseRequestRow.__table__).where(pr.idempotency_key == bindparam("key"))
         self.reader = (
             select(r.blocked, r.credit_level, r.home_branch_id, r.district)
@@ -106,28 +121,7 @@ class _Statements:
             .select_from(PurchaseRequestRow)
             .where(pr.isbn13 == bindparam("isbn13"), pr.status.in_(PIPELINE_STATUSES))
         )
-        self.lines = (
-            select(b.budget_id, b.amount_fen - b.reserved_fen - b.committed_fen)
-            .where(
-                b.period.in_(bindparam("periods", expanding=True)),
-                or_(b.bookstore_id.is_(None), b.bookstore_id == bindparam("bookstore_id")),
-                or_(b.district.is_(None), b.district == bindparam("district")),
-            )
-            .order_by(b.budget_id)
-            .with_for_update()
-        )
-        self.reserve = (
-            update(b)
-            .where(
-                b.budget_id.in_(bindparam("budget_ids", expanding=True)),
-                b.amount_fen - b.reserved_fen - b.committed_fen >= bindparam("price"),
-            )
-            .values(reserved_fen=b.reserved_fen + bindparam("price"))
-            .execution_options(synchronize_session=False)
-        )
         self.insert_request = insert(PurchaseRequestRow.__table__)
-        self.insert_reservation = insert(ReservationRow.__table__)
-        self.insert_lines = insert(ReservationLineRow.__table__)
 
 
 _SQL = _Statements()
@@ -168,30 +162,6 @@ class Decision(BaseModel):
     replayed: bool = Field(default=False, description="True when returned from the idempotency store.")
 
 
-class CounterError(ValueError):
-    """Base of the counter's refusals of an operation (not of a request: those are Decisions)."""
-
-
-class RequestNotFound(CounterError):
-    pass
-
-
-class InvalidTransition(CounterError):
-    """The request or reservation is not in a state that allows the operation."""
-
-
-class ReservationExpired(CounterError):
-    """Checkout came after the reservation timed out; the money has been released."""
-
-
-class IdempotencyConflict(CounterError):
-    """The idempotency key was already used for a different request."""
-
-
-class BudgetInvariantError(RuntimeError):
-    """The ledger disagrees with a reservation (should never happen; the transaction is rolled back)."""
-
-
 def _decision_from_row(row: PurchaseRequestRow | Row, reservation_id: str | None, replayed: bool) -> Decision:
     return Decision(
         request_id=row.request_id,
@@ -202,6 +172,13 @@ def _decision_from_row(row: PurchaseRequestRow | Row, reservation_id: str | None
         status=row.status,
         replayed=replayed,
     )
+
+
+class _Facts:
+    """What ``decide`` knows about a request at the moment it decides (read under the locks)."""
+
+    def __init__(self, isbn13: str | None, now: datetime, reader: Row | None, bookstore: Row | None) -> None:
+        self.isbn13, self.now, self.reader, self.bookstore = isbn13, now, reader, bookstore
 
 
 class CounterService:
@@ -261,11 +238,6 @@ class CounterService:
         res_id = s.scalar(select(ReservationRow.reservation_id).where(ReservationRow.request_id == row.request_id))
         return _decision_from_row(row, res_id, replayed=True)
 
-    def _reader_facts(self, s: Session, reader: ReaderRow, bookstore_id: str, now: datetime) -> ReaderFacts:
-        """The reader's request counts for the limits, in one SELECT (``reader``: a row with
-        ``reader_id`` or the id itself given separately, ``blocked`` and ``credit_level``)."""
-        return self._facts(s, reader.reader_id, reader.blocked, reader.credit_level, bookstore_id, now)
-
     @staticmethod
     def _facts(
         s: Session, reader_id: str, blocked: bool, credit_level: int, bookstore_id: str, now: datetime
@@ -303,13 +275,30 @@ class CounterService:
         replay = self._replay(s, request, key)
         if replay is not None:
             return replay
+        facts = self._gather(s, request, isbn13)
+        violations = self._check(s, request, facts)
+        hold = None
+        if not violations and request.channel == "counter":
+            district = ledger.budget_district(
+                self.policy, facts.bookstore.district, facts.reader.district if facts.reader else None
+            )
+            hold = ledger.reserve(s, request.price_fen, facts.now, request.bookstore_id, district)
+            if hold.refused is not None:
+                violations.append(Violation(hold.refused, _BUDGET_MESSAGES[hold.refused]))
+        return self._store(s, request, key, actor, facts, violations, hold)
+
+    def _gather(self, s: Session, request: PurchaseRequestIn, isbn13: str | None) -> _Facts:
         now = request.requested_at or self.clock()
-        price_fen = request.price_fen
         # Per-reader limits hold until commit: the reader row is locked (PostgreSQL; SQLite's write lock).
         reader = s.connection().execute(_SQL.reader, {"reader_id": request.reader_id}).one_or_none()
         bookstore = s.connection().execute(_SQL.bookstore, {"bookstore_id": request.bookstore_id}).one_or_none()
+        return _Facts(isbn13, now, reader, bookstore)
+
+    def _check(self, s: Session, request: PurchaseRequestIn, facts: _Facts) -> list[Violation]:
+        """Every failing programme rule of the request (budget rules excepted: they need money)."""
+        reader, isbn13 = facts.reader, facts.isbn13
         reader_facts = (
-            self._facts(s, request.reader_id, reader.blocked, reader.credit_level, request.bookstore_id, now)
+            self._facts(s, request.reader_id, reader.blocked, reader.credit_level, request.bookstore_id, facts.now)
             if reader
             else None
         )
@@ -319,97 +308,54 @@ class CounterService:
             home_branch_on_shelf=self.holdings.on_shelf(isbn13, reader.home_branch_id if reader else None),
             pending_requests=int(pending or 0),
         )
-        book = BookFacts(isbn13, price_fen, request.pub_year, request.category, request.title)
-        violations = check_request(
-            self.policy, book, reader_facts, collection, year=now.year, bookstore_known=bookstore is not None
+        book = BookFacts(isbn13, request.price_fen, request.pub_year, request.category, request.title)
+        return check_request(
+            self.policy,
+            book,
+            reader_facts,
+            collection,
+            year=facts.now.year,
+            bookstore_known=facts.bookstore is not None,
         )
-        request_id = uuid.uuid4().hex
-        reservation_id: str | None = None
-        lines: list[str] = []
-        if not violations and request.channel == "counter":
-            district = bookstore.district if self.policy.budget_district_of == "bookstore" else reader.district
-            lines, violation = self._reserve(s, price_fen, now, request.bookstore_id, district)
-            if violation is not None:
-                violations.append(violation)
-            else:
-                reservation_id = uuid.uuid4().hex
+
+    def _store(
+        self,
+        s: Session,
+        request: PurchaseRequestIn,
+        key: str,
+        actor: str,
+        facts: _Facts,
+        violations: list[Violation],
+        hold: ledger.Hold | None,
+    ) -> Decision:
+        """Insert the decided request (and its reservation when the price was reserved) with its audit rows."""
+        now, price_fen = facts.now, request.price_fen
         eligible = not violations
-        status = ("reserved" if request.channel == "counter" else "pending") if eligible else "declined"
+        if not eligible:
+            status = RequestStatus.DECLINED
+        else:
+            status = RequestStatus.RESERVED if request.channel == "counter" else RequestStatus.PENDING
         expires = now + timedelta(minutes=self.policy.reservation_timeout_minutes)
         message = self._message(violations, request.channel, price_fen, expires)
         reason_codes = [v.code.value for v in violations]
+        request_id = uuid.uuid4().hex
+        audit: list[dict[str, Any]] = []
+        details = {
+            "reader": pseudonymise(request.reader_id),
+            "isbn13": facts.isbn13,
+            "price_fen": price_fen,
+            "reason_codes": reason_codes,
+        }
+        REQUESTS.start(request_id, status, "decide", actor=actor, at=now, details=details, audit=audit)
+        row = _request_row(request, request_id, key, facts.isbn13, now)
         s.execute(
             _SQL.insert_request,
-            {
-                "request_id": request_id,
-                "idempotency_key": key,
-                "reader_id": request.reader_id,
-                "bookstore_id": request.bookstore_id,
-                "isbn": request.isbn,
-                "isbn13": isbn13,
-                "title": request.title,
-                "author": request.author,
-                "publisher": request.publisher,
-                "pub_year": request.pub_year,
-                "clc_class": request.clc_class,
-                "category": request.category,
-                "price_fen": price_fen,
-                "channel": request.channel,
-                "requested_at": now,
-                "status": status,
-                "eligible": eligible,
-                "reason_codes": reason_codes,
-                "message": message,
-                "decided_at": now,
-                "updated_at": now,
-            },
+            {**row, "status": status.value, "eligible": eligible, "reason_codes": reason_codes, "message": message},
         )
-        audit = audit_rows(
-            "purchase_request",
-            [request_id],
-            "decide",
-            actor=actor,
-            at=now,
-            to_state=status,
-            details={
-                "reader": pseudonymise(request.reader_id),
-                "isbn13": isbn13,
-                "price_fen": price_fen,
-                "reason_codes": reason_codes,
-            },
-        )
-        if reservation_id is not None:
-            s.execute(
-                _SQL.insert_reservation,
-                {
-                    "reservation_id": reservation_id,
-                    "request_id": request_id,
-                    "amount_fen": price_fen,
-                    "status": "reserved",
-                    "created_at": now,
-                    "expires_at": expires,
-                },
-            )
-            s.execute(
-                _SQL.insert_lines,
-                [{"reservation_id": reservation_id, "budget_id": b, "amount_fen": price_fen} for b in lines],
-            )
-            audit += audit_rows(
-                "reservation",
-                [reservation_id],
-                "reserve",
-                actor=actor,
-                at=now,
-                to_state="reserved",
-                details={"request_id": request_id, "amount_fen": price_fen, "budget_ids": lines},
-            )
-            audit += audit_rows(
-                "budget_line",
-                lines,
-                "reserve",
-                actor=actor,
-                at=now,
-                details={"request_id": request_id, "reserved_fen_delta": price_fen},
+        reservation_id = None
+        if eligible and hold is not None:
+            reservation_id = ledger.open_reservation(
+                s, hold, request_id, price_fen, at=now, expires_at=expires, actor=actor, audit=audit
             )
         record_many(s, audit)
         return Decision(
@@ -418,53 +364,15 @@ class CounterService:
             reason_codes=reason_codes,
             message=message,
             budget_reservation_id=reservation_id,
-            status=status,
+            status=status.value,
         )
-
-    def applicable_lines(self, s: Session, now: datetime, bookstore_id: str, district: str | None) -> list[str]:
-        """Budget lines a request draws on: this month's and this year's lines whose bookstore and
-        district are null (= any) or match, ordered by id (a fixed lock order: no deadlocks)."""
-        b = BudgetLineRow
-        stmt = (
-            select(b.budget_id)
-            .where(
-                b.period.in_((now.strftime("%Y-%m"), now.strftime("%Y"))),
-                or_(b.bookstore_id.is_(None), b.bookstore_id == bookstore_id),
-                or_(b.district.is_(None), b.district == district),
-            )
-            .order_by(b.budget_id)
-            .with_for_update()
-        )
-        return list(s.scalars(stmt))
-
-    def _reserve(
-        self, s: Session, price_fen: int, now: datetime, bookstore_id: str, district: str | None
-    ) -> tuple[list[str], Violation | None]:
-        """Reserve ``price_fen`` on every applicable line, or on none: the lines are locked and their
-        room read in one SELECT (ordered by id), then one conditional UPDATE charges them all."""
-        params = {"periods": [now.strftime("%Y-%m"), now.strftime("%Y")], "bookstore_id": bookstore_id}
-        rows = s.connection().execute(_SQL.lines, {**params, "district": district}).all()
-        lines = [r[0] for r in rows]
-        if not lines:
-            return [], Violation(Reason.NO_BUDGET_LINE, "No programme budget covers this bookstore this month.")
-        short = [r[0] for r in rows if r[1] < price_fen]
-        if short:
-            _log.info("budget line %s has no room for %d fen", short[0], price_fen)
-            return lines, Violation(
-                Reason.BUDGET_EXHAUSTED, "The programme budget for this bookstore or period is used up."
-            )
-        result = s.connection().execute(_SQL.reserve, {"budget_ids": lines, "price": price_fen})
-        if result.rowcount != len(lines):
-            # The lines are locked, so this cannot happen; fail the whole transaction rather than half-charge.
-            raise _NoRoom(", ".join(lines))
-        return lines, None
 
     @staticmethod
     def _message(violations: Sequence[Violation], channel: str, price_fen: int, expires: datetime) -> str:
         if violations:
             return "Declined: " + " ".join(v.message for v in violations)
         if channel == "online":
-            return "Accepted for review: library staff will decide in the next batch."
+            return "Accepted for review: library staff will decide in the next round."
         return f"Approved: {price_fen / 100:.2f} yuan reserved until {expires:%Y-%m-%d %H:%M}; lend the book to the reader."
 
     # --- after the decision ---------------------------------------------------------------------------
@@ -478,59 +386,14 @@ class CounterService:
         expired = False
         with self.db.session_scope(write=True) as s:
             req, res = self._reserved(s, request_id)
+            audit: list[dict[str, Any]] = []
             if res.expires_at <= now:
                 self._release(s, [(res.reservation_id, request_id)], now, actor, "expire")
                 expired = True
             else:
-                b = BudgetLineRow
-                lines = s.execute(
-                    select(ReservationLineRow.budget_id, ReservationLineRow.amount_fen)
-                    .where(ReservationLineRow.reservation_id == res.reservation_id)
-                    .order_by(ReservationLineRow.budget_id)  # the fixed lock order
-                ).all()
-                for budget_id, amount in lines:
-                    result = s.execute(
-                        update(b)
-                        .where(b.budget_id == budget_id, b.reserved_fen >= amount)
-                        .values(reserved_fen=b.reserved_fen - amount, committed_fen=b.committed_fen + amount)
-                        .execution_options(synchronize_session=False)
-                    )
-                    if result.rowcount != 1:
-                        raise BudgetInvariantError(
-                            f"budget line {budget_id}: reserved_fen below reservation {res.reservation_id}"
-                        )
-                res.status, res.settled_at = "confirmed", now
-                req.status, req.updated_at = "checked_out", now
-                record_many(
-                    s,
-                    audit_rows(
-                        "purchase_request",
-                        [request_id],
-                        "checkout",
-                        actor=actor,
-                        at=now,
-                        from_state="reserved",
-                        to_state="checked_out",
-                    )
-                    + audit_rows(
-                        "reservation",
-                        [res.reservation_id],
-                        "confirm",
-                        actor=actor,
-                        at=now,
-                        from_state="reserved",
-                        to_state="confirmed",
-                        details={"amount_fen": res.amount_fen},
-                    )
-                    + audit_rows(
-                        "budget_line",
-                        [bid for bid, _ in lines],
-                        "commit",
-                        actor=actor,
-                        at=now,
-                        details={"request_id": request_id, "committed_fen_delta": res.amount_fen},
-                    ),
-                )
+                REQUESTS.move(s, req, RequestStatus.CHECKED_OUT, "checkout", actor=actor, at=now, audit=audit)
+                ledger.commit_reservation(s, res, at=now, actor=actor, audit=audit)
+            record_many(s, audit)
         if expired:
             raise ReservationExpired(f"purchase request {request_id}: reservation expired; the money was released")
 
@@ -541,18 +404,8 @@ class CounterService:
             req = s.get(PurchaseRequestRow, request_id, with_for_update=True)
             if req is None:
                 raise RequestNotFound(f"purchase request {request_id}: not found")
-            if req.status == "pending":
-                req.status, req.updated_at = "cancelled", now
-                record(
-                    s,
-                    "purchase_request",
-                    request_id,
-                    "cancel",
-                    actor=actor,
-                    at=now,
-                    from_state="pending",
-                    to_state="cancelled",
-                )
+            if req.status == RequestStatus.PENDING:
+                REQUESTS.move(s, req, RequestStatus.CANCELLED, "cancel", actor=actor, at=now)
                 return
             _, res = self._reserved(s, request_id)
             self._release(s, [(res.reservation_id, request_id)], now, actor, "cancel")
@@ -561,20 +414,21 @@ class CounterService:
         """Release every reservation whose time ran out; returns how many were released."""
         now = now or self.clock()
         res, req = ReservationRow, PurchaseRequestRow
-        due = select(res.request_id).where(res.status == "reserved", res.expires_at <= now)
+        live = ReservationStatus.RESERVED.value
+        due = select(res.request_id).where(res.status == live, res.expires_at <= now)
         with self.db.session_scope(write=True) as s:
             # Lock the requests first (the order checkout and cancel use), re-checking their status
             # after any wait: a racing checkout or cancel that won leaves nothing to release here.
             locked = s.scalars(
                 select(req.request_id)
-                .where(req.request_id.in_(due), req.status == "reserved")
+                .where(req.request_id.in_(due), req.status == RequestStatus.RESERVED.value)
                 .order_by(req.request_id)
                 .with_for_update()
             ).all()
             pairs = (
                 s.execute(
                     select(res.reservation_id, res.request_id)
-                    .where(res.request_id.in_(locked), res.status == "reserved", res.expires_at <= now)
+                    .where(res.request_id.in_(locked), res.status == live, res.expires_at <= now)
                     .order_by(res.request_id)
                     .with_for_update()
                 ).all()
@@ -592,7 +446,7 @@ class CounterService:
         if req is None:
             raise RequestNotFound(f"purchase request {request_id}: not found")
         res = s.scalar(select(ReservationRow).where(ReservationRow.request_id == request_id).with_for_update())
-        if req.status != "reserved" or res is None or res.status != "reserved":
+        if req.status != RequestStatus.RESERVED or res is None or res.status != ReservationStatus.RESERVED:
             raise InvalidTransition(
                 f"purchase request {request_id}: status '{req.status}', reservation "
                 f"'{res.status if res else 'none'}'; the operation needs a live reservation"
@@ -601,73 +455,50 @@ class CounterService:
 
     @staticmethod
     def _release(s: Session, pairs: list[tuple[str, str]], now: datetime, actor: str, action: str) -> None:
-        """Set-based release of reservations ``(reservation_id, request_id)``: budget lines give back
-        the reserved money, reservations -> released, requests -> cancelled."""
-        res_ids = [r for r, _ in pairs]
-        req_ids = [q for _, q in pairs]
-        rl, b = ReservationLineRow, BudgetLineRow
-        touched = s.execute(
-            select(rl.budget_id, func.sum(rl.amount_fen))
-            .where(rl.reservation_id.in_(res_ids))
-            .group_by(rl.budget_id)
-            .order_by(rl.budget_id)
-        ).all()
-        # lock the lines in id order before the set-based update (whose row order is the planner's)
-        s.execute(
-            select(b.budget_id)
-            .where(b.budget_id.in_([bid for bid, _ in touched]))
-            .order_by(b.budget_id)
-            .with_for_update()
-        )
-        given_back = (
-            select(func.coalesce(func.sum(rl.amount_fen), 0))
-            .where(rl.budget_id == b.budget_id, rl.reservation_id.in_(res_ids))
-            .scalar_subquery()
-        )
-        s.execute(
-            update(b)
-            .where(b.budget_id.in_([bid for bid, _ in touched]))
-            .values(reserved_fen=b.reserved_fen - given_back)
-            .execution_options(synchronize_session=False)
-        )
-        s.execute(
-            update(ReservationRow)
-            .where(ReservationRow.reservation_id.in_(res_ids))
-            .values(status="released", settled_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        s.execute(
-            update(PurchaseRequestRow)
-            .where(PurchaseRequestRow.request_id.in_(req_ids))
-            .values(status="cancelled", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        rows = audit_rows(
-            "purchase_request", req_ids, action, actor=actor, at=now, from_state="reserved", to_state="cancelled"
-        )
-        rows += audit_rows(
-            "reservation",
-            res_ids,
-            "release",
+        """Set-based release of reservations ``(reservation_id, request_id)``: requests -> cancelled,
+        then the ledger gives the reserved money back and releases the reservations."""
+        audit: list[dict[str, Any]] = []
+        REQUESTS.move_many(
+            s,
+            PurchaseRequestRow,
+            [q for _, q in pairs],
+            RequestStatus.RESERVED,
+            RequestStatus.CANCELLED,
+            action,
             actor=actor,
             at=now,
-            from_state="reserved",
-            to_state="released",
-            details={"reason": action},
+            values={"updated_at": now},
+            audit=audit,
         )
-        for budget_id, amount in touched:
-            rows += audit_rows(
-                "budget_line",
-                [budget_id],
-                "release",
-                actor=actor,
-                at=now,
-                details={"reserved_fen_delta": -int(amount), "reason": action},
-            )
-        record_many(s, rows)
+        ledger.release_reservations(s, [r for r, _ in pairs], at=now, actor=actor, reason=action, audit=audit)
+        record_many(s, audit)
 
 
-class _NoRoom(Exception):
-    def __init__(self, budget_id: str) -> None:
-        self.budget_id = budget_id
-        super().__init__(budget_id)
+#: The counter's words for the ledger's refusals.
+_BUDGET_MESSAGES = {
+    DeclineCode.NO_BUDGET_LINE: "No programme budget covers this bookstore this month.",
+    DeclineCode.BUDGET_EXHAUSTED: "The programme budget for this bookstore or period is used up.",
+}
+
+
+def _request_row(request: PurchaseRequestIn, request_id: str, key: str, isbn13: str | None, now: datetime) -> dict:
+    """The ``purchase_requests`` columns a decision stores (status and outcome added by the caller)."""
+    return {
+        "request_id": request_id,
+        "idempotency_key": key,
+        "reader_id": request.reader_id,
+        "bookstore_id": request.bookstore_id,
+        "isbn": request.isbn,
+        "isbn13": isbn13,
+        "title": request.title,
+        "author": request.author,
+        "publisher": request.publisher,
+        "pub_year": request.pub_year,
+        "clc_class": request.clc_class,
+        "category": request.category,
+        "price_fen": request.price_fen,
+        "channel": request.channel,
+        "requested_at": now,
+        "decided_at": now,
+        "updated_at": now,
+    }

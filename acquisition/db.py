@@ -1,4 +1,4 @@
-"""The acquisition ledger: purchase requests, budget lines, reservations, audit and batch runs.
+"""The acquisition database: purchase requests, budget lines, reservations, audit and rounds.
 
 SQLAlchemy 2.0 ORM on any URL; a SQLite file by default (WAL journal, busy timeout, and
 ``BEGIN IMMEDIATE`` for write transactions so that concurrent counters serialise on the write lock
@@ -96,7 +96,7 @@ class PurchaseRequestRow(Base):
     price_fen: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), doc="features.schema.RequestStatus")
     eligible: Mapped[bool] = mapped_column(Boolean)
     reason_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     message: Mapped[str] = mapped_column(String(2000), default="")
@@ -135,7 +135,7 @@ class ReservationRow(Base):
     reservation_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("purchase_requests.request_id"), unique=True)
     amount_fen: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), doc="reserved | confirmed | released")
+    status: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.ReservationStatus")
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     settled_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -170,44 +170,44 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
 
 
-class AcquisitionRunRow(Base):
-    """A batch ranking run over online requests (filled by the batch-ranking code)."""
+class AcquisitionRoundRow(Base):
+    """An acquisition round (采购批次): online requests ranked against a budget for staff approval."""
 
-    __tablename__ = "acquisition_runs"
-    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    __tablename__ = "acquisition_rounds"
+    round_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="draft", doc="draft | reviewed | closed")
+    status: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.RoundStatus")
 
 
-class RunLineRow(Base):
-    """One ranked request of a run, with the model's figures and the staff's current decision."""
+class RoundLineRow(Base):
+    """One ranked request of a round, with the model's figures and the staff's current decision."""
 
-    __tablename__ = "run_lines"
+    __tablename__ = "round_lines"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("acquisition_runs.run_id"), index=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("acquisition_rounds.round_id"), index=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("purchase_requests.request_id"))
     rank: Mapped[int] = mapped_column(Integer)
     selected: Mapped[bool] = mapped_column(Boolean, default=False)
     predicted_loans: Mapped[float | None] = mapped_column(Float, doc="Expected loans in the first year.")
     value: Mapped[float | None] = mapped_column(Float, doc="Objective value of the line (model units).")
     reasons: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    decision: Mapped[str] = mapped_column(String(16), default="pending", doc="approve | reject | pending")
+    decision: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.LineDecision")
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    __table_args__ = (UniqueConstraint("run_id", "request_id", name="uq_run_line"),)
+    __table_args__ = (UniqueConstraint("round_id", "request_id", name="uq_round_line"),)
 
 
 class StaffDecisionRow(Base):
-    """History of staff decisions on run lines (run_lines holds only the latest)."""
+    """History of staff decisions on round lines (round_lines holds only the latest)."""
 
     __tablename__ = "staff_decisions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("acquisition_runs.run_id"), index=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("acquisition_rounds.round_id"), index=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("purchase_requests.request_id"))
-    decision: Mapped[str] = mapped_column(String(16), doc="approve | reject | pending")
+    decision: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.LineDecision")
     decided_by: Mapped[str] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(DateTime)
     note: Mapped[str | None] = mapped_column(String(2000))

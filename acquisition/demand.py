@@ -300,7 +300,7 @@ def _cf_affinity(history: History, cutoff: datetime, pairs: pl.DataFrame, params
     return pairs.with_columns(pl.Series("cf_affinity", aff))
 
 
-def features(
+def demand_features(
     cases: pl.DataFrame,
     history: History,
     cutoff: datetime,
@@ -426,7 +426,7 @@ def calibration_set(
         *[c for c in ("title", "pub_year") if c in new.columns],
         pl.lit(40.0).alias("price"),  # catalogue records carry list prices, not bookstore quotes
     )
-    feats = features(cases, history, cutoff, params, content)
+    feats = demand_features(cases, history, cutoff, params, content)
     return feats.join(target, left_on="case_id", right_on="title_id", how="left").with_columns(
         pl.col("target").fill_null(0).cast(pl.Float64)
     )
@@ -453,7 +453,7 @@ def purchase_set(
         pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left")
         & pl.col("isbn").is_in(bought["isbn"].unique().implode())
     ).select(pl.col("isbn").alias("case_id"), "reader_id", "isbn", "clc_class", "author", "title", "pub_year", "price")
-    feats = features(cases, history, cutoff, params, content)
+    feats = demand_features(cases, history, cutoff, params, content)
     return feats.join(
         labels.select(pl.col("isbn").alias("case_id"), pl.col("loans").cast(pl.Float64).alias("target")),
         on="case_id",
@@ -517,7 +517,7 @@ class DemandModel:
         return self
 
     def predict(self, feats: pl.DataFrame) -> np.ndarray:
-        """Predicted loans in the next 365 days per row of a :func:`features` frame."""
+        """Predicted loans in the next 365 days per row of a :func:`demand_features` frame."""
         return self.regressor_.predict(feats.select(FEATURES).to_numpy())
 
 
@@ -584,7 +584,7 @@ def validate_purchases(
 
 
 def request_cases(requests: pl.DataFrame) -> pl.DataFrame:
-    """Cases for :func:`features` from purchase request lines: one case per ISBN, all its requesters."""
+    """Cases for :func:`demand_features` from purchase request lines: one case per ISBN, all its requesters."""
     return requests.select(
         pl.col("isbn").alias("case_id"),
         "reader_id",
@@ -604,5 +604,5 @@ def predict_requests(
     content: ContentNeighbours | None = None,
 ) -> pl.DataFrame:
     """``isbn, predicted_loans, <features>``: predicted loans in the next year per requested ISBN."""
-    feats = features(request_cases(requests), history, cutoff, model.params, content)
+    feats = demand_features(request_cases(requests), history, cutoff, model.params, content)
     return feats.with_columns(pl.Series("predicted_loans", model.predict(feats))).rename({"case_id": "isbn"})

@@ -1,20 +1,51 @@
-"""Export a ranking run (:class:`acquisition.ranking.RunResult`) as CSV or XLSX for staff review."""
+"""Purchase lists as files for staff review: a ranking (:class:`acquisition.ranking.RankingResult`)
+or a stored round (:class:`acquisition.rounds.Round`), as CSV or XLSX.
+
+One writer per format: CSV is UTF-8 with a byte-order mark (so spreadsheet programs read Chinese
+titles), XLSX has a ``lines`` sheet (frozen header, auto filter) and a ``summary`` sheet. Reader ids
+stay out of files that travel by e-mail.
+"""
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 
-from acquisition.ranking import RunResult
+from acquisition.ranking import RankingResult
+from acquisition.rounds import Round
 
 _log = logging.getLogger(__name__)
 
+Format = Literal["csv", "xlsx"]
 
-def _flat(result: RunResult) -> pl.DataFrame:
-    """Lines with list columns joined (``reason_codes`` as ``A;B``) and money rounded to fen. Reader
-    ids stay out of files that travel by e-mail."""
+#: Columns of a round's export, in order, with their types.
+_ROUND_SCHEMA = {
+    "rank": pl.Int64,
+    "request_id": pl.String,
+    "isbn": pl.String,
+    "title": pl.String,
+    "clc_class": pl.String,
+    "bookstore_id": pl.String,
+    "district": pl.String,
+    "price": pl.Float64,
+    "selected": pl.Boolean,
+    "predicted_loans": pl.Float64,
+    "value": pl.Float64,
+    "decision": pl.String,
+    "decided_by": pl.String,
+    "request_status": pl.String,
+    "reasons": pl.String,
+}
+ROUND_COLUMNS = tuple(_ROUND_SCHEMA)
+
+
+def ranking_table(result: RankingResult) -> pl.DataFrame:
+    """A ranking's lines with list columns joined (``reason_codes`` as ``A;B``), figures rounded, and
+    without reader ids."""
     return result.lines.drop("reader_id", strict=False).with_columns(
         pl.col("reason_codes").list.join(";"),
         pl.col("predicted_loans").round(2),
@@ -24,32 +55,76 @@ def _flat(result: RunResult) -> pl.DataFrame:
     )
 
 
-def export_csv(result: RunResult, path: str | Path) -> Path:
-    """Write every line of the run to ``path`` (UTF-8 CSV with header); returns the path."""
-    path = Path(path)
-    _flat(result).write_csv(path)
-    _log.info("run %s: %d lines written to %s", result.run_id, result.lines.height, path)
-    return path
+def round_table(round_: Round) -> pl.DataFrame:
+    """A round's lines in rank order with the staff's decisions (reasons joined by ``; ``)."""
+    rows = [
+        {c: getattr(line, c) for c in ROUND_COLUMNS}
+        | {
+            "reasons": "; ".join(line.reasons),
+            "decision": str(line.decision),
+            "request_status": str(line.request_status),
+        }
+        for line in round_.lines
+    ]
+    return pl.DataFrame(rows, schema=_ROUND_SCHEMA)
 
 
-def export_xlsx(result: RunResult, path: str | Path) -> Path:
-    """Write the run to an Excel workbook: sheet ``lines`` (every line) and ``summary``."""
+def round_summary(round_: Round) -> dict[str, Any]:
+    """The summary sheet of a round's workbook."""
+    return {
+        "round_id": round_.round_id,
+        "status": str(round_.status),
+        "period": round_.period,
+        "ranker": round_.ranker,
+        "lines": round_.n_lines,
+        "selected": round_.n_selected,
+        "approved": round_.n_approved,
+    }
+
+
+def csv_bytes(table: pl.DataFrame) -> bytes:
+    """The table as UTF-8 CSV with a header and a byte-order mark."""
+    return "\ufeff".encode() + table.write_csv().encode()
+
+
+def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any]) -> bytes:
+    """The table as an Excel workbook: sheet ``lines`` (every row) and sheet ``summary`` (key, value)."""
     from openpyxl import Workbook
     from openpyxl.utils import get_column_letter
 
-    path = Path(path)
-    flat = _flat(result)
     wb = Workbook()
     ws = wb.active
     ws.title = "lines"
-    ws.append(flat.columns)
-    for row in flat.iter_rows():  # openpyxl appends row by row; there is no columnar writer
+    ws.append(table.columns)
+    for row in table.iter_rows():  # openpyxl appends row by row; there is no columnar writer
         ws.append(list(row))
     ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(flat.columns))}{flat.height + 1}"
-    summary = wb.create_sheet("summary")
-    for key, value in result.summary().items():
-        summary.append([key, value])
-    wb.save(path)
-    _log.info("run %s: %d lines written to %s", result.run_id, flat.height, path)
+    ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(table.columns)))}{table.height + 1}"
+    sheet = wb.create_sheet("summary")
+    for key, value in summary.items():
+        sheet.append([key, value])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def export_round(round_: Round, fmt: Format) -> bytes:
+    """A round's purchase list as CSV or XLSX bytes (the staff API's and pages' download)."""
+    table = round_table(round_)
+    return csv_bytes(table) if fmt == "csv" else xlsx_bytes(table, round_summary(round_))
+
+
+def export_csv(result: RankingResult, path: str | Path) -> Path:
+    """Write every line of a ranking to ``path`` (CSV as :func:`csv_bytes`); returns the path."""
+    path = Path(path)
+    path.write_bytes(csv_bytes(ranking_table(result)))
+    _log.info("ranking %s: %d lines written to %s", result.round_id, result.lines.height, path)
+    return path
+
+
+def export_xlsx(result: RankingResult, path: str | Path) -> Path:
+    """Write a ranking to an Excel workbook (sheets ``lines`` and ``summary``); returns the path."""
+    path = Path(path)
+    path.write_bytes(xlsx_bytes(ranking_table(result), result.summary()))
+    _log.info("ranking %s: %d lines written to %s", result.round_id, result.lines.height, path)
     return path

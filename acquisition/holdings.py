@@ -18,9 +18,12 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from acquisition.audit import record
 from acquisition.db import BookstoreRow, Database, PurchaseRequestRow
+from acquisition.errors import RequestNotFound, RequestNotReceivable
+from acquisition.lifecycle import REQUEST_TRANSITIONS, REQUESTS
+from features.schema import RequestStatus
 
 _log = logging.getLogger(__name__)
 
@@ -117,12 +120,27 @@ class Received:
     hold: dict[str, Any] | None
 
 
-class RequestNotReceivable(ValueError):
-    """The request is not in a state from which a book can be received."""
+#: Request statuses from which the library can receive the book (from the lifecycle table).
+RECEIVABLE = tuple(
+    s.value for s in REQUEST_TRANSITIONS if s is not None and RequestStatus.RECEIVED in REQUEST_TRANSITIONS[s]
+)
 
 
-#: Request statuses from which the library can receive the book.
-RECEIVABLE = ("checked_out", "approved", "ordered")
+@dataclass(frozen=True)
+class _Bought:
+    """What receiving needs to know of a bought request (read inside its transaction)."""
+
+    request_id: str
+    isbn13: str
+    channel: str
+    reader_id: str
+    branch_id: str
+    title: str | None
+    author: str | None
+    publisher: str | None
+    pub_year: int | None
+    clc_class: str | None
+    price_fen: int
 
 
 def receive_request(
@@ -141,74 +159,83 @@ def receive_request(
     The copy goes to ``branch_id`` (default: the branch that catalogues the bookstore's purchases)
     with source ``reader_choice``. Counter requests were already lent to the reader at the bookstore,
     so the copy goes on the shelf; online requests get a hold for the requester and the copy waits
-    in transit.
+    in transit. Raises :class:`RequestNotFound` or :class:`RequestNotReceivable`.
     """
     now = now or datetime.now()
     with db.session_scope(write=True) as s:
-        req = s.get(PurchaseRequestRow, request_id)
-        if req is None:
-            raise RequestNotReceivable(f"purchase request {request_id}: not found")
-        if req.status not in RECEIVABLE or req.isbn13 is None:
-            raise RequestNotReceivable(
-                f"purchase request {request_id}: status '{req.status}' cannot be received (needs one of {RECEIVABLE})"
-            )
-        if branch_id is None:
-            branch_id = s.scalar(select(BookstoreRow.branch_id).where(BookstoreRow.bookstore_id == req.bookstore_id))
-        if branch_id is None:
-            raise RequestNotReceivable(f"purchase request {request_id}: no branch to catalogue the book at")
-        previous, req.status, req.updated_at = req.status, "received", now
-        record(
-            s,
-            "purchase_request",
-            request_id,
-            "receive",
-            actor=actor,
-            at=now,
-            from_state=previous,
-            to_state="received",
-            details={"branch_id": branch_id},
-        )
-        isbn13, channel = req.isbn13, req.channel
-        existing_title = holdings.title_id(isbn13)
-        title_id = existing_title or f"RC-{isbn13}"
-        title_row = None
-        if existing_title is None:
-            title_row = {
-                "title_id": title_id,
-                "isbn13": isbn13,
-                "title": req.title or isbn13,
-                "author": req.author,
-                "publisher": req.publisher,
-                "pub_year": req.pub_year,
-                "clc_class": req.clc_class or "Z",
-                "audience": "general",
-                "language": "zh",
-                "list_price": req.price_fen / 100,
-                "format": "print",
-                "local_literature": False,
-                "subjects": None,
-                "added_at": now.date(),
-            }
-        reader_id = req.reader_id
-    status = "in_transit" if channel == "online" else "on_shelf"
+        bought = _mark_received(s, request_id, branch_id, actor=actor, now=now)
+    existing_title = holdings.title_id(bought.isbn13)
+    title_id = existing_title or f"RC-{bought.isbn13}"
+    title_row = _title_row(bought, title_id, now) if existing_title is None else None
+    status = "in_transit" if bought.channel == "online" else "on_shelf"
     copy_row = {
         "copy_id": copy_id or f"RC-{uuid.uuid4().hex[:12]}",
         "title_id": title_id,
-        "branch_id": branch_id,
+        "branch_id": bought.branch_id,
         "status": status,
         "acquired_at": now.date() if isinstance(now, datetime) else date.today(),
         "source": "reader_choice",
     }
     hold_row = None
-    if channel == "online":
+    if bought.channel == "online":
         hold_row = {
             "hold_id": f"H-{request_id}",
-            "reader_id": reader_id,
+            "reader_id": bought.reader_id,
             "title_id": title_id,
-            "branch_id": branch_id,
+            "branch_id": bought.branch_id,
             "placed_at": now,
             "fulfilled_at": None,
         }
-    holdings.add_copy(isbn13, branch_id, status=status, title_id=title_id)
+    holdings.add_copy(bought.isbn13, bought.branch_id, status=status, title_id=title_id)
     _log.info("received request %s as copy %s of %s", request_id, copy_row["copy_id"], title_id)
     return Received(title_row, copy_row, hold_row)
+
+
+def _mark_received(s: Session, request_id: str, branch_id: str | None, *, actor: str, now: datetime) -> _Bought:
+    """Move the request to ``received`` (through the lifecycle, which audits it) and read what the
+    catalogue needs."""
+    req = s.get(PurchaseRequestRow, request_id)
+    if req is None:
+        raise RequestNotFound(f"purchase request {request_id}: not found")
+    if req.status not in RECEIVABLE or req.isbn13 is None:
+        raise RequestNotReceivable(
+            f"purchase request {request_id}: status '{req.status}' cannot be received (needs one of {RECEIVABLE})"
+        )
+    if branch_id is None:
+        branch_id = s.scalar(select(BookstoreRow.branch_id).where(BookstoreRow.bookstore_id == req.bookstore_id))
+    if branch_id is None:
+        raise RequestNotReceivable(f"purchase request {request_id}: no branch to catalogue the book at")
+    REQUESTS.move(s, req, RequestStatus.RECEIVED, "receive", actor=actor, at=now, details={"branch_id": branch_id})
+    return _Bought(
+        request_id,
+        req.isbn13,
+        req.channel,
+        req.reader_id,
+        branch_id,
+        req.title,
+        req.author,
+        req.publisher,
+        req.pub_year,
+        req.clc_class,
+        req.price_fen,
+    )
+
+
+def _title_row(bought: _Bought, title_id: str, now: datetime) -> dict[str, Any]:
+    """A ``titles`` row for a reader-chosen book the catalogue did not have."""
+    return {
+        "title_id": title_id,
+        "isbn13": bought.isbn13,
+        "title": bought.title or bought.isbn13,
+        "author": bought.author,
+        "publisher": bought.publisher,
+        "pub_year": bought.pub_year,
+        "clc_class": bought.clc_class or "Z",
+        "audience": "general",
+        "language": "zh",
+        "list_price": bought.price_fen / 100,
+        "format": "print",
+        "local_literature": False,
+        "subjects": None,
+        "added_at": now.date(),
+    }

@@ -1,11 +1,13 @@
-"""Rank a batch of online "you choose, I buy" requests against the budget and the collection's gaps.
+"""Rank a set of online "you choose, I buy" requests together against the budget and the collection's gaps.
 
-:func:`rank_batch` checks every line against the programme rules (:mod:`acquisition.rules`, plus the
-collection and duplicate rules over the whole batch), predicts each eligible line's loans in the next
+:func:`rank_requests` checks every line against the programme rules (:mod:`acquisition.rules`, plus the
+collection and duplicate rules over the whole set), predicts each eligible line's loans in the next
 year (:mod:`acquisition.demand`), multiplies by the gap multiplier of the requester's district and the
 book's CLC class (:mod:`acquisition.gaps`), and selects within the budget (:mod:`acquisition.optimize`).
 Ineligible lines are listed with their reason codes and never selected. Each line carries reasons a
-librarian can read. :func:`save_run` persists a run to the ``acquisition_runs`` / ``run_lines`` tables.
+librarian can read. :func:`rank_pending` is the transparent fallback (demand per yuan) a staff round
+uses when there is no loan history to model. Persisting a ranking as a staff round is
+:func:`acquisition.rounds.save_round`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import polars as pl
 
 from acquisition.demand import YEAR, ContentNeighbours, DemandModel, DemandParams, History, horizon, predict_requests
 from acquisition.gaps import gap_table
 from acquisition.optimize import EqualisationMode, Selection, SelectionProblem, select_fcfs, select_greedy, select_milp
 from acquisition.policy import Policy
-from acquisition.rules import Reason, book_violations
+from acquisition.rules import DeclineCode, book_violations
 from features.schema import clc_top, scan_table
 
 _log = logging.getLogger(__name__)
@@ -33,13 +34,13 @@ Method = Literal["milp", "greedy", "fcfs"]
 
 
 @dataclass
-class BatchParams:
-    """How a batch is ranked (the policy holds the programme rules; these are the ranking's knobs)."""
+class RankingParams:
+    """How requests are ranked (the policy holds the programme rules; these are the ranking's knobs)."""
 
     method: Method = "milp"
-    #: Lines one reader may have bought in one batch, books.
+    #: Lines one reader may have bought in one ranking, books.
     reader_cap: int | None = 2
-    #: Copies of one ISBN bought in one batch, copies (the policy's default network threshold K = 3).
+    #: Copies of one ISBN bought in one ranking, copies (the policy's default network threshold K = 3).
     title_cap: int | None = 3
     #: Value of each further copy of an ISBN relative to the previous one (diminishing returns).
     extra_copy_factor: float = 0.3
@@ -47,7 +48,7 @@ class BatchParams:
     class_cap_share: dict[str, float] = field(default_factory=lambda: {"*": 0.6})
     #: Max spend per bookstore, yuan ("*" = every bookstore).
     bookstore_cap: dict[str, float] = field(default_factory=dict)
-    #: Budget line per district for this batch, yuan (e.g. the month's lines; empty = none).
+    #: Budget line per district for this ranking, yuan (e.g. the month's lines; empty = none).
     district_budget: dict[str, float] = field(default_factory=dict)
     #: Min share of the budget per district (0..1).
     district_min_share: dict[str, float] = field(default_factory=dict)
@@ -66,23 +67,24 @@ class BatchParams:
 
 
 @dataclass
-class RunResult:
-    """One ranking run: a line per request and the selection's summary."""
+class RankingResult:
+    """One ranking: a line per request and the selection's summary (saved as a staff round by
+    :func:`acquisition.rounds.save_round`)."""
 
-    run_id: str
+    round_id: str
     created_at: datetime
     budget: float
     params: dict[str, Any]
-    #: One row per request line (see :func:`rank_batch` for the columns).
+    #: One row per request line (see :func:`rank_requests` for the columns).
     lines: pl.DataFrame
     selection: Selection
-    #: The request lines as given (purchase_requests schema), so a run can register them in the DB.
+    #: The request lines as given (purchase_requests schema), so a round can register them in the DB.
     requests: pl.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         sel = self.lines.filter(pl.col("selected"))
         return {
-            "run_id": self.run_id,
+            "round_id": self.round_id,
             "method": self.selection.method,
             "lines": self.lines.height,
             "eligible": int(self.lines["eligible"].sum()),
@@ -125,11 +127,11 @@ def _eligibility(requests: pl.DataFrame, data_dir: str | Path, policy: Policy, a
     )
     dup = pl.col("isbn13").is_not_null() & (pl.int_range(pl.len()).over(["reader_id", "isbn13"]) > 0)
     extra = [
-        (pl.col("district").is_null(), Reason.READER_UNKNOWN),
-        (blocked, Reason.READER_BLOCKED),
-        (credit_low, Reason.READER_CREDIT_LOW),
-        (pl.col("network_copies").fill_null(0) >= policy.network_copy_threshold, Reason.ALREADY_HELD),
-        (dup, Reason.DUPLICATE_PENDING),
+        (pl.col("district").is_null(), DeclineCode.READER_UNKNOWN),
+        (blocked, DeclineCode.READER_BLOCKED),
+        (credit_low, DeclineCode.READER_CREDIT_LOW),
+        (pl.col("network_copies").fill_null(0) >= policy.network_copy_threshold, DeclineCode.ALREADY_HELD),
+        (dup, DeclineCode.DUPLICATE_PENDING),
     ]
     more = pl.concat_list(
         [pl.when(c).then(pl.lit([r.value])).otherwise(pl.lit([], dtype=pl.List(pl.String))) for c, r in extra]
@@ -145,12 +147,12 @@ def _calibration_cutoff(history: History, as_of: datetime, params: DemandParams)
     return max(latest, first)
 
 
-def rank_batch(
+def rank_requests(
     requests: pl.DataFrame,
     data_dir: str | Path,
     policy: Policy,
     budget: float,
-    params: BatchParams | None = None,
+    params: RankingParams | None = None,
     *,
     as_of: datetime | None = None,
     demand_model: DemandModel | None = None,
@@ -158,23 +160,23 @@ def rank_batch(
     gaps: pl.DataFrame | None = None,
     content: ContentNeighbours | None = None,
     labels: pl.DataFrame | None = None,
-) -> RunResult:
-    """Rank and select a batch of requests (``purchase_requests`` schema) within ``budget`` yuan.
+) -> RankingResult:
+    """Rank and select requests (``purchase_requests`` schema) together within ``budget`` yuan.
 
     ``as_of`` (default: the latest request) is the decision time; only history before it is read.
-    Returns a :class:`RunResult` whose ``lines`` has, per request: ``rank`` (1 = best; selected lines
+    Returns a :class:`RankingResult` whose ``lines`` has, per request: ``rank`` (1 = best; selected lines
     first), ``selected``, ``eligible``, ``reason_codes``, ``predicted_loans`` (loans in the next
     year), ``gap_multiplier``, ``value``, ``price`` (yuan), ``district``, ``clc_top``,
     ``requester_count`` and ``reasons`` (readable text).
 
     ``demand_model``, ``history``, ``gaps`` and ``content`` (:class:`ContentNeighbours`) may be
-    passed in to reuse them across batches. Without a model one is calibrated: on ``labels``
+    passed in to reuse them across rankings. Without a model one is calibrated: on ``labels``
     (``isbn``, ``loans``: first-year loans of past purchases) when given, at ``as_of - 365 days``,
     else on catalogue arrivals.
     """
-    params = params or BatchParams()
+    params = params or RankingParams()
     if requests.is_empty():
-        raise ValueError("rank_batch: the batch has no request lines")
+        raise ValueError("rank_requests: there are no request lines to rank")
     as_of = as_of or requests["requested_at"].max()
     history = history or History.load(data_dir)
     history = history.before(as_of)
@@ -184,18 +186,85 @@ def rank_batch(
         clc_top(pl.col("clc_class").fill_null("")).alias("clc_top"),
         (pl.col("reason_codes").list.len() == 0).alias("eligible"),
     )
-    if demand_model is None and labels is not None:
-        demand_model = DemandModel(params.demand).fit(history.before(as_of - YEAR), as_of - YEAR, labels, content)
-    elif demand_model is None:
-        cutoff = _calibration_cutoff(history, as_of, params.demand)
-        demand_model = DemandModel(params.demand).fit(history, cutoff, content=content)
+    if demand_model is None:
+        demand_model = _calibrated_model(history, as_of, params, content, labels)
+    if gaps is None:
+        gaps = gap_table(data_dir, as_of=as_of, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
+    lines = _valued(lines, history, as_of, demand_model, content, gaps, params)
+    elig = lines.filter(pl.col("eligible"))
+    selection = _select(build_problem(elig, district_readers(data_dir), params, budget), params)
+    chosen = pl.DataFrame({"request_id": elig["request_id"], "selected": selection.selected})
+    lines = (
+        lines.join(chosen, on="request_id", how="left")
+        .with_columns(pl.col("selected").fill_null(False))
+        .sort(["selected", "eligible", "value"], descending=[True, True, True], nulls_last=True)
+        .with_columns(pl.int_range(1, pl.len() + 1).alias("rank"), _reasons_expr(params).alias("reasons"))
+    )
+    result = RankingResult(
+        round_id=f"round-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}",
+        created_at=datetime.now(),
+        budget=float(budget),
+        params={k: v for k, v in asdict(params).items()},
+        lines=lines.select(*LINE_COLUMNS),
+        selection=selection,
+        requests=requests,
+    )
+    _log.info("rank_requests: %s", result.summary())
+    return result
+
+
+#: Columns of :attr:`RankingResult.lines`, in order.
+LINE_COLUMNS = (
+    "rank",
+    "request_id",
+    "selected",
+    "eligible",
+    "reason_codes",
+    "predicted_loans",
+    "gap_multiplier",
+    "value",
+    "price",
+    "isbn13",
+    "district",
+    "clc_top",
+    "bookstore_id",
+    "reader_id",
+    "requester_count",
+    "requested_at",
+    "reasons",
+)
+
+
+def _calibrated_model(
+    history: History,
+    as_of: datetime,
+    params: RankingParams,
+    content: ContentNeighbours | None,
+    labels: pl.DataFrame | None,
+) -> DemandModel:
+    """A demand model fitted on past purchases' first-year loans (``labels``), else on catalogue arrivals."""
+    if labels is not None:
+        return DemandModel(params.demand).fit(history.before(as_of - YEAR), as_of - YEAR, labels, content)
+    cutoff = _calibration_cutoff(history, as_of, params.demand)
+    return DemandModel(params.demand).fit(history, cutoff, content=content)
+
+
+def _valued(
+    lines: pl.DataFrame,
+    history: History,
+    as_of: datetime,
+    demand_model: DemandModel,
+    content: ContentNeighbours | None,
+    gaps: pl.DataFrame,
+    params: RankingParams,
+) -> pl.DataFrame:
+    """Lines with ``predicted_loans``, ``gap_multiplier``, ``requester_count``, ``copy_rank`` and
+    ``value`` = predicted loans x gap multiplier x ``extra_copy_factor ** copy_rank`` (0 if ineligible)."""
     eligible = lines.filter(pl.col("eligible"))
     demand = predict_requests(
         eligible.with_columns(pl.col("isbn13").alias("isbn")), history, as_of, demand_model, content
     )
-    if gaps is None:
-        gaps = gap_table(data_dir, as_of=as_of, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
-    lines = (
+    return (
         lines.join(
             demand.select(pl.col("isbn").alias("isbn13"), "predicted_loans", "cf_affinity", "class_rate"),
             on="isbn13",
@@ -223,56 +292,20 @@ def rank_batch(
             .alias("value")
         )
     )
-    elig = lines.filter(pl.col("eligible"))
-    problem = build_problem(elig, district_readers(data_dir), params, budget)
+
+
+def _select(problem: SelectionProblem, params: RankingParams) -> Selection:
     if params.method == "milp":
-        selection = select_milp(problem, time_limit=params.time_limit, mip_rel_gap=params.mip_rel_gap)
-    elif params.method == "greedy":
-        selection = select_greedy(problem)
-    else:
-        selection = select_fcfs(problem)
-    chosen = pl.DataFrame({"request_id": elig["request_id"], "selected": selection.selected})
-    lines = (
-        lines.join(chosen, on="request_id", how="left")
-        .with_columns(pl.col("selected").fill_null(False))
-        .sort(["selected", "eligible", "value"], descending=[True, True, True], nulls_last=True)
-        .with_columns(pl.int_range(1, pl.len() + 1).alias("rank"), _reasons_expr(params).alias("reasons"))
-    )
-    run = RunResult(
-        run_id=f"run-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}",
-        created_at=datetime.now(),
-        budget=float(budget),
-        params={k: v for k, v in asdict(params).items()},
-        lines=lines.select(
-            "rank",
-            "request_id",
-            "selected",
-            "eligible",
-            "reason_codes",
-            "predicted_loans",
-            "gap_multiplier",
-            "value",
-            "price",
-            "isbn13",
-            "district",
-            "clc_top",
-            "bookstore_id",
-            "reader_id",
-            "requester_count",
-            "requested_at",
-            "reasons",
-        ),
-        selection=selection,
-        requests=requests,
-    )
-    _log.info("rank_batch: %s", run.summary())
-    return run
+        return select_milp(problem, time_limit=params.time_limit, mip_rel_gap=params.mip_rel_gap)
+    if params.method == "greedy":
+        return select_greedy(problem)
+    return select_fcfs(problem)
 
 
 def build_problem(
-    eligible: pl.DataFrame, district_readers: dict[str, int], params: BatchParams, budget: float
+    eligible: pl.DataFrame, district_readers: dict[str, int], params: RankingParams, budget: float
 ) -> SelectionProblem:
-    """The selection problem of the eligible lines of a batch (columns as in :func:`rank_batch`)."""
+    """The selection problem of the eligible lines of a ranking (columns as in :func:`rank_requests`)."""
     return SelectionProblem(
         value=eligible["value"].to_numpy(),
         price=eligible["price"].to_numpy(),
@@ -300,7 +333,7 @@ def district_readers(data_dir: str | Path) -> dict[str, int]:
     return dict(_reader_district(data_dir).group_by("district").len().iter_rows())
 
 
-def _reasons_expr(params: BatchParams) -> pl.Expr:
+def _reasons_expr(params: RankingParams) -> pl.Expr:
     """A sentence per line a librarian can read (and a reader can be told)."""
     loans = pl.col("predicted_loans").round(1).cast(pl.String)
     gap = pl.col("gap_multiplier").round(2).cast(pl.String)
@@ -318,86 +351,54 @@ def _reasons_expr(params: BatchParams) -> pl.Expr:
         .when(pl.col("selected"))
         .then(pl.format("selected: {}", demand))
         .when(pl.col("copy_rank") > 0)
-        .then(pl.format("not selected: another copy of this ISBN is in the batch; {}", demand))
+        .then(pl.format("not selected: another copy of this ISBN is among these requests; {}", demand))
         .otherwise(pl.format("not selected: budget or caps favour higher value per yuan; {}", demand))
     )
 
 
-def save_run(session: Any, result: RunResult, created_by: str = "batch") -> int:
-    """Persist a run to ``acquisition_runs`` and ``run_lines``; returns the number of lines written.
+# --- the transparent fallback: demand per yuan ---------------------------------------------------------
 
-    Request lines not yet in ``purchase_requests`` (online requests usually are; a batch read from a
-    data directory is not) are registered first as ``pending`` with their eligibility.
+
+def rank_pending(requests: pl.DataFrame, budget_fen: int, demand: dict[str, float]) -> pl.DataFrame:
+    """Rank pending requests (``request_id, reader_id, isbn13, clc_class, price_fen``) by demand per yuan.
+
+    Demand is the ISBN's distinct requesters x ``demand`` of its CLC top class (loans per copy
+    relative to the city, :func:`acquisition.analytics.class_demand`; 1.0 when unknown). Returns the
+    frame with ``rank`` (1 = buy first), ``value``, ``requesters``, ``class_demand``, ``selected``
+    (the prefix of the ranking that fits ``budget_fen``) and ``reasons`` (list of str).
     """
-    from sqlalchemy import insert, select
-
-    from acquisition.db import AcquisitionRunRow, PurchaseRequestRow, RunLineRow
-
-    ids = result.lines["request_id"].to_list()
-    known = set(session.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.request_id.in_(ids))))
-    if result.requests is not None and len(known) < len(ids):
-        now = datetime.now()
-        missing = (
-            result.requests.filter(~pl.col("request_id").is_in(list(known)))
-            .join(result.lines.select("request_id", "isbn13", "eligible", "reason_codes", "reasons"), on="request_id")
-            .select(
-                "request_id",
-                pl.format("batch:{}", pl.col("request_id")).alias("idempotency_key"),
-                "reader_id",
-                "bookstore_id",
-                "isbn",
-                "isbn13",
-                *[pl.col(c) for c in ("title", "author", "publisher", "clc_class") if c in result.requests.columns],
-                *[pl.col("pub_year").cast(pl.Int64)] if "pub_year" in result.requests.columns else [],
-                "category",
-                (pl.col("price") * 100).round(0).cast(pl.Int64).alias("price_fen"),
-                "channel",
-                "requested_at",
-                pl.lit("pending").alias("status"),
-                "eligible",
-                "reason_codes",
-                pl.col("reasons").alias("message"),
-                pl.lit(now).alias("decided_at"),
-                pl.lit(now).alias("updated_at"),
-            )
-        )
-        if missing.height:
-            session.execute(insert(PurchaseRequestRow), missing.to_dicts())
-
-    session.add(
-        AcquisitionRunRow(
-            run_id=result.run_id,
-            created_by=created_by,
-            created_at=result.created_at,
-            params={"budget": result.budget, **_jsonable(result.params), "summary": result.summary()},
-            status="draft",
-        )
+    lut = pl.DataFrame(
+        {"letter": list(demand), "class_demand": list(demand.values())},
+        schema={"letter": pl.String, "class_demand": pl.Float64},
     )
-    session.flush()
-    rows = result.lines.select(
-        pl.lit(result.run_id).alias("run_id"),
-        "request_id",
-        "rank",
-        "selected",
-        pl.col("predicted_loans").fill_nan(None),
-        "value",
-        pl.struct(
-            pl.col("reason_codes").alias("codes"),
-            pl.col("reasons").alias("text"),
-            "gap_multiplier",
-            "requester_count",
-        ).alias("reasons"),
-    ).to_dicts()
-    if rows:
-        session.execute(insert(RunLineRow), rows)
-    return len(rows)
+    ranked = (
+        requests.lazy()
+        .with_columns(
+            pl.col("reader_id").n_unique().over(pl.col("isbn13").fill_null(pl.col("request_id"))).alias("requesters"),
+            pl.col("clc_class").fill_null("").str.slice(0, 1).alias("letter"),
+        )
+        .join(lut.lazy(), on="letter", how="left")
+        .with_columns(pl.col("class_demand").fill_null(1.0))
+        .with_columns((pl.col("requesters") * pl.col("class_demand")).alias("value"))
+        .with_columns((pl.col("value") / (pl.col("price_fen") / 100)).alias("per_yuan"))
+        .sort(["per_yuan", "request_id"], descending=[True, False])
+        .with_columns(
+            pl.int_range(1, pl.len() + 1).alias("rank"),
+            (pl.col("price_fen").cum_sum() <= budget_fen).alias("selected"),
+        )
+        .with_columns(_fallback_reasons().alias("reasons"))
+        .drop("letter", "per_yuan")
+        .collect()
+    )
+    return ranked
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+def _fallback_reasons() -> pl.Expr:
+    return pl.concat_list(
+        pl.format("{} reader(s) asked for this book", pl.col("requesters")),
+        pl.when(pl.col("letter") != "")
+        .then(pl.format("class {}: {}x the city's loans per copy", pl.col("letter"), pl.col("class_demand").round(2)))
+        .otherwise(pl.lit("class unknown: city average demand assumed")),
+        pl.format("{} yuan", (pl.col("price_fen") / 100).round(2)),
+        pl.when(pl.col("selected")).then(pl.lit("fits the round budget")).otherwise(pl.lit("beyond the round budget")),
+    )

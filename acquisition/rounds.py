@@ -1,159 +1,150 @@
-"""Staff work on batches of online requests: rank a run, read it, decide its lines, budgets, export, report.
+"""Acquisition rounds (采购批次): online requests ranked against a budget for staff approval.
 
-Importable and testable without HTTP; the staff routes and the ``/staff`` page are a thin skin on it.
+A round is created from the pending online requests of the ledger (:func:`create_round`), read
+(:func:`list_rounds`, :func:`get_round`) and decided line by line (:func:`apply_decisions`). These
+functions take a :class:`~acquisition.db.Database` (or a session) and know nothing of HTTP; the staff
+routes, the ``/staff`` pages and the CLI are a thin skin on them. They return typed objects
+(:class:`Round`, :class:`RoundSummary`, :class:`RoundLine`).
 
-Money: an approved line is CHARGED at once on every applicable budget line of the run's month (the
-month's district/bookstore lines and the year line, exactly the lines a counter request would draw on),
-with the same conditional ``UPDATE ... WHERE amount - reserved - committed >= price`` the counter
-uses, so staff approvals and counter sales share one ledger and can never overspend it together.
-The charge is recorded as a ``confirmed`` reservation of the request, so un-approving (reject or back
-to pending) gives exactly that money back. A batch of decisions is one transaction: if one approval
-does not fit, none is applied and the error names the line and the budget.
+Money: an approved line is CHARGED at once (:func:`acquisition.ledger.charge`) on every applicable
+budget line of the round's month (the month's district/bookstore lines and the year line, exactly the
+lines a counter request would draw on), with the same conditional UPDATE the counter uses, so staff
+approvals and counter sales share one ledger and can never overspend it together. Un-approving (reject
+or back to pending) gives exactly that money back (:func:`acquisition.ledger.refund`). A set of
+decisions is one transaction: if one approval does not fit, none is applied and the error names the
+line and the budget. Status changes go through :mod:`acquisition.lifecycle`.
 
-Ranking: :func:`acquisition.ranking.rank_batch` (predicted loans x collection-gap multiplier, MILP
-selection within the budget, eligibility re-checked) over the pending online requests of the ledger.
-When the data directory cannot feed it (no loan history) or it fails, :func:`rank_pending` ranks with
-a transparent demand-per-yuan score (distinct requesters of the ISBN x the loans-per-copy of its CLC
-class relative to the city), a prefix of that order within the run budget being ``selected``; the
-run's ``ranker`` says which one ranked it (and why the fallback was used).
+Ranking: :func:`acquisition.ranking.rank_requests` (predicted loans x collection-gap multiplier, MILP
+selection within the budget, eligibility re-checked) over the pending online requests. When the data
+directory cannot feed it (no loan history) or it fails, :func:`acquisition.ranking.rank_pending` ranks
+by a transparent demand per yuan; the round's ``ranker`` says which one ranked it (and why).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from acquisition.audit import audit_rows, record_many
-from acquisition.counter import CounterService
+from acquisition import ledger
+from acquisition.analytics import class_demand
+from acquisition.audit import record_many
 from acquisition.db import (
-    AcquisitionRunRow,
+    AcquisitionRoundRow,
     BookstoreRow,
-    BudgetLineRow,
     Database,
     PurchaseRequestRow,
     ReaderRow,
-    ReservationLineRow,
-    ReservationRow,
-    RunLineRow,
+    RoundLineRow,
     StaffDecisionRow,
 )
-from recsys.context import CLC_LETTERS, LibraryContext
+from acquisition.errors import DecisionRefused, InvalidTransition, LineNotInRound, RoundNotFound
+from acquisition.lifecycle import DECISION_TARGET, REQUESTS, ROUNDS, LineDecision, RoundStatus
+from acquisition.policy import Policy
+from acquisition.ranking import RankingParams, RankingResult, rank_pending, rank_requests
+from features.schema import RequestStatus
+from recsys.context import LibraryContext
 
 _log = logging.getLogger(__name__)
 
-RANKER = "demand-per-yuan (serving fallback)"
-EXPORT_COLUMNS = (
-    "rank",
-    "request_id",
-    "isbn",
-    "title",
-    "clc_class",
-    "bookstore_id",
-    "district",
-    "price",
-    "selected",
-    "predicted_loans",
-    "value",
-    "decision",
-    "decided_by",
-    "request_status",
-    "reasons",
-)
+#: The ``ranker`` of a round ranked by :func:`acquisition.ranking.rank_pending`.
+FALLBACK_RANKER = "demand-per-yuan (fallback)"
+#: The ``ranker`` of a round ranked by :func:`acquisition.ranking.rank_requests`.
+MODEL_RANKER = "acquisition.ranking (milp)"
 
 
-class RunNotFound(LookupError):
-    """No run with this id."""
+@dataclass(frozen=True)
+class RoundLine:
+    """One ranked request of a round, joined with the request it ranks."""
+
+    rank: int
+    request_id: str
+    isbn: str
+    title: str | None
+    clc_class: str | None
+    bookstore_id: str
+    district: str | None
+    #: Price, yuan.
+    price: float
+    #: Recommended for purchase by the ranking.
+    selected: bool
+    predicted_loans: float | None
+    value: float | None
+    reasons: list[str]
+    #: Failed programme rules (empty = eligible; only eligible lines can be approved).
+    reason_codes: list[str]
+    decision: LineDecision
+    decided_by: str | None
+    request_status: RequestStatus
 
 
-class LineNotInRun(LookupError):
-    """A decision names a request that is not a line of the run."""
+@dataclass(frozen=True)
+class RoundSummary:
+    """A round with its line, selected and approved counts."""
+
+    round_id: str
+    created_by: str
+    created_at: datetime
+    status: RoundStatus
+    #: Budget month 'YYYY-MM' whose lines approvals draw on.
+    period: str
+    n_lines: int
+    n_selected: int
+    n_approved: int
 
 
-class DecisionRefused(ValueError):
-    """A decision cannot be applied (the request moved on, or the budget has no room)."""
+@dataclass(frozen=True)
+class Round(RoundSummary):
+    """A round and its lines in rank order."""
+
+    #: Which ranking produced the round.
+    ranker: str
+    lines: list[RoundLine]
 
 
-def _period_start(period: str) -> datetime:
-    return datetime.strptime(period, "%Y-%m")
+@dataclass(frozen=True)
+class StaffDecision:
+    """A staff member's decision on one line."""
+
+    request_id: str
+    decision: LineDecision
+    note: str | None = None
 
 
-# --- ranking ------------------------------------------------------------------------------------------
+# --- creating a round ---------------------------------------------------------------------------------
+
+#: Columns of the pending requests a round ranks.
+_REQUEST_COLUMNS = {
+    "request_id": pl.String,
+    "reader_id": pl.String,
+    "bookstore_id": pl.String,
+    "isbn": pl.String,
+    "isbn13": pl.String,
+    "title": pl.String,
+    "author": pl.String,
+    "publisher": pl.String,
+    "pub_year": pl.Int16,
+    "clc_class": pl.String,
+    "category": pl.String,
+    "price_fen": pl.Int64,
+    "requested_at": pl.Datetime("us"),
+    "channel": pl.String,
+    "status": pl.String,
+}
 
 
-def class_demand(context: LibraryContext | None) -> dict[str, float]:
-    """Loans per on-shelf copy of each CLC top class relative to the city's (1.0 = average)."""
-    if context is None or len(context.titles) == 0:
-        return {}
-    k = len(CLC_LETTERS)
-    cls = np.where(context.clc_top >= 0, context.clc_top, k).astype(np.int64)
-    copies = np.asarray(context.on_shelf.sum(axis=1)).ravel()
-    loans = np.bincount(cls, weights=context.popularity, minlength=k + 1)[:k]
-    stock = np.bincount(cls, weights=copies, minlength=k + 1)[:k]
-    city = loans.sum() / max(stock.sum(), 1.0)
-    rel = np.where(stock > 0, loans / np.maximum(stock, 1.0) / max(city, 1e-9), 1.0)
-    return dict(zip(CLC_LETTERS, rel.tolist(), strict=True))
-
-
-def rank_pending(requests: pl.DataFrame, budget_fen: int, demand: dict[str, float]) -> pl.DataFrame:
-    """Rank pending requests (``request_id, reader_id, isbn13, clc_class, price_fen``) by demand per yuan.
-
-    Returns the frame with ``rank`` (1 = buy first), ``value``, ``requesters``, ``class_demand``,
-    ``selected`` (the prefix of the ranking that fits ``budget_fen``) and ``reasons`` (list of str).
-    """
-    lut = pl.DataFrame(
-        {"letter": list(demand), "class_demand": list(demand.values())},
-        schema={"letter": pl.String, "class_demand": pl.Float64},
-    )
-    ranked = (
-        requests.lazy()
-        .with_columns(
-            pl.col("reader_id").n_unique().over(pl.col("isbn13").fill_null(pl.col("request_id"))).alias("requesters"),
-            pl.col("clc_class").fill_null("").str.slice(0, 1).alias("letter"),
-        )
-        .join(lut.lazy(), on="letter", how="left")
-        .with_columns(pl.col("class_demand").fill_null(1.0))
-        .with_columns((pl.col("requesters") * pl.col("class_demand")).alias("value"))
-        .with_columns((pl.col("value") / (pl.col("price_fen") / 100)).alias("per_yuan"))
-        .sort(["per_yuan", "request_id"], descending=[True, False])
-        .with_columns(
-            pl.int_range(1, pl.len() + 1).alias("rank"),
-            (pl.col("price_fen").cum_sum() <= budget_fen).alias("selected"),
-        )
-        .with_columns(
-            pl.concat_list(
-                pl.format("{} reader(s) asked for this book", pl.col("requesters")),
-                pl.when(pl.col("letter") != "")
-                .then(
-                    pl.format(
-                        "class {}: {}x the city's loans per copy", pl.col("letter"), pl.col("class_demand").round(2)
-                    )
-                )
-                .otherwise(pl.lit("class unknown: city average demand assumed")),
-                pl.format("{} yuan", (pl.col("price_fen") / 100).round(2)),
-                pl.when(pl.col("selected"))
-                .then(pl.lit("fits the run budget"))
-                .otherwise(pl.lit("beyond the run budget")),
-            ).alias("reasons")
-        )
-        .drop("letter", "per_yuan")
-        .collect()
-    )
-    return ranked
-
-
-def create_run(
+def create_round(
     db: Database,
-    counter: CounterService,
+    policy: Policy,
     context: LibraryContext | None,
     *,
     created_by: str,
@@ -163,86 +154,66 @@ def create_run(
     budget_yuan: float | None = None,
     max_lines: int = 500,
 ) -> str:
-    """Rank the pending online requests into a new run; returns the run id.
+    """Rank the pending online requests into a new round; returns the round id.
 
     ``budget_yuan`` defaults to what the month's district lines (else the year line) have left.
     """
     period = period or now.strftime("%Y-%m")
-    pr = PurchaseRequestRow
-    columns = {
-        "request_id": pl.String,
-        "reader_id": pl.String,
-        "bookstore_id": pl.String,
-        "isbn": pl.String,
-        "isbn13": pl.String,
-        "title": pl.String,
-        "author": pl.String,
-        "publisher": pl.String,
-        "pub_year": pl.Int16,
-        "clc_class": pl.String,
-        "category": pl.String,
-        "price_fen": pl.Int64,
-        "requested_at": pl.Datetime("us"),
-        "channel": pl.String,
-        "status": pl.String,
-    }
     with db.session_scope() as s:
-        rows = s.execute(
-            select(*(getattr(pr, c) for c in columns))
-            .where(pr.status == "pending", pr.channel == "online")
-            .order_by(pr.requested_at, pr.request_id)
-            .limit(max_lines)
-        ).all()
-        budget_fen = round(budget_yuan * 100) if budget_yuan is not None else _left_fen(s, period)
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row")
-    ranker, fallback = "acquisition.ranking (milp)", None
-    result = None
-    if frame.height and data_dir is not None and (Path(data_dir) / "loans.parquet").exists():
-        try:
-            result = _rank_with_batch(frame, Path(data_dir), counter, budget_fen, now)
-        except Exception as exc:  # noqa: BLE001 - the staff still get a ranked run, and are told why
-            fallback = f"{type(exc).__name__}: {exc}"
-            _log.warning("batch ranking failed, using the fallback ranking: %s", fallback)
-    elif frame.height:
-        fallback = "no loan history in the data directory"
+        frame = _pending_online(s, max_lines)
+        budget_fen = round(budget_yuan * 100) if budget_yuan is not None else ledger.left_fen(s, period)
+    result, fallback = _rank_with_model(frame, data_dir, policy, budget_fen, now)
     params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines}
     with db.session_scope(write=True) as s:
         if result is not None:
-            from acquisition.ranking import save_run
-
-            save_run(s, result, created_by=created_by)
-            run_id = result.run_id
-            run = s.get(AcquisitionRunRow, run_id)
-            run.params = {**(run.params or {}), **params, "ranker": ranker}
+            ranker = MODEL_RANKER
+            save_round(s, result, created_by=created_by, now=now)
+            round_id = result.round_id
+            row = s.get(AcquisitionRoundRow, round_id)
+            row.params = {**(row.params or {}), **params, "ranker": ranker}
             n_lines, n_selected = result.lines.height, int(result.lines["selected"].sum())
         else:
-            ranker = RANKER + (f" — {fallback}" if fallback else "")
-            run_id = _save_fallback(s, frame, budget_fen, context, created_by, now, {**params, "ranker": ranker})
+            ranker = FALLBACK_RANKER + (f" — {fallback}" if fallback else "")
+            round_id = _save_fallback(s, frame, budget_fen, context, created_by, now, {**params, "ranker": ranker})
             n_lines, n_selected = frame.height, None
-        record_many(
-            s,
-            audit_rows(
-                "acquisition_run",
-                [run_id],
-                "create",
-                actor=created_by,
-                at=now,
-                to_state="draft",
-                details={"lines": n_lines, "selected": n_selected, "budget_fen": budget_fen, "ranker": ranker},
-            ),
-        )
-    _log.info("run %s: %d lines ranked by %s, budget %d fen", run_id, n_lines, ranker, budget_fen)
-    return run_id
+        details = {"lines": n_lines, "selected": n_selected, "budget_fen": budget_fen, "ranker": ranker}
+        ROUNDS.start(round_id, RoundStatus.DRAFT, "create", actor=created_by, at=now, details=details, session=s)
+    _log.info("round %s: %d lines ranked by %s, budget %d fen", round_id, n_lines, ranker, budget_fen)
+    return round_id
 
 
-def _rank_with_batch(frame: pl.DataFrame, data_dir: Path, counter: CounterService, budget_fen: int, now: datetime):
-    """:func:`acquisition.ranking.rank_batch` over ledger rows (converted to the ``purchase_requests`` schema)."""
-    from acquisition.ranking import BatchParams, rank_batch
+def _pending_online(s: Session, max_lines: int) -> pl.DataFrame:
+    """The oldest ``max_lines`` pending online requests of the ledger."""
+    pr = PurchaseRequestRow
+    rows = s.execute(
+        select(*(getattr(pr, c) for c in _REQUEST_COLUMNS))
+        .where(pr.status == RequestStatus.PENDING.value, pr.channel == "online")
+        .order_by(pr.requested_at, pr.request_id)
+        .limit(max_lines)
+    ).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=_REQUEST_COLUMNS, orient="row")
 
+
+def _rank_with_model(
+    frame: pl.DataFrame, data_dir: Path | None, policy: Policy, budget_fen: int, now: datetime
+) -> tuple[RankingResult | None, str | None]:
+    """:func:`rank_requests` over ledger rows, or ``(None, why not)`` when the fallback must rank."""
+    if not frame.height:
+        return None, None
+    if data_dir is None or not (Path(data_dir) / "loans.parquet").exists():
+        return None, "no loan history in the data directory"
     requests = frame.select(pl.exclude("isbn13", "price_fen"), (pl.col("price_fen") / 100).alias("price")).with_columns(
         pl.col("category").fill_null("general")
     )
-    return rank_batch(requests, data_dir, counter.policy, budget_fen / 100, BatchParams(method="milp"), as_of=now)
+    try:
+        result = rank_requests(
+            requests, Path(data_dir), policy, budget_fen / 100, RankingParams(method="milp"), as_of=now
+        )
+    except Exception as exc:  # noqa: BLE001 - the staff still get a ranked round, and are told why
+        fallback = f"{type(exc).__name__}: {exc}"
+        _log.warning("model ranking failed, using the fallback ranking: %s", fallback)
+        return None, fallback
+    return result, None
 
 
 def _save_fallback(
@@ -257,130 +228,209 @@ def _save_fallback(
     ranked = rank_pending(
         frame.select("request_id", "reader_id", "isbn13", "clc_class", "price_fen"), budget_fen, class_demand(context)
     )
-    run_id = uuid.uuid4().hex
-    s.add(AcquisitionRunRow(run_id=run_id, created_by=created_by, created_at=now, params=params, status="draft"))
+    round_id = uuid.uuid4().hex
+    s.add(
+        AcquisitionRoundRow(
+            round_id=round_id, created_by=created_by, created_at=now, params=params, status=RoundStatus.DRAFT.value
+        )
+    )
     s.flush()
     if ranked.height:
         s.execute(
-            RunLineRow.__table__.insert(),
+            RoundLineRow.__table__.insert(),
             [
                 {
-                    "run_id": run_id,
+                    "round_id": round_id,
                     "request_id": r["request_id"],
                     "rank": r["rank"],
                     "selected": r["selected"],
                     "predicted_loans": None,
                     "value": r["value"],
                     "reasons": {"codes": [], "text": r["reasons"], "requester_count": r["requesters"]},
-                    "decision": "pending",
+                    "decision": LineDecision.PENDING.value,
                 }
                 for r in ranked.iter_rows(named=True)
             ],
         )
-    return run_id
+    return round_id
 
 
-def _left_fen(s: Session, period: str) -> int:
-    """Money left in a month: the sum over its lines without a bookstore (district lines), else its
-    year line, else 0."""
-    b = BudgetLineRow
-    left = b.amount_fen - b.reserved_fen - b.committed_fen
-    rows = s.execute(
-        select(b.period, b.district, left).where(b.period.in_((period, period[:4])), b.bookstore_id.is_(None))
-    ).all()
-    month = sum(v for p, _, v in rows if p == period)
-    year = sum(v for p, _, v in rows if p == period[:4])
-    return int(month if any(p == period for p, _, _ in rows) else year)
+def save_round(
+    session: Session, result: RankingResult, created_by: str = "ranking", now: datetime | None = None
+) -> int:
+    """Persist a ranking as a round (``acquisition_rounds``, ``round_lines``); returns the lines written.
+
+    Request lines not yet in ``purchase_requests`` (online requests usually are; a ranking read from a
+    data directory is not) are registered first as ``pending`` with their eligibility.
+    """
+    _register_missing_requests(session, result, now or datetime.now())
+    session.add(
+        AcquisitionRoundRow(
+            round_id=result.round_id,
+            created_by=created_by,
+            created_at=result.created_at,
+            params={"budget": result.budget, **_jsonable(result.params), "summary": result.summary()},
+            status=RoundStatus.DRAFT.value,
+        )
+    )
+    session.flush()
+    rows = result.lines.select(
+        pl.lit(result.round_id).alias("round_id"),
+        "request_id",
+        "rank",
+        "selected",
+        pl.col("predicted_loans").fill_nan(None),
+        "value",
+        pl.struct(
+            pl.col("reason_codes").alias("codes"),
+            pl.col("reasons").alias("text"),
+            "gap_multiplier",
+            "requester_count",
+        ).alias("reasons"),
+        pl.lit(LineDecision.PENDING.value).alias("decision"),
+    ).to_dicts()
+    if rows:
+        session.execute(insert(RoundLineRow), rows)
+    return len(rows)
+
+
+def _register_missing_requests(session: Session, result: RankingResult, now: datetime) -> None:
+    ids = result.lines["request_id"].to_list()
+    known = set(session.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.request_id.in_(ids))))
+    if result.requests is None or len(known) >= len(ids):
+        return
+    cols = result.requests.columns
+    missing = (
+        result.requests.filter(~pl.col("request_id").is_in(list(known)))
+        .join(result.lines.select("request_id", "isbn13", "eligible", "reason_codes", "reasons"), on="request_id")
+        .select(
+            "request_id",
+            pl.format("round:{}", pl.col("request_id")).alias("idempotency_key"),
+            "reader_id",
+            "bookstore_id",
+            "isbn",
+            "isbn13",
+            *[pl.col(c) for c in ("title", "author", "publisher", "clc_class") if c in cols],
+            *[pl.col("pub_year").cast(pl.Int64)] if "pub_year" in cols else [],
+            "category",
+            (pl.col("price") * 100).round(0).cast(pl.Int64).alias("price_fen"),
+            "channel",
+            "requested_at",
+            pl.lit(RequestStatus.PENDING.value).alias("status"),
+            "eligible",
+            "reason_codes",
+            pl.col("reasons").alias("message"),
+            pl.lit(now).alias("decided_at"),
+            pl.lit(now).alias("updated_at"),
+        )
+    )
+    if missing.height:
+        for request_id in missing["request_id"]:
+            REQUESTS.check(None, RequestStatus.PENDING, request_id)
+        session.execute(insert(PurchaseRequestRow), missing.to_dicts())
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 # --- reading ------------------------------------------------------------------------------------------
 
 
 def _reason_texts(reasons: dict | None) -> list[str]:
-    """Reason sentences of a run line (a list, or one string as :func:`acquisition.ranking.save_run` stores)."""
+    """Reason sentences of a round line (a list, or one string as :func:`save_round` stores)."""
     text = (reasons or {}).get("text", [])
     return [text] if isinstance(text, str) else [str(t) for t in text]
 
 
-def list_runs(db: Database, default_period: str = "") -> list[dict[str, Any]]:
-    """Every run, newest first, with line, selected and approved counts."""
+def list_rounds(db: Database, default_period: str = "") -> list[RoundSummary]:
+    """Every round, newest first, with line, selected and approved counts."""
     with db.session_scope() as s:
-        runs = s.scalars(select(AcquisitionRunRow).order_by(AcquisitionRunRow.created_at.desc())).all()
-        counts = s.execute(select(RunLineRow.run_id, RunLineRow.selected, RunLineRow.decision)).all()
+        rows = s.scalars(select(AcquisitionRoundRow).order_by(AcquisitionRoundRow.created_at.desc())).all()
+        counts = s.execute(select(RoundLineRow.round_id, RoundLineRow.selected, RoundLineRow.decision)).all()
     c = pl.DataFrame(
         [tuple(r) for r in counts],
-        schema={"run_id": pl.String, "selected": pl.Boolean, "decision": pl.String},
+        schema={"round_id": pl.String, "selected": pl.Boolean, "decision": pl.String},
         orient="row",
     )
     agg = {
-        r["run_id"]: r
-        for r in c.group_by("run_id")
+        r["round_id"]: (r["n"], r["sel"], r["app"])
+        for r in c.group_by("round_id")
         .agg(
             pl.len().alias("n"),
             pl.col("selected").sum().alias("sel"),
-            (pl.col("decision") == "approve").sum().alias("app"),
+            (pl.col("decision") == LineDecision.APPROVE.value).sum().alias("app"),
         )
         .iter_rows(named=True)
     }
-    return [_summary(r, agg.get(r.run_id, {}), default_period) for r in runs]
+    return [_summary(r, *agg.get(r.round_id, (0, 0, 0)), default_period=default_period) for r in rows]
 
 
-def _summary(run: AcquisitionRunRow, agg: dict, default_period: str = "") -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "created_by": run.created_by,
-        "created_at": run.created_at,
-        "status": run.status,
-        "period": str((run.params or {}).get("period") or default_period),
-        "n_lines": int(agg.get("n", 0)),
-        "n_selected": int(agg.get("sel", 0)),
-        "n_approved": int(agg.get("app", 0)),
-    }
+def _summary(row: AcquisitionRoundRow, n: int, sel: int, app: int, *, default_period: str = "") -> RoundSummary:
+    return RoundSummary(
+        round_id=row.round_id,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        status=RoundStatus(row.status),
+        period=_period(row, default_period),
+        n_lines=int(n),
+        n_selected=int(sel),
+        n_approved=int(app),
+    )
 
 
-def get_run(db: Database, run_id: str, district_of: str = "bookstore", default_period: str = "") -> dict[str, Any]:
-    """A run with its lines in rank order (joined with the requests they rank). ``default_period`` is
-    the budget month of runs that do not name one (runs saved by other tools)."""
+def _period(row: AcquisitionRoundRow, default: str) -> str:
+    return str((row.params or {}).get("period") or default)
+
+
+def get_round(db: Database, round_id: str, district_of: str = "bookstore", default_period: str = "") -> Round:
+    """A round with its lines in rank order (joined with the requests they rank). ``default_period``
+    is the budget month of rounds that do not name one (rounds saved by other tools); ``district_of``
+    is the policy's ``budget_district_of``."""
     with db.session_scope() as s:
-        run = s.get(AcquisitionRunRow, run_id)
-        if run is None:
-            raise RunNotFound(f"acquisition run {run_id}: not found")
+        row = s.get(AcquisitionRoundRow, round_id)
+        if row is None:
+            raise RoundNotFound(f"acquisition round {round_id}: not found")
         district = BookstoreRow.district if district_of == "bookstore" else ReaderRow.district
         rows = s.execute(
-            select(RunLineRow, PurchaseRequestRow, district)
-            .join(PurchaseRequestRow, PurchaseRequestRow.request_id == RunLineRow.request_id)
+            select(RoundLineRow, PurchaseRequestRow, district)
+            .join(PurchaseRequestRow, PurchaseRequestRow.request_id == RoundLineRow.request_id)
             .outerjoin(BookstoreRow, BookstoreRow.bookstore_id == PurchaseRequestRow.bookstore_id)
             .outerjoin(ReaderRow, ReaderRow.reader_id == PurchaseRequestRow.reader_id)
-            .where(RunLineRow.run_id == run_id)
-            .order_by(RunLineRow.rank)
+            .where(RoundLineRow.round_id == round_id)
+            .order_by(RoundLineRow.rank)
         ).all()
-    lines = [
-        {
-            "rank": line.rank,
-            "request_id": req.request_id,
-            "isbn": req.isbn,
-            "title": req.title,
-            "clc_class": req.clc_class,
-            "bookstore_id": req.bookstore_id,
-            "district": dist,
-            "price": req.price_fen / 100,
-            "selected": line.selected,
-            "predicted_loans": line.predicted_loans,
-            "value": line.value,
-            "reasons": _reason_texts(line.reasons),
-            "reason_codes": list((line.reasons or {}).get("codes") or []),
-            "decision": line.decision,
-            "decided_by": line.decided_by,
-            "request_status": req.status,
-        }
-        for line, req, dist in rows
-    ]
-    agg = {
-        "n": len(lines),
-        "sel": sum(x["selected"] for x in lines),
-        "app": sum(x["decision"] == "approve" for x in lines),
-    }
-    return {**_summary(run, agg, default_period), "ranker": str((run.params or {}).get("ranker", "")), "lines": lines}
+    lines = [_line(line, req, dist) for line, req, dist in rows]
+    n_app = sum(x.decision == LineDecision.APPROVE for x in lines)
+    summary = _summary(row, len(lines), sum(x.selected for x in lines), n_app, default_period=default_period)
+    return Round(**vars(summary), ranker=str((row.params or {}).get("ranker", "")), lines=lines)
+
+
+def _line(line: RoundLineRow, req: PurchaseRequestRow, district: str | None) -> RoundLine:
+    return RoundLine(
+        rank=line.rank,
+        request_id=req.request_id,
+        isbn=req.isbn,
+        title=req.title,
+        clc_class=req.clc_class,
+        bookstore_id=req.bookstore_id,
+        district=district,
+        price=req.price_fen / 100,
+        selected=line.selected,
+        predicted_loans=line.predicted_loans,
+        value=line.value,
+        reasons=_reason_texts(line.reasons),
+        reason_codes=list((line.reasons or {}).get("codes") or []),
+        decision=LineDecision(line.decision),
+        decided_by=line.decided_by,
+        request_status=RequestStatus(req.status),
+    )
 
 
 # --- deciding -----------------------------------------------------------------------------------------
@@ -388,268 +438,123 @@ def get_run(db: Database, run_id: str, district_of: str = "bookstore", default_p
 
 def apply_decisions(
     db: Database,
-    counter: CounterService,
-    run_id: str,
-    decisions: list[tuple[str, str, str | None]],
+    policy: Policy,
+    round_id: str,
+    decisions: Sequence[StaffDecision],
     *,
     actor: str,
     now: datetime,
 ) -> int:
-    """Apply staff decisions ``(request_id, 'approve'|'reject'|'pending', note)`` to a run's lines.
+    """Apply staff decisions to a round's lines; returns how many lines changed.
 
-    All or nothing (one write transaction). Returns how many lines changed. Raises
-    :class:`RunNotFound`, :class:`LineNotInRun`, or :class:`DecisionRefused` (request no longer
-    pending, or a budget line without room: the message names the budget line).
+    All or nothing (one write transaction). Raises :class:`RoundNotFound`, :class:`LineNotInRound`,
+    or :class:`DecisionRefused` (request no longer open to staff, ineligible, or a budget line
+    without room: the message names the budget line).
     """
     changed = 0
     with db.session_scope(write=True) as s:
-        run = s.get(AcquisitionRunRow, run_id)
-        if run is None:
-            raise RunNotFound(f"acquisition run {run_id}: not found")
-        period = str((run.params or {}).get("period") or now.strftime("%Y-%m"))
-        for request_id, decision, note in decisions:
-            line = s.scalar(
-                select(RunLineRow)
-                .where(RunLineRow.run_id == run_id, RunLineRow.request_id == request_id)
-                .with_for_update()
-            )
-            if line is None:
-                raise LineNotInRun(f"request {request_id} is not a line of run {run_id}")
-            if line.decision == decision:
-                continue
-            req = s.get(PurchaseRequestRow, request_id, with_for_update=True)
-            if line.decision == "approve":
-                _refund(s, req, actor, now)
-            if decision == "approve":
-                codes = list((line.reasons or {}).get("codes") or [])
-                if codes:
-                    raise DecisionRefused(
-                        f"request {request_id} is not eligible ({', '.join(codes)}); it cannot be approved"
-                    )
-                _charge(s, counter, req, period, actor, now)
-            else:
-                to = "declined" if decision == "reject" else "pending"
-                if req.status not in ("pending", "approved", "declined"):
-                    raise DecisionRefused(f"request {request_id} is '{req.status}'; staff can no longer decide it")
-                frm, req.status, req.updated_at = req.status, to, now
-                record_many(
-                    s,
-                    audit_rows(
-                        "purchase_request", [request_id], decision, actor=actor, at=now, from_state=frm, to_state=to
-                    ),
-                )
-            line.decision, line.decided_by, line.decided_at = decision, actor, now
-            s.add(
-                StaffDecisionRow(
-                    run_id=run_id, request_id=request_id, decision=decision, decided_by=actor, decided_at=now, note=note
-                )
-            )
-            changed += 1
+        row = s.get(AcquisitionRoundRow, round_id)
+        if row is None:
+            raise RoundNotFound(f"acquisition round {round_id}: not found")
+        period = _period(row, now.strftime("%Y-%m"))
+        for d in decisions:
+            if _decide_line(s, policy, round_id, period, d, actor=actor, now=now):
+                changed += 1
         if changed:
-            run.status = "reviewed"
-    _log.info("run %s: %d decisions applied by %s", run_id, changed, actor)
+            ROUNDS.move(s, row, RoundStatus.REVIEWED, "review", actor=actor, at=now, trail=False)
+    _log.info("round %s: %d decisions applied by %s", round_id, changed, actor)
     return changed
 
 
-def _charge(
-    s: Session, counter: CounterService, req: PurchaseRequestRow, period: str, actor: str, now: datetime
+def _decide_line(
+    s: Session, policy: Policy, round_id: str, period: str, d: StaffDecision, *, actor: str, now: datetime
+) -> bool:
+    """Apply one decision inside the round's transaction; False when the line already has it."""
+    decision = LineDecision(d.decision)
+    line = s.scalar(
+        select(RoundLineRow)
+        .where(RoundLineRow.round_id == round_id, RoundLineRow.request_id == d.request_id)
+        .with_for_update()
+    )
+    if line is None:
+        raise LineNotInRound(f"request {d.request_id} is not a line of round {round_id}")
+    if line.decision == decision:
+        return False
+    req = s.get(PurchaseRequestRow, d.request_id, with_for_update=True)
+    audit: list[dict[str, Any]] = []
+    if line.decision == LineDecision.APPROVE:
+        if req.status != RequestStatus.APPROVED:
+            raise DecisionRefused(
+                f"request {req.request_id} is '{req.status}'; its approval can no longer be withdrawn"
+            )
+        ledger.refund(s, req.request_id, at=now, actor=actor, audit=audit)
+    if decision == LineDecision.APPROVE:
+        _approve(s, policy, req, line, period, actor=actor, now=now, audit=audit)
+    else:
+        _move_request(s, req, DECISION_TARGET[decision], decision.value, actor=actor, now=now, audit=audit)
+    record_many(s, audit)
+    line.decision, line.decided_by, line.decided_at = decision.value, actor, now
+    s.add(
+        StaffDecisionRow(
+            round_id=round_id,
+            request_id=d.request_id,
+            decision=decision.value,
+            decided_by=actor,
+            decided_at=now,
+            note=d.note,
+        )
+    )
+    return True
+
+
+def _approve(
+    s: Session,
+    policy: Policy,
+    req: PurchaseRequestRow,
+    line: RoundLineRow,
+    period: str,
+    *,
+    actor: str,
+    now: datetime,
+    audit: list[dict[str, Any]],
 ) -> None:
-    if req.status not in ("pending", "declined"):
+    """Charge an eligible line's price on the round month's lines and move its request to approved."""
+    codes = list((line.reasons or {}).get("codes") or [])
+    if codes:
+        raise DecisionRefused(f"request {req.request_id} is not eligible ({', '.join(codes)}); it cannot be approved")
+    if not REQUESTS.allowed(req.status, RequestStatus.APPROVED):
         raise DecisionRefused(f"request {req.request_id} is '{req.status}'; only pending requests can be approved")
     bookstore = s.get(BookstoreRow, req.bookstore_id)
     reader = s.get(ReaderRow, req.reader_id)
-    if counter.policy.budget_district_of == "bookstore":
-        district = bookstore.district if bookstore else None
-    else:
-        district = reader.district if reader else None
-    lines = counter.applicable_lines(s, _period_start(period), req.bookstore_id, district)
+    district = ledger.budget_district(
+        policy, bookstore.district if bookstore else None, reader.district if reader else None
+    )
+    lines = ledger.applicable_lines(s, datetime.strptime(period, "%Y-%m"), req.bookstore_id, district)
     if not lines:
         raise DecisionRefused(f"request {req.request_id}: no budget line covers {period} for this bookstore/district")
-    b = BudgetLineRow
-    for budget_id in lines:
-        done = s.execute(
-            update(b)
-            .where(b.budget_id == budget_id, b.amount_fen - b.reserved_fen - b.committed_fen >= req.price_fen)
-            .values(committed_fen=b.committed_fen + req.price_fen)
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount != 1:
-            raise DecisionRefused(
-                f"request {req.request_id}: budget line {budget_id} has no room for {req.price_fen / 100:.2f} yuan"
-            )
-    res = s.scalar(select(ReservationRow).where(ReservationRow.request_id == req.request_id))
-    if res is None:
-        res = ReservationRow(
-            reservation_id=uuid.uuid4().hex,
-            request_id=req.request_id,
-            amount_fen=req.price_fen,
-            status="confirmed",
-            created_at=now,
-            expires_at=now,
-            settled_at=now,
-        )
-        s.add(res)
-        s.flush()
+    ledger.charge(s, req.request_id, req.price_fen, lines, at=now, actor=actor, audit=audit)
+    _move_request(s, req, RequestStatus.APPROVED, "approve", actor=actor, now=now, audit=audit, first=True)
+
+
+def _move_request(
+    s: Session,
+    req: PurchaseRequestRow,
+    to: RequestStatus,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    audit: list[dict[str, Any]],
+    first: bool = False,
+) -> None:
+    """A staff move of the request, refused in the staff's words when the lifecycle does not allow it.
+    ``first``: its audit row goes before the money's (an approval), else after (a refund)."""
+    rows: list[dict[str, Any]] = []
+    try:
+        REQUESTS.move(s, req, to, action, actor=actor, at=now, audit=rows)
+    except InvalidTransition:
+        raise DecisionRefused(f"request {req.request_id} is '{req.status}'; staff can no longer decide it") from None
+    if first:
+        audit[:0] = rows
     else:
-        res.amount_fen, res.status, res.settled_at = req.price_fen, "confirmed", now
-        s.execute(ReservationLineRow.__table__.delete().where(ReservationLineRow.reservation_id == res.reservation_id))
-    s.add_all(
-        ReservationLineRow(reservation_id=res.reservation_id, budget_id=bid, amount_fen=req.price_fen) for bid in lines
-    )
-    frm, req.status, req.updated_at = req.status, "approved", now
-    record_many(
-        s,
-        audit_rows(
-            "purchase_request", [req.request_id], "approve", actor=actor, at=now, from_state=frm, to_state="approved"
-        )
-        + audit_rows(
-            "budget_line",
-            lines,
-            "commit",
-            actor=actor,
-            at=now,
-            details={"request_id": req.request_id, "committed_fen_delta": req.price_fen},
-        ),
-    )
-
-
-def _refund(s: Session, req: PurchaseRequestRow, actor: str, now: datetime) -> None:
-    if req.status != "approved":
-        raise DecisionRefused(f"request {req.request_id} is '{req.status}'; its approval can no longer be withdrawn")
-    res = s.scalar(
-        select(ReservationRow).where(ReservationRow.request_id == req.request_id, ReservationRow.status == "confirmed")
-    )
-    if res is None:
-        return
-    lines = s.scalars(
-        select(ReservationLineRow.budget_id).where(ReservationLineRow.reservation_id == res.reservation_id)
-    ).all()
-    b = BudgetLineRow
-    s.execute(
-        update(b)
-        .where(b.budget_id.in_(lines))
-        .values(committed_fen=b.committed_fen - res.amount_fen)
-        .execution_options(synchronize_session=False)
-    )
-    res.status, res.settled_at = "released", now
-    record_many(
-        s,
-        audit_rows(
-            "budget_line",
-            list(lines),
-            "refund",
-            actor=actor,
-            at=now,
-            details={"request_id": req.request_id, "committed_fen_delta": -res.amount_fen},
-        ),
-    )
-
-
-# --- budgets, export, report ------------------------------------------------------------------------------
-
-
-def budgets(db: Database, period: str) -> dict[str, Any]:
-    """Budget lines of a month and its year, and per district of the month: amount, used, left (yuan)."""
-    b = BudgetLineRow
-    with db.session_scope() as s:
-        rows = s.execute(
-            select(b.budget_id, b.period, b.bookstore_id, b.district, b.amount_fen, b.reserved_fen, b.committed_fen)
-            .where(b.period.in_((period, period[:4])))
-            .order_by(b.period, b.budget_id)
-        ).all()
-    frame = pl.DataFrame(
-        [tuple(r) for r in rows],
-        schema={
-            "budget_id": pl.String,
-            "period": pl.String,
-            "bookstore_id": pl.String,
-            "district": pl.String,
-            "amount_fen": pl.Int64,
-            "reserved_fen": pl.Int64,
-            "committed_fen": pl.Int64,
-        },
-        orient="row",
-    )
-    lines = frame.select(
-        "budget_id",
-        "period",
-        "bookstore_id",
-        "district",
-        (pl.col("amount_fen") / 100).alias("amount"),
-        (pl.col("reserved_fen") / 100).alias("reserved"),
-        (pl.col("committed_fen") / 100).alias("committed"),
-        ((pl.col("amount_fen") - pl.col("reserved_fen") - pl.col("committed_fen")) / 100).alias("left"),
-    )
-    districts = (
-        frame.filter((pl.col("period") == period) & pl.col("district").is_not_null())
-        .group_by("district")
-        .agg(
-            (pl.col("amount_fen").sum() / 100).alias("amount"),
-            ((pl.col("reserved_fen") + pl.col("committed_fen")).sum() / 100).alias("used"),
-        )
-        .with_columns((pl.col("amount") - pl.col("used")).alias("left"))
-        .sort("district")
-    )
-    return {"period": period, "lines": lines.to_dicts(), "districts": districts.to_dicts()}
-
-
-def export_run(run: dict[str, Any], fmt: str) -> bytes:
-    """A run's lines as CSV (UTF-8 with BOM, so spreadsheet programs read Chinese titles) or XLSX."""
-    rows = [[("; ".join(line[c]) if c == "reasons" else line[c]) for c in EXPORT_COLUMNS] for line in run["lines"]]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(EXPORT_COLUMNS)
-        writer.writerows(rows)
-        return ("\ufeff" + buf.getvalue()).encode()
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(f"run {run['run_id'][:8]}")
-    ws.append(list(EXPORT_COLUMNS))
-    for r in rows:
-        ws.append(r)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
-
-
-def collection_report(context: LibraryContext) -> dict[str, Any]:
-    """Supply vs demand per CLC top class: titles, on-shelf copies, loans, shares and turnover.
-
-    A class is ``under``-supplied when its share of loans exceeds its share of copies by more than a
-    quarter (and ``over`` when it falls short by more than a quarter).
-    """
-    k = len(CLC_LETTERS)
-    cls = np.where(context.clc_top >= 0, context.clc_top, k).astype(np.int64)
-    copies = np.asarray(context.on_shelf.sum(axis=1)).ravel()
-    titles = np.bincount(cls, minlength=k + 1)[:k]
-    stock = np.bincount(cls, weights=copies, minlength=k + 1)[:k]
-    loans = np.bincount(cls, weights=context.popularity, minlength=k + 1)[:k]
-    s_share = stock / max(stock.sum(), 1.0)
-    l_share = loans / max(loans.sum(), 1.0)
-    ratio = np.where(s_share > 0, l_share / np.maximum(s_share, 1e-12), np.inf)
-    supply = np.where(ratio > 1.25, "under", np.where(ratio < 0.8, "over", "balanced"))
-    from features.schema import CLC_TOP_CLASSES
-
-    classes = [
-        {
-            "clc_top": letter,
-            "name": str(CLC_TOP_CLASSES[letter]),
-            "titles": int(titles[i]),
-            "copies_on_shelf": int(stock[i]),
-            "loans": float(loans[i]),
-            "share_of_collection": float(s_share[i]),
-            "share_of_loans": float(l_share[i]),
-            "turnover": float(loans[i] / stock[i]) if stock[i] > 0 else None,
-            "supply": str(supply[i]),
-        }
-        for i, letter in enumerate(CLC_LETTERS)
-        if titles[i] > 0
-    ]
-    return {
-        "titles": int(len(context.titles)),
-        "copies_on_shelf": int(copies.sum()),
-        "loans": float(context.popularity.sum()),
-        "classes": classes,
-    }
+        audit.extend(rows)

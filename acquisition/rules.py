@@ -2,7 +2,7 @@
 
 The counter (:mod:`acquisition.counter`) gathers the facts for one request and calls
 :func:`check_request`; batch ranking calls :func:`book_violations` on a whole frame of requests,
-written as polars expressions. Both use the same :class:`Reason` codes, which are stable: the
+written as polars expressions. Both use the same :class:`DeclineCode` codes, which are stable: the
 counter stores them, the API returns them, and clerks and readers are told their messages.
 """
 
@@ -17,7 +17,7 @@ from stdnum import isbn as stdnum_isbn
 from acquisition.policy import Policy
 
 
-class Reason(StrEnum):
+class DeclineCode(StrEnum):
     """Stable decline reason codes (documented in docs/acquisition-counter.md)."""
 
     INVALID_ISBN = "INVALID_ISBN"
@@ -46,7 +46,7 @@ class Reason(StrEnum):
 class Violation:
     """One failing rule: its code and a sentence a clerk can read to the reader."""
 
-    code: Reason
+    code: DeclineCode
     message: str
 
 
@@ -99,64 +99,66 @@ def check_book(policy: Policy, book: BookFacts, year: int) -> list[Violation]:
     """Rules on the book alone (DOMAIN.md §3 "Book"); ``year`` is the request's calendar year."""
     out: list[Violation] = []
     if book.isbn13 is None:
-        out.append(Violation(Reason.INVALID_ISBN, "The ISBN is missing or its check digit is wrong."))
+        out.append(Violation(DeclineCode.INVALID_ISBN, "The ISBN is missing or its check digit is wrong."))
     if book.price_fen > policy.price_cap_fen:
         out.append(
             Violation(
-                Reason.PRICE_OVER_CAP,
+                DeclineCode.PRICE_OVER_CAP,
                 f"The price {_yuan(book.price_fen)} yuan is above the cap of {_yuan(policy.price_cap_fen)} yuan.",
             )
         )
     oldest = year - policy.pub_year_window_years
     if book.pub_year is None:
         if policy.require_pub_year:
-            out.append(Violation(Reason.PUB_YEAR_UNKNOWN, "The publication year is unknown."))
+            out.append(Violation(DeclineCode.PUB_YEAR_UNKNOWN, "The publication year is unknown."))
     elif book.pub_year < oldest:
         out.append(
             Violation(
-                Reason.PUB_YEAR_TOO_OLD,
+                DeclineCode.PUB_YEAR_TOO_OLD,
                 f"Published in {book.pub_year}; the programme buys books published in {oldest} or later.",
             )
         )
     if book.category in policy.excluded_categories:
-        out.append(Violation(Reason.CATEGORY_EXCLUDED, f"Books of category '{book.category}' are not bought."))
+        out.append(Violation(DeclineCode.CATEGORY_EXCLUDED, f"Books of category '{book.category}' are not bought."))
     title = (book.title or "").casefold()
     if (book.isbn13 is not None and book.isbn13 in policy.blocklist.isbns) or any(
         k in title for k in policy.blocklist.title_keywords
     ):
-        out.append(Violation(Reason.BLOCKLISTED, "This book cannot be bought under the programme's content rules."))
+        out.append(
+            Violation(DeclineCode.BLOCKLISTED, "This book cannot be bought under the programme's content rules.")
+        )
     return out
 
 
 def check_reader(policy: Policy, reader: ReaderFacts | None, category: str) -> list[Violation]:
     """Rules on the reader (DOMAIN.md §3 "Reader"); ``None`` = card not registered."""
     if reader is None:
-        return [Violation(Reason.READER_UNKNOWN, "The reader card is not registered.")]
+        return [Violation(DeclineCode.READER_UNKNOWN, "The reader card is not registered.")]
     out: list[Violation] = []
     if reader.blocked:
-        out.append(Violation(Reason.READER_BLOCKED, "The card is blocked (overdue items or unpaid fines)."))
+        out.append(Violation(DeclineCode.READER_BLOCKED, "The card is blocked (overdue items or unpaid fines)."))
     if reader.credit_level < policy.min_credit_level:
         out.append(
             Violation(
-                Reason.READER_CREDIT_LOW,
+                DeclineCode.READER_CREDIT_LOW,
                 f"Credit level {reader.credit_level} is below the required {policy.min_credit_level}.",
             )
         )
     if reader.visit_count >= policy.books_per_visit:
-        out.append(Violation(Reason.READER_VISIT_LIMIT, f"At most {policy.books_per_visit} books per visit."))
+        out.append(Violation(DeclineCode.READER_VISIT_LIMIT, f"At most {policy.books_per_visit} books per visit."))
     if reader.month_count >= policy.books_per_month:
-        out.append(Violation(Reason.READER_MONTHLY_LIMIT, f"At most {policy.books_per_month} books per month."))
+        out.append(Violation(DeclineCode.READER_MONTHLY_LIMIT, f"At most {policy.books_per_month} books per month."))
     if policy.books_per_year is not None and reader.year_count >= policy.books_per_year:
-        out.append(Violation(Reason.READER_YEARLY_LIMIT, f"At most {policy.books_per_year} books per year."))
+        out.append(Violation(DeclineCode.READER_YEARLY_LIMIT, f"At most {policy.books_per_year} books per year."))
     if reader.open_count >= policy.open_books_max:
         out.append(
             Violation(
-                Reason.READER_OPEN_LIMIT,
+                DeclineCode.READER_OPEN_LIMIT,
                 f"{reader.open_count} programme books are still unreturned (limit {policy.open_books_max}).",
             )
         )
     if category == "comic" and reader.comic_month_count >= policy.comic_cap_per_month:
-        out.append(Violation(Reason.COMIC_CAP, f"At most {policy.comic_cap_per_month} comics per month."))
+        out.append(Violation(DeclineCode.COMIC_CAP, f"At most {policy.comic_cap_per_month} comics per month."))
     return out
 
 
@@ -166,19 +168,19 @@ def check_collection(policy: Policy, collection: CollectionFacts) -> list[Violat
     if collection.network_copies >= policy.network_copy_threshold:
         out.append(
             Violation(
-                Reason.ALREADY_HELD,
+                DeclineCode.ALREADY_HELD,
                 f"The library network already holds {collection.network_copies} copies; please reserve one.",
             )
         )
     if collection.home_branch_on_shelf >= policy.home_branch_on_shelf_threshold:
         out.append(
             Violation(
-                Reason.ON_SHELF_AT_HOME_BRANCH,
+                DeclineCode.ON_SHELF_AT_HOME_BRANCH,
                 f"{collection.home_branch_on_shelf} copies are on the shelf at your home branch.",
             )
         )
     if collection.pending_requests > 0:
-        out.append(Violation(Reason.DUPLICATE_PENDING, "This ISBN has already been requested and is pending."))
+        out.append(Violation(DeclineCode.DUPLICATE_PENDING, "This ISBN has already been requested and is pending."))
     return out
 
 
@@ -197,7 +199,7 @@ def check_request(
     """
     out = check_book(policy, book, year)
     if not bookstore_known:
-        out.append(Violation(Reason.BOOKSTORE_UNKNOWN, "This bookstore is not a programme partner."))
+        out.append(Violation(DeclineCode.BOOKSTORE_UNKNOWN, "This bookstore is not a programme partner."))
     out += check_reader(policy, reader, book.category)
     out += check_collection(policy, collection)
     return out
@@ -236,7 +238,7 @@ def book_violations(frame: pl.DataFrame | pl.LazyFrame, policy: Policy, *, year:
 
     ``frame`` needs ``isbn`` (as scanned), ``price`` (yuan), ``category`` and optionally ``pub_year``
     and ``title`` (the ``purchase_requests`` schema). Returns it with ``isbn13`` (null if invalid) and
-    ``reason_codes`` (list of :class:`Reason` values, empty when the book itself is eligible).
+    ``reason_codes`` (list of :class:`DeclineCode` values, empty when the book itself is eligible).
     """
     lf = frame.lazy()
     names = lf.collect_schema().names()
@@ -249,12 +251,15 @@ def book_violations(frame: pl.DataFrame | pl.LazyFrame, policy: Policy, *, year:
         title.str.to_lowercase().str.contains_any(keywords, ascii_case_insensitive=True) if keywords else pl.lit(False)
     )
     checks = [
-        (pl.col("isbn13").is_null(), Reason.INVALID_ISBN),
-        (price_fen > policy.price_cap_fen, Reason.PRICE_OVER_CAP),
-        (pub_year.is_not_null() & (pub_year < oldest), Reason.PUB_YEAR_TOO_OLD),
-        (pl.lit(policy.require_pub_year) & pub_year.is_null(), Reason.PUB_YEAR_UNKNOWN),
-        (pl.col("category").is_in(list(policy.excluded_categories)), Reason.CATEGORY_EXCLUDED),
-        (pl.col("isbn13").is_in(list(policy.blocklist.isbns)).fill_null(False) | blocked_title, Reason.BLOCKLISTED),
+        (pl.col("isbn13").is_null(), DeclineCode.INVALID_ISBN),
+        (price_fen > policy.price_cap_fen, DeclineCode.PRICE_OVER_CAP),
+        (pub_year.is_not_null() & (pub_year < oldest), DeclineCode.PUB_YEAR_TOO_OLD),
+        (pl.lit(policy.require_pub_year) & pub_year.is_null(), DeclineCode.PUB_YEAR_UNKNOWN),
+        (pl.col("category").is_in(list(policy.excluded_categories)), DeclineCode.CATEGORY_EXCLUDED),
+        (
+            pl.col("isbn13").is_in(list(policy.blocklist.isbns)).fill_null(False) | blocked_title,
+            DeclineCode.BLOCKLISTED,
+        ),
     ]
     codes = pl.concat_list(
         [

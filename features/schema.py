@@ -11,6 +11,7 @@ ledger in ``acquisition`` keeps integer fen so that sums are exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import polars as pl
@@ -82,17 +83,37 @@ ACQUISITION_SOURCES: tuple[str, ...] = ("regular_order", "reader_choice", "donat
 LOAN_CHANNELS: tuple[str, ...] = ("counter", "self_service", "mobile", "delivery", "bookstore", "online")
 EBOOK_ACTIONS: tuple[str, ...] = ("download", "read")
 REQUEST_CHANNELS: tuple[str, ...] = ("counter", "online")
-REQUEST_STATUSES: tuple[str, ...] = (
-    "pending",
-    "approved",
-    "declined",
-    "reserved",
-    "checked_out",
-    "cancelled",
-    "ordered",
-    "received",
-    "fulfilled",
-)
+
+
+class RequestStatus(StrEnum):
+    """Where a "you choose, I buy" purchase request is in its lifecycle (the stored strings).
+
+    The allowed moves between them are one table, ``acquisition.lifecycle.REQUEST_TRANSITIONS``,
+    enforced there; this layer only names the states because the data model stores them.
+    """
+
+    #: An eligible online request waiting for a staff round (the domain's "requested").
+    PENDING = "pending"
+    #: Approved by staff in a round; its price is committed on the budget.
+    APPROVED = "approved"
+    #: Refused, with reason codes (at the counter, or rejected by staff).
+    DECLINED = "declined"
+    #: Approved at the counter; its price is reserved until checkout, cancel or expiry.
+    RESERVED = "reserved"
+    #: The reader left the bookstore with the book; the reserved money is committed.
+    CHECKED_OUT = "checked_out"
+    #: Given up: cancelled at the counter, or its reservation expired (money released).
+    CANCELLED = "cancelled"
+    #: Ordered from the bookstore (ingested data may carry it; no yuedu code sets it yet).
+    ORDERED = "ordered"
+    #: The book reached the library and was catalogued as a copy (the domain's "catalogued").
+    RECEIVED = "received"
+    #: A counter purchase that completed its cycle (returned and catalogued; synthetic history).
+    FULFILLED = "fulfilled"
+
+
+REQUEST_STATUSES: tuple[str, ...] = tuple(s.value for s in RequestStatus)
+
 #: Book categories a bookstore reports for a title; some are excluded by the programme policy.
 BOOK_CATEGORIES: tuple[str, ...] = (
     "general",

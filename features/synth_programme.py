@@ -17,7 +17,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from features.schema import DISTRICTS, conform
+from features.schema import DISTRICTS, RequestStatus, conform
 from features.synth_activity import TitleSampler, _timestamps
 from features.synth_catalogue import Catalogue, author_names, class_matrix, subclass_of, title_texts
 from features.synth_population import Population, registration_remap
@@ -300,12 +300,12 @@ def _fund(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     recent = pl.col("requested_at") > pl.lit(END).cast(pl.Datetime("us")) - pl.duration(days=14)
     status = (
         pl.when(pl.col("channel").eq("online") & recent & ~pl.col("breaks_rule"))
-        .then(pl.lit("pending"))
+        .then(pl.lit(RequestStatus.PENDING.value))
         .when(~pl.col("funded"))
-        .then(pl.lit("declined"))
+        .then(pl.lit(RequestStatus.DECLINED.value))
         .when(pl.col("channel") == "counter")
-        .then(pl.lit("fulfilled"))
-        .otherwise(pl.lit("received"))
+        .then(pl.lit(RequestStatus.FULFILLED.value))
+        .otherwise(pl.lit(RequestStatus.RECEIVED.value))
     )
     frame = frame.with_columns(status=status).drop("cum", "monthly", "period")
     yearly = (

@@ -2,6 +2,8 @@
 
 Counter requests and decisions reuse :class:`acquisition.counter.PurchaseRequestIn` and
 :class:`~acquisition.counter.Decision` as they are: the API speaks the acquisition layer's language.
+Round, budget and collection responses are validated from the acquisition layer's dataclasses
+(:mod:`acquisition.rounds`, :mod:`acquisition.ledger`, :mod:`acquisition.analytics`).
 Money in responses is yuan (two decimals); the database keeps integer fen.
 """
 
@@ -13,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition.counter import Decision, PurchaseRequestIn
+from acquisition.lifecycle import LineDecision, RoundStatus
+from features.schema import RequestStatus
 
 __all__ = [
     "BooklistDetail",
@@ -37,10 +41,10 @@ __all__ = [
     "ReloadIn",
     "ReloadOut",
     "RequestStateOut",
-    "RunIn",
-    "RunLineOut",
-    "RunOut",
-    "RunSummary",
+    "RoundIn",
+    "RoundLineOut",
+    "RoundOut",
+    "RoundSummary",
     "SimilarOut",
     "TitleOut",
     "TokenOut",
@@ -49,6 +53,12 @@ __all__ = [
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class _FromDomain(_Out):
+    """A response built from the acquisition layer's typed objects (``model_validate(obj)``)."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 class _In(BaseModel):
@@ -143,25 +153,27 @@ class BooklistDetail(BooklistOut):
 
 class RequestStateOut(_Out):
     request_id: str
-    status: str = Field(description="Status after the operation: checked_out or cancelled.")
+    status: RequestStatus = Field(description="Status after the operation: checked_out or cancelled.")
 
 
 # --- staff ------------------------------------------------------------------------------------------
 
 
-class RunIn(_In):
+class RoundIn(_In):
+    """Options of a new acquisition round."""
+
     period: str | None = Field(
         None,
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
         description="Budget month 'YYYY-MM' whose lines approvals draw on (default: this month).",
     )
     budget_yuan: float | None = Field(
-        None, gt=0, le=1e9, description="Money to spend in this run, yuan (default: what the month has left)."
+        None, gt=0, le=1e9, description="Money to spend in this round, yuan (default: what the month has left)."
     )
     max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
 
 
-class RunLineOut(_Out):
+class RoundLineOut(_FromDomain):
     rank: int
     request_id: str
     isbn: str
@@ -177,30 +189,30 @@ class RunLineOut(_Out):
     reason_codes: list[str] = Field(
         description="Failed programme rules (empty = eligible; only eligible lines can be approved)."
     )
-    decision: Literal["approve", "reject", "pending"]
+    decision: LineDecision
     decided_by: str | None
-    request_status: str
+    request_status: RequestStatus
 
 
-class RunSummary(_Out):
-    run_id: str
+class RoundSummary(_FromDomain):
+    round_id: str
     created_by: str
     created_at: datetime
-    status: str
+    status: RoundStatus
     period: str
     n_lines: int
     n_selected: int
     n_approved: int
 
 
-class RunOut(RunSummary):
-    ranker: str = Field(description="Which ranking produced the run.")
-    lines: list[RunLineOut]
+class RoundOut(RoundSummary):
+    ranker: str = Field(description="Which ranking produced the round.")
+    lines: list[RoundLineOut]
 
 
 class DecisionIn(_In):
     request_id: str = Field(min_length=1, max_length=40)
-    decision: Literal["approve", "reject", "pending"]
+    decision: LineDecision
     note: str | None = Field(None, max_length=2000)
 
 
@@ -208,7 +220,7 @@ class DecisionsIn(_In):
     decisions: list[DecisionIn] = Field(min_length=1, max_length=1000)
 
 
-class BudgetLineOut(_Out):
+class BudgetLineOut(_FromDomain):
     budget_id: str
     period: str
     bookstore_id: str | None
@@ -219,20 +231,20 @@ class BudgetLineOut(_Out):
     left: float = Field(description="amount - reserved - committed, yuan.")
 
 
-class DistrictBudget(_Out):
+class DistrictBudget(_FromDomain):
     district: str
     amount: float
     used: float = Field(description="Reserved + committed, yuan.")
     left: float
 
 
-class BudgetsOut(_Out):
+class BudgetsOut(_FromDomain):
     period: str
     lines: list[BudgetLineOut]
     districts: list[DistrictBudget]
 
 
-class ClassRow(_Out):
+class ClassRow(_FromDomain):
     clc_top: str
     name: str
     titles: int
@@ -244,7 +256,7 @@ class ClassRow(_Out):
     supply: Literal["over", "under", "balanced"]
 
 
-class CollectionReport(_Out):
+class CollectionReport(_FromDomain):
     titles: int
     copies_on_shelf: int
     loans: float

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from acquisition import rounds as runs
+from acquisition import rounds
 from acquisition.counter import CounterService
 from acquisition.db import Database, init_db
 from acquisition.holdings import Holdings
@@ -247,12 +247,12 @@ class AppState:
             _log.warning("database not reachable: %s", exc)
             return False
 
-    def create_run(self, created_by: str, **options) -> str:
-        """Rank the pending online requests into a new staff run (``acquisition.rounds.create_run`` options)."""
+    def create_round(self, created_by: str, **options) -> str:
+        """Rank the pending online requests into a new acquisition round (``acquisition.rounds.create_round`` options)."""
         bundle = self.bundle
-        return runs.create_run(
+        return rounds.create_round(
             self.db,
-            self.counter,
+            self.policy,
             bundle.context if bundle else None,
             created_by=created_by,
             now=self.now(),

@@ -1,5 +1,5 @@
-"""``yuedu acquisition rank | report | backtest``: batch ranking of online requests, collection
-analytics and the selection backtest. Library code lives in ``acquisition``; these are thin skins."""
+"""``yuedu acquisition rank | report | backtest``: ranking online requests into an acquisition round,
+collection analytics and the selection backtest. Library code lives in ``acquisition``; these are thin skins."""
 
 from __future__ import annotations
 
@@ -9,38 +9,34 @@ from pathlib import Path
 import typer
 
 from serving.cli.acquisition_group import ensure_registered
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
+from serving.cli.errors import fail
 
 
 def rank(
     data: Path = typer.Option(..., "--data", help="Data directory (Parquet tables)."),
-    budget: float = typer.Option(..., "--budget", help="Budget of the batch, yuan."),
+    budget: float = typer.Option(..., "--budget", help="Budget of the round, yuan."),
     since: datetime | None = typer.Option(None, "--since", help="Only requests at or after this time."),
     channel: str = typer.Option("online", "--channel", help="Request channel to rank (online/counter/all)."),
     method: str = typer.Option("milp", "--method", help="milp | greedy | fcfs."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy TOML (default: the built-in policy)."),
-    out: Path | None = typer.Option(None, "--out", help="Write the run as .csv or .xlsx."),
-    db: str | None = typer.Option(None, "--db", help="Save the run to this acquisition database (URL or path)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the ranked purchase list as .csv or .xlsx."),
+    db: str | None = typer.Option(
+        None, "--db", help="Save the ranking as a staff round in this acquisition database (URL or path)."
+    ),
     time_limit: float = typer.Option(60.0, "--time-limit", help="MILP time limit, seconds."),
 ) -> None:
-    """Rank a batch of requests within a budget and show the selection."""
+    """Rank requests together within a budget (an acquisition round) and show the selection."""
     import polars as pl
     from rich.console import Console
     from rich.table import Table
 
     from acquisition.optimize import InfeasibleSelection
     from acquisition.policy import PolicyError, load_policy
-    from acquisition.ranking import BatchParams, rank_batch, save_run
+    from acquisition.ranking import RankingParams, rank_requests
     from features.schema import scan_table
 
     if method not in ("milp", "greedy", "fcfs"):
-        _fail(f"--method must be milp, greedy or fcfs, not {method!r}")
+        fail(f"--method must be milp, greedy or fcfs, not {method!r}")
     try:
         pol = load_policy(policy)
         requests = scan_table(data, "purchase_requests")
@@ -50,12 +46,12 @@ def rank(
             requests = requests.filter(pl.col("requested_at") >= since)
         frame = requests.collect()
         if frame.is_empty():
-            _fail("no requests match the filters")
-        result = rank_batch(frame, data, pol, budget, BatchParams(method=method, time_limit=time_limit))
+            fail("no requests match the filters")
+        result = rank_requests(frame, data, pol, budget, RankingParams(method=method, time_limit=time_limit))
     except (FileNotFoundError, PolicyError, InfeasibleSelection, ValueError) as err:
-        _fail(str(err))
+        fail(str(err))
     console = Console()
-    table = Table(title=f"run {result.run_id}")
+    table = Table(title=f"round {result.round_id}")
     for col in ("rank", "request_id", "selected", "predicted_loans", "value", "price", "district", "reasons"):
         table.add_column(col)
     for row in result.lines.head(25).iter_rows(named=True):
@@ -78,11 +74,12 @@ def rank(
         console.print(f"written {path}")
     if db is not None:
         from acquisition.db import init_db
+        from acquisition.rounds import save_round
 
         database = init_db(db)
         with database.session_scope(write=True) as session:
-            n = save_run(session, result)
-        console.print(f"saved run {result.run_id} ({n} lines) to {db}")
+            n = save_round(session, result, created_by="cli")
+        console.print(f"saved round {result.round_id} ({n} lines) to {db}")
 
 
 def report(
@@ -97,7 +94,7 @@ def report(
     try:
         metrics = collection_metrics(data, window_days=window_days, dead_months=dead_months)
     except FileNotFoundError as err:
-        _fail(str(err))
+        fail(str(err))
     md, html = write_report(metrics, out)
     typer.echo(f"written {md} and {html}")
 
@@ -117,13 +114,13 @@ def backtest(
     try:
         factors = tuple(float(x) for x in scales.split(",") if x.strip())
     except ValueError:
-        _fail(f"--scales must be comma-separated numbers, not {scales!r}")
+        fail(f"--scales must be comma-separated numbers, not {scales!r}")
     if not factors or min(factors) <= 0:
-        _fail(f"--scales needs at least one positive multiple, got {scales!r}")
+        fail(f"--scales needs at least one positive multiple, got {scales!r}")
     try:
         path = run(data, out, scales=factors)
     except FileNotFoundError as err:
-        _fail(str(err))
+        fail(str(err))
     typer.echo(path.read_text())
 
 

@@ -1,6 +1,6 @@
 """The shared ``yuedu acquisition`` command group.
 
-Counter commands (``counter_cmds``) and batch-ranking commands (``acquisition_cmds``) both add to
+Counter commands (``counter_cmds``) and round-ranking commands (``acquisition_cmds``) both add to
 :data:`acquisition_app`; whichever module registers first attaches it to the root app, once.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 acquisition_app = typer.Typer(
-    help="'You choose, I buy': counter decisions, reservations, batch ranking of online requests.",
+    help="'You choose, I buy': counter decisions, reservations, acquisition rounds of online requests.",
     no_args_is_help=True,
 )
 

@@ -4,7 +4,7 @@
 2. ingest it with validation, print the reject and describe summaries;
 3. train a recommender on the first 2.5 years and show a reader's top-10 with reasons;
 4. decide a few "you choose, I buy" requests at a bookstore counter, with reason codes;
-5. rank a batch of online requests against the budget and collection gaps, with reasons;
+5. rank a round of online requests against the budget and collection gaps, with reasons;
 6. leave what ``make serve`` needs: ``DIR/data``, ``DIR/yuedu.db``, ``DIR/model``, ``DIR/demo_tokens.json``.
 
 The sample history ends on 2026-06-30, so the demo's clock is 2026-06-20 (inside the last budget month).
@@ -204,10 +204,11 @@ def _counter(out: Path, data: Path):
     return db, policy
 
 
-def _batch(data: Path, db, policy) -> None:
+def _round(data: Path, db, policy) -> None:
     import polars as pl
 
-    from acquisition.ranking import BatchParams, rank_batch, save_run
+    from acquisition.ranking import RankingParams, rank_requests
+    from acquisition.rounds import save_round
 
     _step(5, "Rank a month of online requests against the budget and collection gaps")
     requests = pl.read_parquet(data / "purchase_requests.parquet").filter(
@@ -216,7 +217,7 @@ def _batch(data: Path, db, policy) -> None:
         & (pl.col("requested_at") < datetime(2026, 6, 1))
     )
     budget = round(float(requests["price"].sum()) * 0.4, 2)
-    result = rank_batch(requests, data, policy, budget, BatchParams(method="milp"), as_of=datetime(2026, 6, 1))
+    result = rank_requests(requests, data, policy, budget, RankingParams(method="milp"), as_of=datetime(2026, 6, 1))
     s = result.summary()
     console.print(
         f"{s['lines']} requests, {s['eligible']} eligible; selected {s['selected']} for {s['spend_yuan']:.2f} of "
@@ -239,7 +240,7 @@ def _batch(data: Path, db, policy) -> None:
         )
     console.print(t)
     with db.session_scope(write=True) as session:
-        save_run(session, result, created_by="demo")
+        save_round(session, result, created_by="demo")
 
 
 def _tokens(out: Path, reader_id: str, data: Path) -> None:
@@ -272,7 +273,7 @@ def demo(
     model, _ = _train(out, data)
     reader_id = _show_recommendations(model, data)
     db, policy = _counter(out, data)
-    _batch(data, db, policy)
+    _round(data, db, policy)
     _tokens(out, reader_id, data)
     console.print(
         Panel.fit(

@@ -12,13 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
-from acquisition.counter import (
-    IdempotencyConflict,
-    InvalidTransition,
-    RequestNotFound,
-    ReservationExpired,
-)
 from acquisition.db import PurchaseRequestRow
+from acquisition.errors import RequestNotFound
+from features.schema import RequestStatus
 from serving.deps import BookstoreCaller, State
 from serving.schemas import Decision, PurchaseRequestIn, RequestStateOut
 from serving.security import Principal
@@ -54,10 +50,8 @@ def decide(
     """Approve (reserving the price on every applicable budget line) or decline with reason codes, at once."""
     if request.bookstore_id != principal.subject:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this terminal may only send requests for its own bookstore")
-    try:
-        decision = state.counter.decide(request, idempotency_key, actor=f"bookstore:{principal.subject}")
-    except IdempotencyConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    # a reused key (acquisition.errors.IdempotencyConflict) is a 409 through serving.errors
+    decision = state.counter.decide(request, idempotency_key, actor=f"bookstore:{principal.subject}")
     if decision.replayed:
         response.status_code = status.HTTP_200_OK
     return decision
@@ -68,21 +62,20 @@ def _own(state, principal: Principal, request_id: str) -> None:
         owner = s.get(PurchaseRequestRow, request_id)
         bookstore = owner.bookstore_id if owner is not None else None
     if bookstore is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"purchase request {request_id}: not found")
+        raise RequestNotFound(f"purchase request {request_id}: not found")
     if bookstore != principal.subject:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this request belongs to another bookstore")
 
 
 def _transition(state, principal: Principal, request_id: str, action: str) -> RequestStateOut:
     _own(state, principal, request_id)
-    op = state.counter.checkout if action == "checkout" else state.counter.cancel
-    try:
-        op(request_id, actor=f"bookstore:{principal.subject}", now=state.now())
-    except RequestNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except (InvalidTransition, ReservationExpired) as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return RequestStateOut(request_id=request_id, status="checked_out" if action == "checkout" else "cancelled")
+    checkout = action == "checkout"
+    op = state.counter.checkout if checkout else state.counter.cancel
+    # refusals (acquisition.errors: not found 404, invalid transition / expired 409) map in serving.errors
+    op(request_id, actor=f"bookstore:{principal.subject}", now=state.now())
+    return RequestStateOut(
+        request_id=request_id, status=RequestStatus.CHECKED_OUT if checkout else RequestStatus.CANCELLED
+    )
 
 
 @router.post("/{request_id}/checkout", response_model=RequestStateOut)

@@ -1,6 +1,6 @@
 """The staff page ``/staff``: server-rendered (Jinja2), plain HTML forms, no JavaScript needed.
 
-Log in (staff users from ``YUEDU_STAFF_USERS``), pick or start a run, read the ranked purchase list
+Log in (staff users from ``YUEDU_STAFF_USERS``), pick or start an acquisition round, read the ranked purchase list
 with its reasons, see budget used/left per district, approve or reject lines, export CSV. The login
 sets an HttpOnly, SameSite=Strict cookie holding a signed staff token; it is honoured only by these
 pages. Every POST answers with a redirect (post/redirect/get), carrying an error message if any.
@@ -12,13 +12,15 @@ from pathlib import Path as FsPath
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from acquisition import rounds as runs
+from acquisition import ledger, rounds
+from acquisition.lifecycle import LineDecision
+from features.errors import YueduError
 from serving.deps import STAFF_COOKIE, State
-from serving.routes.acquisition import decide_lines, get_run_or_404
+from serving.routes.acquisition import decide_lines, export_response, load_round
 from serving.security import Principal, TokenError, check_password, issue_token, verify_token
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -55,8 +57,8 @@ def home(request: Request, state: State, error: str | None = None) -> Response:
         "rounds.html",
         {
             "user": principal,
-            "runs": runs.list_runs(state.db, period),
-            "budget": runs.budgets(state.db, period),
+            "rounds": rounds.list_rounds(state.db, period),
+            "budget": ledger.budgets(state.db, period),
             "error": error,
             "model": state.bundle.version if state.bundle else None,
         },
@@ -89,34 +91,34 @@ def logout() -> Response:
     return resp
 
 
-@router.post("/runs")
-def new_run(request: Request, state: State) -> Response:
+@router.post("/rounds")
+def new_round(request: Request, state: State) -> Response:
     principal = _staff(request, state)
     if principal is None:
         return _back("/staff")
-    run_id = state.create_run(f"{principal.role}:{principal.subject}")
-    return _back(f"/staff/runs/{run_id}")
+    round_id = state.create_round(f"{principal.role}:{principal.subject}")
+    return _back(f"/staff/rounds/{round_id}")
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(run_id: str, request: Request, state: State, error: str | None = None) -> Response:
+@router.get("/rounds/{round_id}", response_class=HTMLResponse)
+def round_page(round_id: str, request: Request, state: State, error: str | None = None) -> Response:
     principal = _staff(request, state)
     if principal is None:
         return _back("/staff")
     try:
-        run = get_run_or_404(state, run_id)
-    except HTTPException as exc:
-        return _back("/staff", str(exc.detail))
+        round_ = load_round(state, round_id)
+    except YueduError as exc:
+        return _back("/staff", str(exc))
     return templates.TemplateResponse(
         request,
         "round.html",
-        {"user": principal, "run": run, "budget": runs.budgets(state.db, run["period"]), "error": error},
+        {"user": principal, "round": round_, "budget": ledger.budgets(state.db, round_.period), "error": error},
     )
 
 
-@router.post("/runs/{run_id}/decide")
+@router.post("/rounds/{round_id}/decide")
 def decide(
-    run_id: str,
+    round_id: str,
     request: Request,
     state: State,
     request_id: Annotated[str, Form()] = "",
@@ -125,22 +127,22 @@ def decide(
     principal = _staff(request, state)
     if principal is None:
         return _back("/staff")
-    if decision not in ("approve", "reject", "pending") or not request_id:
-        return _back(f"/staff/runs/{run_id}", "choose approve or reject for a line")
+    if decision not in tuple(LineDecision) or not request_id:
+        return _back(f"/staff/rounds/{round_id}", "choose approve or reject for a line")
     try:
-        decide_lines(state, run_id, [(request_id, decision, None)], f"{principal.role}:{principal.subject}")
-    except HTTPException as exc:
-        return _back(f"/staff/runs/{run_id}", str(exc.detail))
-    return _back(f"/staff/runs/{run_id}")
+        decide_lines(
+            state,
+            round_id,
+            [rounds.StaffDecision(request_id, LineDecision(decision))],
+            f"{principal.role}:{principal.subject}",
+        )
+    except YueduError as exc:
+        return _back(f"/staff/rounds/{round_id}", str(exc))
+    return _back(f"/staff/rounds/{round_id}")
 
 
-@router.get("/runs/{run_id}/export.csv")
-def export_csv(run_id: str, request: Request, state: State) -> Response:
+@router.get("/rounds/{round_id}/export.csv")
+def export_csv(round_id: str, request: Request, state: State) -> Response:
     if _staff(request, state) is None:
         return _back("/staff")
-    run = get_run_or_404(state, run_id)
-    return Response(
-        runs.export_run(run, "csv"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id[:8]}.csv"'},
-    )
+    return export_response(load_round(state, round_id), "csv")

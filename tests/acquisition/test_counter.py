@@ -14,11 +14,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from acquisition.audit import history, pseudonymise
-from acquisition.counter import (
-    IdempotencyConflict,
-    InvalidTransition,
-    ReservationExpired,
-)
 from acquisition.db import (
     AuditLog,
     AuditLogAppendOnly,
@@ -27,9 +22,15 @@ from acquisition.db import (
     ReservationLineRow,
     ReservationRow,
 )
-from acquisition.holdings import RequestNotReceivable, receive_request
+from acquisition.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    RequestNotReceivable,
+    ReservationExpired,
+)
+from acquisition.holdings import receive_request
 from acquisition.policy import Blocklist, Policy
-from acquisition.rules import Reason
+from acquisition.rules import DeclineCode
 
 from ._counter_data import FRESH, HELD3, NOW, SHELF_HOME, isbn, make_service, request
 
@@ -45,39 +46,49 @@ def ledger(svc) -> dict[str, tuple[int, int, int]]:
 
 # (code, policy overrides, earlier requests that must be approved first, the request's overrides)
 CASES = [
-    (Reason.INVALID_ISBN, {}, [], dict(isbn=BROKEN_ISBN)),
-    (Reason.INVALID_ISBN, {}, [], dict(isbn="")),
-    (Reason.PRICE_OVER_CAP, {}, [], dict(price=100.01)),
-    (Reason.PUB_YEAR_TOO_OLD, {}, [], dict(pub_year=2022)),
-    (Reason.PUB_YEAR_UNKNOWN, dict(require_pub_year=True), [], dict(pub_year=None)),
-    (Reason.CATEGORY_EXCLUDED, {}, [], dict(category="exam_prep")),
-    (Reason.CATEGORY_EXCLUDED, {}, [], dict(category="audio_visual")),
-    (Reason.COMIC_CAP, dict(comic_cap_per_month=1), [dict(isbn=isbn(7), category="comic")], dict(category="comic")),
-    (Reason.BLOCKLISTED, dict(blocklist=Blocklist(isbns=(FRESH,))), [], {}),
-    (Reason.BLOCKLISTED, dict(blocklist=Blocklist(title_keywords=("novel",))), [], {}),
-    (Reason.BOOKSTORE_UNKNOWN, {}, [], dict(bookstore_id="BS-nowhere")),
-    (Reason.READER_UNKNOWN, {}, [], dict(reader_id="R-nobody")),
-    (Reason.READER_BLOCKED, {}, [], dict(reader_id="R-blocked")),
-    (Reason.READER_CREDIT_LOW, {}, [], dict(reader_id="R-low")),
-    (Reason.READER_VISIT_LIMIT, {}, [dict(isbn=isbn(7)), dict(isbn=isbn(8))], {}),
+    (DeclineCode.INVALID_ISBN, {}, [], dict(isbn=BROKEN_ISBN)),
+    (DeclineCode.INVALID_ISBN, {}, [], dict(isbn="")),
+    (DeclineCode.PRICE_OVER_CAP, {}, [], dict(price=100.01)),
+    (DeclineCode.PUB_YEAR_TOO_OLD, {}, [], dict(pub_year=2022)),
+    (DeclineCode.PUB_YEAR_UNKNOWN, dict(require_pub_year=True), [], dict(pub_year=None)),
+    (DeclineCode.CATEGORY_EXCLUDED, {}, [], dict(category="exam_prep")),
+    (DeclineCode.CATEGORY_EXCLUDED, {}, [], dict(category="audio_visual")),
     (
-        Reason.READER_MONTHLY_LIMIT,
+        DeclineCode.COMIC_CAP,
+        dict(comic_cap_per_month=1),
+        [dict(isbn=isbn(7), category="comic")],
+        dict(category="comic"),
+    ),
+    (DeclineCode.BLOCKLISTED, dict(blocklist=Blocklist(isbns=(FRESH,))), [], {}),
+    (DeclineCode.BLOCKLISTED, dict(blocklist=Blocklist(title_keywords=("novel",))), [], {}),
+    (DeclineCode.BOOKSTORE_UNKNOWN, {}, [], dict(bookstore_id="BS-nowhere")),
+    (DeclineCode.READER_UNKNOWN, {}, [], dict(reader_id="R-nobody")),
+    (DeclineCode.READER_BLOCKED, {}, [], dict(reader_id="R-blocked")),
+    (DeclineCode.READER_CREDIT_LOW, {}, [], dict(reader_id="R-low")),
+    (DeclineCode.READER_VISIT_LIMIT, {}, [dict(isbn=isbn(7)), dict(isbn=isbn(8))], {}),
+    (
+        DeclineCode.READER_MONTHLY_LIMIT,
         dict(books_per_month=1),
         [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=3))],
         {},
     ),
     (
-        Reason.READER_YEARLY_LIMIT,
+        DeclineCode.READER_YEARLY_LIMIT,
         dict(books_per_year=1),
         [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=60))],
         {},
     ),
-    (Reason.READER_OPEN_LIMIT, dict(open_books_max=1), [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=60))], {}),
-    (Reason.ALREADY_HELD, {}, [], dict(isbn=HELD3)),
-    (Reason.ON_SHELF_AT_HOME_BRANCH, {}, [], dict(isbn=SHELF_HOME)),
-    (Reason.DUPLICATE_PENDING, {}, [dict(reader_id="R-ok2")], {}),
-    (Reason.NO_BUDGET_LINE, {}, [], dict(requested_at=datetime(2027, 2, 1, 9, 0), pub_year=2026)),
-    (Reason.BUDGET_EXHAUSTED, {}, [dict(isbn=isbn(7), price=99.0, reader_id="R-ok2")], dict(price=99.0)),
+    (
+        DeclineCode.READER_OPEN_LIMIT,
+        dict(open_books_max=1),
+        [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=60))],
+        {},
+    ),
+    (DeclineCode.ALREADY_HELD, {}, [], dict(isbn=HELD3)),
+    (DeclineCode.ON_SHELF_AT_HOME_BRANCH, {}, [], dict(isbn=SHELF_HOME)),
+    (DeclineCode.DUPLICATE_PENDING, {}, [dict(reader_id="R-ok2")], {}),
+    (DeclineCode.NO_BUDGET_LINE, {}, [], dict(requested_at=datetime(2027, 2, 1, 9, 0), pub_year=2026)),
+    (DeclineCode.BUDGET_EXHAUSTED, {}, [dict(isbn=isbn(7), price=99.0, reader_id="R-ok2")], dict(price=99.0)),
 ]
 
 
@@ -86,7 +97,7 @@ CASES = [
 )
 def test_each_reason_code_is_triggered_alone_by_a_minimal_request(tmp_path, code, policy, earlier, overrides):
     budgets = None
-    if code is Reason.BUDGET_EXHAUSTED:  # a bookstore line with room for one 99-yuan book only
+    if code is DeclineCode.BUDGET_EXHAUSTED:  # a bookstore line with room for one 99-yuan book only
         budgets = [
             {"budget_id": "M05-BSN", "period": "2026-05", "bookstore_id": "BS-N", "district": None, "amount": 150.0}
         ]
@@ -103,7 +114,7 @@ def test_each_reason_code_is_triggered_alone_by_a_minimal_request(tmp_path, code
 
 
 def test_every_reason_code_has_a_case():
-    assert {c[0] for c in CASES} == set(Reason)
+    assert {c[0] for c in CASES} == set(DeclineCode)
 
 
 def test_valid_request_is_eligible_and_reserves_on_every_applicable_line(tmp_path):

@@ -14,7 +14,7 @@ from acquisition.demand import (
     DemandModel,
     DemandParams,
     History,
-    features,
+    demand_features,
     purchase_set,
     validate,
 )
@@ -56,7 +56,7 @@ def test_features_by_hand(tiny):
             "price": [40.0, 40.0, 20.0],
         }
     )
-    f = features(cases, tiny, datetime(2025, 12, 31), DemandParams(k_neighbours=1)).sort("case_id")
+    f = demand_features(cases, tiny, datetime(2025, 12, 31), DemandParams(k_neighbours=1)).sort("case_id")
     assert f.columns == ["case_id", *FEATURES]
     held, new = f.row(0, named=True), f.row(1, named=True)
     assert new["log_requesters"] == pytest.approx(np.log1p(2))
@@ -74,7 +74,7 @@ def test_features_ignore_history_after_cutoff(tiny):
     cases = pl.DataFrame(
         {"case_id": ["c"], "reader_id": ["r1"], "isbn": ["x"], "clc_class": ["K29"], "author": [None], "price": [1.0]}
     )
-    before = features(cases, tiny, datetime(2025, 5, 15), DemandParams())
+    before = demand_features(cases, tiny, datetime(2025, 5, 15), DemandParams())
     assert before["class_rate"].item() == 0.0  # T3's loans are in June / July
 
 
@@ -97,7 +97,7 @@ def test_recent_requests_count_distinct_readers_in_the_year_before(tiny):
     cases = pl.DataFrame(
         {"case_id": ["c"], "reader_id": ["r2"], "isbn": ["9789999999999"], "clc_class": ["I247"], "author": ["A"]}
     ).with_columns(pl.lit(30.0).alias("price"))
-    f = features(cases, tiny, datetime(2025, 12, 31), DemandParams(k_neighbours=1))
+    f = demand_features(cases, tiny, datetime(2025, 12, 31), DemandParams(k_neighbours=1))
     # r1, r3 (twice) in the last year and r2 in the batch; the 2023 request is too old
     assert f["log_recent_requests"].item() == pytest.approx(np.log1p(3))
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from acquisition.counter import CounterService, InvalidTransition, ReservationExpired
+from acquisition.counter import CounterService
 from acquisition.db import (
     AuditLog,
     BudgetLineRow,
@@ -30,6 +30,7 @@ from acquisition.db import (
     init_db,
     load_data_dir,
 )
+from acquisition.errors import InvalidTransition, ReservationExpired
 from acquisition.holdings import Holdings
 from acquisition.policy import Policy
 from tests.pg import drop_database, fresh_database

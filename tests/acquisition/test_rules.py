@@ -13,8 +13,8 @@ from acquisition.policy import Blocklist, Policy
 from acquisition.rules import (
     BookFacts,
     CollectionFacts,
+    DeclineCode,
     ReaderFacts,
-    Reason,
     book_violations,
     check_book,
     check_collection,
@@ -41,13 +41,13 @@ def test_a_good_request_has_no_violation():
 @pytest.mark.parametrize(("price_fen", "failing"), [(10_000, False), (10_001, True), (1, False), (250_00, True)])
 def test_price_cap_is_inclusive(price_fen, failing):
     book = BookFacts(GOOD.isbn13, price_fen, 2025, "general")
-    assert (Reason.PRICE_OVER_CAP in codes(check_book(POLICY, book, 2026))) is failing
+    assert (DeclineCode.PRICE_OVER_CAP in codes(check_book(POLICY, book, 2026))) is failing
 
 
 @pytest.mark.parametrize(("pub_year", "failing"), [(2023, False), (2022, True), (2026, False), (None, False)])
 def test_publication_window(pub_year, failing):
     book = BookFacts(GOOD.isbn13, 100, pub_year, "general")
-    assert (Reason.PUB_YEAR_TOO_OLD in codes(check_book(POLICY, book, 2026))) is failing
+    assert (DeclineCode.PUB_YEAR_TOO_OLD in codes(check_book(POLICY, book, 2026))) is failing
 
 
 def test_unknown_year_declined_only_when_required():

@@ -1,5 +1,5 @@
 """The staff page end to end in headless Chromium (Debian's, by executable path) against real uvicorn:
-log in, start a run, approve two lines, see the district budget update, export CSV."""
+log in, start a round, approve two lines, see the district budget update, export CSV."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_pa
             page.click("#login")
             assert "alice" in page.locator("#who").inner_text()
 
-            page.click("#new-run")
+            page.click("#new-round")
             page.wait_for_selector("#lines")
             rows = page.locator("#lines tbody tr")
             assert rows.count() == 5
@@ -86,7 +86,7 @@ def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_pa
 
             with page.expect_download() as info:
                 page.click("#export")
-            target = tmp_path / "run.csv"
+            target = tmp_path / "round.csv"
             info.value.save_as(target)
             rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8-sig"))))
             assert len(rows) == 5
@@ -98,7 +98,7 @@ def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_pa
 def test_staff_pages_refuse_without_login(server):
     with httpx.Client(base_url=server, follow_redirects=False) as c:
         assert "Staff log in" in c.get("/staff").text
-        r = c.post("/staff/runs")
+        r = c.post("/staff/rounds")
         assert r.status_code == 303 and r.headers["location"] == "/staff"
         # A reader's bearer token is no staff cookie.
         c.cookies.set("yuedu_staff", token("reader", "R1")["Authorization"].split()[1])

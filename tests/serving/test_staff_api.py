@@ -1,4 +1,4 @@
-"""Staff endpoints through HTTP: rank a run of online requests, decide lines against the budget, export."""
+"""Staff endpoints through HTTP: rank an acquisition round of online requests, decide lines against the budget, export."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ STAFF = token("staff", "alice")
 
 
 @pytest.fixture(scope="module")
-def run(client, small_city):
+def round_(client, small_city):
     """Eight online requests at Dehui's bookstore (monthly district budget 120 yuan), two CLC classes."""
     readers = eligible_readers(small_city, 8, "Dehui")
     prices = [30.0, 25.0, 40.0, 35.0, 20.0, 45.0, 15.0, 30.0]
@@ -23,7 +23,7 @@ def run(client, small_city):
         body = counter_body(reader, "BS-11", price, channel="online", clc_class="I247" if i % 2 else "TP3")
         d = client.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()
         assert d["status"] == "pending", d
-    r = client.post("/v1/acquisition/runs", json={}, headers=STAFF)
+    r = client.post("/v1/acquisition/rounds", json={}, headers=STAFF)
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -32,9 +32,9 @@ def _dehui(client) -> dict:
     return next(d for d in client.get("/v1/budgets", headers=STAFF).json()["districts"] if d["district"] == "Dehui")
 
 
-def test_run_ranks_every_pending_request_with_reasons(run):
-    lines = run["lines"]
-    assert run["period"] == "2026-06" and len(lines) == 8 and run["ranker"].startswith("acquisition.ranking")
+def test_round_ranks_every_pending_request_with_reasons(round_):
+    lines = round_["lines"]
+    assert round_["period"] == "2026-06" and len(lines) == 8 and round_["ranker"].startswith("acquisition.ranking")
     assert [x["rank"] for x in lines] == list(range(1, 9))
     assert len({x["request_id"] for x in lines}) == 8
     assert all(x["reasons"] and x["decision"] == "pending" for x in lines)
@@ -48,7 +48,7 @@ def test_run_ranks_every_pending_request_with_reasons(run):
 def test_fallback_ranking_orders_by_demand_per_yuan():
     import polars as pl
 
-    from acquisition.rounds import rank_pending
+    from acquisition.ranking import rank_pending
 
     frame = pl.DataFrame(
         {
@@ -68,11 +68,13 @@ def test_fallback_ranking_orders_by_demand_per_yuan():
     assert all(len(r) == 4 for r in out["reasons"].to_list())
 
 
-def test_approvals_charge_the_budget_and_rejections_refund(client, run):
+def test_approvals_charge_the_budget_and_rejections_refund(client, round_):
     before = _dehui(client)
-    first, second = run["lines"][0], run["lines"][1]
+    first, second = round_["lines"][0], round_["lines"][1]
     decisions = [{"request_id": x["request_id"], "decision": "approve"} for x in (first, second)]
-    r = client.post(f"/v1/acquisition/runs/{run['run_id']}/decisions", json={"decisions": decisions}, headers=STAFF)
+    r = client.post(
+        f"/v1/acquisition/rounds/{round_['round_id']}/decisions", json={"decisions": decisions}, headers=STAFF
+    )
     assert r.status_code == 200, r.text
     assert r.json()["n_approved"] == 2
     after = _dehui(client)
@@ -81,23 +83,23 @@ def test_approvals_charge_the_budget_and_rejections_refund(client, run):
     undo = [{"request_id": first["request_id"], "decision": "reject", "note": "already ordered"}]
     assert (
         client.post(
-            f"/v1/acquisition/runs/{run['run_id']}/decisions", json={"decisions": undo}, headers=STAFF
+            f"/v1/acquisition/rounds/{round_['round_id']}/decisions", json={"decisions": undo}, headers=STAFF
         ).status_code
         == 200
     )
     assert _dehui(client)["used"] == pytest.approx(before["used"] + second["price"])
 
 
-def test_an_approval_beyond_the_budget_applies_nothing(client, run):
+def test_an_approval_beyond_the_budget_applies_nothing(client, round_):
     before = _dehui(client)
     pending = [
         x
-        for x in client.get(f"/v1/acquisition/runs/{run['run_id']}", headers=STAFF).json()["lines"]
+        for x in client.get(f"/v1/acquisition/rounds/{round_['round_id']}", headers=STAFF).json()["lines"]
         if x["decision"] == "pending"
     ]
     assert sum(x["price"] for x in pending) > before["left"]
     r = client.post(
-        f"/v1/acquisition/runs/{run['run_id']}/decisions",
+        f"/v1/acquisition/rounds/{round_['round_id']}/decisions",
         json={"decisions": [{"request_id": x["request_id"], "decision": "approve"} for x in pending]},
         headers=STAFF,
     )
@@ -105,35 +107,37 @@ def test_an_approval_beyond_the_budget_applies_nothing(client, run):
     assert _dehui(client) == before
 
 
-def test_decision_for_a_request_outside_the_run_is_404(client, run):
+def test_decision_for_a_request_outside_the_round_is_404(client, round_):
     r = client.post(
-        f"/v1/acquisition/runs/{run['run_id']}/decisions",
+        f"/v1/acquisition/rounds/{round_['round_id']}/decisions",
         json={"decisions": [{"request_id": "not-a-line", "decision": "approve"}]},
         headers=STAFF,
     )
     assert r.status_code == 404
-    assert client.get("/v1/acquisition/runs/nope", headers=STAFF).status_code == 404
+    assert client.get("/v1/acquisition/rounds/nope", headers=STAFF).status_code == 404
 
 
-def test_export_csv_and_xlsx_hold_every_line(client, run):
-    r = client.get(f"/v1/acquisition/runs/{run['run_id']}/export", params={"format": "csv"}, headers=STAFF)
+def test_export_csv_and_xlsx_hold_every_line(client, round_):
+    r = client.get(f"/v1/acquisition/rounds/{round_['round_id']}/export", params={"format": "csv"}, headers=STAFF)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert [row["request_id"] for row in rows] == [x["request_id"] for x in run["lines"]]
+    assert [row["request_id"] for row in rows] == [x["request_id"] for x in round_["lines"]]
     from openpyxl import load_workbook
 
-    x = client.get(f"/v1/acquisition/runs/{run['run_id']}/export", params={"format": "xlsx"}, headers=STAFF)
+    x = client.get(f"/v1/acquisition/rounds/{round_['round_id']}/export", params={"format": "xlsx"}, headers=STAFF)
     ws = load_workbook(io.BytesIO(x.content)).active
-    assert ws.max_row == len(run["lines"]) + 1
+    assert ws.max_row == len(round_["lines"]) + 1
     assert (
-        client.get(f"/v1/acquisition/runs/{run['run_id']}/export", params={"format": "pdf"}, headers=STAFF).status_code
+        client.get(
+            f"/v1/acquisition/rounds/{round_['round_id']}/export", params={"format": "pdf"}, headers=STAFF
+        ).status_code
         == 422
     )
 
 
-def test_runs_list_and_budget_period_validation(client, run):
-    listed = client.get("/v1/acquisition/runs", headers=STAFF).json()
-    assert run["run_id"] in [r["run_id"] for r in listed]
+def test_rounds_list_and_budget_period_validation(client, round_):
+    listed = client.get("/v1/acquisition/rounds", headers=STAFF).json()
+    assert round_["round_id"] in [r["round_id"] for r in listed]
     r = client.get("/v1/budgets", params={"period": "2026-13"}, headers=STAFF)
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.period"
     lines = client.get("/v1/budgets", params={"period": "2026-06"}, headers=STAFF).json()["lines"]
@@ -156,20 +160,20 @@ def test_staff_login_issues_a_working_token(client):
     assert client.get("/v1/budgets", headers=h).status_code == 200
 
 
-def test_an_ineligible_line_cannot_be_approved(client, app, run):
+def test_an_ineligible_line_cannot_be_approved(client, app, round_):
     from sqlalchemy import update
 
-    from acquisition.db import RunLineRow
+    from acquisition.db import RoundLineRow
 
-    line = run["lines"][-1]
+    line = round_["lines"][-1]
     with app.state.yuedu.db.session_scope(write=True) as s:
         s.execute(
-            update(RunLineRow)
-            .where(RunLineRow.run_id == run["run_id"], RunLineRow.request_id == line["request_id"])
+            update(RoundLineRow)
+            .where(RoundLineRow.round_id == round_["round_id"], RoundLineRow.request_id == line["request_id"])
             .values(reasons={"codes": ["PRICE_OVER_CAP"], "text": "not eligible: PRICE_OVER_CAP"})
         )
     r = client.post(
-        f"/v1/acquisition/runs/{run['run_id']}/decisions",
+        f"/v1/acquisition/rounds/{round_['round_id']}/decisions",
         json={"decisions": [{"request_id": line["request_id"], "decision": "approve"}]},
         headers=STAFF,
     )

@@ -1,0 +1,458 @@
+"""The budget ledger: the only code that moves money on ``budget_lines``.
+
+Money is integer fen on budget lines (``amount_fen``, ``reserved_fen``, ``committed_fen``; a CHECK
+keeps ``reserved + committed <= amount``). A request draws its full price from EVERY applicable line
+(:func:`applicable_lines`: this month's and this year's lines whose bookstore and district are null
+or match). Each function runs inside the caller's write transaction and writes its audit rows there.
+
+| function | who calls it | money |
+|---|---|---|
+| :func:`reserve` + :func:`open_reservation` | counter ``decide`` (approved counter request) | ``reserved += price`` on every line, or on none |
+| :func:`commit_reservation` | counter ``checkout`` | ``reserved -= price, committed += price`` |
+| :func:`release_reservations` | counter ``cancel``, ``expire``, a checkout too late | ``reserved -= price`` (set-based) |
+| :func:`charge` | staff ``approve`` in a round | ``committed += price`` on every line, or the decision is refused |
+| :func:`refund` | staff ``reject`` / reset of an approved line | ``committed -= price`` |
+
+Never overspend, under any number of concurrent counters and staff: every charge is a conditional
+``UPDATE ... SET reserved_fen = reserved_fen + :p WHERE ... amount_fen - reserved_fen - committed_fen
+>= :p`` whose row count is checked, after the lines were locked in id order (PostgreSQL
+``SELECT ... FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` write lock), so that concurrent
+transactions cannot deadlock and a line without room fails the whole request.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from acquisition.audit import audit_rows
+from acquisition.db import BudgetLineRow, Database, ReservationLineRow, ReservationRow
+from acquisition.errors import BudgetInvariantError, DecisionRefused
+from acquisition.lifecycle import RESERVATIONS, ReservationStatus
+from acquisition.policy import Policy
+from acquisition.rules import DeclineCode
+
+_log = logging.getLogger(__name__)
+
+_b = BudgetLineRow
+#: Money left on a line, fen.
+_ROOM = _b.amount_fen - _b.reserved_fen - _b.committed_fen
+
+
+class _Statements:
+    """The counter path's statements, built once with bind parameters (building SQLAlchemy
+    expressions costs more CPU than running them on SQLite; the engine caches their compiled form)."""
+
+    def __init__(self) -> None:
+        self.lines = (
+            select(_b.budget_id, _ROOM)
+            .where(
+                _b.period.in_(bindparam("periods", expanding=True)),
+                or_(_b.bookstore_id.is_(None), _b.bookstore_id == bindparam("bookstore_id")),
+                or_(_b.district.is_(None), _b.district == bindparam("district")),
+            )
+            .order_by(_b.budget_id)
+            .with_for_update()
+        )
+        self.reserve = (
+            update(_b)
+            .where(_b.budget_id.in_(bindparam("budget_ids", expanding=True)), bindparam("price") <= _ROOM)
+            .values(reserved_fen=_b.reserved_fen + bindparam("price"))
+            .execution_options(synchronize_session=False)
+        )
+        self.insert_reservation = insert(ReservationRow.__table__)
+        self.insert_lines = insert(ReservationLineRow.__table__)
+
+
+_SQL = _Statements()
+
+
+def _periods(at: datetime) -> list[str]:
+    """The budget periods a request at ``at`` draws on: its month and its year."""
+    return [at.strftime("%Y-%m"), at.strftime("%Y")]
+
+
+def budget_district(policy: Policy, bookstore_district: str | None, reader_district: str | None) -> str | None:
+    """The district whose lines a request uses: the bookstore's or the reader's (``budget_district_of``)."""
+    return bookstore_district if policy.budget_district_of == "bookstore" else reader_district
+
+
+def applicable_lines(s: Session, at: datetime, bookstore_id: str, district: str | None) -> list[str]:
+    """Budget lines a request at ``at`` draws on, locked and ordered by id (a fixed lock order: no
+    deadlocks): this month's and this year's lines whose bookstore and district are null or match."""
+    params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district}
+    return [r[0] for r in s.connection().execute(_SQL.lines, params)]
+
+
+# --- the counter: reserve, commit, release -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The outcome of :func:`reserve`: the lines drawn on, or why nothing was reserved."""
+
+    #: Applicable budget lines (ids, lock order).
+    budget_ids: list[str]
+    #: None when the price was reserved on every line; else the decline code.
+    refused: DeclineCode | None = None
+
+
+def reserve(s: Session, price_fen: int, at: datetime, bookstore_id: str, district: str | None) -> Hold:
+    """Reserve ``price_fen`` on every applicable line, or on none: the lines are locked and their
+    room read in one SELECT (ordered by id), then one conditional UPDATE charges them all."""
+    params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district}
+    rows = s.connection().execute(_SQL.lines, params).all()
+    lines = [r[0] for r in rows]
+    if not lines:
+        return Hold([], DeclineCode.NO_BUDGET_LINE)
+    short = [r[0] for r in rows if r[1] < price_fen]
+    if short:
+        _log.info("budget line %s has no room for %d fen", short[0], price_fen)
+        return Hold(lines, DeclineCode.BUDGET_EXHAUSTED)
+    result = s.connection().execute(_SQL.reserve, {"budget_ids": lines, "price": price_fen})
+    if result.rowcount != len(lines):
+        # The lines are locked, so this cannot happen; fail the whole transaction rather than half-charge.
+        raise BudgetInvariantError(f"budget lines {', '.join(lines)}: room changed under a lock")
+    return Hold(lines)
+
+
+def open_reservation(
+    s: Session,
+    hold: Hold,
+    request_id: str,
+    price_fen: int,
+    *,
+    at: datetime,
+    expires_at: datetime,
+    actor: str,
+    audit: list[dict[str, Any]],
+) -> str:
+    """Record the reservation of a successful :func:`reserve` for ``request_id``; returns its id.
+    Audit rows (the reservation and each budget line) are appended to ``audit``."""
+    reservation_id = uuid.uuid4().hex
+    RESERVATIONS.start(
+        reservation_id,
+        ReservationStatus.RESERVED,
+        "reserve",
+        actor=actor,
+        at=at,
+        details={"request_id": request_id, "amount_fen": price_fen, "budget_ids": hold.budget_ids},
+        audit=audit,
+    )
+    s.execute(
+        _SQL.insert_reservation,
+        {
+            "reservation_id": reservation_id,
+            "request_id": request_id,
+            "amount_fen": price_fen,
+            "status": ReservationStatus.RESERVED.value,
+            "created_at": at,
+            "expires_at": expires_at,
+        },
+    )
+    s.execute(
+        _SQL.insert_lines,
+        [{"reservation_id": reservation_id, "budget_id": b, "amount_fen": price_fen} for b in hold.budget_ids],
+    )
+    audit += audit_rows(
+        "budget_line",
+        hold.budget_ids,
+        "reserve",
+        actor=actor,
+        at=at,
+        details={"request_id": request_id, "reserved_fen_delta": price_fen},
+    )
+    return reservation_id
+
+
+def commit_reservation(
+    s: Session, res: ReservationRow, *, at: datetime, actor: str, audit: list[dict[str, Any]]
+) -> None:
+    """Checkout: the reservation's money moves from reserved to committed on each of its lines
+    (locked in id order), and the reservation is confirmed."""
+    lines = s.execute(
+        select(ReservationLineRow.budget_id, ReservationLineRow.amount_fen)
+        .where(ReservationLineRow.reservation_id == res.reservation_id)
+        .order_by(ReservationLineRow.budget_id)  # the fixed lock order
+    ).all()
+    for budget_id, amount in lines:
+        result = s.execute(
+            update(_b)
+            .where(_b.budget_id == budget_id, _b.reserved_fen >= amount)
+            .values(reserved_fen=_b.reserved_fen - amount, committed_fen=_b.committed_fen + amount)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            raise BudgetInvariantError(f"budget line {budget_id}: reserved_fen below reservation {res.reservation_id}")
+    res.settled_at = at
+    RESERVATIONS.move(
+        s,
+        res,
+        ReservationStatus.CONFIRMED,
+        "confirm",
+        actor=actor,
+        at=at,
+        details={"amount_fen": res.amount_fen},
+        audit=audit,
+    )
+    audit += audit_rows(
+        "budget_line",
+        [bid for bid, _ in lines],
+        "commit",
+        actor=actor,
+        at=at,
+        details={"request_id": res.request_id, "committed_fen_delta": res.amount_fen},
+    )
+
+
+def release_reservations(
+    s: Session, reservation_ids: list[str], *, at: datetime, actor: str, reason: str, audit: list[dict[str, Any]]
+) -> None:
+    """Set-based release of live reservations (cancel, expire): each budget line gives back the
+    reserved money of these reservations, and the reservations become released."""
+    rl = ReservationLineRow
+    touched = s.execute(
+        select(rl.budget_id, func.sum(rl.amount_fen))
+        .where(rl.reservation_id.in_(reservation_ids))
+        .group_by(rl.budget_id)
+        .order_by(rl.budget_id)
+    ).all()
+    budget_ids = [bid for bid, _ in touched]
+    # lock the lines in id order before the set-based update (whose row order is the planner's)
+    s.execute(select(_b.budget_id).where(_b.budget_id.in_(budget_ids)).order_by(_b.budget_id).with_for_update())
+    given_back = (
+        select(func.coalesce(func.sum(rl.amount_fen), 0))
+        .where(rl.budget_id == _b.budget_id, rl.reservation_id.in_(reservation_ids))
+        .scalar_subquery()
+    )
+    s.execute(
+        update(_b)
+        .where(_b.budget_id.in_(budget_ids))
+        .values(reserved_fen=_b.reserved_fen - given_back)
+        .execution_options(synchronize_session=False)
+    )
+    RESERVATIONS.move_many(
+        s,
+        ReservationRow,
+        reservation_ids,
+        ReservationStatus.RESERVED,
+        ReservationStatus.RELEASED,
+        "release",
+        actor=actor,
+        at=at,
+        values={"settled_at": at},
+        details={"reason": reason},
+        audit=audit,
+    )
+    for budget_id, amount in touched:
+        audit += audit_rows(
+            "budget_line",
+            [budget_id],
+            "release",
+            actor=actor,
+            at=at,
+            details={"reserved_fen_delta": -int(amount), "reason": reason},
+        )
+
+
+# --- staff rounds: charge, refund ---------------------------------------------------------------------
+
+
+def charge(
+    s: Session,
+    request_id: str,
+    price_fen: int,
+    budget_ids: list[str],
+    *,
+    at: datetime,
+    actor: str,
+    audit: list[dict[str, Any]],
+) -> None:
+    """A staff approval: commit ``price_fen`` at once on every line of ``budget_ids`` (from
+    :func:`applicable_lines`), recorded as a confirmed reservation of the request so that a refund
+    gives exactly that money back. Raises :class:`DecisionRefused` naming the first line without
+    room (the caller's transaction then rolls every line back)."""
+    if not budget_ids:
+        raise DecisionRefused(f"request {request_id}: no budget line covers this period for this bookstore/district")
+    for budget_id in budget_ids:
+        done = s.execute(
+            update(_b)
+            .where(_b.budget_id == budget_id, price_fen <= _ROOM)
+            .values(committed_fen=_b.committed_fen + price_fen)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:
+            raise DecisionRefused(
+                f"request {request_id}: budget line {budget_id} has no room for {price_fen / 100:.2f} yuan"
+            )
+    _confirmed_reservation(s, request_id, price_fen, budget_ids, at=at, actor=actor)
+    audit += audit_rows(
+        "budget_line",
+        budget_ids,
+        "commit",
+        actor=actor,
+        at=at,
+        details={"request_id": request_id, "committed_fen_delta": price_fen},
+    )
+
+
+def _confirmed_reservation(
+    s: Session, request_id: str, price_fen: int, budget_ids: list[str], *, at: datetime, actor: str
+) -> None:
+    """The request's reservation row, confirmed on ``budget_ids`` (a new one, or its released one
+    reused). Not audited as a reservation: a staff charge is audited on the request and its lines."""
+    res = s.scalar(select(ReservationRow).where(ReservationRow.request_id == request_id))
+    if res is None:
+        RESERVATIONS.check(None, ReservationStatus.CONFIRMED, request_id)
+        res = ReservationRow(
+            reservation_id=uuid.uuid4().hex,
+            request_id=request_id,
+            amount_fen=price_fen,
+            status=ReservationStatus.CONFIRMED.value,
+            created_at=at,
+            expires_at=at,
+            settled_at=at,
+        )
+        s.add(res)
+        s.flush()
+    else:
+        res.amount_fen, res.settled_at = price_fen, at
+        RESERVATIONS.move(s, res, ReservationStatus.CONFIRMED, "confirm", actor=actor, at=at, trail=False)
+        s.execute(ReservationLineRow.__table__.delete().where(ReservationLineRow.reservation_id == res.reservation_id))
+    s.add_all(
+        ReservationLineRow(reservation_id=res.reservation_id, budget_id=bid, amount_fen=price_fen) for bid in budget_ids
+    )
+
+
+def refund(s: Session, request_id: str, *, at: datetime, actor: str, audit: list[dict[str, Any]]) -> None:
+    """Withdraw a staff approval: the confirmed reservation's money goes back to each of its lines
+    (``committed -= price``) and the reservation is released. No confirmed reservation: nothing to do."""
+    res = s.scalar(
+        select(ReservationRow).where(
+            ReservationRow.request_id == request_id, ReservationRow.status == ReservationStatus.CONFIRMED
+        )
+    )
+    if res is None:
+        return
+    lines = s.scalars(
+        select(ReservationLineRow.budget_id).where(ReservationLineRow.reservation_id == res.reservation_id)
+    ).all()
+    s.execute(
+        update(_b)
+        .where(_b.budget_id.in_(lines))
+        .values(committed_fen=_b.committed_fen - res.amount_fen)
+        .execution_options(synchronize_session=False)
+    )
+    res.settled_at = at
+    RESERVATIONS.move(s, res, ReservationStatus.RELEASED, "release", actor=actor, at=at, trail=False)
+    audit += audit_rows(
+        "budget_line",
+        list(lines),
+        "refund",
+        actor=actor,
+        at=at,
+        details={"request_id": request_id, "committed_fen_delta": -res.amount_fen},
+    )
+
+
+# --- reading the ledger -------------------------------------------------------------------------------
+
+
+def left_fen(s: Session, period: str) -> int:
+    """Money left in a month, fen: the sum over its lines without a bookstore (district lines), else
+    its year line, else 0."""
+    rows = s.execute(
+        select(_b.period, _b.district, _ROOM).where(_b.period.in_((period, period[:4])), _b.bookstore_id.is_(None))
+    ).all()
+    month = sum(v for p, _, v in rows if p == period)
+    year = sum(v for p, _, v in rows if p == period[:4])
+    return int(month if any(p == period for p, _, _ in rows) else year)
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One budget line of a period, yuan."""
+
+    budget_id: str
+    period: str
+    bookstore_id: str | None
+    district: str | None
+    amount: float
+    reserved: float
+    committed: float
+    #: amount - reserved - committed.
+    left: float
+
+
+@dataclass(frozen=True)
+class DistrictBudget:
+    """A district's lines of one month summed, yuan (``used`` = reserved + committed)."""
+
+    district: str
+    amount: float
+    used: float
+    left: float
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The lines of a month and of its year, and per district of the month."""
+
+    period: str
+    lines: list[BudgetLine]
+    districts: list[DistrictBudget]
+
+
+_LINE_SCHEMA = {
+    "budget_id": pl.String,
+    "period": pl.String,
+    "bookstore_id": pl.String,
+    "district": pl.String,
+    "amount_fen": pl.Int64,
+    "reserved_fen": pl.Int64,
+    "committed_fen": pl.Int64,
+}
+
+
+def budgets(db: Database, period: str) -> Budgets:
+    """Budget lines of a month ``'YYYY-MM'`` and its year, and per district of the month: amount,
+    used and left (yuan)."""
+    with db.session_scope() as s:
+        rows = s.execute(
+            select(*(getattr(_b, c) for c in _LINE_SCHEMA))
+            .where(_b.period.in_((period, period[:4])))
+            .order_by(_b.period, _b.budget_id)
+        ).all()
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=_LINE_SCHEMA, orient="row")
+    lines = frame.select(
+        "budget_id",
+        "period",
+        "bookstore_id",
+        "district",
+        (pl.col("amount_fen") / 100).alias("amount"),
+        (pl.col("reserved_fen") / 100).alias("reserved"),
+        (pl.col("committed_fen") / 100).alias("committed"),
+        ((pl.col("amount_fen") - pl.col("reserved_fen") - pl.col("committed_fen")) / 100).alias("left"),
+    )
+    districts = (
+        frame.filter((pl.col("period") == period) & pl.col("district").is_not_null())
+        .group_by("district")
+        .agg(
+            (pl.col("amount_fen").sum() / 100).alias("amount"),
+            ((pl.col("reserved_fen") + pl.col("committed_fen")).sum() / 100).alias("used"),
+        )
+        .with_columns((pl.col("amount") - pl.col("used")).alias("left"))
+        .sort("district")
+    )
+    return Budgets(
+        period,
+        [BudgetLine(**r) for r in lines.iter_rows(named=True)],
+        [DistrictBudget(**r) for r in districts.iter_rows(named=True)],
+    )
