@@ -51,7 +51,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from features.matrix import InteractionMatrix
-from features.schema import clc_top, scan_table
+from features.schema import RequestStatus, clc_top, scan_table
 from features.vocab import Vocabulary
 from recsys.models.content import ContentRecommender
 
@@ -71,7 +71,9 @@ FEATURES: tuple[str, ...] = (
 )
 YEAR = timedelta(days=365)
 #: Request statuses that mean the programme bought the book.
-BOUGHT = ("received", "fulfilled", "ordered", "approved")
+BOUGHT = tuple(
+    s.value for s in (RequestStatus.RECEIVED, RequestStatus.FULFILLED, RequestStatus.ORDERED, RequestStatus.APPROVED)
+)
 _REQUEST_SCHEMA = {
     "reader_id": pl.String,
     "isbn": pl.String,

@@ -533,7 +533,9 @@ def _approve(
     if not lines:
         raise DecisionRefused(f"request {req.request_id}: no budget line covers {period} for this bookstore/district")
     ledger.charge(s, req.request_id, req.price_fen, lines, at=now, actor=actor, audit=audit)
-    _move_request(s, req, RequestStatus.APPROVED, "approve", actor=actor, now=now, audit=audit, first=True)
+    _move_request(
+        s, req, RequestStatus.APPROVED, LineDecision.APPROVE.value, actor=actor, now=now, audit=audit, first=True
+    )
 
 
 def _move_request(
