@@ -21,9 +21,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition.gaps import HOLDS_ALERT_RATIO, gap_table
 from features.schema import CLC_TOP_CLASSES, clc_top, scan_table
@@ -215,9 +217,10 @@ def class_supply(context: LibraryContext) -> pl.DataFrame:
     )
 
 
-@dataclass(frozen=True)
-class ClassSupply:
+class ClassSupply(BaseModel):
     """One CLC top class of :func:`collection_report` (loans over the whole history)."""
+
+    model_config = ConfigDict(frozen=True)
 
     clc_top: str
     name: str
@@ -226,14 +229,14 @@ class ClassSupply:
     loans: float
     share_of_collection: float
     share_of_loans: float
-    #: Loans per on-shelf copy (None without copies).
-    turnover: float | None
-    supply: str
+    turnover: float | None = Field(description="Loans per on-shelf copy over the history (None without copies).")
+    supply: Literal["over", "under", "balanced"]
 
 
-@dataclass(frozen=True)
-class CollectionReport:
+class CollectionReport(BaseModel):
     """Supply vs demand per class of the served catalogue (the staff API's collection report)."""
+
+    model_config = ConfigDict(frozen=True)
 
     titles: int
     copies_on_shelf: int
@@ -254,7 +257,7 @@ def collection_report(context: LibraryContext) -> CollectionReport:
         loans=float(context.popularity.sum()),
         classes=[
             ClassSupply(**{**r, "titles": int(r["titles"]), "copies_on_shelf": int(r["copies_on_shelf"])})
-            for r in classes.select(*ClassSupply.__dataclass_fields__).iter_rows(named=True)
+            for r in classes.select(*ClassSupply.model_fields).iter_rows(named=True)
         ],
     )
 

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -376,34 +377,36 @@ def left_fen(s: Session, period: str) -> int:
     return int(month if any(p == period for p, _, _ in rows) else year)
 
 
-@dataclass(frozen=True)
-class BudgetLine:
+class BudgetLine(BaseModel):
     """One budget line of a period, yuan."""
+
+    model_config = ConfigDict(frozen=True)
 
     budget_id: str
     period: str
     bookstore_id: str | None
     district: str | None
-    amount: float
-    reserved: float
-    committed: float
-    #: amount - reserved - committed.
-    left: float
+    amount: float = Field(description="Yuan.")
+    reserved: float = Field(description="Held for counter reservations, yuan.")
+    committed: float = Field(description="Spent (checked out or approved by staff), yuan.")
+    left: float = Field(description="amount - reserved - committed, yuan.")
 
 
-@dataclass(frozen=True)
-class DistrictBudget:
-    """A district's lines of one month summed, yuan (``used`` = reserved + committed)."""
+class DistrictBudget(BaseModel):
+    """A district's lines of one month summed, yuan."""
+
+    model_config = ConfigDict(frozen=True)
 
     district: str
     amount: float
-    used: float
+    used: float = Field(description="Reserved + committed, yuan.")
     left: float
 
 
-@dataclass(frozen=True)
-class Budgets:
+class Budgets(BaseModel):
     """The lines of a month and of its year, and per district of the month."""
+
+    model_config = ConfigDict(frozen=True)
 
     period: str
     lines: list[BudgetLine]
@@ -452,7 +455,7 @@ def budgets(db: Database, period: str) -> Budgets:
         .sort("district")
     )
     return Budgets(
-        period,
-        [BudgetLine(**r) for r in lines.iter_rows(named=True)],
-        [DistrictBudget(**r) for r in districts.iter_rows(named=True)],
+        period=period,
+        lines=[BudgetLine(**r) for r in lines.iter_rows(named=True)],
+        districts=[DistrictBudget(**r) for r in districts.iter_rows(named=True)],
     )

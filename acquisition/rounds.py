@@ -4,7 +4,8 @@ A round is created from the pending online requests of the ledger (:func:`create
 (:func:`list_rounds`, :func:`get_round`) and decided line by line (:func:`apply_decisions`). These
 functions take a :class:`~acquisition.db.Database` (or a session) and know nothing of HTTP; the staff
 routes, the ``/staff`` pages and the CLI are a thin skin on them. They return typed objects
-(:class:`Round`, :class:`RoundSummary`, :class:`RoundLine`).
+(:class:`Round`, :class:`RoundSummary`, :class:`RoundLine`: frozen pydantic models that the HTTP
+API returns as they are).
 
 Money: an approved line is CHARGED at once (:func:`acquisition.ledger.charge`) on every applicable
 budget line of the round's month (the month's district/bookstore lines and the year line, exactly the
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -62,9 +64,10 @@ FALLBACK_RANKER = "demand-per-yuan (fallback)"
 MODEL_RANKER = "acquisition.ranking (milp)"
 
 
-@dataclass(frozen=True)
-class RoundLine:
+class RoundLine(BaseModel):
     """One ranked request of a round, joined with the request it ranks."""
+
+    model_config = ConfigDict(frozen=True)
 
     rank: int
     request_id: str
@@ -73,41 +76,38 @@ class RoundLine:
     clc_class: str | None
     bookstore_id: str
     district: str | None
-    #: Price, yuan.
-    price: float
-    #: Recommended for purchase by the ranking.
-    selected: bool
+    price: float = Field(description="Yuan.")
+    selected: bool = Field(description="Recommended for purchase by the ranking.")
     predicted_loans: float | None
     value: float | None
     reasons: list[str]
-    #: Failed programme rules (empty = eligible; only eligible lines can be approved).
-    reason_codes: list[str]
+    reason_codes: list[str] = Field(
+        description="Failed programme rules (empty = eligible; only eligible lines can be approved)."
+    )
     decision: LineDecision
     decided_by: str | None
     request_status: RequestStatus
 
 
-@dataclass(frozen=True)
-class RoundSummary:
+class RoundSummary(BaseModel):
     """A round with its line, selected and approved counts."""
+
+    model_config = ConfigDict(frozen=True)
 
     round_id: str
     created_by: str
     created_at: datetime
     status: RoundStatus
-    #: Budget month 'YYYY-MM' whose lines approvals draw on.
-    period: str
+    period: str = Field(description="Budget month 'YYYY-MM' whose lines approvals draw on.")
     n_lines: int
     n_selected: int
     n_approved: int
 
 
-@dataclass(frozen=True)
 class Round(RoundSummary):
     """A round and its lines in rank order."""
 
-    #: Which ranking produced the round.
-    ranker: str
+    ranker: str = Field(description="Which ranking produced the round.")
     lines: list[RoundLine]
 
 
@@ -409,7 +409,7 @@ def get_round(db: Database, round_id: str, district_of: str = "bookstore", defau
     lines = [_line(line, req, dist) for line, req, dist in rows]
     n_app = sum(x.decision == LineDecision.APPROVE for x in lines)
     summary = _summary(row, len(lines), sum(x.selected for x in lines), n_app, default_period=default_period)
-    return Round(**vars(summary), ranker=str((row.params or {}).get("ranker", "")), lines=lines)
+    return Round(**dict(summary), ranker=str((row.params or {}).get("ranker", "")), lines=lines)
 
 
 def _line(line: RoundLineRow, req: PurchaseRequestRow, district: str | None) -> RoundLine:

@@ -2,28 +2,32 @@
 
 Counter requests and decisions reuse :class:`acquisition.counter.PurchaseRequestIn` and
 :class:`~acquisition.counter.Decision` as they are: the API speaks the acquisition layer's language.
-Round, budget and collection responses are validated from the acquisition layer's dataclasses
-(:mod:`acquisition.rounds`, :mod:`acquisition.ledger`, :mod:`acquisition.analytics`).
+So do round, budget and collection responses (:class:`acquisition.rounds.Round`,
+:class:`acquisition.ledger.Budgets`, :class:`acquisition.analytics.CollectionReport`): the services
+return them and the routes answer with them, so each shape is declared once.
 Money in responses is yuan (two decimals); the database keeps integer fen.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from acquisition.analytics import ClassSupply, CollectionReport
 from acquisition.counter import Decision, PurchaseRequestIn
-from acquisition.lifecycle import LineDecision, RoundStatus
+from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
+from acquisition.lifecycle import LineDecision
+from acquisition.rounds import Round, RoundLine, RoundSummary
 from features.schema import RequestStatus
 
 __all__ = [
     "BooklistDetail",
     "BooklistOut",
-    "BudgetLineOut",
-    "BudgetsOut",
-    "ClassRow",
+    "BudgetLine",
+    "Budgets",
+    "ClassSupply",
     "CollectionReport",
     "Decision",
     "DecisionIn",
@@ -42,8 +46,8 @@ __all__ = [
     "ReloadOut",
     "RequestStateOut",
     "RoundIn",
-    "RoundLineOut",
-    "RoundOut",
+    "RoundLine",
+    "Round",
     "RoundSummary",
     "SimilarOut",
     "TitleOut",
@@ -53,12 +57,6 @@ __all__ = [
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class _FromDomain(_Out):
-    """A response built from the acquisition layer's typed objects (``model_validate(obj)``)."""
-
-    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 class _In(BaseModel):
@@ -173,43 +171,6 @@ class RoundIn(_In):
     max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
 
 
-class RoundLineOut(_FromDomain):
-    rank: int
-    request_id: str
-    isbn: str
-    title: str | None
-    clc_class: str | None
-    bookstore_id: str
-    district: str | None
-    price: float = Field(description="Yuan.")
-    selected: bool = Field(description="Recommended for purchase by the ranking.")
-    predicted_loans: float | None
-    value: float | None
-    reasons: list[str]
-    reason_codes: list[str] = Field(
-        description="Failed programme rules (empty = eligible; only eligible lines can be approved)."
-    )
-    decision: LineDecision
-    decided_by: str | None
-    request_status: RequestStatus
-
-
-class RoundSummary(_FromDomain):
-    round_id: str
-    created_by: str
-    created_at: datetime
-    status: RoundStatus
-    period: str
-    n_lines: int
-    n_selected: int
-    n_approved: int
-
-
-class RoundOut(RoundSummary):
-    ranker: str = Field(description="Which ranking produced the round.")
-    lines: list[RoundLineOut]
-
-
 class DecisionIn(_In):
     request_id: str = Field(min_length=1, max_length=40)
     decision: LineDecision
@@ -218,49 +179,6 @@ class DecisionIn(_In):
 
 class DecisionsIn(_In):
     decisions: list[DecisionIn] = Field(min_length=1, max_length=1000)
-
-
-class BudgetLineOut(_FromDomain):
-    budget_id: str
-    period: str
-    bookstore_id: str | None
-    district: str | None
-    amount: float = Field(description="Yuan.")
-    reserved: float = Field(description="Held for counter reservations, yuan.")
-    committed: float = Field(description="Spent (checked out or approved by staff), yuan.")
-    left: float = Field(description="amount - reserved - committed, yuan.")
-
-
-class DistrictBudget(_FromDomain):
-    district: str
-    amount: float
-    used: float = Field(description="Reserved + committed, yuan.")
-    left: float
-
-
-class BudgetsOut(_FromDomain):
-    period: str
-    lines: list[BudgetLineOut]
-    districts: list[DistrictBudget]
-
-
-class ClassRow(_FromDomain):
-    clc_top: str
-    name: str
-    titles: int
-    copies_on_shelf: int
-    loans: float
-    share_of_collection: float
-    share_of_loans: float
-    turnover: float | None = Field(description="Loans per on-shelf copy over the history (None without copies).")
-    supply: Literal["over", "under", "balanced"]
-
-
-class CollectionReport(_FromDomain):
-    titles: int
-    copies_on_shelf: int
-    loans: float
-    classes: list[ClassRow]
 
 
 # --- auth and operations ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from acquisition.export import export_round
 from features.errors import Unavailable
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
-from serving.schemas import BudgetsOut, CollectionReport, DecisionsIn, RoundIn, RoundOut, RoundSummary
+from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary
 
 router = APIRouter(tags=["staff"])
 
@@ -29,7 +29,7 @@ _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def load_round(state, round_id: str) -> rounds.Round:
+def load_round(state, round_id: str) -> Round:
     """The round (raises :class:`acquisition.errors.RoundNotFound`: a 404)."""
     return rounds.get_round(state.db, round_id, state.policy.budget_district_of, state.now().strftime("%Y-%m"))
 
@@ -39,7 +39,7 @@ def decide_lines(state, round_id: str, decisions: list[rounds.StaffDecision], ac
     rounds.apply_decisions(state.db, state.policy, round_id, decisions, actor=actor, now=state.now())
 
 
-def export_response(round_: rounds.Round, fmt: Literal["csv", "xlsx"]) -> Response:
+def export_response(round_: Round, fmt: Literal["csv", "xlsx"]) -> Response:
     """The round as a downloadable purchase list file."""
     return Response(
         export_round(round_, fmt),
@@ -48,8 +48,8 @@ def export_response(round_: rounds.Round, fmt: Literal["csv", "xlsx"]) -> Respon
     )
 
 
-@router.post("/v1/acquisition/rounds", response_model=RoundOut, status_code=status.HTTP_201_CREATED)
-def create_round(params: RoundIn, principal: StaffCaller, state: State) -> RoundOut:
+@router.post("/v1/acquisition/rounds", response_model=Round, status_code=status.HTTP_201_CREATED)
+def create_round(params: RoundIn, principal: StaffCaller, state: State) -> Round:
     """Rank the pending online requests into a new round (lines with reasons; a budget-fitting prefix selected)."""
     round_id = state.create_round(
         f"{principal.role}:{principal.subject}",
@@ -57,23 +57,23 @@ def create_round(params: RoundIn, principal: StaffCaller, state: State) -> Round
         budget_yuan=params.budget_yuan,
         max_lines=params.max_lines,
     )
-    return RoundOut.model_validate(load_round(state, round_id))
+    return load_round(state, round_id)
 
 
 @router.get("/v1/acquisition/rounds", response_model=list[RoundSummary])
 def list_rounds(_principal: StaffCaller, state: State) -> list[RoundSummary]:
     """Every round, newest first."""
-    return [RoundSummary.model_validate(r) for r in rounds.list_rounds(state.db, state.now().strftime("%Y-%m"))]
+    return rounds.list_rounds(state.db, state.now().strftime("%Y-%m"))
 
 
-@router.get("/v1/acquisition/rounds/{round_id}", response_model=RoundOut)
-def get_round(round_id: RoundId, _principal: StaffCaller, state: State) -> RoundOut:
+@router.get("/v1/acquisition/rounds/{round_id}", response_model=Round)
+def get_round(round_id: RoundId, _principal: StaffCaller, state: State) -> Round:
     """A round's ranked lines with reasons and current decisions."""
-    return RoundOut.model_validate(load_round(state, round_id))
+    return load_round(state, round_id)
 
 
-@router.post("/v1/acquisition/rounds/{round_id}/decisions", response_model=RoundOut)
-def post_decisions(round_id: RoundId, body: DecisionsIn, principal: StaffCaller, state: State) -> RoundOut:
+@router.post("/v1/acquisition/rounds/{round_id}/decisions", response_model=Round)
+def post_decisions(round_id: RoundId, body: DecisionsIn, principal: StaffCaller, state: State) -> Round:
     """Approve / reject / reset lines, all or nothing. An approval charges the budget at once (409 when a
     budget line has no room or the request moved on)."""
     decide_lines(
@@ -82,7 +82,7 @@ def post_decisions(round_id: RoundId, body: DecisionsIn, principal: StaffCaller,
         [rounds.StaffDecision(d.request_id, d.decision, d.note) for d in body.decisions],
         f"{principal.role}:{principal.subject}",
     )
-    return RoundOut.model_validate(load_round(state, round_id))
+    return load_round(state, round_id)
 
 
 @router.get(
@@ -100,16 +100,16 @@ def export(
     return export_response(load_round(state, round_id), format)
 
 
-@router.get("/v1/budgets", response_model=BudgetsOut)
+@router.get("/v1/budgets", response_model=Budgets)
 def get_budgets(
     _principal: StaffCaller,
     state: State,
     period: Annotated[str | None, Query(max_length=7, description="Month 'YYYY-MM' (default: this month).")] = None,
-) -> BudgetsOut:
+) -> Budgets:
     """Budget lines of the month and its year; amount, used and left per district (yuan)."""
     if period is not None and not _PERIOD.match(period):
         raise field_error("query.period", f"must be a month 'YYYY-MM', got '{period}'")
-    return BudgetsOut.model_validate(ledger.budgets(state.db, period or state.now().strftime("%Y-%m")))
+    return ledger.budgets(state.db, period or state.now().strftime("%Y-%m"))
 
 
 @router.get("/v1/reports/collection", response_model=CollectionReport)
@@ -118,4 +118,4 @@ def collection(_principal: StaffCaller, state: State) -> CollectionReport:
     bundle = state.bundle
     if bundle is None:
         raise Unavailable("no model/context loaded")
-    return CollectionReport.model_validate(collection_report(bundle.context))
+    return collection_report(bundle.context)
