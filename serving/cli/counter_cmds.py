@@ -80,7 +80,7 @@ def decide_cmd(
 
     from acquisition.counter import CounterService, PurchaseRequestIn
 
-    pol, ledger, holdings = _open(db, policy, data, load=False)
+    pol, database, holdings = _open(db, policy, data, load=False)
     try:
         request = PurchaseRequestIn(
             reader_id=reader, bookstore_id=bookstore, isbn=isbn, price=price, title=title, author=author,
@@ -89,7 +89,7 @@ def decide_cmd(
     except ValidationError as exc:
         err = exc.errors()[0]
         fail(f"request: {'.'.join(map(str, err['loc']))}: {err['msg']}")
-    decision = CounterService(ledger, pol, holdings).decide(request, key or uuid.uuid4().hex, actor="cli")
+    decision = CounterService(database, pol, holdings).decide(request, key or uuid.uuid4().hex, actor="cli")
     if as_json:
         typer.echo(json.dumps(decision.model_dump(), ensure_ascii=False))
         return
@@ -107,9 +107,9 @@ def _transition(name: str, request_id: str, db: str, policy: Path | None, at: da
     from acquisition.counter import CounterService
     from acquisition.holdings import Holdings
 
-    pol, ledger, _ = _open(db, policy, None, load=False)
+    pol, database, _ = _open(db, policy, None, load=False)
     # a refusal (acquisition.errors.CounterError) stops the command with exit code 1 (serving.cli.errors)
-    getattr(CounterService(ledger, pol, Holdings()), name)(request_id, actor="cli", now=at)
+    getattr(CounterService(database, pol, Holdings()), name)(request_id, actor="cli", now=at)
     typer.echo(f"{name}: {request_id} done")
 
 
@@ -142,8 +142,8 @@ def expire_cmd(
     from acquisition.counter import CounterService
     from acquisition.holdings import Holdings
 
-    pol, ledger, _ = _open(db, policy, None, load=False)
-    n = CounterService(ledger, pol, Holdings()).expire_reservations(at, actor="cli")
+    pol, database, _ = _open(db, policy, None, load=False)
+    n = CounterService(database, pol, Holdings()).expire_reservations(at, actor="cli")
     typer.echo(f"released {n} expired reservations")
 
 
