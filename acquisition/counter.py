@@ -31,6 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -174,11 +175,17 @@ def _decision_from_row(row: PurchaseRequestRow | Row, reservation_id: str | None
     )
 
 
+@dataclass(frozen=True)
 class _Facts:
     """What ``decide`` knows about a request at the moment it decides (read under the locks)."""
 
-    def __init__(self, isbn13: str | None, now: datetime, reader: Row | None, bookstore: Row | None) -> None:
-        self.isbn13, self.now, self.reader, self.bookstore = isbn13, now, reader, bookstore
+    isbn13: str | None
+    #: Decision time (the request's own time, else the service clock).
+    now: datetime
+    #: ``blocked, credit_level, home_branch_id, district`` of the card, None when unknown.
+    reader: Row | None
+    #: ``district`` of the bookstore, None when not a partner.
+    bookstore: Row | None
 
 
 class CounterService:

@@ -7,7 +7,7 @@ import pytest
 
 from acquisition.export import export_csv, export_xlsx
 from acquisition.policy import load_policy
-from acquisition.ranking import RankingParams, rank_requests
+from acquisition.ranking import RankingParams, rank_pending, rank_requests
 from acquisition.rounds import save_round
 
 
@@ -77,3 +77,22 @@ def test_save_round_writes_every_line(ranking, small_city, tmp_path):
         assert session.scalar(select(func.count()).select_from(RoundLineRow)) == ranking.lines.height
         assert session.get(AcquisitionRoundRow, ranking.round_id).params["budget"] == 2000.0
     db.dispose()
+
+
+def test_fallback_ranking_orders_by_demand_per_yuan():
+    frame = pl.DataFrame(
+        {
+            "request_id": ["a", "b", "c", "d", "e"],
+            "reader_id": ["r1", "r2", "r3", "r4", "r5"],
+            "isbn13": ["X", "X", "Y", "Z", None],
+            "clc_class": ["I247", "I247", "TP3", "I2", None],
+            "price_fen": [3000, 3000, 2000, 1000, 500],
+        }
+    )
+    out = rank_pending(frame, budget_fen=6000, demand={"I": 1.0, "T": 2.0})
+    per_yuan = (out["value"] / (out["price_fen"] / 100)).to_list()
+    assert per_yuan == sorted(per_yuan, reverse=True)
+    assert out.filter(pl.col("isbn13") == "X")["requesters"].to_list() == [2, 2]
+    spent = out.filter(pl.col("selected"))["price_fen"].sum()
+    assert spent <= 6000 and out["selected"].to_list() == sorted(out["selected"].to_list(), reverse=True)
+    assert all(len(r) == 4 for r in out["reasons"].to_list())

@@ -45,29 +45,6 @@ def test_round_ranks_every_pending_request_with_reasons(round_):
     assert not any(x["reason_codes"] for x in lines if x["selected"])
 
 
-def test_fallback_ranking_orders_by_demand_per_yuan():
-    import polars as pl
-
-    from acquisition.ranking import rank_pending
-
-    frame = pl.DataFrame(
-        {
-            "request_id": ["a", "b", "c", "d", "e"],
-            "reader_id": ["r1", "r2", "r3", "r4", "r5"],
-            "isbn13": ["X", "X", "Y", "Z", None],
-            "clc_class": ["I247", "I247", "TP3", "I2", None],
-            "price_fen": [3000, 3000, 2000, 1000, 500],
-        }
-    )
-    out = rank_pending(frame, budget_fen=6000, demand={"I": 1.0, "T": 2.0})
-    per_yuan = (out["value"] / (out["price_fen"] / 100)).to_list()
-    assert per_yuan == sorted(per_yuan, reverse=True)
-    assert out.filter(pl.col("isbn13") == "X")["requesters"].to_list() == [2, 2]
-    spent = out.filter(pl.col("selected"))["price_fen"].sum()
-    assert spent <= 6000 and out["selected"].to_list() == sorted(out["selected"].to_list(), reverse=True)
-    assert all(len(r) == 4 for r in out["reasons"].to_list())
-
-
 def test_approvals_charge_the_budget_and_rejections_refund(client, round_):
     before = _dehui(client)
     first, second = round_["lines"][0], round_["lines"][1]
