@@ -40,14 +40,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from features.datasets import Dataset, load_dataset  # noqa: E402
 from features.matrix import WeightingConfig  # noqa: E402
 from recsys.base import top_n_dense  # noqa: E402
-from recsys.evaluation import (  # noqa: E402
-    PrunedMatrices,
-    make_split,
-    prepare_events,
-    prune,
-    raw_implicit_baselines,
-    refit_split,
-)
+from recsys.evaluation.baselines import raw_implicit_baselines  # noqa: E402
+from recsys.evaluation.matrices import PrunedMatrices, prune  # noqa: E402
+from recsys.evaluation.protocols import make_split, prepare_events, refit_split  # noqa: E402
 from recsys.metrics import ndcg_at_k  # noqa: E402
 from recsys.models import make_model  # noqa: E402
 from recsys.models.ease import EASESpectrum  # noqa: E402

@@ -33,7 +33,7 @@ SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
 #: Default cache of adapted / synthesised data directories (git-ignored by its own .gitignore).
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "datasets"
 
-DatasetKind = Literal["movielens", "sco", "synth", "dir"]
+DatasetKind = Literal["movielens", "sco", "city", "dir"]
 DEFAULT_PATHS: dict[str, str] = {"movielens": "movielens-latest-small", "sco": "sco-lending-library"}
 #: Bump when the way a cache entry is built changes, so old entries are not reused.
 CACHE_VERSION = 1
@@ -198,12 +198,12 @@ def load_dataset(
 
     Args:
         kind: ``"movielens"`` (latest-small ratings, via the generic interactions adapter),
-            ``"sco"`` (Shakespeare and Company lending library, via the SCO adapter), ``"synth"``
+            ``"sco"`` (Shakespeare and Company lending library, via the SCO adapter), ``"city"``
             (a synthetic city from :func:`features.synth.synthesize`) or ``"dir"`` (an existing
             yuedu data directory at ``path``).
         path: source folder; defaults to ``<repo>/../shared/data/<set>`` for public sets.
-        profile: synthesis profile (``synth`` only), e.g. ``"small"``, ``"medium"``, ``"city"``.
-        seed: synthesis seed (``synth`` only).
+        profile: synthesis profile (``city`` only), e.g. ``"small"``, ``"medium"``, ``"city"``.
+        seed: synthesis seed (``city`` only).
         cache_dir: cache root (default ``<repo>/.cache/datasets``).
 
     Raises:
@@ -213,8 +213,10 @@ def load_dataset(
         return _movielens(path, cache_dir)
     if kind == "sco":
         return _sco(path, cache_dir)
-    if kind == "synth":
+    if kind == "city":
         return _synth(profile, seed, cache_dir)
+    if kind == "synth":
+        raise DatasetError("dataset kind 'synth' is now called 'city' (the synthetic city)")
     if kind == "dir":
         if path is None:
             raise DatasetError("dataset kind 'dir' needs a path to a yuedu data directory")
@@ -222,4 +224,4 @@ def load_dataset(
         if not d.is_dir():
             raise DatasetError(f"{d}: not a directory")
         return _from_dir(d.name, d)
-    raise DatasetError(f"unknown dataset kind {kind!r}; expected movielens, sco, synth or dir")
+    raise DatasetError(f"unknown dataset kind {kind!r}; expected movielens, sco, city or dir")

@@ -1,21 +1,30 @@
-"""Offline evaluation metrics, vectorised over readers.
+"""Offline evaluation metrics, vectorised over readers, and their one set of names.
 
 Inputs are a recommendation matrix ``recs`` (k readers x n positions, int title columns, ``-1`` =
 padding) and a CSR ``target`` (k readers x n_titles) of held-out titles for the same readers.
 Accuracy metrics are computed per reader and averaged over readers with a non-empty target
 (readers with nothing held out carry no signal). All values are in [0, 1] except novelty (bits).
 
+**Names.** A reported metric is named ``<metric>@<k>`` (``ndcg@10``, ``recall@20``, ``coverage@20``)
+everywhere: the :func:`evaluate` table's columns are the ``<metric>`` part, :func:`metrics_by_name`
+and :func:`metric_values` give ``<metric>@<k>`` keys, the evaluation tables (``yuedu evaluate
+--dataset``), the training pipeline, configs (``metrics.primary``) and reports use them, and MLflow
+stores them with ``@`` spelt ``_at_`` (MLflow refuses ``@``): ``val_ndcg_at_10``, ``test_recall_at_20``.
+
 Definitions at cut-off ``k`` (``hit_i`` = 1 if position i is a target title, ``T`` = target set):
 
-* precision@k = sum hit / k
-* recall@k = sum hit / |T|
-* normalised recall@k = sum hit / min(k, |T|) (1.0 is reachable for every reader)
-* NDCG@k = sum hit_i / log2(i + 2) over the ideal DCG of min(k, |T|) hits (binary relevance)
-* MAP@k = sum_i precision@i * hit_i / min(k, |T|)
-* hit rate@k = 1 if any hit
+* ``precision@k`` = sum hit / k
+* ``recall@k`` = sum hit / min(k, |T|): **normalised** recall, so 1.0 is reachable for every reader
+  even when |T| > k (the recall of every yuedu table, result file and MLflow run)
+* ``recall_unnormalised@k`` = sum hit / |T| (the textbook recall; below 1 whenever |T| > k)
+* ``ndcg@k`` = sum hit_i / log2(i + 2) over the ideal DCG of min(k, |T|) hits (binary relevance)
+* ``map@k`` = sum_i precision@i * hit_i / min(k, |T|)
+* ``hit_rate@k`` = 1 if any hit
+* ``coverage@k`` = share of the catalogue's titles in at least one top-k list; ``gini@k`` = Gini of
+  title exposure in the top k; ``novelty@k`` (bits) and ``diversity@k`` (intra-list, CLC classes)
 
 implicit's ``ranking_metrics_at_k`` differs in two places (see ``docs/models.md``): its
-"precision" is our *normalised recall* pooled over readers (sum of hits / sum of min(k, |T|))
+"precision" is our (normalised) ``recall`` pooled over readers (sum of hits / sum of min(k, |T|))
 instead of averaged per reader; its ``map`` and ``ndcg`` match ours.
 """
 
@@ -71,8 +80,8 @@ def _per_reader(recs: np.ndarray, target: sp.csr_matrix, k: int | None) -> dict[
     with np.errstate(divide="ignore", invalid="ignore"):
         out = {
             "precision": n_hit / max(kk, 1),
-            "recall": n_hit / n_rel,
-            "norm_recall": n_hit / denom,
+            "recall": n_hit / denom,
+            "recall_unnormalised": n_hit / n_rel,
             "ndcg": dcg / idcg,
             "map": ap / denom,
             "hit_rate": (n_hit > 0).astype(np.float64),
@@ -97,13 +106,13 @@ def precision_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None
 
 
 def recall_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> float:
-    """Mean over readers of hits@k / |target|."""
+    """``recall@k``: mean over readers of hits@k / min(k, |target|) (normalised recall)."""
     return _mean(_per_reader(recs, target, k)["recall"])
 
 
-def normalized_recall_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> float:
-    """Mean over readers of hits@k / min(k, |target|)."""
-    return _mean(_per_reader(recs, target, k)["norm_recall"])
+def unnormalised_recall_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> float:
+    """``recall_unnormalised@k``: mean over readers of hits@k / |target|."""
+    return _mean(_per_reader(recs, target, k)["recall_unnormalised"])
 
 
 def ndcg_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None) -> float:
@@ -126,11 +135,11 @@ def hit_rate_at_k(recs: np.ndarray, target: sp.csr_matrix, k: int | None = None)
     return _mean(_per_reader(recs, target, k)["hit_rate"])
 
 
-#: Ranking metrics by name: ``f(recs, target) -> float`` (over the full list length).
-RANKING_METRICS: dict[str, Callable[[np.ndarray, sp.csr_matrix], float]] = {
+#: Ranking metrics by name: ``f(recs, target, k=None) -> float`` (``k=None``: the full list length).
+RANKING_METRICS: dict[str, Callable[..., float]] = {
     "precision": precision_at_k,
     "recall": recall_at_k,
-    "norm_recall": normalized_recall_at_k,
+    "recall_unnormalised": unnormalised_recall_at_k,
     "ndcg": ndcg_at_k,
     "map": map_at_k,
     "hit_rate": hit_rate_at_k,
@@ -221,8 +230,8 @@ def evaluate(
         n_readers: training readers for novelty (default: number of rows of ``recs``).
         title_class: int class code per title (enables ``diversity``).
 
-    Columns: segment, k, readers (with a non-empty target), precision, recall, norm_recall, ndcg,
-    map, hit_rate, coverage, gini, [novelty], [diversity].
+    Columns: segment, k, readers (with a non-empty target), precision, recall (normalised),
+    recall_unnormalised, ndcg, map, hit_rate, coverage, gini, [novelty], [diversity].
     """
     target = sp.csr_matrix(target)
     n_titles = target.shape[1]
@@ -258,3 +267,51 @@ def evaluate(
                 row["diversity"] = _mean(div[mask])
             rows.append(row)
     return pl.DataFrame(rows)
+
+
+#: Every ``<metric>`` part of a ``<metric>@<k>`` name: the ranking metrics, then the list metrics.
+METRIC_NAMES: tuple[str, ...] = (*RANKING_METRICS, "coverage", "gini", "novelty", "diversity")
+#: Names used before one name per metric (0.x): the old name -> the name it is now.
+RENAMED_METRICS: dict[str, str] = {"nrecall": "recall", "norm_recall": "recall"}
+
+
+def parse_metric_name(name: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; :class:`ValueError` naming the known metrics (and the new
+    name of a renamed one) otherwise."""
+    metric, _, k = name.partition("@")
+    if metric in RENAMED_METRICS:
+        raise ValueError(f"metric '{metric}' is now called '{RENAMED_METRICS[metric]}' ({name!r})")
+    if metric not in METRIC_NAMES or not k.isdigit() or int(k) <= 0:
+        raise ValueError(f"metric name {name!r} must look like <metric>@<k>, <metric> one of {list(METRIC_NAMES)}")
+    return metric, int(k)
+
+
+def metric_values(recs: np.ndarray, target: sp.csr_matrix, names: Sequence[str]) -> dict[str, float]:
+    """``{name: value}`` of ``<metric>@<k>`` names over all readers of ``recs``: the ranking metrics
+    and ``coverage`` (the per-call figures of :func:`evaluate`'s ``all`` rows)."""
+    out = {}
+    for name in names:
+        metric, k = parse_metric_name(name)
+        if metric == "coverage":
+            out[name] = catalogue_coverage(recs, target.shape[1], k)
+        elif metric in RANKING_METRICS:
+            out[name] = RANKING_METRICS[metric](recs, target, k)
+        else:
+            raise ValueError(f"metric_values: {metric!r} needs more than recs and target; use evaluate()")
+    return out
+
+
+def metrics_by_name(table: pl.DataFrame, segment: str = "all") -> dict[str, float]:
+    """``{"ndcg@10": ..., "coverage@10": ..., "readers": ...}`` for one segment of an :func:`evaluate`
+    table (NaN cells kept, missing ones left out)."""
+    out: dict[str, float] = {}
+    for row in table.filter(pl.col("segment") == segment).iter_rows(named=True):
+        k = row["k"]
+        for name, value in row.items():
+            if name in ("segment", "k") or value is None:
+                continue
+            if name == "readers":
+                out["readers"] = float(value)
+                continue
+            out[f"{name}@{k}"] = float(value)
+    return out

@@ -10,9 +10,12 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from recsys.evaluation.protocols import Protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,13 +31,20 @@ class _Strict(BaseModel):
 class DatasetConfig(_Strict):
     """Where the interactions come from."""
 
-    kind: Literal["movielens", "sco", "synth", "dir"] = Field(
-        description="movielens / sco: the public data sets in ../shared/data; synth: generate the synthetic "
+    kind: Literal["movielens", "sco", "city", "dir"] = Field(
+        description="movielens / sco: the public data sets in ../shared/data; city: generate the synthetic "
         "city; dir: an existing yuedu data directory."
     )
     path: str | None = Field(None, description="Data set folder (movielens, sco, dir), relative to the repo root.")
-    profile: str = Field("small", description="Synthetic city profile (synth only).")
-    synth_seed: int = Field(7, description="Seed of the synthetic city (synth only).")
+    profile: str = Field("small", description="Synthetic city profile (city only).")
+    synth_seed: int = Field(7, description="Seed of the synthetic city (city only).")
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _renamed_kind(cls, v: Any) -> Any:
+        if v == "synth":
+            raise ValueError("dataset kind 'synth' is now called 'city' (the synthetic city): write kind = \"city\"")
+        return v
 
     @model_validator(mode="after")
     def _path_needed(self) -> DatasetConfig:
@@ -73,6 +83,24 @@ class SplitConfig(_Strict):
             val_cutoff = datetime.fromisoformat(self.val_cutoff) if self.val_cutoff else None
             return {"cutoff": datetime.fromisoformat(self.cutoff), "val_cutoff": val_cutoff}
         return {"quantile": self.quantile, "val_quantile": max(self.quantile - 0.1, 0.05)}
+
+    def to_protocol(self) -> Protocol:
+        """This ``[split]`` as a :class:`recsys.evaluation.protocols.Protocol` (the protocol
+        implementation ``yuedu evaluate --dataset`` uses too). Without an explicit ``cutoff`` the
+        temporal cut-offs are :meth:`temporal_arguments`."""
+        from recsys.evaluation.protocols import Protocol
+
+        if self.protocol == "strong":
+            return Protocol(
+                "strong",
+                val_frac=self.val_frac,
+                test_frac=self.test_frac,
+                target_frac=self.target_frac,
+                by_time=self.by_time,
+            )
+        if self.protocol == "temporal":
+            return Protocol("temporal", **self.temporal_arguments())
+        return Protocol("leave_last", n=self.n)
 
 
 class ModelConfig(_Strict):
@@ -117,8 +145,14 @@ class TuneConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
+    """Cut-offs and the primary metric (names as in :mod:`recsys.metrics`: ``ndcg@10``, ``recall@20`` ...)."""
+
     ks: list[int] = Field(default_factory=lambda: [10, 20, 50, 100], description="Cut-offs.")
-    primary: str = Field("ndcg@10", description="Metric that tuning maximises and reports lead with.")
+    primary: str = Field(
+        "ndcg@10",
+        description="Ranking metric that tuning maximises and reports lead with: precision, recall (normalised, "
+        "hits / min(k, |target|)), recall_unnormalised, ndcg, map or hit_rate, at a cut-off: ndcg@10.",
+    )
 
     @field_validator("ks")
     @classmethod
@@ -129,8 +163,12 @@ class MetricsConfig(_Strict):
 
     @model_validator(mode="after")
     def _primary_known(self) -> MetricsConfig:
+        from recsys.metrics import RANKING_METRICS, RENAMED_METRICS
+
         name, _, k = self.primary.partition("@")
-        if name not in {"precision", "recall", "nrecall", "ndcg", "map", "hit_rate"} or not k.isdigit():
+        if name in RENAMED_METRICS:
+            raise ValueError(f"metrics.primary '{self.primary}': '{name}' is now called '{RENAMED_METRICS[name]}'")
+        if name not in RANKING_METRICS or not k.isdigit():
             raise ValueError(f"metrics.primary '{self.primary}' must look like ndcg@10, recall@20, ...")
         if int(k) not in self.ks:
             self.ks = sorted({*self.ks, int(k)})

@@ -3,6 +3,9 @@
 Everything an experiment needs comes from its typed config (:mod:`training.config`); the same config
 and seed give the same split, the same model and the same metrics. Test data is touched only by
 :func:`evaluate_config` / the final step of :func:`tune`; model selection uses validation only.
+Splitting and scoring are the evaluation stack's (:mod:`recsys.evaluation.protocols`,
+:mod:`recsys.evaluation.batch`), metric names those of :mod:`recsys.metrics` (``ndcg@10``,
+``recall@20`` ...), so ``yuedu train`` and ``yuedu evaluate --dataset`` agree by construction.
 """
 
 from __future__ import annotations
@@ -23,25 +26,17 @@ import numpy as np
 import polars as pl
 
 from features.matrix import WeightingConfig
-from features.splits import FoldMatrices, Split, SplitMatrices, leave_last_n, strong_generalization, temporal_split
+from features.splits import Split, SplitMatrices
 from recsys.base import Recommender
-from recsys.evaluation import internal_splits
-from recsys.metrics import class_codes, evaluate
+from recsys.evaluation.batch import evaluate_fold
+from recsys.evaluation.protocols import internal_splits, split_events
+from recsys.metrics import class_codes, metrics_by_name, parse_metric_name
 from recsys.models import load_model, make_model
 from recsys.models.hybrid import BlendSet, search_weights
 from training.config import REPO_ROOT, ExperimentConfig, load_config
 
 _log = logging.getLogger(__name__)
 
-#: ``ndcg@10`` style names -> columns of :func:`recsys.metrics.evaluate`.
-METRIC_COLUMNS = {
-    "precision": "precision",
-    "recall": "recall",
-    "nrecall": "norm_recall",
-    "ndcg": "ndcg",
-    "map": "map",
-    "hit_rate": "hit_rate",
-}
 MODELS_DIR = REPO_ROOT / "models"
 
 
@@ -85,22 +80,6 @@ def _filter_min_events(events: pl.DataFrame, weighting: WeightingConfig, min_eve
     return events.join(keep, on="reader_id", how="semi")
 
 
-def make_split(events: pl.DataFrame, config: ExperimentConfig) -> Split:
-    s = config.split
-    if s.protocol == "strong":
-        return strong_generalization(
-            events,
-            n_val_readers=s.val_frac,
-            n_test_readers=s.test_frac,
-            target_frac=s.target_frac,
-            seed=config.seed,
-            by_time=s.by_time,
-        )
-    if s.protocol == "temporal":
-        return temporal_split(events, **s.temporal_arguments())
-    return leave_last_n(events, n=s.n)
-
-
 def _fingerprint(matrices: SplitMatrices, split: Split) -> str:
     h = hashlib.sha256(matrices.train.fingerprint().encode())
     for name, fold in sorted(matrices.folds.items()):
@@ -123,7 +102,7 @@ def prepare(config: ExperimentConfig) -> Prepared:
     )
     weighting = WeightingConfig(**config.weighting)
     events = _filter_min_events(dataset.interactions.collect(), weighting, config.split.min_events)
-    split = make_split(events, config)
+    split = split_events(events, config.split.to_protocol(), config.seed)
     matrices = split.to_matrices(weighting)
     return Prepared(config, split, matrices, dataset.titles, _fingerprint(matrices, split), time.perf_counter() - t0)
 
@@ -150,11 +129,9 @@ def fit(prepared: Prepared, params: dict[str, Any] | None = None) -> Recommender
     model.fit(prepared.matrices.train, prepared.titles)
     if prepared.config.model.name == "hybrid" and "validation" in prepared.matrices.folds:
         fold = prepared.matrices.folds["validation"]
-        metric, _, k = prepared.config.metrics.primary.partition("@")
+        metric, k = parse_metric_name(prepared.config.metrics.primary)
         sets = [model.blend_set(fold.foldin.matrix, fold.target.matrix), *_inner_blend_sets(prepared, params)]
-        model.weights, value, _ = search_weights(
-            sets, list(model.components), METRIC_COLUMNS.get(metric, metric), int(k)
-        )
+        model.weights, value, _ = search_weights(sets, list(model.components), metric, k)
         _log.info(
             "hybrid weights %s (%s %.4f over %d held-out readers)",
             model.weights,
@@ -183,45 +160,6 @@ def _title_classes(prepared: Prepared, model: Recommender) -> np.ndarray | None:
         prepared.titles.select("title_id", "clc_class"), on="title_id", how="left", maintain_order="left"
     )
     return class_codes(frame["clc_class"])
-
-
-def activity_segments(history) -> np.ndarray:
-    """Reader activity level from the number of fold-in titles: light (< p33), medium, heavy (>= p67)."""
-    counts = np.diff(history.indptr)
-    lo, hi = np.quantile(counts, [1 / 3, 2 / 3]) if counts.size else (0, 0)
-    return np.where(counts < lo, "activity:light", np.where(counts >= hi, "activity:heavy", "activity:medium"))
-
-
-def evaluate_fold(
-    model: Recommender, fold: FoldMatrices, ks: list[int], title_class: np.ndarray | None = None
-) -> pl.DataFrame:
-    """Metrics of a fitted model on one fold: recommend from fold-in histories, compare with targets."""
-    recs, _ = model.recommend(None, max(ks), filter_seen=True, history=fold.foldin.matrix)
-    return evaluate(
-        recs,
-        fold.target.matrix,
-        ks=ks,
-        segments=activity_segments(fold.foldin.matrix),
-        popularity=model.popularity_,
-        n_readers=model.user_items_.shape[0],
-        title_class=title_class,
-    )
-
-
-def metrics_dict(table: pl.DataFrame, segment: str = "all") -> dict[str, float]:
-    """``{"ndcg@10": ..., "coverage@10": ...}`` for one segment of an :func:`evaluate` table."""
-    out: dict[str, float] = {}
-    for row in table.filter(pl.col("segment") == segment).iter_rows(named=True):
-        k = row["k"]
-        for name, value in row.items():
-            if name in ("segment", "k") or value is None:
-                continue
-            if name == "readers":
-                out["readers"] = float(value)
-                continue
-            short = next((s for s, c in METRIC_COLUMNS.items() if c == name), name)
-            out[f"{short}@{k}"] = float(value)
-    return out
 
 
 def primary_value(metrics: dict[str, float], config: ExperimentConfig) -> float:
@@ -279,7 +217,7 @@ def train(
     classes = _title_classes(prepared, model)
     t = time.perf_counter()
     val_table = evaluate_fold(model, prepared.matrices.folds["validation"], cfg.metrics.ks, classes)
-    validation = metrics_dict(val_table)
+    validation = metrics_by_name(val_table)
     test_table = None
     if evaluate_test:
         test_table = evaluate_fold(model, prepared.matrices.folds["test"], cfg.metrics.ks, classes)
@@ -299,7 +237,7 @@ def train(
         )
     )
     run_id = None
-    test = metrics_dict(test_table) if test_table is not None else None
+    test = metrics_by_name(test_table) if test_table is not None else None
     if track:
         with tracking.run(
             cfg.name,
@@ -312,7 +250,7 @@ def train(
                 tracking.log_metrics(test, prefix="test_")
             for seg in val_table["segment"].unique().to_list():
                 if seg != "all":
-                    tracking.log_metrics(metrics_dict(val_table, seg), prefix=f"val_{seg}_")
+                    tracking.log_metrics(metrics_by_name(val_table, seg), prefix=f"val_{seg}_")
             tracking.log_metrics(timings)
             tracking.log_json(json.loads(cfg.model_dump_json()), "config.json")
             tracking.log_json(prepared.split.describe(), "split.json")
@@ -320,7 +258,7 @@ def train(
             run_id = active.info.run_id
     segments = {}
     if test_table is not None:
-        segments = {s: metrics_dict(test_table, s) for s in test_table["segment"].unique().to_list() if s != "all"}
+        segments = {s: metrics_by_name(test_table, s) for s in test_table["segment"].unique().to_list() if s != "all"}
     params_out = model.get_params() if cfg.model.name != "hybrid" else {"weights": model.weights}
     return TrainResult(run_id, model_dir, validation, test, params_out, timings, segments)
 
@@ -335,7 +273,7 @@ def evaluate_config(config: ExperimentConfig | str | Path, on: str = "test", tra
     result = {
         "name": cfg.name,
         "on": on,
-        "metrics": metrics_dict(table),
+        "metrics": metrics_by_name(table),
         "table": table.to_dicts(),
         "fingerprint": prepared.fingerprint,
     }
@@ -380,7 +318,7 @@ def evaluate_target(target: str, on: str = "test") -> dict[str, Any]:
     return {
         "name": cfg.name,
         "on": on,
-        "metrics": metrics_dict(table),
+        "metrics": metrics_by_name(table),
         "table": table.to_dicts(),
         "fingerprint": prepared.fingerprint,
         "model_dir": str(model_dir),

@@ -42,7 +42,7 @@ def _plots(rows: list[ExperimentRow], out_dir: Path, stem: str) -> list[tuple[st
     made: list[tuple[str, str]] = []
     # 1. Recall and NDCG vs k per model.
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("nrecall", "ndcg"), strict=True):
+    for ax, metric in zip(axes, ("recall", "ndcg"), strict=True):
         ks = _metric_ks(rows, metric)
         for r in rows:
             ax.plot(ks, [r.test.get(f"{metric}@{k}", float("nan")) for k in ks], marker="o", label=r.name)
@@ -108,7 +108,7 @@ def write_report(rows: list[ExperimentRow], name: str, command: str, out_dir: Pa
     plots = _plots(rows, out_dir, name)
     metric_cols = [
         m
-        for m in ("nrecall@20", "nrecall@50", "ndcg@10", "ndcg@100", "map@10", "coverage@10", "novelty@10")
+        for m in ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "map@10", "coverage@10", "novelty@10")
         if any(m in r.test for r in rows)
     ]
     header = ["experiment", "model", *[f"test {m}" for m in metric_cols], "val ndcg@10", "fit s", "MLflow run"]

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recsys.evaluation.batch import evaluate_fold
+from recsys.metrics import metrics_by_name
 from training.config import ExperimentConfig, ParamSpace, load_config
-from training.pipeline import _title_classes, evaluate_fold, fit, metrics_dict, prepare, train
+from training.pipeline import _title_classes, fit, prepare, train
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def tune(
         params = {name: _suggest(trial, name, space) for name, space in cfg.tune.space.items()}
         t = time.perf_counter()
         model = fit(prepared, params)
-        metrics = metrics_dict(evaluate_fold(model, val, cfg.metrics.ks, _title_classes(prepared, model)))
+        metrics = metrics_by_name(evaluate_fold(model, val, cfg.metrics.ks, _title_classes(prepared, model)))
         value = metrics[cfg.metrics.primary]
         history.append({"trial": trial.number, "params": params, "value": value, "seconds": time.perf_counter() - t})
         return value

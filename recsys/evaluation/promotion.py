@@ -1,5 +1,8 @@
 """What business filters and reading promotion cost in accuracy, on a synthetic city (issue 3 §4, §6).
 
+Two uses: ``yuedu evaluate promotion`` (:func:`promotion_costs`, the table below) and the
+``constrained`` rows of ``yuedu evaluate --dataset city`` (:func:`constrained_rows`).
+
 Protocol: train on the first 2.5 years, test on the last half-year (readers' later loans are the
 target). The library context (loan history for "already borrowed", booklists, copies) is built from
 data before the cut-off only, so no filter can peek at the test period. Rows:
@@ -28,7 +31,11 @@ from features.matrix import WeightingConfig
 from features.schema import table_path
 from features.splits import temporal_split
 from features.vocab import Vocabulary
+from recsys.base import Recommender
 from recsys.context import CONTEXT_TABLES, LibraryContext
+from recsys.evaluation.batch import LIST_LENGTH
+from recsys.evaluation.matrices import PrunedMatrices
+from recsys.evaluation.results import SeedResult, scored
 from recsys.filters import FilterConfig, allowed_titles, build_exclusions
 from recsys.metrics import evaluate
 from recsys.models import make_model
@@ -47,7 +54,9 @@ PROMOTION_SETTINGS: dict[str, PromotionConfig] = {
     ),
     "booklists + local + new arrivals": PromotionConfig(mmr_lambda=1.0, novelty_exponent=0.0),
 }
-METRICS = ("recall", "ndcg", "coverage", "novelty", "diversity")
+#: Columns of the table, at cut-off ``n`` (names of :mod:`recsys.metrics`; the recall here is the
+#: unnormalised one, hits / |target|).
+METRICS = ("recall_unnormalised", "ndcg", "coverage", "novelty", "diversity")
 
 
 def _context(data_dir: Path, cutoff: datetime, titles: Vocabulary, readers: Vocabulary) -> LibraryContext:
@@ -100,7 +109,7 @@ def promotion_costs(
     model_params: dict | None = None,
     n: int = 10,
 ) -> tuple[pl.DataFrame, dict]:
-    """One row per setting with recall/NDCG/coverage/novelty/diversity at ``n`` and deltas."""
+    """One row per setting with :data:`METRICS` at ``n`` and deltas against filters-only."""
     d = Path(data_dir)
     t0 = time.perf_counter()
     events = load_interactions(d).collect()
@@ -144,7 +153,7 @@ def promotion_costs(
     ref = table.filter(pl.col("setting") == "filters on").row(0, named=True)
     table = table.with_columns(
         (pl.col("ndcg") - ref["ndcg"]).alias("Δndcg vs filters"),
-        (pl.col("recall") - ref["recall"]).alias("Δrecall vs filters"),
+        (pl.col("recall_unnormalised") - ref["recall_unnormalised"]).alias("Δrecall_unnormalised vs filters"),
         (pl.col("diversity") - ref["diversity"]).alias("Δdiversity vs filters"),
     )
     info = {
@@ -189,3 +198,28 @@ def write_markdown(table: pl.DataFrame, info: dict, path: Path, command: str) ->
     ]
     path.write_text("\n".join(lines))
     return path
+
+
+def constrained_rows(
+    name: str,
+    model: Recommender,
+    data: PrunedMatrices,
+    data_dir: Path,
+    cutoff: datetime,
+    seed: int,
+    target: sp.csr_matrix,
+) -> list[SeedResult]:
+    """Rows ``<name>+filters`` and ``<name>+filters+promotion`` (kind ``constrained``): the test
+    model's lists as the app shows them on the cut-off date (already borrowed, availability at the
+    reader's branch or by delivery, audience, withdrawn; then the default reading promotion), scored
+    against the same target. The context is built from data before ``cutoff`` only."""
+    readers = list(data.full.folds["test"].foldin.readers.ids)
+    got = constrained_recommendations(
+        model, data.foldin["test"], data.train.titles, readers, data_dir, cutoff, LIST_LENGTH
+    )
+    out = []
+    for setting, recs in got.items():
+        full = np.where(recs >= 0, data.kept[np.maximum(recs, 0)], -1).astype(np.int32)
+        params = {"model": name, "setting": setting}
+        out.append(scored(seed, f"{name}+{setting}", "constrained", full, target, params=params))
+    return out

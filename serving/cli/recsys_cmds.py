@@ -3,7 +3,7 @@
 Two modes:
 
 * ``yuedu evaluate --dataset movielens|sco|city --protocol strong|temporal --models ...`` runs the
-  protocol of :mod:`recsys.evaluation` over several seeds, prints one table (mean ± std per metric
+  protocol of :mod:`recsys.evaluation.study` over several seeds, prints one table (mean ± std per metric
   per model, baseline rows included) and writes ``experiments/results/<dataset>[-<protocol>].md``
   and ``.json``;
 * ``yuedu evaluate CONFIG|MODEL_URI`` (an experiment ``.toml`` or a ``runs:/`` / ``models:/`` URI)
@@ -117,13 +117,14 @@ def _evaluate_dataset(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from features.datasets import DatasetError, load_dataset
-    from recsys.evaluation import EvaluationError, RunConfig, run_evaluation
+    from recsys.evaluation.protocols import EvaluationError
+    from recsys.evaluation.study import RunConfig, run_evaluation
 
     err = Console(stderr=True)
     if seeds < 1:
         err.print("error: --seeds must be >= 1", markup=False)
         raise typer.Exit(2)
-    kind = {"movielens": "movielens", "sco": "sco", "city": "synth"}.get(dataset)
+    kind = dataset if dataset in ("movielens", "sco", "city") else None
     if kind is None:
         err.print(f"error: unknown --dataset {dataset!r}; expected movielens, sco or city", markup=False)
         raise typer.Exit(2)
@@ -157,7 +158,7 @@ def results_table(report: dict[str, Any]):
     """A rich table: one row per model, ``mean ± std`` per metric."""
     from rich.table import Table
 
-    from recsys.evaluation import METRICS
+    from recsys.evaluation.batch import METRICS
 
     table = Table(title=f"{report['dataset']} / {report['protocol']} ({len(report['seeds'])} seeds)")
     table.add_column("model")
@@ -171,7 +172,8 @@ def results_table(report: dict[str, Any]):
 
 def markdown(report: dict[str, Any]) -> str:
     """The results report as Markdown: command, machine, table, comparison, chosen parameters."""
-    from recsys.evaluation import METRICS, POOLED_SELECTION
+    from recsys.evaluation.batch import METRICS
+    from recsys.evaluation.tuning import POOLED_SELECTION
 
     lines = [
         f"# Evaluation: {report['dataset']} / {report['protocol']}",
@@ -264,9 +266,9 @@ def promotion_report_cmd(
     from rich.table import Table
 
     from features.datasets import load_dataset
-    from recsys.promotion_eval import promotion_costs, write_markdown
+    from recsys.evaluation.promotion import promotion_costs, write_markdown
 
-    data_dir = data or load_dataset("synth", profile=profile).data_dir
+    data_dir = data or load_dataset("city", profile=profile).data_dir
     console = Console() if sys.stdout.isatty() else Console(width=150)
     with console.status("fitting, filtering, re-ranking"):
         table, info = promotion_costs(data_dir)

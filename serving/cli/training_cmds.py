@@ -107,12 +107,12 @@ def experiment_run(
 
         path, rows = run_experiments(configs, report_name, command, track=track, progress=_step)
     t = Table(title=f"{report_name} (test)")
-    for col in ("experiment", "ndcg@10", "nrecall@20", "nrecall@50", "coverage@10", "fit s"):
+    for col in ("experiment", "ndcg@10", "recall@20", "recall@50", "coverage@10", "fit s"):
         t.add_column(col)
     for r in sorted(rows, key=lambda r: -r.test.get("ndcg@10", 0)):
         t.add_row(
             r.name,
-            *(f"{r.test.get(m, float('nan')):.4f}" for m in ("ndcg@10", "nrecall@20", "nrecall@50", "coverage@10")),
+            *(f"{r.test.get(m, float('nan')):.4f}" for m in ("ndcg@10", "recall@20", "recall@50", "coverage@10")),
             f"{r.timings.get('fit_s', 0):.2f}",
         )
     console.print(t)

@@ -26,7 +26,7 @@ def random_case(seed: int, readers: int = 30, titles: int = 25, n: int = 8):
 
 def loop_reference(recs: np.ndarray, target: sp.csr_matrix, k: int) -> dict[str, float]:
     """Textbook definitions written as plain loops (tiny data only)."""
-    sums = {m: 0.0 for m in ("precision", "recall", "norm_recall", "ndcg", "map", "hit_rate")}
+    sums = {m: 0.0 for m in ("precision", "recall", "recall_unnormalised", "ndcg", "map", "hit_rate")}
     users = 0
     for u in range(recs.shape[0]):
         rel = set(target[u].indices.tolist())
@@ -37,8 +37,8 @@ def loop_reference(recs: np.ndarray, target: sp.csr_matrix, k: int) -> dict[str,
         hits = [1.0 if t >= 0 and t in rel else 0.0 for t in lst]
         h = sum(hits)
         sums["precision"] += h / k
-        sums["recall"] += h / len(rel)
-        sums["norm_recall"] += h / min(k, len(rel))
+        sums["recall"] += h / min(k, len(rel))  # normalised
+        sums["recall_unnormalised"] += h / len(rel)
         dcg = sum(x / math.log2(i + 2) for i, x in enumerate(hits))
         idcg = sum(1 / math.log2(i + 2) for i in range(min(k, len(rel))))
         sums["ndcg"] += dcg / idcg
@@ -70,9 +70,9 @@ def test_perfect_recommendations_score_one():
     recs = np.array([r[:10] for r in target_rows], dtype=np.int32)
     rows = np.repeat(np.arange(40), [len(r) for r in target_rows])
     target = sp.csr_matrix((np.ones(rows.size), (rows, np.concatenate(target_rows))), shape=(40, 50))
-    for name in ("precision", "norm_recall", "ndcg", "map", "hit_rate"):
+    for name in ("precision", "recall", "ndcg", "map", "hit_rate"):
         assert M.RANKING_METRICS[name](recs, target) == pytest.approx(1.0), name
-    assert M.recall_at_k(recs, target) < 1.0  # targets are longer than the list
+    assert M.unnormalised_recall_at_k(recs, target) < 1.0  # targets are longer than the list
 
 
 @settings(max_examples=40, deadline=None)
@@ -85,10 +85,10 @@ def test_metrics_bounded(seed, k, density):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no empty-mean warnings either
         table = M.evaluate(recs, target, ks=[k], title_class=np.arange(20) % 4, popularity=np.ones(20), n_readers=12)
-    for name in ("precision", "recall", "norm_recall", "ndcg", "map", "hit_rate", "coverage", "gini", "diversity"):
+    for name in ("precision", "recall", "recall_unnormalised", "ndcg", "map", "hit_rate", "coverage", "gini", "diversity"):
         v = table[name][0]
         assert v is None or math.isnan(v) or -1e-12 <= v <= 1 + 1e-12, (name, v)
-    assert M.normalized_recall_at_k(recs[:, :k], target) >= M.precision_at_k(recs[:, :k], target) - 1e-12 or (
+    assert M.recall_at_k(recs[:, :k], target) >= M.precision_at_k(recs[:, :k], target) - 1e-12 or (
         math.isnan(M.precision_at_k(recs[:, :k], target))
     )
 

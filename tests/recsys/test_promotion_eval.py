@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from recsys.promotion_eval import PROMOTION_SETTINGS, promotion_costs, write_markdown
+from recsys.evaluation.promotion import PROMOTION_SETTINGS, promotion_costs, write_markdown
 
 
 def test_promotion_costs_on_small_city(small_city, tmp_path):
@@ -15,7 +15,7 @@ def test_promotion_costs_on_small_city(small_city, tmp_path):
     expected |= {f"filters + {name}" for name in PROMOTION_SETTINGS}
     assert set(rows) == expected
     for r in rows.values():
-        for m in ("recall", "ndcg", "coverage", "diversity"):
+        for m in ("recall_unnormalised", "ndcg", "coverage", "diversity"):
             assert 0.0 <= r[m] <= 1.0, (r["setting"], m)
     # Diversity re-ranking spreads the lists over more CLC classes than filters alone.
     assert rows["filters + diversity only (MMR λ=0.5)"]["diversity"] > rows["filters on"]["diversity"]

@@ -8,8 +8,9 @@ import pytest
 from features.interactions import load_interactions
 from features.matrix import WeightingConfig
 from features.splits import temporal_split
+from recsys.evaluation.batch import evaluate_fold
+from recsys.metrics import metrics_by_name as metrics_dict
 from recsys.models import ALSRecommender, load_model, make_model
-from training.pipeline import evaluate_fold, metrics_dict
 
 pytestmark = pytest.mark.slow
 

@@ -41,10 +41,12 @@ from features.spark.interactions import SparkRatings, build_ratings, load_intera
 from features.spark.session import spark_session
 from features.splits import FoldMatrices, temporal_cutoffs
 from features.vocab import Vocabulary
+from recsys.evaluation.batch import evaluate_fold
+from recsys.metrics import metrics_by_name as metrics_dict
 from recsys.models.als import ALSRecommender
 from recsys.spark.als import SparkALS
 from training.config import ConfigError, ExperimentConfig, load_config
-from training.pipeline import MODELS_DIR, TrainResult, evaluate_fold, metrics_dict, save_atomically
+from training.pipeline import MODELS_DIR, TrainResult, save_atomically
 
 _log = logging.getLogger(__name__)
 
