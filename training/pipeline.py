@@ -124,7 +124,7 @@ def _param_names(model_name: str) -> list[str]:
 def fit(prepared: Prepared, params: dict[str, Any] | None = None) -> Recommender:
     """Fit the config's model on train; a hybrid also fits its blend weights on validation (and, on a
     strong-generalisation split, on the held-out readers of internal splits of the training readers:
-    :func:`recsys.evaluation.internal_splits`, as ``yuedu evaluate`` does)."""
+    :func:`recsys.evaluation.protocols.internal_splits`, as ``yuedu evaluate`` does)."""
     model = build_model(prepared.config, params)
     model.fit(prepared.matrices.train, prepared.titles)
     if prepared.config.model.name == "hybrid" and "validation" in prepared.matrices.folds:

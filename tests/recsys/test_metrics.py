@@ -85,7 +85,17 @@ def test_metrics_bounded(seed, k, density):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no empty-mean warnings either
         table = M.evaluate(recs, target, ks=[k], title_class=np.arange(20) % 4, popularity=np.ones(20), n_readers=12)
-    for name in ("precision", "recall", "recall_unnormalised", "ndcg", "map", "hit_rate", "coverage", "gini", "diversity"):
+    for name in (
+        "precision",
+        "recall",
+        "recall_unnormalised",
+        "ndcg",
+        "map",
+        "hit_rate",
+        "coverage",
+        "gini",
+        "diversity",
+    ):
         v = table[name][0]
         assert v is None or math.isnan(v) or -1e-12 <= v <= 1 + 1e-12, (name, v)
     assert M.recall_at_k(recs[:, :k], target) >= M.precision_at_k(recs[:, :k], target) - 1e-12 or (
@@ -169,3 +179,21 @@ def test_hit_matrix_validates_shapes():
     with pytest.raises(ValueError, match="reader rows"):
         M.hit_matrix(np.zeros((3, 2), dtype=int), sp.csr_matrix((4, 5)))
     assert not M.hit_matrix(np.full((2, 3), -1), sp.csr_matrix(np.ones((2, 5)))).any()
+
+
+def test_metric_names_are_metric_at_k_everywhere():
+    recs, target = random_case(4)
+    values = M.metric_values(recs, target, ["recall@5", "recall_unnormalised@5", "ndcg@8", "coverage@8"])
+    assert values["recall@5"] == M.recall_at_k(recs, target, 5)
+    assert values["recall_unnormalised@5"] == M.unnormalised_recall_at_k(recs, target, 5)
+    assert values["ndcg@8"] == M.ndcg_at_k(recs, target, 8)
+    assert values["coverage@8"] == M.catalogue_coverage(recs, target.shape[1], 8)
+    named = M.metrics_by_name(M.evaluate(recs, target, ks=[5, 8]))
+    for name, value in values.items():
+        assert named[name] == pytest.approx(value, abs=0), name
+    assert {n.partition("@")[0] for n in named if "@" in n} <= set(M.METRIC_NAMES)
+    assert M.parse_metric_name("map@10") == ("map", 10)
+    with pytest.raises(ValueError, match="now called 'recall'"):
+        M.parse_metric_name("nrecall@20")
+    with pytest.raises(ValueError, match="<metric>@<k>"):
+        M.parse_metric_name("auc@10")

@@ -16,7 +16,7 @@ def _config(**model) -> ExperimentConfig:
     return ExperimentConfig(
         name="spark_city_als",
         seed=5,
-        dataset={"kind": "synth", "profile": "small", "synth_seed": 7},
+        dataset={"kind": "city", "profile": "small", "synth_seed": 7},
         weighting={"half_life_days": 365.0},
         split={"protocol": "temporal", "cutoff": "2026-01-01", "val_cutoff": "2025-07-01"},
         model=model or {"name": "als", "params": {"factors": 16, "iterations": 8}},

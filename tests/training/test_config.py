@@ -63,3 +63,31 @@ def test_not_toml_and_missing_file(tmp_path):
         load_config(_write(tmp_path, "name = "))
     with pytest.raises(ConfigError, match="no such config"):
         load_config(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    "edit,key,new_name",
+    [
+        (lambda s: s.replace('kind = "dir"\npath = "/tmp/x"', 'kind = "synth"'), "dataset.kind", "'city'"),
+        (lambda s: s + "\n[metrics]\nprimary = 'nrecall@20'\n", "metrics", "'recall'"),
+    ],
+)
+def test_old_names_are_refused_with_their_new_name(tmp_path, edit, key, new_name):
+    path = _write(tmp_path, edit(GOOD))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg and key in msg and "now called" in msg and new_name in msg
+
+
+def test_split_config_is_the_evaluation_stack_protocol(tmp_path):
+    from datetime import datetime
+
+    from recsys.evaluation.protocols import Protocol, study_protocol
+
+    cfg = load_config(_write(tmp_path, GOOD))
+    # the pipeline's default [split] is the study's strong protocol
+    assert cfg.split.to_protocol() == study_protocol("movielens", "strong", None)
+    temporal = cfg.split.model_copy(update={"protocol": "temporal", "cutoff": "2026-01-01", "val_cutoff": "2025-07-01"})
+    assert temporal.to_protocol() == Protocol("temporal", cutoff=datetime(2026, 1, 1), val_cutoff=datetime(2025, 7, 1))
+    assert cfg.split.model_copy(update={"protocol": "leave_last", "n": 2}).to_protocol() == Protocol("leave_last", n=2)
