@@ -32,7 +32,7 @@ def recommend_fold(model: Recommender, data: PrunedMatrices, fold: str, n: int =
     """Top-``n`` full-vocabulary title columns for the fold's readers from their fold-in."""
     hist = data.foldin[fold]
     ids, _ = model.recommend(None, n, history=hist)
-    return np.where(ids >= 0, data.kept[np.maximum(ids, 0)], -1).astype(np.int32)
+    return data.full_columns(ids)
 
 
 def activity_segments(history: sp.csr_matrix) -> np.ndarray:

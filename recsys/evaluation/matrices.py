@@ -63,6 +63,10 @@ class PrunedMatrices:
     kept: np.ndarray
     full: SplitMatrices
 
+    def full_columns(self, ids: np.ndarray) -> np.ndarray:
+        """Title columns of the pruned matrices (``-1`` padding kept) as columns of the full vocabulary."""
+        return np.where(ids >= 0, self.kept[np.maximum(ids, 0)], -1).astype(np.int32)
+
 
 def prune(full: SplitMatrices, min_title_readers: int) -> PrunedMatrices:
     """Keep titles with at least ``min_title_readers`` distinct training readers."""

@@ -219,7 +219,7 @@ def constrained_rows(
     )
     out = []
     for setting, recs in got.items():
-        full = np.where(recs >= 0, data.kept[np.maximum(recs, 0)], -1).astype(np.int32)
+        full = data.full_columns(recs)
         params = {"model": name, "setting": setting}
         out.append(scored(seed, f"{name}+{setting}", "constrained", full, target, params=params))
     return out

@@ -153,7 +153,7 @@ def _tune_ease(
         spectrum = EASESpectrum(data.train.matrix, threads)
         for lam, scores in spectrum.scores(hist, lambdas):
             ids, _ = top_n_dense(scores, LIST_LENGTH, hist, allowed)
-            val = metric_row(np.where(ids >= 0, data.kept[np.maximum(ids, 0)], -1).astype(np.int32), target)
+            val = metric_row(data.full_columns(ids), target)
             _log.debug("tune ease %s lambda %g: ndcg@10 %.4f", choice.name, lam, val[SELECTION_METRIC])
             current = best.get(choice.name)
             if current is None or val[SELECTION_METRIC] > current.validation[SELECTION_METRIC]:
