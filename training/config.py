@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.errors import InvalidInput
+
 if TYPE_CHECKING:
     from recsys.evaluation.protocols import Protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A config file that cannot be used; the message names the file and the key."""
 
 

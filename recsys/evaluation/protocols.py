@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from features.datasets import Dataset
+from features.errors import InvalidInput
 from features.interactions import standardise
 from features.splits import EvalFold, Split, leave_last_n, strong_generalization, temporal_split
 
@@ -40,7 +41,7 @@ HYBRID_INTERNAL_SPLITS = 2
 HYBRID_INTERNAL_SHARE = 0.15
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InvalidInput):
     """An evaluation cannot run as asked (unknown data set / protocol / model, empty fold...)."""
 
 
