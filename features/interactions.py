@@ -14,11 +14,17 @@ channel       loan channel (``counter``, ``self_service``, ...), ``ebook_downloa
 renewals      loan renewals, 0 for everything else
 value         explicit value (a star rating); 1.0 for plain events
 ============  ============================================================================
+
+:func:`events_from_tables` does the same for tables already in memory, and can keep the branch a
+loan was made at: the library context (``recsys.context``) builds its reading history and
+per-branch popularity from it, and ``features.describe`` its summary, so how a loan, a renewal or an
+e-book event becomes a reading event is written once, here.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +38,10 @@ _log = logging.getLogger(__name__)
 DEFAULT_CHANNEL = "event"
 #: Prefix of e-book event channels (``ebook_download``, ``ebook_read``).
 EBOOK_CHANNEL_PREFIX = "ebook_"
+#: The tables whose rows are reader–title events, in the order their events are concatenated.
+EVENT_TABLES: tuple[str, ...] = ("loans", "ebook_events", "interactions")
+#: Extra column of :func:`events_from_tables` with ``with_branch``: the branch a loan was made at.
+BRANCH_COLUMN = "branch_id"
 
 
 def standardise(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -40,29 +50,49 @@ def standardise(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     Absent or null optional fields get their neutral values: channel ``"event"``, renewals 0,
     value 1.0; ``occurred_at`` stays null when unknown.
     """
-    conformed = conform(frame.lazy(), INTERACTIONS.name)
-    return conformed.with_columns(
+    return _fill_neutral(conform(frame.lazy(), INTERACTIONS.name))
+
+
+def _fill_neutral(events: pl.LazyFrame) -> pl.LazyFrame:
+    return events.with_columns(
         pl.col("channel").fill_null(DEFAULT_CHANNEL),
         pl.col("renewals").fill_null(0),
         pl.col("value").fill_null(1.0),
     )
 
 
-def _from_loans(data_dir: Path) -> pl.LazyFrame:
-    loans = conform(scan_table(data_dir, "loans"), "loans")
-    return loans.select(
+def _event_schema(with_branch: bool) -> dict[str, pl.DataType]:
+    schema = dict(INTERACTIONS.polars_schema)
+    if with_branch:
+        schema[BRANCH_COLUMN] = pl.String()
+    return schema
+
+
+def _conform_events(events: pl.LazyFrame, with_branch: bool) -> pl.LazyFrame:
+    """``events`` cast to the interactions columns (+ the branch), absent ones as nulls."""
+    names = events.collect_schema().names()
+    return events.select(
+        (pl.col(n) if n in names else pl.lit(None)).cast(dtype).alias(n)
+        for n, dtype in _event_schema(with_branch).items()
+    )
+
+
+def _loan_events(loans: pl.LazyFrame) -> pl.LazyFrame:
+    """A loan is an event at ``borrowed_at`` with its channel and renewals, at its branch."""
+    return conform(loans, "loans").select(
         "reader_id",
         "title_id",
         pl.col("borrowed_at").alias("occurred_at"),
         "channel",
         "renewals",
         pl.lit(1.0).alias("value"),
+        BRANCH_COLUMN,
     )
 
 
-def _from_ebook_events(data_dir: Path) -> pl.LazyFrame:
-    events = scan_table(data_dir, "ebook_events")
-    return events.select(
+def _ebook_events(events: pl.LazyFrame) -> pl.LazyFrame:
+    """An e-book event has channel ``ebook_<action>``, no renewals and no branch."""
+    return conform(events, "ebook_events").select(
         "reader_id",
         "title_id",
         "occurred_at",
@@ -70,6 +100,36 @@ def _from_ebook_events(data_dir: Path) -> pl.LazyFrame:
         pl.lit(0).alias("renewals"),
         pl.lit(1.0).alias("value"),
     )
+
+
+def _generic_events(interactions: pl.LazyFrame) -> pl.LazyFrame:
+    """A generic ``interactions`` table already holds events (and no branch)."""
+    return interactions
+
+
+_EVENTS_OF = {"loans": _loan_events, "ebook_events": _ebook_events, "interactions": _generic_events}
+
+
+def events_from_tables(tables: Mapping[str, pl.DataFrame | pl.LazyFrame], *, with_branch: bool = False) -> pl.LazyFrame:
+    """Every reader–title event of the given tables, concatenated, in the ``interactions`` schema.
+
+    Only the :data:`EVENT_TABLES` among ``tables`` are read, in that order (loans, e-book events,
+    generic interactions), every row of each; which tables a data directory contributes is the
+    caller's choice (:func:`load_interactions` prefers a generic table over the loans). Null
+    optional fields get their neutral values, as in :func:`standardise`.
+
+    Args:
+        tables: frames keyed by table name, conformed to their schema or not.
+        with_branch: also return :data:`BRANCH_COLUMN`, the branch a loan was made at (null for
+            e-book and generic events).
+    """
+    # conform each part first so that the concatenation sees identical schemas
+    parts = [
+        _conform_events(_EVENTS_OF[name](tables[name].lazy()), with_branch) for name in EVENT_TABLES if name in tables
+    ]
+    if not parts:
+        return pl.LazyFrame(schema=_event_schema(with_branch))
+    return _fill_neutral(pl.concat(parts, how="vertical"))
 
 
 def load_interactions(
@@ -94,20 +154,15 @@ def load_interactions(
     """
     d = Path(data_dir)
     if table_path(d, "interactions").exists():
-        lf = scan_table(d, "interactions")
-        source = "interactions"
+        sources = ["interactions"]
     elif table_path(d, "loans").exists():
-        parts = [_from_loans(d)]
-        source = "loans"
+        sources = ["loans"]
         if include_ebooks and table_path(d, "ebook_events").exists():
-            parts.append(_from_ebook_events(d))
-            source = "loans+ebook_events"
-        # conform each part first so that the concatenation sees identical schemas
-        lf = pl.concat([conform(p, INTERACTIONS.name) for p in parts], how="vertical")
+            sources.append("ebook_events")
     else:
         raise FileNotFoundError(f"{d}: no interactions.parquet or loans.parquet: not a yuedu data directory")
-    _log.debug("interactions of %s from %s", d, source)
-    lf = standardise(lf)
+    _log.debug("interactions of %s from %s", d, "+".join(sources))
+    lf = events_from_tables({name: scan_table(d, name) for name in sources})
     if start is not None:
         lf = lf.filter(pl.col("occurred_at") >= pl.lit(start).cast(pl.Datetime("us")))
     if end is not None:

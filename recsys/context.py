@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from features.interactions import BRANCH_COLUMN, events_from_tables
 from features.schema import AGE_BANDS, AUDIENCES, CARD_TYPES, CLC_TOP_CLASSES, TABLES, conform, table_path
 from features.vocab import Vocabulary
 
@@ -174,138 +175,30 @@ class LibraryContext:
         """
         f = {name: conform(frames[name], name) if name in frames else TABLES[name].empty() for name in CONTEXT_TABLES}
         has_holdings = "copies" in frames
-        n_t, n_r = len(titles), len(readers)
-        branch_ids = pl.concat([f["branches"]["branch_id"], f["copies"]["branch_id"], f["readers"]["home_branch_id"]])
-        branches = Vocabulary(
-            pl.concat([f["branches"]["branch_id"], Vocabulary.from_values(branch_ids).series])
-            .drop_nulls()
-            .unique(maintain_order=True),
-            "branch_id",
-        )
-        n_b = len(branches)
-
-        # --- titles
-        t = _align(f["titles"], "title_id", titles)
-        fmt = t["format"].fill_null("print")
-        digital = fmt.is_in(list(DIGITAL_FORMATS)).to_numpy()
-        added = t["added_at"].cast(pl.Int32).fill_null(-1).to_numpy().astype(np.int32)
-        title_text = t["title"].fill_null(t["title_id"]).to_numpy()
-        author = t["author"].fill_null("").to_numpy()
-        clc_class = t["clc_class"].fill_null("").to_numpy()
-        clc_top = _codes(t["clc_class"].str.slice(0, 1), CLC_LETTERS)
-        audience = _codes(t["audience"], AUDIENCES)
-        local = t["local_literature"].fill_null(False).to_numpy()
-
-        # --- copies: on-shelf matrix and withdrawal
-        c = f["copies"]
-        if len(c):
-            c = c.with_columns(
-                pl.Series("t", titles.index(f["copies"]["title_id"])),
-                pl.Series("b", branches.index(f["copies"]["branch_id"])),
-            ).filter(pl.col("t") >= 0)
-            shelf = c.filter((pl.col("status") == "on_shelf") & (pl.col("b") >= 0))
-            on_shelf = sp.csr_matrix(
-                (np.ones(len(shelf), np.int32), (shelf["t"].to_numpy(), shelf["b"].to_numpy())), shape=(n_t, n_b)
-            )
-            on_shelf.sum_duplicates()
-            live = c.filter(~pl.col("status").is_in(list(GONE_STATUSES)))["t"].to_numpy()
-            live_count = np.bincount(live, minlength=n_t)
-        else:
-            on_shelf = sp.csr_matrix((n_t, n_b), dtype=np.int32)
-            live_count = np.zeros(n_t, np.int64)
-        withdrawn = (live_count == 0) & ~digital if has_holdings else np.zeros(n_t, bool)
-
-        # --- branches
-        br = _align(f["branches"], "branch_id", branches)
-        branch_name = br["name"].fill_null(br["branch_id"]).to_numpy()
-        branch_district = br["district"].fill_null("").to_numpy()
-        branch_delivers = br["delivers"].fill_null(False).to_numpy()
-
-        # --- readers
-        rd = _align(f["readers"], "reader_id", readers)
-        age_band = _codes(rd["age_band"], AGE_BANDS)
-        card_type = _codes(rd["card_type"], CARD_TYPES)
-        home = branches.index(rd["home_branch_id"].fill_null(""))
-        reader_district = np.where(home >= 0, branch_district[np.maximum(home, 0)] if n_b else "", "")
-
-        # --- history: loans, e-book events and generic interactions
-        ev = pl.concat(
-            [
-                f["loans"].select("reader_id", "title_id", "branch_id", pl.col("borrowed_at").alias("at")),
-                f["ebook_events"].select(
-                    "reader_id",
-                    "title_id",
-                    pl.lit(None, pl.String).alias("branch_id"),
-                    pl.col("occurred_at").alias("at"),
-                ),
-                f["interactions"].select(
-                    "reader_id",
-                    "title_id",
-                    pl.lit(None, pl.String).alias("branch_id"),
-                    pl.col("occurred_at").alias("at"),
-                ),
-            ]
-        )
-        r_idx = readers.index(ev["reader_id"]) if len(ev) else np.zeros(0, np.int32)
-        t_idx = titles.index(ev["title_id"]) if len(ev) else np.zeros(0, np.int32)
-        # Offset so that loans before 1970 (historical lending records) stay positive, i.e. stored;
-        # an event with an unknown date still counts as borrowed, "long ago" (value 1).
-        days = (ev["at"].dt.date().cast(pl.Int32) + HISTORY_OFFSET).fill_null(1).to_numpy().astype(np.int32)
-        known_t = t_idx >= 0
-        popularity = np.bincount(t_idx[known_t], minlength=n_t).astype(np.float64)
-        ok = known_t & (r_idx >= 0)
-        history = _latest(r_idx[ok], t_idx[ok], days[ok], (n_r, n_t))
-        b_idx = branches.index(ev["branch_id"].fill_null("")) if len(ev) else np.zeros(0, np.int32)
-        okb = known_t & (b_idx >= 0)
-        branch_loans = sp.csr_matrix((np.ones(int(okb.sum()), np.float32), (b_idx[okb], t_idx[okb])), shape=(n_b, n_t))
-        branch_loans.sum_duplicates()
-
-        # --- booklists
-        bl = f["booklists"]
-        bl_vocab = Vocabulary(bl["booklist_id"], "booklist_id") if len(bl) else Vocabulary([], "booklist_id")
-        items = f["booklist_items"]
-        li = bl_vocab.index(items["booklist_id"]) if len(items) else np.zeros(0, np.int32)
-        ti = titles.index(items["title_id"]) if len(items) else np.zeros(0, np.int32)
-        okl = (li >= 0) & (ti >= 0)
-        booklist_items = sp.csr_matrix((np.ones(int(okl.sum()), bool), (li[okl], ti[okl])), shape=(len(bl_vocab), n_t))
-
+        branches = _branch_vocabulary(f)
+        title_facts = _title_facts(f["titles"], titles)
+        branch_facts = _branch_facts(f["branches"], branches)
         ctx = cls(
             titles=titles,
             readers=readers,
             branches=branches,
             today=today,
-            title_text=title_text,
-            author=author,
-            clc_class=clc_class,
-            clc_top=clc_top,
-            audience=audience,
-            added_at=added,
-            local_literature=local,
-            digital=digital,
-            withdrawn=withdrawn,
-            popularity=popularity,
-            on_shelf=on_shelf,
-            branch_loans=branch_loans,
-            branch_name=branch_name,
-            branch_district=branch_district,
-            branch_delivers=branch_delivers,
-            reader_age_band=age_band,
-            reader_card_type=card_type,
-            reader_home_branch=home.astype(np.int32),
-            reader_district=reader_district,
-            history=history,
-            booklists=bl,
-            booklist_items=booklist_items,
+            **title_facts,
+            **_holdings(f["copies"], titles, branches, title_facts["digital"], has_holdings),
+            **_reading_history(f, titles, readers, branches),
+            **branch_facts,
+            **_reader_facts(f["readers"], readers, branches, branch_facts["branch_district"]),
+            **_booklists(f["booklists"], f["booklist_items"], titles),
             has_holdings=has_holdings,
         )
         _log.info(
             "context: %d titles (%d withdrawn, %d digital), %d readers, %d branches, %d booklists (%d active on %s)",
-            n_t,
-            int(withdrawn.sum()),
-            int(digital.sum()),
-            n_r,
-            n_b,
-            len(bl),
+            len(titles),
+            int(ctx.withdrawn.sum()),
+            int(ctx.digital.sum()),
+            len(readers),
+            len(branches),
+            len(ctx.booklists),
             int(ctx.active_booklists().sum()),
             today,
         )
@@ -478,6 +371,119 @@ class LibraryContext:
         """Readable CLC top-class name of a title ('Literature'), or its raw class."""
         top = int(self.clc_top[title_row])
         return CLC_TOP_CLASSES[CLC_LETTERS[top]] if top >= 0 else str(self.clc_class[title_row])
+
+
+# ---------------------------------------------------------------------- builders of from_frames
+# Each takes conformed frames and returns keyword arguments of LibraryContext (its field names).
+
+
+def _branch_vocabulary(f: dict[str, pl.DataFrame]) -> Vocabulary:
+    """Branches of the ``branches`` table in its order, then any other branch a copy or a reader names."""
+    branch_ids = pl.concat([f["branches"]["branch_id"], f["copies"]["branch_id"], f["readers"]["home_branch_id"]])
+    return Vocabulary(
+        pl.concat([f["branches"]["branch_id"], Vocabulary.from_values(branch_ids).series])
+        .drop_nulls()
+        .unique(maintain_order=True),
+        "branch_id",
+    )
+
+
+def _title_facts(titles_table: pl.DataFrame, titles: Vocabulary) -> dict[str, np.ndarray]:
+    """Catalogue facts per title row: text, author, classes, audience, date added, format."""
+    t = _align(titles_table, "title_id", titles)
+    return {
+        "title_text": t["title"].fill_null(t["title_id"]).to_numpy(),
+        "author": t["author"].fill_null("").to_numpy(),
+        "clc_class": t["clc_class"].fill_null("").to_numpy(),
+        "clc_top": _codes(t["clc_class"].str.slice(0, 1), CLC_LETTERS),
+        "audience": _codes(t["audience"], AUDIENCES),
+        "added_at": t["added_at"].cast(pl.Int32).fill_null(-1).to_numpy().astype(np.int32),
+        "local_literature": t["local_literature"].fill_null(False).to_numpy(),
+        "digital": t["format"].fill_null("print").is_in(list(DIGITAL_FORMATS)).to_numpy(),
+    }
+
+
+def _holdings(
+    copies: pl.DataFrame, titles: Vocabulary, branches: Vocabulary, digital: np.ndarray, has_holdings: bool
+) -> dict[str, object]:
+    """Availability from the copies: on-shelf copies per (title, branch) and withdrawn print titles."""
+    n_t, n_b = len(titles), len(branches)
+    if len(copies):
+        c = copies.with_columns(
+            pl.Series("t", titles.index(copies["title_id"])),
+            pl.Series("b", branches.index(copies["branch_id"])),
+        ).filter(pl.col("t") >= 0)
+        shelf = c.filter((pl.col("status") == "on_shelf") & (pl.col("b") >= 0))
+        on_shelf = sp.csr_matrix(
+            (np.ones(len(shelf), np.int32), (shelf["t"].to_numpy(), shelf["b"].to_numpy())), shape=(n_t, n_b)
+        )
+        on_shelf.sum_duplicates()
+        live = c.filter(~pl.col("status").is_in(list(GONE_STATUSES)))["t"].to_numpy()
+        live_count = np.bincount(live, minlength=n_t)
+    else:
+        on_shelf = sp.csr_matrix((n_t, n_b), dtype=np.int32)
+        live_count = np.zeros(n_t, np.int64)
+    withdrawn = (live_count == 0) & ~digital if has_holdings else np.zeros(n_t, bool)
+    return {"on_shelf": on_shelf, "withdrawn": withdrawn}
+
+
+def _reading_history(
+    f: dict[str, pl.DataFrame], titles: Vocabulary, readers: Vocabulary, branches: Vocabulary
+) -> dict[str, object]:
+    """Popularity, each reader's latest event per title, and loans per branch, from every event of
+    ``features.interactions.events_from_tables`` (loans, e-book events, generic interactions)."""
+    n_t, n_r, n_b = len(titles), len(readers), len(branches)
+    ev = events_from_tables(f, with_branch=True).select("reader_id", "title_id", BRANCH_COLUMN, "occurred_at").collect()
+    r_idx = readers.index(ev["reader_id"]) if len(ev) else np.zeros(0, np.int32)
+    t_idx = titles.index(ev["title_id"]) if len(ev) else np.zeros(0, np.int32)
+    # Offset so that loans before 1970 (historical lending records) stay positive, i.e. stored;
+    # an event with an unknown date still counts as borrowed, "long ago" (value 1).
+    days = (ev["occurred_at"].dt.date().cast(pl.Int32) + HISTORY_OFFSET).fill_null(1).to_numpy().astype(np.int32)
+    known_t = t_idx >= 0
+    ok = known_t & (r_idx >= 0)
+    b_idx = branches.index(ev[BRANCH_COLUMN].fill_null("")) if len(ev) else np.zeros(0, np.int32)
+    okb = known_t & (b_idx >= 0)
+    branch_loans = sp.csr_matrix((np.ones(int(okb.sum()), np.float32), (b_idx[okb], t_idx[okb])), shape=(n_b, n_t))
+    branch_loans.sum_duplicates()
+    return {
+        "popularity": np.bincount(t_idx[known_t], minlength=n_t).astype(np.float64),
+        "history": _latest(r_idx[ok], t_idx[ok], days[ok], (n_r, n_t)),
+        "branch_loans": branch_loans,
+    }
+
+
+def _branch_facts(branches_table: pl.DataFrame, branches: Vocabulary) -> dict[str, np.ndarray]:
+    """Name, district and home delivery per branch row."""
+    br = _align(branches_table, "branch_id", branches)
+    return {
+        "branch_name": br["name"].fill_null(br["branch_id"]).to_numpy(),
+        "branch_district": br["district"].fill_null("").to_numpy(),
+        "branch_delivers": br["delivers"].fill_null(False).to_numpy(),
+    }
+
+
+def _reader_facts(
+    readers_table: pl.DataFrame, readers: Vocabulary, branches: Vocabulary, branch_district: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Age band, card type, home branch and its district per reader row."""
+    rd = _align(readers_table, "reader_id", readers)
+    home = branches.index(rd["home_branch_id"].fill_null(""))
+    return {
+        "reader_age_band": _codes(rd["age_band"], AGE_BANDS),
+        "reader_card_type": _codes(rd["card_type"], CARD_TYPES),
+        "reader_home_branch": home.astype(np.int32),
+        "reader_district": np.where(home >= 0, branch_district[np.maximum(home, 0)] if len(branches) else "", ""),
+    }
+
+
+def _booklists(booklists: pl.DataFrame, items: pl.DataFrame, titles: Vocabulary) -> dict[str, object]:
+    """The booklists and their booklist × title membership."""
+    bl_vocab = Vocabulary(booklists["booklist_id"], "booklist_id") if len(booklists) else Vocabulary([], "booklist_id")
+    li = bl_vocab.index(items["booklist_id"]) if len(items) else np.zeros(0, np.int32)
+    ti = titles.index(items["title_id"]) if len(items) else np.zeros(0, np.int32)
+    okl = (li >= 0) & (ti >= 0)
+    membership = sp.csr_matrix((np.ones(int(okl.sum()), bool), (li[okl], ti[okl])), shape=(len(bl_vocab), len(titles)))
+    return {"booklists": booklists, "booklist_items": membership}
 
 
 def _latest(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
