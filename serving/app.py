@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await state.batcher.aclose()
+            await state.coalescer.aclose()
 
     app = FastAPI(
         title="yuedu (悦读)",

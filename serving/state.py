@@ -30,7 +30,7 @@ from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
 from recsys.service import RecommendationService
-from serving.batcher import RecommendationBatcher
+from serving.coalescer import RequestCoalescer
 from serving.metrics import Metrics
 from serving.security import parse_staff_users
 from serving.settings import Settings
@@ -92,8 +92,8 @@ class AppState:
     today: date
     bundle: ModelBundle | None = None
     last_reload_error: str | None = None
-    #: Batches concurrent recommendation requests; owns the one thread that touches the model.
-    batcher: RecommendationBatcher = field(default_factory=RecommendationBatcher)
+    #: Coalesces concurrent recommendation requests; owns the one thread that touches the model.
+    coalescer: RequestCoalescer = field(default_factory=RequestCoalescer)
     #: Serialises reloads (the swap itself is one attribute store; readers never lock).
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Registry lookup, replaceable in tests: alias -> (version, model loader).

@@ -40,7 +40,7 @@ async def recommendations(
         raise field_error("query.branch", f"unknown branch '{branch}'")
     svc = bundle.service
     cold = bundle.model.readers_.get(reader_id) is None and not svc.has_live_events(reader_id)
-    recs = await state.batcher.recommend(bundle, reader_id, n, branch, promotion)
+    recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
     return RecommendationsOut(
         reader_id=reader_id,
@@ -69,7 +69,7 @@ async def record_event(
 ) -> EventOut:
     """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
     try:
-        await state.batcher.call(bundle.service.record_event, reader_id, event.title_id)
+        await state.coalescer.call(bundle.service.record_event, reader_id, event.title_id)
     except UnknownTitleError:
         raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
     _log.info("event %s for %s", event.kind, pseudonymise(reader_id))

@@ -1,4 +1,4 @@
-"""Dynamic batching: concurrent requests are answered in batches, with the same lists as one by one."""
+"""Request coalescing: concurrent requests are answered in groups, with the same lists as one by one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serving.batcher import RecommendationBatcher
+from serving.coalescer import RequestCoalescer
 
 
 @pytest.fixture(scope="module")
@@ -14,34 +14,34 @@ def bundle(app):
     return app.state.yuedu.bundle
 
 
-def test_batched_answers_equal_single_answers(bundle):
+def test_coalesced_answers_equal_single_answers(bundle):
     readers = [str(r) for r in bundle.model.readers_.ids[:24]] + ["UNKNOWN-1", "UNKNOWN-2"]
-    batcher = RecommendationBatcher(max_batch=16)
+    coalescer = RequestCoalescer(max_readers=16)
 
     async def go():
         try:
-            return await asyncio.gather(*(batcher.recommend(bundle, r, 7, None, True) for r in readers))
+            return await asyncio.gather(*(coalescer.recommend(bundle, r, 7, None, True) for r in readers))
         finally:
-            await batcher.aclose()
+            await coalescer.aclose()
 
-    batched = asyncio.run(go())
+    coalesced = asyncio.run(go())
     single = [bundle.service.recommend_for_reader(r, n=7) for r in readers]
-    assert [[x.title_id for x in b] for b in batched] == [[x.title_id for x in s] for s in single]
-    assert max(batcher.batches) > 1 and max(batcher.batches) <= 16
-    assert sum(batcher.batches) == len(readers)
+    assert [[x.title_id for x in b] for b in coalesced] == [[x.title_id for x in s] for s in single]
+    assert max(coalescer.group_sizes) > 1 and max(coalescer.group_sizes) <= 16
+    assert sum(coalescer.group_sizes) == len(readers)
 
 
 def test_groups_never_mix_parameters(bundle):
     reader = str(bundle.model.readers_.ids[0])
-    batcher = RecommendationBatcher()
+    coalescer = RequestCoalescer()
 
     async def go():
         try:
             return await asyncio.gather(
-                batcher.recommend(bundle, reader, 3, None, True), batcher.recommend(bundle, reader, 9, None, False)
+                coalescer.recommend(bundle, reader, 3, None, True), coalescer.recommend(bundle, reader, 9, None, False)
             )
         finally:
-            await batcher.aclose()
+            await coalescer.aclose()
 
     short, long_ = asyncio.run(go())
     assert len(short) == 3 and len(long_) == 9
@@ -50,7 +50,7 @@ def test_groups_never_mix_parameters(bundle):
     ]
 
 
-def test_a_failing_batch_fails_only_its_requests():
+def test_a_failing_group_fails_only_its_requests():
     class Service:
         def recommend_for_readers(self, ids, n, branch, promotion):
             if n == 13:
@@ -60,17 +60,17 @@ def test_a_failing_batch_fails_only_its_requests():
     class Bundle:
         service = Service()
 
-    batcher = RecommendationBatcher()
+    coalescer = RequestCoalescer()
 
     async def go():
         try:
             return await asyncio.gather(
-                batcher.recommend(Bundle, "a", 13, None, True),
-                batcher.recommend(Bundle, "b", 2, None, True),
+                coalescer.recommend(Bundle, "a", 13, None, True),
+                coalescer.recommend(Bundle, "b", 2, None, True),
                 return_exceptions=True,
             )
         finally:
-            await batcher.aclose()
+            await coalescer.aclose()
 
     bad, good = asyncio.run(go())
     assert isinstance(bad, ValueError) and good == ["b", "b"]
