@@ -280,6 +280,79 @@ def _history_rows(context: LibraryContext, rows: np.ndarray, extra_history: sp.c
     return sp.csr_matrix((np.ones(key.size, bool), c, indptr), shape=(k, n_t))
 
 
+@dataclass
+class _Evidence:
+    """The facts behind the reasons of one explain() call, for k readers × n recommended titles.
+
+    Per-recommendation facts are nested Python lists (``[i][j]``): the reasons are assembled one
+    title at a time, and a list index costs a fraction of a numpy scalar index.
+    """
+
+    #: [k][n] best history title row (-1 none), its co-readers, whether the model's similarity chose it.
+    because: list[list[int]]
+    co_readers: list[list[int]]
+    via_model: list[list[bool]]
+    #: [k][n] popular at the reader's branch / in the city; an on-shelf copy at the reader's branch.
+    at_branch: list[list[bool]]
+    in_city: list[list[bool]]
+    here: list[list[bool]]
+    #: [k] the reader has a history; branch row (-1 unknown); home delivery reaches the branch.
+    has_history: list[bool]
+    branches: list[int]
+    delivers: list[bool]
+    #: Per title (numpy): first active booklist row (-1 none); new arrival.
+    first_list: np.ndarray
+    new: np.ndarray
+    #: Booklist ids and names in row order.
+    list_ids: list[str]
+    list_names: list[str]
+
+
+def _gather_evidence(
+    context: LibraryContext,
+    rows: np.ndarray,
+    recs: np.ndarray,
+    branches: np.ndarray,
+    extra_history: sp.csr_matrix | None,
+    similar: SimilarFn | None,
+    on: date | None,
+    new_arrival_days: int,
+    popular_top: int,
+) -> _Evidence:
+    """Every fact :func:`explain` needs, computed with whole-array operations."""
+    hist = _history_rows(context, rows, extra_history)
+    because, co_readers, via_model = best_history_titles(context, hist, rows, recs, similar)
+    at_branch, in_city = _popular_masks(context, branches, recs, popular_top)
+    safe = np.where(recs >= 0, recs, 0)
+    here = np.zeros(recs.shape, bool)
+    okb = branches >= 0
+    if okb.any() and context.on_shelf.shape[1]:
+        here[okb] = context.on_shelf_at(branches[okb][:, None], safe[okb])
+    list_ids, list_names = context.memo(
+        "booklist_names",
+        lambda: (
+            (context.booklists["booklist_id"].to_list(), context.booklists["name"].to_list())
+            if len(context.booklists)
+            else ([], [])
+        ),
+    )
+    return _Evidence(
+        because=because.tolist(),
+        co_readers=co_readers.tolist(),
+        via_model=via_model.tolist(),
+        at_branch=at_branch.tolist(),
+        in_city=in_city.tolist(),
+        here=here.tolist(),
+        has_history=(np.diff(hist.indptr) > 0).tolist(),
+        branches=branches.tolist(),
+        delivers=np.where(okb, context.branch_delivers[np.maximum(branches, 0)], False).tolist(),
+        first_list=context.first_active_booklist(on),
+        new=context.new_arrivals(new_arrival_days, on),
+        list_ids=list_ids,
+        list_names=list_names,
+    )
+
+
 def explain(
     context: LibraryContext,
     reader_rows: np.ndarray,
@@ -306,86 +379,64 @@ def explain(
     """
     rows = np.asarray(reader_rows, dtype=np.int64)
     recs = np.asarray(title_rows, dtype=np.int64)
-    k, n = recs.shape
     branches = context.branch_of(rows) if branch_rows is None else np.asarray(branch_rows, dtype=np.int64)
+    ev = _gather_evidence(context, rows, recs, branches, extra_history, similar, on, new_arrival_days, popular_top)
+    return [[_title_reasons(context, ev, i, j, t) for j, t in enumerate(row)] for i, row in enumerate(recs.tolist())]
 
-    hist = _history_rows(context, rows, extra_history)
-    has_history = np.diff(hist.indptr) > 0
 
-    because, co_readers, via_model = best_history_titles(context, hist, rows, recs, similar)
-    at_branch, in_city = _popular_masks(context, branches, recs, popular_top)
+def _title_reasons(context: LibraryContext, ev: _Evidence, i: int, j: int, t: int) -> list[Reason]:
+    """The reasons, in display order, for recommendation ``j`` (title row ``t``, -1 none) of reader ``i``."""
+    if t < 0:
+        return []
+    reasons: list[Reason] = []
+    h = ev.because[i][j]
+    if h >= 0:
+        reasons += _history_reasons(context, ev, i, j, h)
+    bl = int(ev.first_list[t])
+    if bl >= 0:
+        reasons.append(Reason(ReasonCode.ON_BOOKLIST, f"On the «{ev.list_names[bl]}» list", ev.list_ids[bl]))
+    if ev.new[t]:
+        reasons.append(Reason(ReasonCode.NEW_ARRIVAL, f"New arrival in {context.class_name(t)}"))
+    if context.local_literature[t]:
+        reasons.append(Reason(ReasonCode.LOCAL_LITERATURE, "Local literature from the City Memory collection"))
+    if h < 0 or not ev.has_history[i]:
+        if ev.at_branch[i][j]:
+            b = ev.branches[i]
+            reasons.append(
+                Reason(ReasonCode.POPULAR_AT_BRANCH, f"Popular at {context.branch_name[b]}", context.branch_ids[b])
+            )
+        elif ev.in_city[i][j]:
+            reasons.append(Reason(ReasonCode.POPULAR_IN_CITY, "Popular in the city"))
+    access = _access_reason(context, ev, i, j, t)
+    if access is not None:
+        reasons.append(access)
+    return reasons
 
-    safe = np.where(recs >= 0, recs, 0)
-    first_list = context.first_active_booklist(on)
-    new = context.new_arrivals(new_arrival_days, on)
-    here = np.zeros((k, n), bool)
-    okb = branches >= 0
-    if okb.any() and context.on_shelf.shape[1]:
-        here[okb] = context.on_shelf_at(branches[okb][:, None], safe[okb])
-    anywhere_branch = context.first_shelf_branch
-    delivers = np.where(okb, context.branch_delivers[np.maximum(branches, 0)], False)
 
-    ids = context.title_ids
-    list_ids, list_names = context.memo(
-        "booklist_names",
-        lambda: (
-            (context.booklists["booklist_id"].to_list(), context.booklists["name"].to_list())
-            if len(context.booklists)
-            else ([], [])
-        ),
-    )
-    branch_ids = context.branch_ids
-    out: list[list[list[Reason]]] = []
-    for i in range(k):
-        row: list[list[Reason]] = []
-        for j in range(n):
-            t = int(recs[i, j])
-            if t < 0:
-                row.append([])
-                continue
-            reasons: list[Reason] = []
-            h = int(because[i, j])
-            if h >= 0:
-                name = context.title_text[h]
-                if via_model[i, j]:
-                    reasons.append(
-                        Reason(ReasonCode.BECAUSE_YOU_BORROWED, f"Similar to «{name}», which you borrowed", ids[h])
-                    )
-                else:
-                    reasons.append(Reason(ReasonCode.BECAUSE_YOU_BORROWED, f"Because you borrowed «{name}»", ids[h]))
-                    c = int(co_readers[i, j])
-                    who = "reader" if c == 1 else "readers"
-                    reasons.append(Reason(ReasonCode.ALSO_BORROWED, f"{c} {who} of «{name}» also borrowed it", ids[h]))
-            bl = int(first_list[t])
-            if bl >= 0:
-                reasons.append(Reason(ReasonCode.ON_BOOKLIST, f"On the «{list_names[bl]}» list", list_ids[bl]))
-            if new[t]:
-                reasons.append(Reason(ReasonCode.NEW_ARRIVAL, f"New arrival in {context.class_name(t)}"))
-            if context.local_literature[t]:
-                reasons.append(Reason(ReasonCode.LOCAL_LITERATURE, "Local literature from the City Memory collection"))
-            if h < 0 or not has_history[i]:
-                if at_branch[i, j]:
-                    b = int(branches[i])
-                    reasons.append(
-                        Reason(ReasonCode.POPULAR_AT_BRANCH, f"Popular at {context.branch_name[b]}", branch_ids[b])
-                    )
-                elif in_city[i, j]:
-                    reasons.append(Reason(ReasonCode.POPULAR_IN_CITY, "Popular in the city"))
-            if context.digital[t]:
-                reasons.append(Reason(ReasonCode.EBOOK, "Read it now as an e-book"))
-            elif here[i, j]:
-                b = int(branches[i])
-                reasons.append(
-                    Reason(ReasonCode.AVAILABLE_AT, f"Available now at {context.branch_name[b]}", branch_ids[b])
-                )
-            elif anywhere_branch[t] >= 0:
-                b = int(anywhere_branch[t])
-                if delivers[i]:
-                    reasons.append(Reason(ReasonCode.HOME_DELIVERY, "Home delivery available", branch_ids[b]))
-                else:
-                    reasons.append(
-                        Reason(ReasonCode.AVAILABLE_AT, f"Available now at {context.branch_name[b]}", branch_ids[b])
-                    )
-            row.append(reasons)
-        out.append(row)
-    return out
+def _history_reasons(context: LibraryContext, ev: _Evidence, i: int, j: int, h: int) -> list[Reason]:
+    """``because_you_borrowed`` (and ``also_borrowed`` when co-readers, not the model, found it)."""
+    name = context.title_text[h]
+    ref = context.title_ids[h]
+    if ev.via_model[i][j]:
+        return [Reason(ReasonCode.BECAUSE_YOU_BORROWED, f"Similar to «{name}», which you borrowed", ref)]
+    c = ev.co_readers[i][j]
+    who = "reader" if c == 1 else "readers"
+    return [
+        Reason(ReasonCode.BECAUSE_YOU_BORROWED, f"Because you borrowed «{name}»", ref),
+        Reason(ReasonCode.ALSO_BORROWED, f"{c} {who} of «{name}» also borrowed it", ref),
+    ]
+
+
+def _access_reason(context: LibraryContext, ev: _Evidence, i: int, j: int, t: int) -> Reason | None:
+    """How the reader gets the title now: e-book, on shelf at their branch, delivery, another branch."""
+    if context.digital[t]:
+        return Reason(ReasonCode.EBOOK, "Read it now as an e-book")
+    if ev.here[i][j]:
+        b = ev.branches[i]
+    elif context.first_shelf_branch[t] >= 0:
+        b = int(context.first_shelf_branch[t])
+        if ev.delivers[i]:
+            return Reason(ReasonCode.HOME_DELIVERY, "Home delivery available", context.branch_ids[b])
+    else:
+        return None
+    return Reason(ReasonCode.AVAILABLE_AT, f"Available now at {context.branch_name[b]}", context.branch_ids[b])
