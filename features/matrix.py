@@ -201,6 +201,83 @@ def _weight_expr(config: WeightingConfig, reference: datetime | None) -> pl.Expr
     return weight
 
 
+def _reference_time(lf: pl.LazyFrame, config: WeightingConfig) -> datetime | None:
+    """The time recency decay is measured from: the config's, else the latest event (None without decay).
+
+    Raises:
+        ValueError: recency decay is on and some events have no ``occurred_at``.
+    """
+    if config.half_life_days is None:
+        return config.reference_time
+    times = lf.select(
+        pl.col("occurred_at").null_count().alias("missing"), pl.col("occurred_at").max().alias("latest")
+    ).collect()
+    if times["missing"][0]:
+        raise ValueError(
+            f"interactions.occurred_at: {times['missing'][0]} events have no time, but recency "
+            f"decay (half_life_days={config.half_life_days}) needs one"
+        )
+    return config.reference_time if config.reference_time is not None else times["latest"][0]
+
+
+def _weighted_events(
+    lf: pl.LazyFrame, config: WeightingConfig, reference: datetime | None
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """``reader_id, title_id, weight`` (float32) of the events kept (value >= ``min_value``, weight > 0),
+    and the counts for ``meta``: ``events``, ``dropped_low_value``, ``dropped_zero_weight``."""
+    keep_value = pl.lit(True) if config.min_value is None else pl.col("value") >= config.min_value
+    events = lf.select(
+        "reader_id",
+        "title_id",
+        keep_value.alias("keep_value"),
+        _weight_expr(config, reference).cast(pl.Float32).alias("weight"),
+    ).collect()
+    n_events = events.height
+    dropped_low_value = n_events - int(events["keep_value"].sum())
+    events = events.filter(pl.col("keep_value"))
+    dropped_zero_weight = events.height - int((events["weight"] > 0).sum())
+    events = events.filter(pl.col("weight") > 0)
+    counts = {"events": n_events, "dropped_low_value": dropped_low_value, "dropped_zero_weight": dropped_zero_weight}
+    return events, counts
+
+
+def _index_events(
+    events: pl.DataFrame, readers: Vocabulary, titles: Vocabulary
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """``(rows, cols, weights)`` of the events inside both vocabularies, and the counts for ``meta``:
+    ``dropped_unknown_readers``, ``dropped_unknown_titles`` (events of known readers only)."""
+    rows = readers.index(events["reader_id"])
+    cols = titles.index(events["title_id"])
+    weights = events["weight"].to_numpy()
+    known_reader, known_title = rows >= 0, cols >= 0
+    dropped_readers = int(np.count_nonzero(~known_reader))
+    dropped_titles = int(np.count_nonzero(known_reader & ~known_title))
+    if dropped_readers or dropped_titles:
+        _log.info(
+            "build_matrix: dropped %d events of readers and %d events of titles outside the vocabularies",
+            dropped_readers,
+            dropped_titles,
+        )
+    keep = known_reader & known_title
+    if not keep.all():
+        rows, cols, weights = rows[keep], cols[keep], weights[keep]
+    return rows, cols, weights, {"dropped_unknown_readers": dropped_readers, "dropped_unknown_titles": dropped_titles}
+
+
+def _weights_to_csr(
+    rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, shape: tuple[int, int], config: WeightingConfig
+) -> sp.csr_matrix:
+    """One float32 CSR of the event weights: pairs summed (or maxed), optionally binarised and re-weighted."""
+    if config.aggregate == "max":
+        pairs = pl.DataFrame({"r": rows, "c": cols, "w": weights}).group_by("r", "c").agg(pl.col("w").max())
+        rows, cols, weights = (pairs[c].to_numpy() for c in ("r", "c", "w"))
+    # one COO -> CSR construction; scipy sums duplicate (reader, title) entries and sorts indices
+    m = sp.coo_matrix((weights, (rows, cols)), shape=shape, dtype=np.float32).tocsr()
+    if config.binarize:
+        m.data[:] = 1.0
+    return _apply_scheme(m, config)
+
+
 def build_matrix(
     interactions: pl.LazyFrame | pl.DataFrame,
     config: WeightingConfig | None = None,
@@ -227,73 +304,23 @@ def build_matrix(
     config = config or WeightingConfig()
     started = time.perf_counter()
     lf = standardise(interactions)
-
-    reference = config.reference_time
-    if config.half_life_days is not None:
-        times = lf.select(
-            pl.col("occurred_at").null_count().alias("missing"), pl.col("occurred_at").max().alias("latest")
-        ).collect()
-        if times["missing"][0]:
-            raise ValueError(
-                f"interactions.occurred_at: {times['missing'][0]} events have no time, but recency "
-                f"decay (half_life_days={config.half_life_days}) needs one"
-            )
-        if reference is None:
-            reference = times["latest"][0]
-
-    keep_value = pl.lit(True) if config.min_value is None else pl.col("value") >= config.min_value
-    events = lf.select(
-        "reader_id",
-        "title_id",
-        keep_value.alias("keep_value"),
-        _weight_expr(config, reference).cast(pl.Float32).alias("weight"),
-    ).collect()
-    n_events = events.height
-    dropped_low_value = n_events - int(events["keep_value"].sum())
-    events = events.filter(pl.col("keep_value"))
-    dropped_zero_weight = events.height - int((events["weight"] > 0).sum())
-    events = events.filter(pl.col("weight") > 0)
-
+    reference = _reference_time(lf, config)
+    events, event_counts = _weighted_events(lf, config, reference)
     readers = readers if readers is not None else Vocabulary.from_values(events["reader_id"], "reader_id")
     titles = titles if titles is not None else Vocabulary.from_values(events["title_id"], "title_id")
-    rows = readers.index(events["reader_id"])
-    cols = titles.index(events["title_id"])
-    weights = events["weight"].to_numpy()
-    known_reader, known_title = rows >= 0, cols >= 0
-    dropped_readers = int(np.count_nonzero(~known_reader))
-    dropped_titles = int(np.count_nonzero(known_reader & ~known_title))
-    if dropped_readers or dropped_titles:
-        _log.info(
-            "build_matrix: dropped %d events of readers and %d events of titles outside the vocabularies",
-            dropped_readers,
-            dropped_titles,
-        )
-    keep = known_reader & known_title
-    if not keep.all():
-        rows, cols, weights = rows[keep], cols[keep], weights[keep]
-
-    if config.aggregate == "max":
-        pairs = pl.DataFrame({"r": rows, "c": cols, "w": weights}).group_by("r", "c").agg(pl.col("w").max())
-        rows, cols, weights = (pairs[c].to_numpy() for c in ("r", "c", "w"))
-    # one COO -> CSR construction; scipy sums duplicate (reader, title) entries and sorts indices
-    m = sp.coo_matrix((weights, (rows, cols)), shape=(len(readers), len(titles)), dtype=np.float32).tocsr()
-    if config.binarize:
-        m.data[:] = 1.0
-    m = _apply_scheme(m, config)
+    rows, cols, weights, dropped = _index_events(events, readers, titles)
+    m = _weights_to_csr(rows, cols, weights, (len(readers), len(titles)), config)
 
     meta = {
         "weighting": config.model_dump(mode="json"),
         "reference_time": reference.isoformat() if reference is not None else None,
-        "events": n_events,
-        "dropped_low_value": dropped_low_value,
-        "dropped_zero_weight": dropped_zero_weight,
-        "dropped_unknown_readers": dropped_readers,
-        "dropped_unknown_titles": dropped_titles,
+        **event_counts,
+        **dropped,
         "nnz": int(m.nnz),
     }
     _log.debug(
         "build_matrix: %d events -> %dx%d, nnz %d in %.2fs",
-        n_events,
+        event_counts["events"],
         m.shape[0],
         m.shape[1],
         m.nnz,
