@@ -126,6 +126,66 @@ def parse_time(col: pl.Expr, numeric_unit: str) -> pl.Expr:
     return pl.when(as_number.is_not_null()).then(from_epoch).otherwise(pl.coalesce(*aware, *naive))
 
 
+def _parse_columns(
+    raw: pl.DataFrame, user_col: str, item_col: str, weight_col: str | None, time_col: str | None, notes: dict
+) -> pl.DataFrame:
+    """``raw`` plus ``reader_id``, ``title_id`` (trimmed, empty = null), ``value`` and ``occurred_at``
+    (null where unparseable); ``notes`` gets the time unit chosen."""
+    ids = [pl.col(c).cast(pl.String).str.strip_chars().replace("", None) for c in (user_col, item_col)]
+    df = raw.with_columns(ids[0].alias("reader_id"), ids[1].alias("title_id"))
+    if weight_col:
+        df = df.with_columns(
+            pl.col(weight_col).cast(pl.String).str.strip_chars().cast(pl.Float32, strict=False).alias("value")
+        )
+    else:
+        df = df.with_columns(pl.lit(1.0, dtype=pl.Float32).alias("value"))
+    if time_col:
+        numbers = raw.get_column(time_col).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+        unit = "ms" if numbers.drop_nulls().len() and numbers.median() > MILLISECONDS_THRESHOLD else "s"
+        notes["time_unit"] = f"epoch {unit} for numbers, else ISO-8601"
+        df = df.with_columns(parse_time(pl.col(time_col), unit).alias("occurred_at"))
+    else:
+        df = df.with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("occurred_at"))
+    return df
+
+
+def _row_checks(
+    user_col: str, item_col: str, weight_col: str | None, time_col: str | None
+) -> list[tuple[str, str, pl.Expr, str]]:
+    """``(field, reason_code, condition, message)`` of every reason a parsed row is rejected."""
+    checks: list[tuple[str, str, pl.Expr, str]] = [
+        (user_col, "MISSING_VALUE", pl.col("reader_id").is_null(), "empty user id"),
+        (item_col, "MISSING_VALUE", pl.col("title_id").is_null(), "empty item id"),
+    ]
+    if weight_col:
+        checks.append((weight_col, "BAD_TYPE", pl.col("value").is_null(), "weight is not a number"))
+    if time_col:
+        checks.append(
+            (time_col, "BAD_TYPE", pl.col("occurred_at").is_null(), "time is neither epoch seconds nor ISO-8601")
+        )
+    return checks
+
+
+def _item_titles(
+    items_file: str | Path, item_col: str, item_title_col: str | None, item_clc_class: str, encoding: str | None
+) -> pl.DataFrame:
+    """The ``titles`` table of an items file: one row per item id (first wins), with its title."""
+    items = read_table_file(items_file, sep=None, encoding=encoding, notes={})
+    title_col = item_title_col or item_col
+    for c in (item_col, title_col):
+        if c not in items.columns:
+            raise AdapterError(items_file, f"missing column '{c}'; columns are {items.columns}", field=c)
+    return items.select(
+        pl.col(item_col).cast(pl.String).str.strip_chars().alias("title_id"),
+        pl.col(title_col).cast(pl.String).alias("title"),
+        pl.lit(item_clc_class).alias("clc_class"),
+        pl.lit("general").alias("audience"),
+        pl.lit("und").alias("language"),
+        pl.lit("print").alias("format"),
+        pl.lit(False).alias("local_literature"),
+    ).unique("title_id", keep="first", maintain_order=True)
+
+
 def adapt_interactions(
     path: str | Path,
     out: str | Path,
@@ -155,32 +215,9 @@ def adapt_interactions(
     if missing:
         raise AdapterError(path, f"missing column(s) {missing}; columns are {raw.columns}", field=missing[0])
     raw = raw.select(wanted).with_row_index("row_number", offset=1)
-    ids = [pl.col(c).cast(pl.String).str.strip_chars().replace("", None) for c in (user_col, item_col)]
-    df = raw.with_columns(ids[0].alias("reader_id"), ids[1].alias("title_id"))
-    if weight_col:
-        df = df.with_columns(
-            pl.col(weight_col).cast(pl.String).str.strip_chars().cast(pl.Float32, strict=False).alias("value")
-        )
-    else:
-        df = df.with_columns(pl.lit(1.0, dtype=pl.Float32).alias("value"))
-    if time_col:
-        numbers = raw.get_column(time_col).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-        unit = "ms" if numbers.drop_nulls().len() and numbers.median() > MILLISECONDS_THRESHOLD else "s"
-        report.notes["time_unit"] = f"epoch {unit} for numbers, else ISO-8601"
-        df = df.with_columns(parse_time(pl.col(time_col), unit).alias("occurred_at"))
-    else:
-        df = df.with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("occurred_at"))
+    df = _parse_columns(raw, user_col, item_col, weight_col, time_col, report.notes)
 
-    checks: list[tuple[str, str, pl.Expr, str]] = [
-        (user_col, "MISSING_VALUE", pl.col("reader_id").is_null(), "empty user id"),
-        (item_col, "MISSING_VALUE", pl.col("title_id").is_null(), "empty item id"),
-    ]
-    if weight_col:
-        checks.append((weight_col, "BAD_TYPE", pl.col("value").is_null(), "weight is not a number"))
-    if time_col:
-        checks.append(
-            (time_col, "BAD_TYPE", pl.col("occurred_at").is_null(), "time is neither epoch seconds nor ISO-8601")
-        )
+    checks = _row_checks(user_col, item_col, weight_col, time_col)
     rejects = [
         reject_frame(
             df.filter(cond),
@@ -200,20 +237,7 @@ def adapt_interactions(
     written = write_table(out, "interactions", interactions, report)
 
     if items_file is not None:
-        items = read_table_file(items_file, sep=None, encoding=encoding, notes={})
-        title_col = item_title_col or item_col
-        for c in (item_col, title_col):
-            if c not in items.columns:
-                raise AdapterError(items_file, f"missing column '{c}'; columns are {items.columns}", field=c)
-        titles = items.select(
-            pl.col(item_col).cast(pl.String).str.strip_chars().alias("title_id"),
-            pl.col(title_col).cast(pl.String).alias("title"),
-            pl.lit(item_clc_class).alias("clc_class"),
-            pl.lit("general").alias("audience"),
-            pl.lit("und").alias("language"),
-            pl.lit("print").alias("format"),
-            pl.lit(False).alias("local_literature"),
-        ).unique("title_id", keep="first", maintain_order=True)
+        titles = _item_titles(items_file, item_col, item_title_col, item_clc_class, encoding)
         write_table(out, "titles", titles.filter(pl.col("title_id").is_not_null()), report)
         report.counts["interaction_titles_missing_from_items"] = (
             written.select("title_id").unique().join(titles, on="title_id", how="anti").height

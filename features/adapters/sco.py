@@ -114,12 +114,19 @@ def period_start(raw: pl.Expr, prec: pl.Expr) -> pl.Expr:
     return text.str.to_date("%Y-%m-%d", strict=False)
 
 
-def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "loans.csv") -> dict:
-    """Turn raw SCO loan rows (strings, with ``row_number`` and ``reader_id``) into yuedu loans.
+#: Reject message per date reason code of a loan.
+_DATE_MESSAGES = {
+    "MISSING_START_DATE": "no borrow date: the loan cannot be placed in time",
+    "START_YEAR_UNKNOWN": "borrow date has no year (--MM-DD): the loan cannot be placed in time",
+    "BAD_DATE": "not a valid calendar date",
+}
+#: The raw columns a loan reject shows.
+_LOAN_ORIGINAL = ["event_id", "reader_id", "book_id", "start_date", "end_date"]
 
-    Returns ``{"loans": DataFrame, "audit": DataFrame, "rejects": [DataFrame, ...]}``; every input row is
-    in exactly one of loans and rejects.
-    """
+
+def _with_reject_reasons(loans: pl.DataFrame, book_ids: pl.Series) -> pl.DataFrame:
+    """Raw loans plus their dates' precision and period start, and why each would be rejected:
+    ``_start_reason``, ``_end_reason`` (null when fine) and ``_dangling`` (book not in books.csv)."""
     df = loans.with_columns(
         precision(pl.col("start_date")).alias("start_precision"),
         precision(pl.col("end_date")).alias("end_precision"),
@@ -127,7 +134,6 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
         period_start(pl.col("start_date"), pl.col("start_precision")).alias("start"),
         period_start(pl.col("end_date"), pl.col("end_precision")).alias("end_period"),
     )
-    original = ["event_id", "reader_id", "book_id", "start_date", "end_date"]
     start_reason = (
         pl.when(pl.col("start_precision") == "none")
         .then(pl.lit("MISSING_START_DATE"))
@@ -136,7 +142,7 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
         .when(pl.col("start").is_null())
         .then(pl.lit("BAD_DATE"))
     )
-    df = df.with_columns(
+    return df.with_columns(
         start_reason.alias("_start_reason"),
         pl.when(pl.col("end_precision").is_in(["day", "month", "year"]) & pl.col("end_period").is_null())
         .then(pl.lit("BAD_DATE"))
@@ -145,11 +151,10 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
         .alias("_end_reason"),
         (~pl.col("book_id").is_in(book_ids.implode())).alias("_dangling"),
     )
-    messages = {
-        "MISSING_START_DATE": "no borrow date: the loan cannot be placed in time",
-        "START_YEAR_UNKNOWN": "borrow date has no year (--MM-DD): the loan cannot be placed in time",
-        "BAD_DATE": "not a valid calendar date",
-    }
+
+
+def _loan_rejects(df: pl.DataFrame, source_file: str) -> list[pl.DataFrame]:
+    """Reject frames of :func:`_with_reject_reasons` rows: per date field and reason, then dangling books."""
     rejects = []
     for field, col in (("start_date", "_start_reason"), ("end_date", "_end_reason")):
         bad = df.filter(pl.col(col).is_not_null())
@@ -160,8 +165,8 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
                     source_file=source_file,
                     field=field,
                     reason_code=str(reason[0]),
-                    message=pl.format("{}: {}", pl.lit(messages[str(reason[0])]), pl.col(field).fill_null("")),
-                    original=original,
+                    message=pl.format("{}: {}", pl.lit(_DATE_MESSAGES[str(reason[0])]), pl.col(field).fill_null("")),
+                    original=_LOAN_ORIGINAL,
                 )
             )
     dangling = df.filter(pl.col("_dangling"))
@@ -173,12 +178,17 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
                 field="book_id",
                 reason_code="DANGLING_REFERENCE",
                 message=pl.format("book '{}' is not in books.csv", pl.col("book_id")),
-                original=original,
+                original=_LOAN_ORIGINAL,
             )
         )
-    ok = df.filter(pl.col("_start_reason").is_null() & pl.col("_end_reason").is_null() & ~pl.col("_dangling"))
+    return rejects
 
-    # End dates: impute the period start, clamped up to the borrow date; infer the year of --MM-DD.
+
+def _with_end_dates(ok: pl.DataFrame) -> pl.DataFrame:
+    """Accepted loans plus ``end`` (the return date's policy), ``_inverted`` and ``_clamped``.
+
+    End dates: the period start, clamped up to the borrow date; the year of ``--MM-DD`` inferred.
+    """
     md_same_year = pl.format("{}{}", pl.col("start").dt.year(), pl.col("end_date").str.slice(1)).str.to_date(
         "%Y-%m-%d", strict=False
     )
@@ -203,11 +213,15 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
         .otherwise(pl.col("end_period"))
     )
     inverted = pl.col("end_period").is_not_null() & (period_end < pl.col("start"))
-    ok = ok.with_columns(
+    return ok.with_columns(
         end.alias("end"),
         inverted.alias("_inverted"),
         (partial_end & (pl.col("end_period") < pl.col("start")) & ~inverted).alias("_clamped"),
     )
+
+
+def _with_loan_flags(ok: pl.DataFrame) -> pl.DataFrame:
+    """Loans with end dates plus ``loan_id``, ``returned_note``, ``shared_loan`` and the imputation flags."""
     note = (
         pl.when(pl.col("_inverted"))
         .then(pl.lit("RETURNED_BEFORE_BORROWED"))
@@ -217,13 +231,25 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
         .then(pl.lit("END_CLAMPED_TO_START"))
     )
     n_members = ok.group_by("event_id").agg(pl.col("reader_id").n_unique().alias("_members"))
-    ok = ok.join(n_members, on="event_id", how="left").with_columns(
+    return ok.join(n_members, on="event_id", how="left").with_columns(
         pl.format("{}-{}", pl.col("event_id"), pl.col("reader_id")).alias("loan_id"),
         note.alias("returned_note"),
         (pl.col("_members") > 1).alias("shared_loan"),
         (pl.col("start_precision") != "day").alias("start_imputed"),
         (pl.col("end_precision").is_in(["month", "year", "month_day"])).alias("end_imputed"),
     )
+
+
+def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "loans.csv") -> dict:
+    """Turn raw SCO loan rows (strings, with ``row_number`` and ``reader_id``) into yuedu loans.
+
+    Returns ``{"loans": DataFrame, "audit": DataFrame, "rejects": [DataFrame, ...]}``; every input row is
+    in exactly one of loans and rejects.
+    """
+    df = _with_reject_reasons(loans, book_ids)
+    rejects = _loan_rejects(df, source_file)
+    ok = df.filter(pl.col("_start_reason").is_null() & pl.col("_end_reason").is_null() & ~pl.col("_dangling"))
+    ok = _with_loan_flags(_with_end_dates(ok))
     for (event_id,) in ok.filter(pl.col("_inverted")).select("event_id").head(20).iter_rows():
         _log.info("event %s: return date precedes borrow date; returned_at set to null", event_id)
     result = ok.select(
@@ -253,33 +279,17 @@ def adapt_loans(loans: pl.DataFrame, book_ids: pl.Series, source_file: str = "lo
     return {"loans": result, "audit": audit, "rejects": rejects}
 
 
-def adapt_sco(src: str | Path, out: str | Path) -> AdapterReport:
-    """Write branches, readers, titles and loans (+ rejects/, audit/, adapter_report.json) under ``out``.
+def _source_file(src: Path, stem: str) -> Path:
+    """``src/<stem>.csv.gz``, else ``src/<stem>.csv``."""
+    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
+        if (src / name).exists():
+            return src / name
+    raise AdapterError(src / f"{stem}.csv.gz", "file not found")
 
-    ``src`` is the ``sco-lending-library`` folder with ``loans.csv(.gz)``, ``books.csv(.gz)`` and
-    ``members.csv(.gz)``.
-    """
-    t0 = time.perf_counter()
-    src, out = Path(src), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = AdapterReport(adapter="sco", out=str(out))
 
-    def find(stem: str) -> Path:
-        for name in (f"{stem}.csv.gz", f"{stem}.csv"):
-            if (src / name).exists():
-                return src / name
-        raise AdapterError(src / f"{stem}.csv.gz", "file not found")
-
-    loans_path, books_path, members_path = find("loans"), find("books"), find("members")
-    loans_raw = read_export_csv(loans_path, LOAN_COLUMNS)
-    books = read_export_csv(books_path, BOOK_COLUMNS)
-    members = read_export_csv(members_path, MEMBER_COLUMNS)
-
-    ids = _pseudonyms(pl.concat([members["member_id"], loans_raw["member_id"]]))
-    loans_raw = loans_raw.join(ids, on="member_id", how="left", maintain_order="left")
-
-    # Titles.
-    titles = books.select(
+def _titles(books: pl.DataFrame) -> pl.DataFrame:
+    """The ``titles`` table of books.csv (see the module docstring for the mapping)."""
+    return books.select(
         pl.col("book_id").alias("title_id"),
         pl.lit(None, dtype=pl.String).alias("isbn13"),
         pl.coalesce("title", "book_id").alias("title"),
@@ -299,17 +309,13 @@ def adapt_sco(src: str | Path, out: str | Path) -> AdapterReport:
         pl.lit(False).alias("local_literature"),
         pl.col("format").str.to_lowercase().alias("subjects"),
     )
-    write_table(out, "titles", titles, report)
 
-    # Loans.
-    adapted = adapt_loans(loans_raw, books["book_id"], source_file=loans_path.name)
-    loans = adapted["loans"]
-    write_rejects(out, "loans", adapted["rejects"], report)
-    write_table(out, "loans", loans, report)
-    (out / "audit").mkdir(exist_ok=True)
-    adapted["audit"].write_parquet(out / "audit" / "loans.parquet")
 
-    # Readers: every member of members.csv plus borrowers missing from it.
+def _readers(
+    members: pl.DataFrame, ids: pl.DataFrame, loans_raw: pl.DataFrame, loans: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(readers, created)``: every member of members.csv plus borrowers missing from it (``created``),
+    registered at their first loan or first membership year, whichever is earlier."""
     first_loan = loans.group_by("reader_id").agg(pl.col("borrowed_at").min().dt.date().alias("_first_loan"))
     member_ids = members.join(ids, on="member_id", how="left").select(
         "reader_id",
@@ -332,13 +338,15 @@ def adapt_sco(src: str | Path, out: str | Path) -> AdapterReport:
         )
         .sort("reader_id")
     )
-    write_table(out, "readers", readers, report)
-    readers.select("reader_id", "in_members_file").write_parquet(out / "audit" / "readers.parquet")
-    write_table(out, "branches", pl.DataFrame([BRANCH]), report)
+    return readers, created
 
-    audit = adapted["audit"]
+
+def _report_counts(
+    loans_raw: pl.DataFrame, loans: pl.DataFrame, audit: pl.DataFrame, created: pl.DataFrame
+) -> dict[str, int]:
+    """What the adapter read, wrote, created and imputed (``adapter_report.json`` counts)."""
     created_ids = created["reader_id"]
-    report.counts = {
+    return {
         "loan_rows_read": loans_raw.height,
         "loan_events_read": loans_raw["event_id"].n_unique(),
         "borrowers": loans_raw["reader_id"].n_unique(),
@@ -357,6 +365,41 @@ def adapt_sco(src: str | Path, out: str | Path) -> AdapterReport:
         "returned_before_borrowed": audit.filter(pl.col("returned_note") == "RETURNED_BEFORE_BORROWED").height,
         "returned_unknown": loans.filter(pl.col("returned_at").is_null()).height,
     }
+
+
+def adapt_sco(src: str | Path, out: str | Path) -> AdapterReport:
+    """Write branches, readers, titles and loans (+ rejects/, audit/, adapter_report.json) under ``out``.
+
+    ``src`` is the ``sco-lending-library`` folder with ``loans.csv(.gz)``, ``books.csv(.gz)`` and
+    ``members.csv(.gz)``.
+    """
+    t0 = time.perf_counter()
+    src, out = Path(src), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = AdapterReport(adapter="sco", out=str(out))
+
+    loans_path, books_path, members_path = (_source_file(src, stem) for stem in ("loans", "books", "members"))
+    loans_raw = read_export_csv(loans_path, LOAN_COLUMNS)
+    books = read_export_csv(books_path, BOOK_COLUMNS)
+    members = read_export_csv(members_path, MEMBER_COLUMNS)
+
+    ids = _pseudonyms(pl.concat([members["member_id"], loans_raw["member_id"]]))
+    loans_raw = loans_raw.join(ids, on="member_id", how="left", maintain_order="left")
+    write_table(out, "titles", _titles(books), report)
+
+    adapted = adapt_loans(loans_raw, books["book_id"], source_file=loans_path.name)
+    loans = adapted["loans"]
+    write_rejects(out, "loans", adapted["rejects"], report)
+    write_table(out, "loans", loans, report)
+    (out / "audit").mkdir(exist_ok=True)
+    adapted["audit"].write_parquet(out / "audit" / "loans.parquet")
+
+    readers, created = _readers(members, ids, loans_raw, loans)
+    write_table(out, "readers", readers, report)
+    readers.select("reader_id", "in_members_file").write_parquet(out / "audit" / "readers.parquet")
+    write_table(out, "branches", pl.DataFrame([BRANCH]), report)
+
+    report.counts = _report_counts(loans_raw, loans, adapted["audit"], created)
     report.seconds = round(time.perf_counter() - t0, 3)
     report.save(out / "adapter_report.json")
     _log.info("sco: %d loans, %d rejected, %.2fs", loans.height, sum(report.rejects["loans"].values()), report.seconds)
