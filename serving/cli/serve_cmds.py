@@ -6,8 +6,15 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from rich.console import Console
+
+    from serving.settings import Settings
 
 token_app = typer.Typer(help="Access tokens for readers' apps and bookstore terminals.", no_args_is_help=True)
 
@@ -60,6 +67,56 @@ def _demo_settings(demo: Path) -> tuple[dict, dict]:
     return overrides, info
 
 
+def _serve_overrides(console: Console, options: dict[str, object], demo: Path | None) -> tuple[dict[str, object], dict]:
+    """Settings overrides from the ``serve`` options (a demo directory's first, explicit options win),
+    and the demo's token file (empty without ``--demo``). Exits 2 on contradictory or missing input."""
+    if options.get("model_dir") is not None and options.get("model_alias") is not None:
+        console.print("[red]--model and --alias exclude each other[/red]")
+        raise typer.Exit(2)
+    overrides: dict[str, object] = {}
+    info: dict = {}
+    if demo is not None:
+        missing = [p for p in ("data", "model") if not (demo / DEMO_LAYOUT[p]).exists()]
+        if missing:
+            console.print(f"[red]{demo} lacks {', '.join(missing)}[/red]: build it with `make demo` first")
+            raise typer.Exit(2)
+        overrides, info = _demo_settings(demo)
+    overrides.update({key: value for key, value in options.items() if value is not None})
+    return overrides, info
+
+
+def _create_app_or_exit(console: Console, settings: Settings) -> FastAPI:
+    """The application for ``settings``; a ledger that cannot be opened is one red line and exit code 2."""
+    from sqlalchemy.exc import DBAPIError
+
+    from serving.app import create_app
+
+    try:
+        return create_app(settings)
+    except ModuleNotFoundError as exc:
+        # e.g. postgresql:// without its driver installed
+        console.print(f"[red]cannot open the ledger {settings.db_url.split('@')[-1]!r}: {exc}[/red]")
+        console.print("PostgreSQL needs a driver: pip install 'psycopg[binary]' and a postgresql+psycopg:// URL")
+        raise typer.Exit(2) from None
+    except DBAPIError as exc:
+        # e.g. a PostgreSQL server that is down or refuses the login: one line, no traceback
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        console.print(f"[red]cannot connect to the ledger {settings.db_url.split('@')[-1]!r}: {reason}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _print_demo_credentials(console: Console, info: dict, overrides: dict[str, object]) -> None:
+    """The demo's staff login (when the service accepts it) and one bearer token per role."""
+    staff = (info.get("staff") or {}).get("login"), (info.get("staff") or {}).get("password")
+    if all(staff) and overrides.get("staff_users"):
+        console.print(f"staff page login (user / password): {staff[0]} / {staff[1]}")
+    for who in ("reader", "bookstore", "staff", "admin"):
+        entry = info.get(who) or {}
+        if entry.get("token"):
+            subject = entry.get("reader_id") or entry.get("bookstore_id") or entry.get("login") or who
+            console.print(f"{who} ({subject}): Authorization: Bearer {entry['token']}")
+
+
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     """Add ``serve`` and ``token issue`` to the ``yuedu`` app."""
 
@@ -80,58 +137,20 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         """Start the HTTP service (OpenAPI docs at /docs, staff page at /staff)."""
         import uvicorn
         from rich.console import Console
-        from sqlalchemy.exc import DBAPIError
 
-        from serving.app import create_app
         from serving.settings import Settings
 
         console = Console()
-        if model is not None and alias is not None:
-            console.print("[red]--model and --alias exclude each other[/red]")
-            raise typer.Exit(2)
-        overrides: dict = {}
-        info: dict = {}
-        if demo is not None:
-            missing = [p for p in ("data", "model") if not (demo / DEMO_LAYOUT[p]).exists()]
-            if missing:
-                console.print(f"[red]{demo} lacks {', '.join(missing)}[/red]: build it with `make demo` first")
-                raise typer.Exit(2)
-            overrides, info = _demo_settings(demo)
-        for key, value in {
-            "data_dir": data,
-            "db_url": db,
-            "model_dir": model,
-            "model_alias": alias,
-            "today": today,
-        }.items():
-            if value is not None:
-                overrides[key] = value
+        options = {"data_dir": data, "db_url": db, "model_dir": model, "model_alias": alias, "today": today}
+        overrides, info = _serve_overrides(console, options, demo)
         settings = Settings(**overrides)
-        try:
-            application = create_app(settings)
-        except ModuleNotFoundError as exc:
-            # e.g. postgresql:// without its driver installed
-            console.print(f"[red]cannot open the ledger {settings.db_url.split('@')[-1]!r}: {exc}[/red]")
-            console.print("PostgreSQL needs a driver: pip install 'psycopg[binary]' and a postgresql+psycopg:// URL")
-            raise typer.Exit(2) from None
-        except DBAPIError as exc:
-            # e.g. a PostgreSQL server that is down or refuses the login: one line, no traceback
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            console.print(f"[red]cannot connect to the ledger {settings.db_url.split('@')[-1]!r}: {reason}[/red]")
-            raise typer.Exit(2) from None
+        application = _create_app_or_exit(console, settings)
         state = application.state.yuedu
         if state.bundle is None:
             console.print(f"[yellow]no model loaded yet[/yellow]: {state.last_reload_error}")
         console.print(f"yuedu serving on http://{host}:{port}  (docs /docs, staff page /staff)")
         if info:
-            staff = (info.get("staff") or {}).get("login"), (info.get("staff") or {}).get("password")
-            if all(staff) and overrides.get("staff_users"):
-                console.print(f"staff page login (user / password): {staff[0]} / {staff[1]}")
-            for who in ("reader", "bookstore", "staff", "admin"):
-                entry = info.get(who) or {}
-                if entry.get("token"):
-                    subject = entry.get("reader_id") or entry.get("bookstore_id") or entry.get("login") or who
-                    console.print(f"{who} ({subject}): Authorization: Bearer {entry['token']}")
+            _print_demo_credentials(console, info, overrides)
         # uvicorn's own access log prints raw paths (reader ids): ours (serving.access) pseudonymises.
         uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
 
