@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.interactions import load_interactions
+from features.interactions import BRANCH_COLUMN, events_from_tables, load_interactions
 from features.matrix import InteractionMatrix, WeightingConfig, build_matrix, seen_matrix
 from features.vocab import Vocabulary
 
@@ -260,6 +260,25 @@ def test_load_interactions_prefers_generic_table(tmp_path):
     df = load_interactions(tmp_path).collect()
     assert df["channel"].to_list() == ["event"] and df["renewals"].to_list() == [0]
     assert df["value"].dtype == pl.Float32
+
+
+def test_events_from_tables_reads_every_table_given_and_keeps_the_loan_branch():
+    loans = pl.DataFrame(
+        {"reader_id": ["r1"], "title_id": ["t1"], "branch_id": ["CEN"], "channel": ["counter"], "borrowed_at": [T0]}
+    )
+    ebooks = pl.DataFrame({"reader_id": ["r2"], "title_id": ["t2"], "occurred_at": [T0], "action": ["download"]})
+    generic = pl.DataFrame({"reader_id": ["r3"], "title_id": ["t3"]})
+    frames = {"interactions": generic, "ebook_events": ebooks, "loans": loans, "titles": pl.DataFrame({"x": [1]})}
+    df = events_from_tables(frames, with_branch=True).collect()
+    # loans, e-book events, generic interactions, in that order whatever the mapping's order
+    assert df.columns == ["reader_id", "title_id", "occurred_at", "channel", "renewals", "value", BRANCH_COLUMN]
+    assert df["reader_id"].to_list() == ["r1", "r2", "r3"]
+    assert df["channel"].to_list() == ["counter", "ebook_download", "event"]
+    assert df[BRANCH_COLUMN].to_list() == ["CEN", None, None]
+    assert df["renewals"].to_list() == [0, 0, 0] and df["value"].to_list() == [1.0, 1.0, 1.0]
+    assert events_from_tables(frames).collect().columns == df.columns[:-1]
+    empty = events_from_tables({}, with_branch=True).collect()
+    assert empty.height == 0 and empty.columns == df.columns
 
 
 def test_load_interactions_missing_tables(tmp_path):
