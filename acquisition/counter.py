@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -52,7 +52,7 @@ from acquisition.errors import (
 )
 from acquisition.holdings import Holdings
 from acquisition.lifecycle import REQUESTS, ReservationStatus
-from acquisition.policy import Category, Policy
+from acquisition.policy import MAX_PRICE_YUAN, Category, Policy, check_price_fen, yuan_to_fen
 from acquisition.rules import (
     BookFacts,
     CollectionFacts,
@@ -136,7 +136,12 @@ class PurchaseRequestIn(BaseModel):
     reader_id: str = Field(min_length=1, description="Reader card id.")
     bookstore_id: str = Field(min_length=1, description="Partner bookstore code.")
     isbn: str = Field(description="ISBN as scanned (ISBN-10 or -13, hyphens allowed; checked by the rules).")
-    price: float = Field(gt=0, description="Price charged, yuan.")
+    price: float = Field(
+        gt=0,
+        le=MAX_PRICE_YUAN,
+        allow_inf_nan=False,
+        description="Price charged, yuan: at least 0.01 after rounding half-up to fen, at most 100000.",
+    )
     title: str | None = Field(default=None, description="Title as reported by the bookstore.")
     author: str | None = None
     publisher: str | None = None
@@ -144,11 +149,22 @@ class PurchaseRequestIn(BaseModel):
     clc_class: str | None = Field(default=None, description="CLC class as catalogued by the bookstore.")
     category: Category = Field(default="general", description="Book category (textbook, comic, ...).")
     channel: Literal["counter", "online"] = Field(default="counter", description="Counter or online selection.")
-    requested_at: datetime | None = Field(default=None, description="When requested (local time); default now.")
+    requested_at: datetime | None = Field(
+        default=None,
+        description="The terminal's own time of the request: recorded in the audit trail, never used to "
+        "decide (limits, budget period and reservation expiry follow the server's clock).",
+    )
+
+    @field_validator("price")
+    @classmethod
+    def _price_in_fen(cls, price: float) -> float:
+        check_price_fen(price)  # a free (sub-fen) or absurd price is refused here, naming the field
+        return price
 
     @property
     def price_fen(self) -> int:
-        return round(self.price * 100)
+        """The price in integer fen (half-up; :func:`acquisition.policy.yuan_to_fen`)."""
+        return yuan_to_fen(self.price)
 
 
 class Decision(BaseModel):
@@ -180,7 +196,7 @@ class _Facts:
     """What ``decide`` knows about a request at the moment it decides (read under the locks)."""
 
     isbn13: str | None
-    #: Decision time (the request's own time, else the service clock).
+    #: Decision time: the service clock, never the terminal's ``requested_at``.
     now: datetime
     #: ``blocked, credit_level, home_branch_id, district`` of the card, None when unknown.
     reader: Row | None
@@ -202,6 +218,9 @@ class CounterService:
         *,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
+        """``clock`` is the service's time (naive local, like every time in the ledger): it alone
+        decides limits, budget periods and expiry. Replays and tools that decide "as of" a past time
+        pass their own clock; a client never can."""
         self.db = db
         self.policy = policy
         self.holdings = holdings
@@ -295,7 +314,7 @@ class CounterService:
         return self._store(s, request, key, actor, facts, violations, hold)
 
     def _gather(self, s: Session, request: PurchaseRequestIn, isbn13: str | None) -> _Facts:
-        now = request.requested_at or self.clock()
+        now = self.clock()  # the server decides; a terminal's requested_at is only recorded
         # Per-reader limits hold until commit: the reader row is locked (PostgreSQL; SQLite's write lock).
         reader = s.connection().execute(_SQL.reader, {"reader_id": request.reader_id}).one_or_none()
         bookstore = s.connection().execute(_SQL.bookstore, {"bookstore_id": request.bookstore_id}).one_or_none()
@@ -352,6 +371,8 @@ class CounterService:
             "isbn13": facts.isbn13,
             "price_fen": price_fen,
             "reason_codes": reason_codes,
+            # what the terminal claimed, for the record: never a rule's, a period's or an expiry's input
+            "terminal_time": request.requested_at.isoformat() if request.requested_at else None,
         }
         REQUESTS.start(request_id, status, "decide", actor=actor, at=now, details=details, audit=audit)
         row = _request_row(request, request_id, key, facts.isbn13, now)

@@ -15,12 +15,14 @@ gives the HTTP status and the CLI exit code in one place each (``serving.errors`
 | :class:`RoundNotFound` | NotFound | no acquisition round with this id |
 | :class:`LineNotInRound` | NotFound | a staff decision names a request outside the round |
 | :class:`DecisionRefused` | Conflict | a staff decision the request's state or the budget refuses |
+| :class:`InvalidPeriod` | InvalidInput | a round's budget month is not 'YYYY-MM' within 2000-01..2100-12 |
+| :class:`PeriodWithoutBudget` | Conflict | a round for a month that no budget line (month or year) covers |
 | :class:`BudgetInvariantError` | (a bug) | the ledger disagrees with a reservation; the transaction rolls back |
 """
 
 from __future__ import annotations
 
-from features.errors import Conflict, NotFound, YueduError
+from features.errors import Conflict, InvalidInput, NotFound, YueduError
 
 
 class CounterError(YueduError):
@@ -67,3 +69,11 @@ class DecisionRefused(Conflict):
 
 class BudgetInvariantError(RuntimeError):
     """The ledger disagrees with a reservation (should never happen; the transaction is rolled back)."""
+
+
+class InvalidPeriod(InvalidInput):
+    """A budget month that is not ``YYYY-MM`` within the range yuedu accepts (2000-01..2100-12)."""
+
+
+class PeriodWithoutBudget(Conflict):
+    """A round for a month that no budget line covers: every approval in it would be refused."""

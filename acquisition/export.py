@@ -4,6 +4,11 @@ or a stored round (:class:`acquisition.rounds.Round`), as CSV or XLSX.
 One writer per format: CSV is UTF-8 with a byte-order mark (so spreadsheet programs read Chinese
 titles), XLSX has a ``lines`` sheet (frozen header, auto filter) and a ``summary`` sheet. Reader ids
 stay out of files that travel by e-mail.
+
+Both writers neutralise formula injection (OWASP "CSV injection"): a text cell that starts with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a title such as ``=HYPERLINK(...)``) gets
+a leading single quote, so no spreadsheet program evaluates it, and XLSX cells of text are written
+as explicit string cells. Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -82,9 +87,37 @@ def round_summary(round_: Round) -> dict[str, Any]:
     }
 
 
+#: First characters that make a spreadsheet program read a text cell as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """``text`` with a leading single quote when it starts like a formula, else unchanged."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def _safe_table(table: pl.DataFrame) -> pl.DataFrame:
+    """Every text column (and the header) neutralised; other columns untouched."""
+    text = [c for c, t in table.schema.items() if t == pl.String]
+    safe = table.with_columns(pl.col(c).map_elements(neutralise, return_dtype=pl.String) for c in text)
+    return safe.rename({c: neutralise(c) for c in safe.columns if neutralise(c) != c})
+
+
 def csv_bytes(table: pl.DataFrame) -> bytes:
-    """The table as UTF-8 CSV with a header and a byte-order mark."""
-    return "\ufeff".encode() + table.write_csv().encode()
+    """The table as UTF-8 CSV with a header and a byte-order mark, formula-like text neutralised."""
+    return "\ufeff".encode() + _safe_table(table).write_csv().encode()
+
+
+def _cell(ws: Any, value: Any) -> Any:
+    """An openpyxl cell for ``value``: text as an explicit string cell (never a formula)."""
+    from openpyxl.cell.cell import Cell
+
+    if isinstance(value, str):
+        cell = Cell(ws, value=None)
+        cell.value = neutralise(value)
+        cell.data_type = "s"  # openpyxl would otherwise read a leading '=' as a formula
+        return cell
+    return value
 
 
 def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any]) -> bytes:
@@ -95,14 +128,16 @@ def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any]) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "lines"
-    ws.append(table.columns)
+    ws.append([_cell(ws, c) for c in table.columns])
     for row in table.iter_rows():  # openpyxl appends row by row; there is no columnar writer
-        ws.append(list(row))
+        ws.append([_cell(ws, v) for v in row])
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(table.columns)))}{table.height + 1}"
     sheet = wb.create_sheet("summary")
     for key, value in summary.items():
-        sheet.append([key, value])
+        sheet.append(
+            [_cell(sheet, str(key)), _cell(sheet, value if isinstance(value, int | float | None) else str(value))]
+        )
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

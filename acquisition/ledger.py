@@ -105,9 +105,17 @@ class Hold:
     refused: DeclineCode | None = None
 
 
+def _check_price(request_id: str, price_fen: int) -> None:
+    """Refuse to move a price that is not at least 1 fen: a free book is bought outside the budget
+    (the API refuses such prices first; this guards every other caller, e.g. a loaded ranking)."""
+    if not isinstance(price_fen, int) or price_fen < 1:
+        raise DecisionRefused(f"request {request_id}: price {price_fen!r} fen is not at least 1 fen")
+
+
 def reserve(s: Session, price_fen: int, at: datetime, bookstore_id: str, district: str | None) -> Hold:
     """Reserve ``price_fen`` on every applicable line, or on none: the lines are locked and their
     room read in one SELECT (ordered by id), then one conditional UPDATE charges them all."""
+    _check_price("(counter)", price_fen)
     params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district}
     rows = s.connection().execute(_SQL.lines, params).all()
     lines = [r[0] for r in rows]
@@ -209,7 +217,11 @@ def commit_reservation(
         "commit",
         actor=actor,
         at=at,
-        details={"request_id": res.request_id, "committed_fen_delta": res.amount_fen},
+        details={
+            "request_id": res.request_id,
+            "reserved_fen_delta": -res.amount_fen,
+            "committed_fen_delta": res.amount_fen,
+        },
     )
 
 
@@ -280,6 +292,7 @@ def charge(
     :func:`applicable_lines`), recorded as a confirmed reservation of the request so that a refund
     gives exactly that money back. Raises :class:`DecisionRefused` naming the first line without
     room (the caller's transaction then rolls every line back)."""
+    _check_price(request_id, price_fen)
     if not budget_ids:
         raise DecisionRefused(f"request {request_id}: no budget line covers this period for this bookstore/district")
     for budget_id in budget_ids:
@@ -293,7 +306,7 @@ def charge(
             raise DecisionRefused(
                 f"request {request_id}: budget line {budget_id} has no room for {price_fen / 100:.2f} yuan"
             )
-    _confirmed_reservation(s, request_id, price_fen, budget_ids, at=at, actor=actor)
+    _confirmed_reservation(s, request_id, price_fen, budget_ids, at=at, actor=actor, audit=audit)
     audit += audit_rows(
         "budget_line",
         budget_ids,
@@ -305,15 +318,26 @@ def charge(
 
 
 def _confirmed_reservation(
-    s: Session, request_id: str, price_fen: int, budget_ids: list[str], *, at: datetime, actor: str
+    s: Session,
+    request_id: str,
+    price_fen: int,
+    budget_ids: list[str],
+    *,
+    at: datetime,
+    actor: str,
+    audit: list[dict[str, Any]],
 ) -> None:
     """The request's reservation row, confirmed on ``budget_ids`` (a new one, or its released one
-    reused). Not audited as a reservation: a staff charge is audited on the request and its lines."""
+    reused), audited like every reservation change."""
     res = s.scalar(select(ReservationRow).where(ReservationRow.request_id == request_id))
+    details = {"request_id": request_id, "amount_fen": price_fen, "budget_ids": budget_ids}
     if res is None:
-        RESERVATIONS.check(None, ReservationStatus.CONFIRMED, request_id)
+        reservation_id = uuid.uuid4().hex
+        RESERVATIONS.start(
+            reservation_id, ReservationStatus.CONFIRMED, "confirm", actor=actor, at=at, details=details, audit=audit
+        )
         res = ReservationRow(
-            reservation_id=uuid.uuid4().hex,
+            reservation_id=reservation_id,
             request_id=request_id,
             amount_fen=price_fen,
             status=ReservationStatus.CONFIRMED.value,
@@ -325,7 +349,9 @@ def _confirmed_reservation(
         s.flush()
     else:
         res.amount_fen, res.settled_at = price_fen, at
-        RESERVATIONS.move(s, res, ReservationStatus.CONFIRMED, "confirm", actor=actor, at=at, trail=False)
+        RESERVATIONS.move(
+            s, res, ReservationStatus.CONFIRMED, "confirm", actor=actor, at=at, details=details, audit=audit
+        )
         s.execute(ReservationLineRow.__table__.delete().where(ReservationLineRow.reservation_id == res.reservation_id))
     s.add_all(
         ReservationLineRow(reservation_id=res.reservation_id, budget_id=bid, amount_fen=price_fen) for bid in budget_ids
@@ -352,7 +378,16 @@ def refund(s: Session, request_id: str, *, at: datetime, actor: str, audit: list
         .execution_options(synchronize_session=False)
     )
     res.settled_at = at
-    RESERVATIONS.move(s, res, ReservationStatus.RELEASED, "release", actor=actor, at=at, trail=False)
+    RESERVATIONS.move(
+        s,
+        res,
+        ReservationStatus.RELEASED,
+        "release",
+        actor=actor,
+        at=at,
+        details={"request_id": request_id, "reason": "refund"},
+        audit=audit,
+    )
     audit += audit_rows(
         "budget_line",
         list(lines),

@@ -191,9 +191,8 @@ class Lifecycle:
     ) -> str:
         """Move one ORM row (with ``status``; ``updated_at`` is set when it has one) to ``to``.
 
-        Returns the previous status. ``trail=False`` skips the audit row, for the changes that are
-        audited through another entity today (a staff charge is audited on the request and the
-        budget lines, a round's review on its requests).
+        Returns the previous status. ``trail=False`` skips the audit row; yuedu itself audits every
+        change (the flag is for tools that write their own trail).
         """
         frm = row.status
         entity_id = str(getattr(row, _ID[self.entity]))

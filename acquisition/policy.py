@@ -11,7 +11,9 @@ Unknown keys are refused too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import logging
+import math
 import tomllib
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +29,35 @@ DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.toml")
 
 Category = Literal["general", "textbook", "exam_prep", "workbook", "reference", "comic", "audio_visual"]
 assert set(Category.__args__) == set(BOOK_CATEGORIES), "Category must mirror features.schema.BOOK_CATEGORIES"
+
+
+#: The highest price any request may carry, yuan: far above any programme's cap, so that only
+#: nonsense (a mistyped price, an overflow attempt) is refused before the rules run.
+MAX_PRICE_YUAN = 100_000.0
+
+
+def yuan_to_fen(yuan: float) -> int:
+    """A price in yuan as integer fen, rounded half-up (``0.125`` -> 13 fen), the one conversion
+    every price and budget amount goes through. Raises :class:`ValueError` for a non-finite value.
+
+    The decimal of the float's shortest repr is rounded, so ``19.995`` is 2000 fen (not 1999, as
+    ``round(19.995 * 100)`` gives).
+    """
+    if not math.isfinite(yuan):
+        raise ValueError(f"a price must be a finite number of yuan, got {yuan}")
+    return int((Decimal(repr(float(yuan))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def check_price_fen(yuan: float) -> int:
+    """A request's price as fen, or :class:`ValueError` saying why it is refused: not finite, not at
+    least 1 fen after rounding (a free book would be bought outside the budget), or above
+    :data:`MAX_PRICE_YUAN`."""
+    fen = yuan_to_fen(yuan)
+    if fen < 1:
+        raise ValueError(f"the price must be at least 0.01 yuan (1 fen) after rounding to fen, got {yuan} yuan")
+    if fen > yuan_to_fen(MAX_PRICE_YUAN):
+        raise ValueError(f"the price must be at most {MAX_PRICE_YUAN:.0f} yuan, got {yuan} yuan")
+    return fen
 
 
 class PolicyError(ValueError):
@@ -135,7 +166,7 @@ class Policy(_Strict):
     @property
     def price_cap_fen(self) -> int:
         """The price cap in integer fen."""
-        return round(self.price_cap_yuan * 100)
+        return yuan_to_fen(self.price_cap_yuan)
 
 
 def _reason(err: dict[str, Any]) -> str:

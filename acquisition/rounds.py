@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from acquisition import ledger
@@ -43,15 +43,23 @@ from acquisition.audit import record_many
 from acquisition.db import (
     AcquisitionRoundRow,
     BookstoreRow,
+    BudgetLineRow,
     Database,
     PurchaseRequestRow,
     ReaderRow,
     RoundLineRow,
     StaffDecisionRow,
 )
-from acquisition.errors import DecisionRefused, InvalidTransition, LineNotInRound, RoundNotFound
+from acquisition.errors import (
+    DecisionRefused,
+    InvalidPeriod,
+    InvalidTransition,
+    LineNotInRound,
+    PeriodWithoutBudget,
+    RoundNotFound,
+)
 from acquisition.lifecycle import DECISION_TARGET, REQUESTS, ROUNDS, LineDecision, RoundStatus
-from acquisition.policy import Policy
+from acquisition.policy import Policy, yuan_to_fen
 from acquisition.ranking import RankingParams, RankingResult, rank_pending, rank_requests
 from features.schema import RequestStatus
 from recsys.context import LibraryContext
@@ -62,6 +70,27 @@ _log = logging.getLogger(__name__)
 FALLBACK_RANKER = "demand-per-yuan (fallback)"
 #: The ``ranker`` of a round ranked by :func:`acquisition.ranking.rank_requests`.
 MODEL_RANKER = "acquisition.ranking (milp)"
+#: The budget months a round may name, inclusive (anything else is a typo, or year 0 that no
+#: datetime can hold).
+PERIOD_RANGE = ("2000-01", "2100-12")
+
+
+def check_period(period: str) -> datetime:
+    """The first day of budget month ``period`` (``'YYYY-MM'`` within :data:`PERIOD_RANGE`), or
+    :class:`InvalidPeriod` saying why not."""
+    lo, hi = PERIOD_RANGE
+    if not (len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()):
+        raise InvalidPeriod(f"period: must be a month 'YYYY-MM', got '{period}'")
+    if not (lo <= period <= hi) or not 1 <= int(period[5:]) <= 12:
+        raise InvalidPeriod(f"period: must be a month between {lo} and {hi}, got '{period}'")
+    return datetime(int(period[:4]), int(period[5:]), 1)
+
+
+def _require_budget(s: Session, period: str) -> None:
+    """Refuse a round for a month that no budget line (the month's or its year's) covers."""
+    n = s.scalar(select(func.count()).select_from(BudgetLineRow).where(BudgetLineRow.period.in_((period, period[:4]))))
+    if not n:
+        raise PeriodWithoutBudget(f"period {period}: no budget line covers this month or its year; load budgets first")
 
 
 class RoundLine(BaseModel):
@@ -157,27 +186,26 @@ def create_round(
     """Rank the pending online requests into a new round; returns the round id.
 
     ``budget_yuan`` defaults to what the month's district lines (else the year line) have left.
+    Raises :class:`InvalidPeriod` (not a month in :data:`PERIOD_RANGE`) or
+    :class:`PeriodWithoutBudget` (no budget line covers the month or its year).
     """
     period = period or now.strftime("%Y-%m")
+    check_period(period)
     with db.session_scope() as s:
+        _require_budget(s, period)
         frame = _pending_online(s, max_lines)
-        budget_fen = round(budget_yuan * 100) if budget_yuan is not None else ledger.left_fen(s, period)
+        budget_fen = yuan_to_fen(budget_yuan) if budget_yuan is not None else ledger.left_fen(s, period)
     result, fallback = _rank_with_model(frame, data_dir, policy, budget_fen, now)
     params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines}
     with db.session_scope(write=True) as s:
         if result is not None:
             ranker = MODEL_RANKER
-            save_round(s, result, created_by=created_by, now=now)
-            round_id = result.round_id
-            row = s.get(AcquisitionRoundRow, round_id)
-            row.params = {**(row.params or {}), **params, "ranker": ranker}
-            n_lines, n_selected = result.lines.height, int(result.lines["selected"].sum())
+            save_round(s, result, created_by=created_by, now=now, params={**params, "ranker": ranker})
+            round_id, n_lines = result.round_id, result.lines.height
         else:
             ranker = FALLBACK_RANKER + (f" — {fallback}" if fallback else "")
             round_id = _save_fallback(s, frame, budget_fen, context, created_by, now, {**params, "ranker": ranker})
-            n_lines, n_selected = frame.height, None
-        details = {"lines": n_lines, "selected": n_selected, "budget_fen": budget_fen, "ranker": ranker}
-        ROUNDS.start(round_id, RoundStatus.DRAFT, "create", actor=created_by, at=now, details=details, session=s)
+            n_lines = frame.height
     _log.info("round %s: %d lines ranked by %s, budget %d fen", round_id, n_lines, ranker, budget_fen)
     return round_id
 
@@ -229,6 +257,8 @@ def _save_fallback(
         frame.select("request_id", "reader_id", "isbn13", "clc_class", "price_fen"), budget_fen, class_demand(context)
     )
     round_id = uuid.uuid4().hex
+    details = {"lines": frame.height, "selected": None, "budget_fen": budget_fen, "ranker": params["ranker"]}
+    ROUNDS.start(round_id, RoundStatus.DRAFT, "create", actor=created_by, at=now, details=details, session=s)
     s.add(
         AcquisitionRoundRow(
             round_id=round_id, created_by=created_by, created_at=now, params=params, status=RoundStatus.DRAFT.value
@@ -256,20 +286,37 @@ def _save_fallback(
 
 
 def save_round(
-    session: Session, result: RankingResult, created_by: str = "ranking", now: datetime | None = None
+    session: Session,
+    result: RankingResult,
+    created_by: str = "ranking",
+    now: datetime | None = None,
+    *,
+    params: dict[str, Any] | None = None,
 ) -> int:
     """Persist a ranking as a round (``acquisition_rounds``, ``round_lines``); returns the lines written.
 
     Request lines not yet in ``purchase_requests`` (online requests usually are; a ranking read from a
-    data directory is not) are registered first as ``pending`` with their eligibility.
+    data directory is not) are registered first as ``pending`` with their eligibility. The round's
+    creation and every registered request are audited. ``params`` are added to the round's params.
     """
-    _register_missing_requests(session, result, now or datetime.now())
+    now = now or datetime.now()
+    _register_missing_requests(session, result, now, created_by)
+    summary = result.summary()
+    details = {
+        "lines": result.lines.height,
+        "selected": int(result.lines["selected"].sum()) if result.lines.height else 0,
+        "budget_fen": yuan_to_fen(result.budget),
+        "ranker": (params or {}).get("ranker", MODEL_RANKER),
+    }
+    ROUNDS.start(
+        result.round_id, RoundStatus.DRAFT, "create", actor=created_by, at=now, details=details, session=session
+    )
     session.add(
         AcquisitionRoundRow(
             round_id=result.round_id,
             created_by=created_by,
             created_at=result.created_at,
-            params={"budget": result.budget, **_jsonable(result.params), "summary": result.summary()},
+            params={"budget": result.budget, **_jsonable(result.params), "summary": summary, **(params or {})},
             status=RoundStatus.DRAFT.value,
         )
     )
@@ -294,7 +341,7 @@ def save_round(
     return len(rows)
 
 
-def _register_missing_requests(session: Session, result: RankingResult, now: datetime) -> None:
+def _register_missing_requests(session: Session, result: RankingResult, now: datetime, actor: str) -> None:
     ids = result.lines["request_id"].to_list()
     known = set(session.scalars(select(PurchaseRequestRow.request_id).where(PurchaseRequestRow.request_id.in_(ids))))
     if result.requests is None or len(known) >= len(ids):
@@ -313,7 +360,7 @@ def _register_missing_requests(session: Session, result: RankingResult, now: dat
             *[pl.col(c) for c in ("title", "author", "publisher", "clc_class") if c in cols],
             *[pl.col("pub_year").cast(pl.Int64)] if "pub_year" in cols else [],
             "category",
-            (pl.col("price") * 100).round(0).cast(pl.Int64).alias("price_fen"),
+            pl.col("price").map_elements(yuan_to_fen, return_dtype=pl.Int64).alias("price_fen"),
             "channel",
             "requested_at",
             pl.lit(RequestStatus.PENDING.value).alias("status"),
@@ -325,9 +372,19 @@ def _register_missing_requests(session: Session, result: RankingResult, now: dat
         )
     )
     if missing.height:
-        for request_id in missing["request_id"]:
-            REQUESTS.check(None, RequestStatus.PENDING, request_id)
-        session.execute(insert(PurchaseRequestRow), missing.to_dicts())
+        rows = missing.to_dicts()
+        audit: list[dict[str, Any]] = []
+        for r in rows:
+            details = {
+                "price_fen": r["price_fen"],
+                "isbn13": r["isbn13"],
+                "reason_codes": list(r["reason_codes"] or []),
+            }
+            REQUESTS.start(
+                r["request_id"], RequestStatus.PENDING, "register", actor=actor, at=now, details=details, audit=audit
+            )
+        session.execute(insert(PurchaseRequestRow), rows)
+        record_many(session, audit)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -461,7 +518,7 @@ def apply_decisions(
             if _decide_line(s, policy, round_id, period, d, actor=actor, now=now):
                 changed += 1
         if changed:
-            ROUNDS.move(s, row, RoundStatus.REVIEWED, "review", actor=actor, at=now, trail=False)
+            ROUNDS.move(s, row, RoundStatus.REVIEWED, "review", actor=actor, at=now, details={"changed": changed})
     _log.info("round %s: %d decisions applied by %s", round_id, changed, actor)
     return changed
 
@@ -482,11 +539,9 @@ def _decide_line(
         return False
     req = s.get(PurchaseRequestRow, d.request_id, with_for_update=True)
     audit: list[dict[str, Any]] = []
-    if line.decision == LineDecision.APPROVE:
-        if req.status != RequestStatus.APPROVED:
-            raise DecisionRefused(
-                f"request {req.request_id} is '{req.status}'; its approval can no longer be withdrawn"
-            )
+    if req.status == RequestStatus.APPROVED and decision != LineDecision.APPROVE:
+        # keyed on the REQUEST being approved, not on this line's old decision: a request that is a
+        # line of two rounds may have been approved in the other one, and its money must come back
         ledger.refund(s, req.request_id, at=now, actor=actor, audit=audit)
     if decision == LineDecision.APPROVE:
         _approve(s, policy, req, line, period, actor=actor, now=now, audit=audit)
@@ -529,7 +584,7 @@ def _approve(
     district = ledger.budget_district(
         policy, bookstore.district if bookstore else None, reader.district if reader else None
     )
-    lines = ledger.applicable_lines(s, datetime.strptime(period, "%Y-%m"), req.bookstore_id, district)
+    lines = ledger.applicable_lines(s, check_period(period), req.bookstore_id, district)
     if not lines:
         raise DecisionRefused(f"request {req.request_id}: no budget line covers {period} for this bookstore/district")
     ledger.charge(s, req.request_id, req.price_fen, lines, at=now, actor=actor, audit=audit)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acquisition.analytics import ClassSupply, CollectionReport
 from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
-from acquisition.rounds import Round, RoundLine, RoundSummary
+from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
 from features.schema import RequestStatus
 
 __all__ = [
@@ -163,12 +163,19 @@ class RoundIn(_In):
     period: str | None = Field(
         None,
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-        description="Budget month 'YYYY-MM' whose lines approvals draw on (default: this month).",
+        description="Budget month 'YYYY-MM' (2000-01..2100-12) whose lines approvals draw on (default: this month).",
     )
     budget_yuan: float | None = Field(
         None, gt=0, le=1e9, description="Money to spend in this round, yuan (default: what the month has left)."
     )
     max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
+
+    @field_validator("period")
+    @classmethod
+    def _period_in_range(cls, period: str | None) -> str | None:
+        if period is not None:
+            check_period(period)  # year 0000 and the like: a 422 naming body.period, not a 500 later
+        return period
 
 
 class DecisionIn(_In):

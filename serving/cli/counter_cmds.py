@@ -69,7 +69,9 @@ def decide_cmd(
     category: str = typer.Option("general", "--category", help="general, textbook, comic, ..."),
     channel: str = typer.Option("counter", "--channel", help="counter or online."),
     key: str | None = typer.Option(None, "--key", help="Idempotency key (default: a new one)."),
-    at: datetime | None = typer.Option(None, "--at", help="Request time (default now)."),
+    at: datetime | None = typer.Option(
+        None, "--at", help="Decide as of this time (the operator's clock for a replay; default now)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Decide one "you choose, I buy" request at once and print the decision."""
@@ -84,12 +86,15 @@ def decide_cmd(
     try:
         request = PurchaseRequestIn(
             reader_id=reader, bookstore_id=bookstore, isbn=isbn, price=price, title=title, author=author,
-            pub_year=pub_year, clc_class=clc_class, category=category, channel=channel, requested_at=at,
+            pub_year=pub_year, clc_class=clc_class, category=category, channel=channel,
         )  # fmt: skip
     except ValidationError as exc:
         err = exc.errors()[0]
         fail(f"request: {'.'.join(map(str, err['loc']))}: {err['msg']}")
-    decision = CounterService(database, pol, holdings).decide(request, key or uuid.uuid4().hex, actor="cli")
+    # the operator's --at is the service clock (as a replay's is); a request's own time never decides
+    clock = (lambda: at) if at is not None else datetime.now
+    service = CounterService(database, pol, holdings, clock=clock)
+    decision = service.decide(request, key or uuid.uuid4().hex, actor="cli")
     if as_json:
         typer.echo(json.dumps(decision.model_dump(), ensure_ascii=False))
         return

@@ -145,7 +145,16 @@ def request(**overrides) -> PurchaseRequestIn:
         title="A new novel",
         pub_year=2025,
         category="general",
-        requested_at=NOW,
     )
     base.update(overrides)
     return PurchaseRequestIn(**base)
+
+
+def decide_at(svc: CounterService, when: datetime, req: PurchaseRequestIn, key: str):
+    """Decide ``req`` with the service clock at ``when`` (the server's time decides; a replay sets it)."""
+    clock = svc.clock
+    svc.clock = lambda: when
+    try:
+        return svc.decide(req, key)
+    finally:
+        svc.clock = clock

@@ -32,7 +32,7 @@ from acquisition.holdings import receive_request
 from acquisition.policy import Blocklist, Policy
 from acquisition.rules import DeclineCode
 
-from ._counter_data import FRESH, HELD3, NOW, SHELF_HOME, isbn, make_service, request
+from ._counter_data import FRESH, HELD3, NOW, SHELF_HOME, decide_at, isbn, make_service, request
 
 BROKEN_ISBN = FRESH[:-1] + str((int(FRESH[-1]) + 1) % 10)
 LOOSE = dict(books_per_visit=100, books_per_month=100, open_books_max=100)
@@ -69,25 +69,25 @@ CASES = [
     (
         DeclineCode.READER_MONTHLY_LIMIT,
         dict(books_per_month=1),
-        [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=3))],
+        [dict(isbn=isbn(7), at=NOW - timedelta(days=3))],
         {},
     ),
     (
         DeclineCode.READER_YEARLY_LIMIT,
         dict(books_per_year=1),
-        [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=60))],
+        [dict(isbn=isbn(7), at=NOW - timedelta(days=60))],
         {},
     ),
     (
         DeclineCode.READER_OPEN_LIMIT,
         dict(open_books_max=1),
-        [dict(isbn=isbn(7), requested_at=NOW - timedelta(days=60))],
+        [dict(isbn=isbn(7), at=NOW - timedelta(days=60))],
         {},
     ),
     (DeclineCode.ALREADY_HELD, {}, [], dict(isbn=HELD3)),
     (DeclineCode.ON_SHELF_AT_HOME_BRANCH, {}, [], dict(isbn=SHELF_HOME)),
     (DeclineCode.DUPLICATE_PENDING, {}, [dict(reader_id="R-ok2")], {}),
-    (DeclineCode.NO_BUDGET_LINE, {}, [], dict(requested_at=datetime(2027, 2, 1, 9, 0), pub_year=2026)),
+    (DeclineCode.NO_BUDGET_LINE, {}, [], dict(at=datetime(2027, 2, 1, 9, 0), pub_year=2026)),
     (DeclineCode.BUDGET_EXHAUSTED, {}, [dict(isbn=isbn(7), price=99.0, reader_id="R-ok2")], dict(price=99.0)),
 ]
 
@@ -103,9 +103,12 @@ def test_each_reason_code_is_triggered_alone_by_a_minimal_request(tmp_path, code
         ]
     svc = make_service(tmp_path, Policy(**policy), budgets=budgets)
     for i, e in enumerate(earlier):
-        assert svc.decide(request(**e), f"earlier-{i}").eligible, "set-up request must be approved"
+        e = dict(e)
+        when = e.pop("at", NOW)
+        assert decide_at(svc, when, request(**e), f"earlier-{i}").eligible, "set-up request must be approved"
     before = ledger(svc)
-    d = svc.decide(request(**overrides), "the-request")
+    overrides = dict(overrides)
+    d = decide_at(svc, overrides.pop("at", NOW), request(**overrides), "the-request")
     assert not d.eligible
     assert d.reason_codes == [code.value]
     assert d.status == "declined" and d.budget_reservation_id is None
@@ -183,7 +186,7 @@ def test_cancel_releases(tmp_path):
 def test_expiry_releases_only_timed_out_reservations(tmp_path):
     svc = make_service(tmp_path, Policy(**LOOSE))
     old = svc.decide(request(price=10, isbn=isbn(11)), "a")
-    new = svc.decide(request(price=20, isbn=isbn(12), requested_at=NOW + timedelta(minutes=20)), "b")
+    new = decide_at(svc, NOW + timedelta(minutes=20), request(price=20, isbn=isbn(12)), "b")
     kept = svc.decide(request(price=40, isbn=isbn(13)), "c")
     svc.checkout(kept.request_id, now=NOW + timedelta(minutes=1))
     assert svc.expire_reservations(NOW + timedelta(minutes=29)) == 0
@@ -313,14 +316,8 @@ def test_random_streams_never_take_any_budget_line_over(stream):
         for i, op in enumerate(stream):
             if op[0] == "decide":
                 _, reader, store, n, fen, minute, retry = op
-                r = request(
-                    reader_id=reader,
-                    bookstore_id=store,
-                    isbn=isbn(n),
-                    price=fen / 100,
-                    requested_at=NOW + timedelta(minutes=minute),
-                )
-                d = svc.decide(r, f"k{i}")
+                r = request(reader_id=reader, bookstore_id=store, isbn=isbn(n), price=fen / 100)
+                d = decide_at(svc, NOW + timedelta(minutes=minute), r, f"k{i}")
                 if retry:
                     assert svc.decide(r, f"k{i}").request_id == d.request_id
                 if d.eligible:

@@ -122,9 +122,14 @@ def test_expired_reservations_are_swept_back_into_the_budget(client, app, small_
     district = city_facts["bookstores"]["BS-05"]
     reader = eligible_readers(small_city, 1, district)[0]
     base = _district_used(client, district)
-    an_hour_ago = (state.now() - timedelta(hours=1)).isoformat()
-    body = counter_body(reader, "BS-05", 14.0, requested_at=an_hour_ago)
-    d = client.post("/v1/purchase-requests", json=body, headers={**token("bookstore", "BS-05"), **key()}).json()
+    an_hour_ago = state.now() - timedelta(hours=1)
+    body = counter_body(reader, "BS-05", 14.0)
+    clock = state.counter.clock
+    state.counter.clock = lambda: an_hour_ago  # the server's clock decides the expiry, so turn it back
+    try:
+        d = client.post("/v1/purchase-requests", json=body, headers={**token("bookstore", "BS-05"), **key()}).json()
+    finally:
+        state.counter.clock = clock
     assert d["status"] == "reserved" and _district_used(client, district) == pytest.approx(base + 14.0)
 
     async def sweep_once():
