@@ -99,7 +99,11 @@ def neutralise(text: str) -> str:
 def _safe_table(table: pl.DataFrame) -> pl.DataFrame:
     """Every text column (and the header) neutralised; other columns untouched."""
     text = [c for c, t in table.schema.items() if t == pl.String]
-    safe = table.with_columns(pl.col(c).map_elements(neutralise, return_dtype=pl.String) for c in text)
+    formula = r"^[=+\-@\t\r]"
+    safe = table.with_columns(
+        pl.when(pl.col(c).str.contains(formula)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in text
+    )
     return safe.rename({c: neutralise(c) for c in safe.columns if neutralise(c) != c})
 
 

@@ -96,3 +96,67 @@ def test_fallback_ranking_orders_by_demand_per_yuan():
     spent = out.filter(pl.col("selected"))["price_fen"].sum()
     assert spent <= 6000 and out["selected"].to_list() == sorted(out["selected"].to_list(), reverse=True)
     assert all(len(r) == 4 for r in out["reasons"].to_list())
+
+
+def test_save_round_audits_the_round_and_every_request_it_registers(ranking, small_city, tmp_path):
+    from sqlalchemy import select
+
+    from acquisition.db import AuditLog, PurchaseRequestRow, init_db, load_data_dir
+
+    db = init_db(tmp_path / "acq.db")
+    load_data_dir(db, small_city)
+    with db.session_scope(write=True) as session:
+        save_round(session, ranking, created_by="cli")
+    with db.session_scope() as session:
+        requests = set(session.scalars(select(PurchaseRequestRow.request_id)))
+        audited = set(
+            session.scalars(
+                select(AuditLog.entity_id).where(AuditLog.entity == "purchase_request", AuditLog.to_state == "pending")
+            )
+        )
+        rounds = session.scalars(select(AuditLog).where(AuditLog.entity == "acquisition_round")).all()
+    assert requests and audited == requests == set(ranking.lines["request_id"])
+    assert [(r.entity_id, r.action, r.to_state, r.actor) for r in rounds] == [
+        (ranking.round_id, "create", "draft", "cli")
+    ]
+    db.dispose()
+
+
+def test_exports_neutralise_formulas_and_keep_numbers(ranking, tmp_path):
+    import csv as csv_module
+    import dataclasses
+
+    from openpyxl import load_workbook
+
+    from acquisition.export import FORMULA_TRIGGERS
+
+    evil = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    lines = ranking.lines.with_columns(
+        pl.Series("isbn13", [evil[i % len(evil)] for i in range(ranking.lines.height)]),
+        (pl.lit("=") + pl.col("reasons")).alias("reasons"),
+    )
+    hostile = dataclasses.replace(ranking, lines=lines)
+    rows = list(csv_module.reader(export_csv(hostile, tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert not [c for row in rows for c in row if c.startswith(FORMULA_TRIGGERS) and not _number(c)]
+    wb = load_workbook(export_xlsx(hostile, tmp_path / "r.xlsx"))
+    cells = [c for ws in wb for row in ws.iter_rows() for c in row if c.value is not None]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert not [c.value for c in cells if isinstance(c.value, str) and c.value.startswith(FORMULA_TRIGGERS)]
+    assert {c.value for c in cells if isinstance(c.value, str) and c.value.startswith("'=HYPERLINK")}
+    prices = [c.value for c in wb["lines"][get_col(wb, "price")][1:]]
+    assert all(isinstance(p, float | int) for p in prices)  # numbers stay numbers
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def get_col(wb, name: str) -> str:
+    from openpyxl.utils import get_column_letter
+
+    header = [c.value for c in wb["lines"][1]]
+    return get_column_letter(header.index(name) + 1)

@@ -86,6 +86,9 @@ def test_terminal_is_bound_to_its_bookstore(client, readers):
     ("change", "field"),
     [
         ({"price": -1}, "body.price"),
+        ({"price": 0.004}, "body.price"),  # rounds to 0 fen: a free book
+        ({"price": 0.0049}, "body.price"),
+        ({"price": 100_000.01}, "body.price"),
         ({"price": "cheap"}, "body.price"),
         ({"channel": "fax"}, "body.channel"),
         ({"unknown": 1}, "body.unknown"),
@@ -141,3 +144,28 @@ def test_expired_reservations_are_swept_back_into_the_budget(client, app, small_
     assert _district_used(client, district) == pytest.approx(base)
     r = client.post(f"/v1/purchase-requests/{d['request_id']}/checkout", headers=token("bookstore", "BS-05"))
     assert r.status_code == 409
+
+
+def test_a_back_dated_request_cannot_escape_the_visit_limit_or_the_sweep(client, app, readers):
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import select
+
+    from acquisition.db import ReservationRow
+
+    state, h = app.state.yuedu, token("bookstore", "BS-02")
+    now = state.now()
+    claims = [now, now, now - timedelta(days=1)]  # the third claims yesterday's visit
+    ds = []
+    for claim in [*claims, datetime(1970, 1, 1), now + timedelta(days=400)]:
+        body = counter_body(readers[30], "BS-02", 5.0, requested_at=claim.isoformat())
+        ds.append(client.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json())
+    assert [d["eligible"] for d in ds] == [True, True, False, False, False]
+    assert all(d["reason_codes"] == ["READER_VISIT_LIMIT"] for d in ds[2:])
+    with state.db.session_scope() as s:
+        expiries = [
+            s.scalar(select(ReservationRow.expires_at).where(ReservationRow.request_id == d["request_id"]))
+            for d in ds[:2]
+        ]
+    timeout = timedelta(minutes=state.policy.reservation_timeout_minutes)
+    assert all(now <= e <= state.now() + timeout for e in expiries)  # the server's clock, not the claim

