@@ -187,12 +187,10 @@ class Lifecycle:
         at: datetime,
         details: dict[str, Any] | None = None,
         audit: list[dict[str, Any]] | None = None,
-        trail: bool = True,
     ) -> str:
         """Move one ORM row (with ``status``; ``updated_at`` is set when it has one) to ``to``.
 
-        Returns the previous status. ``trail=False`` skips the audit row; yuedu itself audits every
-        change (the flag is for tools that write their own trail).
+        Returns the previous status. Every move is audited: there is no way round the trail.
         """
         frm = row.status
         entity_id = str(getattr(row, _ID[self.entity]))
@@ -200,8 +198,7 @@ class Lifecycle:
         row.status = self.states(to).value
         if hasattr(row, "updated_at"):
             row.updated_at = at
-        if trail:
-            self._audit(session, audit, [entity_id], action, frm, to, actor, at, details)
+        self._audit(session, audit, [entity_id], action, frm, to, actor, at, details)
         return frm
 
     def move_many(
