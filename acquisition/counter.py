@@ -62,6 +62,7 @@ from acquisition.rules import (
     check_request,
     normalise_isbn,
 )
+from features import bounds
 from features.schema import RequestStatus
 
 _log = logging.getLogger(__name__)
@@ -133,20 +134,27 @@ class PurchaseRequestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reader_id: str = Field(min_length=1, description="Reader card id.")
-    bookstore_id: str = Field(min_length=1, description="Partner bookstore code.")
-    isbn: str = Field(description="ISBN as scanned (ISBN-10 or -13, hyphens allowed; checked by the rules).")
+    reader_id: str = Field(min_length=1, max_length=bounds.ID_MAX, description="Reader card id.")
+    bookstore_id: str = Field(min_length=1, max_length=bounds.ID_MAX, description="Partner bookstore code.")
+    isbn: str = Field(
+        max_length=bounds.ISBN_MAX,
+        description="ISBN as scanned (ISBN-10 or -13, hyphens allowed; checked by the rules).",
+    )
     price: float = Field(
         gt=0,
         le=MAX_PRICE_YUAN,
         allow_inf_nan=False,
         description="Price charged, yuan: at least 0.01 after rounding half-up to fen, at most 100000.",
     )
-    title: str | None = Field(default=None, description="Title as reported by the bookstore.")
-    author: str | None = None
-    publisher: str | None = None
+    title: str | None = Field(
+        default=None, max_length=bounds.TITLE_MAX, description="Title as reported by the bookstore."
+    )
+    author: str | None = Field(default=None, max_length=bounds.AUTHOR_MAX)
+    publisher: str | None = Field(default=None, max_length=bounds.PUBLISHER_MAX)
     pub_year: int | None = Field(default=None, description="Publication year.")
-    clc_class: str | None = Field(default=None, description="CLC class as catalogued by the bookstore.")
+    clc_class: str | None = Field(
+        default=None, max_length=bounds.CLASS_MAX, description="CLC class as catalogued by the bookstore."
+    )
     category: Category = Field(default="general", description="Book category (textbook, comic, ...).")
     channel: Literal["counter", "online"] = Field(default="counter", description="Counter or online selection.")
     requested_at: datetime | None = Field(

@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from features import bounds
+from features.bounds import ID_MAX
 from features.schema import conform, scan_table, table_path
 
 _log = logging.getLogger(__name__)
@@ -59,9 +61,9 @@ class ReaderRow(Base):
     """A card holder as the counter needs it (loaded from the data directory's ``readers``)."""
 
     __tablename__ = "readers"
-    reader_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    home_branch_id: Mapped[str] = mapped_column(String(64))
-    district: Mapped[str | None] = mapped_column(String(64))
+    reader_id: Mapped[str] = mapped_column(String(ID_MAX), primary_key=True)
+    home_branch_id: Mapped[str] = mapped_column(String(ID_MAX))
+    district: Mapped[str | None] = mapped_column(String(ID_MAX))
     credit_level: Mapped[int] = mapped_column(Integer, default=5)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -70,10 +72,10 @@ class BookstoreRow(Base):
     """A partner bookstore (from ``bookstores``); ``branch_id`` catalogues its purchases."""
 
     __tablename__ = "bookstores"
-    bookstore_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bookstore_id: Mapped[str] = mapped_column(String(ID_MAX), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    district: Mapped[str | None] = mapped_column(String(64))
-    branch_id: Mapped[str | None] = mapped_column(String(64))
+    district: Mapped[str | None] = mapped_column(String(ID_MAX))
+    branch_id: Mapped[str | None] = mapped_column(String(ID_MAX))
 
 
 class PurchaseRequestRow(Base):
@@ -82,24 +84,24 @@ class PurchaseRequestRow(Base):
 
     __tablename__ = "purchase_requests"
     request_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    reader_id: Mapped[str] = mapped_column(String(64))
-    bookstore_id: Mapped[str] = mapped_column(String(64))
-    isbn: Mapped[str] = mapped_column(String(32), doc="ISBN as scanned.")
+    idempotency_key: Mapped[str] = mapped_column(String(bounds.IDEMPOTENCY_KEY_MAX), unique=True)
+    reader_id: Mapped[str] = mapped_column(String(ID_MAX))
+    bookstore_id: Mapped[str] = mapped_column(String(ID_MAX))
+    isbn: Mapped[str] = mapped_column(String(bounds.ISBN_MAX), doc="ISBN as scanned.")
     isbn13: Mapped[str | None] = mapped_column(String(13), doc="Normalised ISBN-13, null if invalid.")
-    title: Mapped[str | None] = mapped_column(String(500))
-    author: Mapped[str | None] = mapped_column(String(200))
-    publisher: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(bounds.TITLE_MAX))
+    author: Mapped[str | None] = mapped_column(String(bounds.AUTHOR_MAX))
+    publisher: Mapped[str | None] = mapped_column(String(bounds.PUBLISHER_MAX))
     pub_year: Mapped[int | None] = mapped_column(Integer)
-    clc_class: Mapped[str | None] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(32))
+    clc_class: Mapped[str | None] = mapped_column(String(bounds.CLASS_MAX))
+    category: Mapped[str] = mapped_column(String(bounds.CLASS_MAX))
     price_fen: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), doc="features.schema.RequestStatus")
     eligible: Mapped[bool] = mapped_column(Boolean)
     reason_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    message: Mapped[str] = mapped_column(String(2000), default="")
+    message: Mapped[str] = mapped_column(String(bounds.NOTE_MAX), default="")
     decided_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -114,10 +116,10 @@ class BudgetLineRow(Base):
     """A budget envelope: period ('YYYY-MM' or 'YYYY') x bookstore (null = all) x district (null = all)."""
 
     __tablename__ = "budget_lines"
-    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    budget_id: Mapped[str] = mapped_column(String(ID_MAX), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), index=True)
-    bookstore_id: Mapped[str | None] = mapped_column(String(64))
-    district: Mapped[str | None] = mapped_column(String(64))
+    bookstore_id: Mapped[str | None] = mapped_column(String(ID_MAX))
+    district: Mapped[str | None] = mapped_column(String(ID_MAX))
     amount_fen: Mapped[int] = mapped_column(Integer)
     reserved_fen: Mapped[int] = mapped_column(Integer, default=0)
     committed_fen: Mapped[int] = mapped_column(Integer, default=0)
@@ -159,11 +161,11 @@ class AuditLog(Base):
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entity: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(ID_MAX))
     action: Mapped[str] = mapped_column(String(32))
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
-    actor: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(bounds.ACTOR_MAX))
     at: Mapped[datetime] = mapped_column(DateTime)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -175,7 +177,7 @@ class AcquisitionRoundRow(Base):
 
     __tablename__ = "acquisition_rounds"
     round_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    created_by: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(bounds.ACTOR_MAX))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.RoundStatus")
@@ -194,7 +196,7 @@ class RoundLineRow(Base):
     value: Mapped[float | None] = mapped_column(Float, doc="Objective value of the line (model units).")
     reasons: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     decision: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.LineDecision")
-    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_by: Mapped[str | None] = mapped_column(String(bounds.ACTOR_MAX))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("round_id", "request_id", name="uq_round_line"),)
@@ -208,7 +210,7 @@ class StaffDecisionRow(Base):
     round_id: Mapped[str] = mapped_column(ForeignKey("acquisition_rounds.round_id"), index=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("purchase_requests.request_id"))
     decision: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.LineDecision")
-    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_by: Mapped[str] = mapped_column(String(bounds.ACTOR_MAX))
     decided_at: Mapped[datetime] = mapped_column(DateTime)
     note: Mapped[str | None] = mapped_column(String(2000))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from serving import errors
+from serving.headers import SecurityHeadersMiddleware
 from serving.metrics import MetricsMiddleware
 from serving.routes import acquisition, booklists, counter, ops, readers, staff, titles
 from serving.settings import Settings, get_settings
@@ -74,4 +75,5 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -20,6 +20,7 @@ from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
 from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
+from features import bounds
 from features.schema import RequestStatus
 
 __all__ = [
@@ -108,7 +109,7 @@ class RecommendationsOut(_Out):
 
 
 class EventIn(_In):
-    title_id: str = Field(min_length=1, max_length=64, description="Title borrowed, returned or downloaded.")
+    title_id: str = Field(min_length=1, max_length=bounds.ID_MAX, description="Title borrowed, returned or downloaded.")
     kind: Literal["loan", "return", "ebook_download", "ebook_read"] = "loan"
 
 
@@ -181,7 +182,7 @@ class RoundIn(_In):
 class DecisionIn(_In):
     request_id: str = Field(min_length=1, max_length=40)
     decision: LineDecision
-    note: str | None = Field(None, max_length=2000)
+    note: str | None = Field(None, max_length=bounds.NOTE_MAX)
 
 
 class DecisionsIn(_In):
@@ -192,8 +193,8 @@ class DecisionsIn(_In):
 
 
 class LoginIn(_In):
-    username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=bounds.LOGIN_MAX)
+    password: str = Field(min_length=1, max_length=bounds.PASSWORD_MAX)
 
 
 class TokenOut(_Out):

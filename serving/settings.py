@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     reservation_sweep_s: float = Field(
         60.0, description="How often expired counter reservations are released, seconds (0 = never)."
     )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark the staff cookie Secure: true, false, or unset = when the request came over https "
+        "(behind a TLS proxy run uvicorn with --proxy-headers so the scheme is seen).",
+    )
+    allowed_origins: str = Field(
+        "", description="Extra origins (comma-separated, e.g. https://lib.example) allowed to post staff forms."
+    )
+    login_max_failures: int = Field(5, ge=1, description="Wrong passwords before a login is locked.")
+    login_lockout_s: float = Field(60.0, gt=0, description="First lockout, seconds; doubles each time (max 1 h).")
     today: str | None = Field(None, description="Override 'today' (ISO date) for booklist windows; default: now.")
 
 

@@ -32,7 +32,8 @@ from recsys.context import LibraryContext
 from recsys.service import RecommendationService
 from serving.coalescer import RequestCoalescer
 from serving.metrics import Metrics
-from serving.security import parse_staff_users
+from serving.security import LoginGuard, parse_staff_users
+from serving.sessions import StaffSessions
 from serving.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class AppState:
     metrics: Metrics
     staff_users: dict[str, tuple[str, str]]
     today: date
+    sessions: StaffSessions
+    login_guard: LoginGuard
     bundle: ModelBundle | None = None
     last_reload_error: str | None = None
     #: Coalesces concurrent recommendation requests; owns the one thread that touches the model.
@@ -130,6 +133,8 @@ class AppState:
             metrics=Metrics(),
             staff_users=parse_staff_users(settings.staff_users),
             today=today,
+            sessions=StaffSessions(db),
+            login_guard=LoginGuard.create(settings.login_max_failures, settings.login_lockout_s),
             alias_resolver=alias_resolver,
             alias_loader=alias_loader,
         )

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from features import bounds
 from serving.deps import Bundle, Caller
 from serving.routes.titles import title_out
 from serving.schemas import BooklistDetail, BooklistOut
@@ -50,7 +51,7 @@ def list_booklists(
 
 @router.get("/{booklist_id}", response_model=BooklistDetail)
 def get_booklist(
-    booklist_id: Annotated[str, Path(min_length=1, max_length=64)], _principal: Caller, bundle: Bundle
+    booklist_id: Annotated[str, Path(min_length=1, max_length=bounds.ID_MAX)], _principal: Caller, bundle: Bundle
 ) -> BooklistDetail:
     """One booklist with its titles (those in the served catalogue)."""
     frame, is_active, sizes = _rows(bundle)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
 from acquisition.db import PurchaseRequestRow
 from acquisition.errors import RequestNotFound
+from features import bounds
 from features.schema import RequestStatus
 from serving.deps import BookstoreCaller, State
 from serving.schemas import Decision, PurchaseRequestIn, RequestStateOut
@@ -41,8 +42,8 @@ def decide(
         str,
         Header(
             alias="Idempotency-Key",
-            min_length=8,
-            max_length=200,
+            min_length=bounds.IDEMPOTENCY_KEY_MIN,
+            max_length=bounds.IDEMPOTENCY_KEY_MAX,
             description="Unique per request; a retry with the same key returns the first decision.",
         ),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -26,21 +26,28 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(state: State) -> JSONResponse:
-    """Ready when a model is loaded and the database answers (503 otherwise, saying what is missing)."""
+    """Ready when a model is loaded and the database answers (503 otherwise, saying what is missing).
+
+    After a failed reload the previous model keeps serving: 200 with status ``degraded`` and the
+    reason under ``detail.last_reload``."""
     bundle, db_ok = state.bundle, state.database_ok()
     detail = {}
     if bundle is None:
         detail["model"] = state.last_reload_error or "not loaded"
     if not db_ok:
         detail["database"] = "not reachable"
+    ready = not detail
+    if bundle is not None and state.last_reload_error:
+        # still serving the previous model, so still ready; but say that the last reload failed
+        detail["last_reload"] = f"failed, still serving {bundle.version}: {state.last_reload_error}"
     health = Health(
-        status="ready" if not detail else "not_ready",
+        status=("degraded" if detail else "ready") if ready else "not_ready",
         model_loaded=bundle is not None,
         model_version=bundle.version if bundle else None,
         database=db_ok,
         detail=detail,
     )
-    return JSONResponse(health.model_dump(mode="json"), status_code=200 if not detail else 503)
+    return JSONResponse(health.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
@@ -61,11 +68,23 @@ async def reload(state: State, _principal: AdminCaller, body: ReloadIn | None = 
 
 
 @router.post("/v1/auth/token", response_model=TokenOut)
-def token(body: LoginIn, state: State) -> TokenOut:
-    """Staff login (users from ``YUEDU_STAFF_USERS``): a bearer token for the staff or admin role."""
+def token(body: LoginIn, request: Request, state: State) -> TokenOut:
+    """Staff login (users from ``YUEDU_STAFF_USERS``): a bearer token for the staff or admin role.
+
+    Throttled like the staff page: after repeated wrong passwords 429 with ``Retry-After``."""
+    client = request.client.host if request.client else None
+    wait = state.login_guard.retry_after(body.username, client)
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many failed logins: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     role = check_password(state.staff_users, body.username, body.password)
     if role is None:
+        state.login_guard.failure(body.username, client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user or wrong password")
+    state.login_guard.success(body.username, client)
     ttl = state.settings.token_ttl_s
     _log.info("staff login (%s)", role)
     return TokenOut(

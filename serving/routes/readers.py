@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from features import bounds
 from features.privacy import pseudonymise
 from recsys.service import UnknownTitleError
 from serving.deps import Bundle, OwnReader, State
@@ -17,7 +18,7 @@ _log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/readers", tags=["readers"])
 
-ReaderId = Annotated[str, Path(min_length=1, max_length=64, description="Reader card id.")]
+ReaderId = Annotated[str, Path(min_length=1, max_length=bounds.ID_MAX, description="Reader card id.")]
 
 
 @router.get("/{reader_id}/recommendations", response_model=RecommendationsOut)
@@ -28,7 +29,8 @@ async def recommendations(
     state: State,
     n: Annotated[int, Query(ge=1, le=100, description="List length.")] = 10,
     branch: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="Branch the reader is at (default: home).")
+        str | None,
+        Query(min_length=1, max_length=bounds.ID_MAX, description="Branch the reader is at (default: home)."),
     ] = None,
     promotion: Annotated[bool, Query(description="False = the model's own ranking (promotion off).")] = True,
 ) -> RecommendationsOut:

@@ -4,13 +4,19 @@ Log in (staff users from ``YUEDU_STAFF_USERS``), pick or start an acquisition ro
 with its reasons, see budget used/left per district, approve or reject lines, export CSV. The login
 sets an HttpOnly, SameSite=Strict cookie holding a signed staff token; it is honoured only by these
 pages. Every POST answers with a redirect (post/redirect/get), carrying an error message if any.
+
+Every POST is checked twice against cross-site forgery: the request's ``Origin`` (or ``Referer``)
+must be this site (or one of ``YUEDU_ALLOWED_ORIGINS``), and forms carry a CSRF token bound to the
+session (:func:`serving.security.csrf_token`). Logins are throttled per login and per client
+(:class:`serving.security.LoginGuard`); logout revokes the session in the database
+(:mod:`serving.sessions`), so a copied cookie stops working too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path as FsPath
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -18,10 +24,19 @@ from fastapi.templating import Jinja2Templates
 
 from acquisition import ledger, rounds
 from acquisition.lifecycle import LineDecision
+from features import bounds
 from features.errors import YueduError
 from serving.deps import STAFF_COOKIE, State
 from serving.routes.acquisition import decide_lines, export_response, load_round
-from serving.security import Principal, TokenError, check_password, issue_token, verify_token
+from serving.security import (
+    Principal,
+    TokenError,
+    check_csrf,
+    check_password,
+    csrf_token,
+    issue_token,
+    verify_token,
+)
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 templates = Jinja2Templates(directory=FsPath(__file__).resolve().parents[1] / "templates")
@@ -35,7 +50,44 @@ def _staff(request: Request, state) -> Principal | None:
         principal = verify_token(token, state.settings.secret_key)
     except TokenError:
         return None
-    return principal if principal.can_act_as_staff() else None
+    if not principal.can_act_as_staff() or not state.sessions.active(principal.session, state.now()):
+        return None
+    return principal
+
+
+def same_origin(request: Request, allowed_extra: str = "") -> bool:
+    """The POST comes from a page of this site: ``Origin`` (else ``Referer``) is ours, or, for a client
+    that sends neither, ``Sec-Fetch-Site`` does not say cross-site."""
+    origin = request.headers.get("origin")
+    if origin is None and (referer := request.headers.get("referer")):
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    if origin is None:
+        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    ours = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
+    ours |= {o.strip().rstrip("/") for o in allowed_extra.split(",") if o.strip()}
+    return origin.rstrip("/") in ours
+
+
+def _refused(request: Request, why: str) -> HTMLResponse:
+    return templates.TemplateResponse(request, "base.html", {"error": why}, status_code=403)
+
+
+def _guard(request: Request, state, csrf: str) -> Principal | Response:
+    """The staff principal of a state-changing POST, or the response refusing it."""
+    if not same_origin(request, state.settings.allowed_origins):
+        return _refused(request, "Refused: this form was not sent from the staff page (cross-site request).")
+    principal = _staff(request, state)
+    if principal is None:
+        return _back("/staff")
+    if not check_csrf(state.settings.secret_key, principal.session, csrf):
+        return _refused(request, "Refused: the form's security token is missing or stale; reload the page.")
+    return principal
+
+
+def _page(request: Request, name: str, principal: Principal, state, **context) -> HTMLResponse:
+    csrf = csrf_token(state.settings.secret_key, principal.session or "")
+    return templates.TemplateResponse(request, name, {"user": principal, "csrf": csrf, **context})
 
 
 def _back(url: str, error: str | None = None) -> RedirectResponse:
@@ -52,50 +104,70 @@ def home(request: Request, state: State, error: str | None = None) -> Response:
     if principal is None:
         return _login_page(request)
     period = state.now().strftime("%Y-%m")
-    return templates.TemplateResponse(
+    return _page(
         request,
         "rounds.html",
-        {
-            "user": principal,
-            "rounds": rounds.list_rounds(state.db, period),
-            "budget": ledger.budgets(state.db, period),
-            "error": error,
-            "model": state.bundle.version if state.bundle else None,
-        },
+        principal,
+        state,
+        rounds=rounds.list_rounds(state.db, period),
+        budget=ledger.budgets(state.db, period),
+        error=error,
+        model=state.bundle.version if state.bundle else None,
     )
 
 
 @router.post("/login")
 def login(
-    request: Request, state: State, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+    request: Request,
+    state: State,
+    username: Annotated[str, Form(max_length=bounds.LOGIN_MAX)] = "",
+    password: Annotated[str, Form(max_length=bounds.PASSWORD_MAX)] = "",
 ) -> Response:
+    if not same_origin(request, state.settings.allowed_origins):
+        return _refused(request, "Refused: log in from the staff page itself (cross-site request).")
+    client = request.client.host if request.client else None
+    wait = state.login_guard.retry_after(username, client)
+    if wait:
+        page = _login_page(request, f"Too many failed logins: try again in {wait} s.", 429)
+        page.headers["Retry-After"] = str(wait)
+        return page
     role = check_password(state.staff_users, username, password) if username and password else None
     if role is None:
+        state.login_guard.failure(username, client)
         return _login_page(request, "Unknown user or wrong password.", 401)
+    state.login_guard.success(username, client)
+    ttl = state.settings.token_ttl_s
+    session = state.sessions.open(username, role, ttl, state.now())
+    secure = state.settings.cookie_secure
     resp = _back("/staff")
     resp.set_cookie(
         STAFF_COOKIE,
-        issue_token(role, username, state.settings.secret_key, state.settings.token_ttl_s),
-        max_age=state.settings.token_ttl_s,
+        issue_token(role, username, state.settings.secret_key, ttl, session=session),
+        max_age=ttl,
         httponly=True,
         samesite="strict",
+        secure=request.url.scheme == "https" if secure is None else secure,
         path="/staff",
     )
     return resp
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, state: State, csrf: Annotated[str, Form()] = "") -> Response:
+    guard = _guard(request, state, csrf)
+    if isinstance(guard, Response):
+        return guard
+    state.sessions.revoke(guard.session, state.now())
     resp = _back("/staff")
     resp.delete_cookie(STAFF_COOKIE, path="/staff")
     return resp
 
 
 @router.post("/rounds")
-def new_round(request: Request, state: State) -> Response:
-    principal = _staff(request, state)
-    if principal is None:
-        return _back("/staff")
+def new_round(request: Request, state: State, csrf: Annotated[str, Form()] = "") -> Response:
+    principal = _guard(request, state, csrf)
+    if isinstance(principal, Response):
+        return principal
     round_id = state.create_round(f"{principal.role}:{principal.subject}")
     return _back(f"/staff/rounds/{round_id}")
 
@@ -109,11 +181,8 @@ def round_page(round_id: str, request: Request, state: State, error: str | None 
         round_ = load_round(state, round_id)
     except YueduError as exc:
         return _back("/staff", str(exc))
-    return templates.TemplateResponse(
-        request,
-        "round.html",
-        {"user": principal, "round": round_, "budget": ledger.budgets(state.db, round_.period), "error": error},
-    )
+    budget = ledger.budgets(state.db, round_.period)
+    return _page(request, "round.html", principal, state, round=round_, budget=budget, error=error)
 
 
 @router.post("/rounds/{round_id}/decide")
@@ -123,10 +192,11 @@ def decide(
     state: State,
     request_id: Annotated[str, Form()] = "",
     decision: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    principal = _staff(request, state)
-    if principal is None:
-        return _back("/staff")
+    principal = _guard(request, state, csrf)
+    if isinstance(principal, Response):
+        return principal
     if decision not in tuple(LineDecision) or not request_id:
         return _back(f"/staff/rounds/{round_id}", "choose approve or reject for a line")
     try:

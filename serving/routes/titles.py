@@ -7,6 +7,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from features import bounds
 from serving.deps import Bundle, Caller
 from serving.schemas import SimilarOut, TitleOut
 
@@ -33,7 +34,7 @@ def title_out(bundle, rows: np.ndarray, scores: np.ndarray | None = None) -> lis
 
 @router.get("/{title_id}/similar", response_model=SimilarOut)
 def similar(
-    title_id: Annotated[str, Path(min_length=1, max_length=64)],
+    title_id: Annotated[str, Path(min_length=1, max_length=bounds.ID_MAX)],
     _principal: Caller,
     bundle: Bundle,
     n: Annotated[int, Query(ge=1, le=100, description="How many titles.")] = 10,
