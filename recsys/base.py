@@ -420,21 +420,32 @@ class Recommender(ABC):
 
     @classmethod
     def _from_saved(cls, directory: Path, meta: dict[str, Any]) -> Recommender:
-        """Rebuild a model of this class from a directory written by :meth:`save`."""
+        """Rebuild a model of this class from a directory written by :meth:`save`.
+
+        Nothing in the directory is trusted: every file named by ``model.json`` must lie inside the
+        directory, every array must be numeric and finite, and the shapes must fit the vocabularies
+        (a model whose weights are NaN would load and then recommend nothing)."""
         model = cls(**meta["params"])
         state: dict[str, np.ndarray | sp.spmatrix] = {}
-        for key, fname in meta["arrays"].items():
-            path = directory / fname
-            if not path.exists():
-                raise ModelFormatError(f"{path}: array file '{key}' listed in model.json is missing")
-            if fname.endswith(".npz"):
+        arrays = meta.get("arrays")
+        if not isinstance(arrays, dict) or not {"user_items", "popularity"} <= set(arrays):
+            raise ModelFormatError(f"{directory / 'model.json'}: 'arrays' must name user_items and popularity")
+        for key, fname in arrays.items():
+            path = saved_file(directory, fname, key)
+            if str(fname).endswith(".npz"):
                 state[key] = sp.load_npz(path).tocsr()
             else:
                 state[key] = np.load(path, allow_pickle=False)
+            check_array(path, state[key])
         model.readers_ = Vocabulary.load(directory / "readers.parquet")
         model.titles_ = Vocabulary.load(directory / "titles.parquet")
         model.user_items_ = sp.csr_matrix(state.pop("user_items"), dtype=np.float32)
         model.popularity_ = np.asarray(state.pop("popularity"), dtype=np.float32)
+        shapes = {"user_items": (model.user_items_.shape, (len(model.readers_), len(model.titles_)))}
+        shapes["popularity"] = (model.popularity_.shape, (len(model.titles_),))
+        for key, (got, want) in shapes.items():
+            if got != want:
+                raise ModelFormatError(f"{directory / arrays[key]}: shape {got}, expected {want} from the vocabularies")
         model._set_state(state, meta.get("extra", {}))
         return model
 
@@ -444,6 +455,30 @@ class Recommender(ABC):
         from recsys.models import load_model
 
         return load_model(directory)
+
+
+def saved_file(directory: Path, name: object, key: str) -> Path:
+    """``directory / name`` for a file listed in ``model.json``, refusing any path that leaves
+    ``directory`` (absolute paths, ``..``, symlinks pointing out) or does not exist."""
+    if not isinstance(name, str) or not name:
+        raise ModelFormatError(f"{directory / 'model.json'}: file of '{key}' must be a relative path, got {name!r}")
+    root = directory.resolve()
+    path = (directory / name).resolve()
+    if not path.is_relative_to(root):
+        raise ModelFormatError(f"{directory / 'model.json'}: file of '{key}' ({name}) is outside the model directory")
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: array file '{key}' listed in model.json is missing")
+    return path
+
+
+def check_array(path: Path, value: np.ndarray | sp.spmatrix) -> None:
+    """A loaded model array must be numeric (bool, int, float) or fixed-width text (labels), and finite."""
+    data = value.data if sp.issparse(value) else np.asarray(value)
+    if data.dtype.kind not in "biufU":
+        raise ModelFormatError(f"{path}: dtype {data.dtype} is neither numeric nor text")
+    if data.dtype.kind == "f" and data.size and not np.isfinite(data).all():
+        bad = int(data.size - np.isfinite(data).sum())
+        raise ModelFormatError(f"{path}: {bad} of {data.size} values are NaN or infinite")
 
 
 def top_n_dense(

@@ -56,10 +56,18 @@ class ModelBundle:
 
 
 def _dir_version(model_dir: Path) -> str:
-    """A version for a model directory: 'dir-' + a short hash of its model.json (changes with every save)."""
-    meta = model_dir / "model.json"
-    digest = hashlib.sha256(meta.read_bytes()).hexdigest()[:10] if meta.exists() else "missing"
-    return f"dir-{digest}"
+    """A version for a model directory: 'dir-' + a short hash of EVERY file in it (names and bytes),
+    so replacing any array changes the version, not only an edit of ``model.json``."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file())
+    if not files:
+        return "dir-missing"
+    for path in files:
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return f"dir-{digest.hexdigest()[:12]}"
 
 
 def build_bundle(

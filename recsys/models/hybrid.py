@@ -19,7 +19,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from features.matrix import InteractionMatrix
-from recsys.base import ModelError, Recommender, top_n_dense
+from recsys.base import ModelError, Recommender, saved_file, top_n_dense
 from recsys.metrics import RANKING_METRICS, readers_with_target
 
 _log = logging.getLogger(__name__)
@@ -228,7 +228,10 @@ class HybridRecommender(Recommender):
     def _from_saved(cls, directory: Path, meta: dict[str, Any]) -> Recommender:
         from recsys.models import load_model
 
-        comps = {k: load_model(directory / rel) for k, rel in meta["extra"]["component_dirs"].items()}
+        comps = {
+            k: load_model(saved_file(directory, f"{rel}/model.json", k).parent)
+            for k, rel in meta["extra"]["component_dirs"].items()
+        }
         params = dict(meta["params"], components=comps)
         meta = dict(meta, params=params)
         return super()._from_saved(directory, meta)
