@@ -28,6 +28,7 @@ _CODES = {
     409: "conflict",
     415: "unsupported_media_type",
     422: "invalid_request",
+    429: "too_many_requests",
     503: "unavailable",
 }
 

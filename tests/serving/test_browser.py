@@ -1,10 +1,13 @@
 """The staff page end to end in headless Chromium (Debian's, by executable path) against real uvicorn:
-log in, start a round, approve two lines, see the district budget update, export CSV."""
+log in, start a round, approve two lines, see the district budget update, export CSV; and a page on
+another origin that tries to post the decide form with the staff member's cookie (refused)."""
 
 from __future__ import annotations
 
 import csv
+import http.server
 import io
+import threading
 from pathlib import Path
 
 import httpx
@@ -103,3 +106,61 @@ def test_staff_pages_refuse_without_login(server):
         # A reader's bearer token is no staff cookie.
         c.cookies.set("yuedu_staff", token("reader", "R1")["Authorization"].split()[1])
         assert "Staff log in" in c.get("/staff").text
+
+
+@pytest.fixture
+def evil_site():
+    """A page on another origin (same host, another port: same SITE, so SameSite cookies still flow),
+    serving whatever HTML the test puts in ``pages``; yields (base url, pages)."""
+    pages: dict[str, str] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            body = pages.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", pages
+    finally:
+        httpd.shutdown()
+
+
+def test_a_page_on_another_origin_cannot_post_the_decide_form(server, evil_site):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    evil_url, pages = evil_site
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server}/staff")
+            page.fill("#username", "alice")
+            page.fill("#password", "alice-pw")
+            page.click("#login")
+            page.click("#new-round")
+            page.wait_for_selector("#lines")
+            round_url = page.url
+            row = page.locator('#lines tbody tr[data-eligible="true"]').first
+            request_id = row.get_attribute("data-request")
+            headers = page.context.request.get(round_url).headers
+            assert "frame-ancestors 'none'" in headers["content-security-policy"]
+            pages["/win.html"] = (
+                f'<form id="f" method="post" action="{round_url}/decide">'
+                f'<input name="request_id" value="{request_id}"><input name="decision" value="approve">'
+                '</form><script>document.getElementById("f").submit()</script>'
+            )
+            with page.expect_navigation(url=f"{round_url}/decide"):
+                page.goto(f"{evil_url}/win.html")
+            assert "cross-site" in page.locator("#error").inner_text()
+            page.goto(round_url)
+            done = page.locator(f'#lines tbody tr[data-request="{request_id}"] td.decision')
+            assert done.inner_text() == "pending", "the forged post decided the line"
+        finally:
+            browser.close()

@@ -87,6 +87,10 @@ def test_yuedu_serve_starts_uvicorn_and_answers(small_city, model_dir, tmp_path)
     finally:
         proc.terminate()
         proc.wait(10)
+    banner = proc.stdout.read()
+    assert "yuedu serving on" in banner
+    # credentials are printed for `serve --demo` only, never when serving real data
+    assert "Bearer" not in banner and "password" not in banner
 
 
 def test_serve_explains_an_unreachable_database(small_city, model_dir):

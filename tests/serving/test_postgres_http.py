@@ -83,3 +83,30 @@ def test_one_isbn_scanned_at_once_is_bought_once(server, small_city):
     assert len(answers) == len(readers)
     assert sum(a["eligible"] for a in answers) == 1
     assert all("DUPLICATE_PENDING" in a["reason_codes"] for a in answers if not a["eligible"])
+
+
+def test_text_bounds_hold_on_postgresql(server, small_city):
+    """VARCHAR(n) on PostgreSQL refuses longer values: the API's bound must come first (422, not 500),
+    and a title exactly at the bound (in Chinese characters) is stored whole."""
+    from features import bounds
+
+    app, url = server
+    reader = eligible_readers(small_city, 1, "Dehui")[0]
+    h = token("bookstore", "BS-11")
+    with httpx.Client(base_url=url) as c:
+        for extra, code in ((1, 422), (0, 201)):
+            body = counter_body(reader, "BS-11", 10.0, channel="online", title="书" * (bounds.TITLE_MAX + extra))
+            r = c.post("/v1/purchase-requests", json=body, headers={**h, "Idempotency-Key": uuid.uuid4().hex})
+            assert r.status_code == code, r.text
+    with app.state.yuedu.db.session_scope() as s:
+        from acquisition.db import PurchaseRequestRow
+
+        assert len(s.get(PurchaseRequestRow, r.json()["request_id"]).title) == bounds.TITLE_MAX
+
+
+def test_staff_sessions_live_in_postgresql(server):
+    _, url = server
+    with httpx.Client(base_url=url, follow_redirects=False) as c:
+        r = c.post("/staff/login", data={"username": "alice", "password": "alice-pw"})
+        assert r.status_code == 303 and "yuedu_staff" in r.cookies
+        assert 'id="who"' in c.get("/staff").text

@@ -122,3 +122,72 @@ def test_alias_poll_reloads_when_the_alias_moves(small_city, model_dir, other_mo
     registry["production"] = ("3", None)  # the alias moves to a broken version: keep serving 2
     asyncio.run(poll_until(lambda: state.last_reload_error is not None))
     assert state.bundle.version == "2" and "artifact missing" in state.last_reload_error
+
+
+# --- a model file is checked before it is served (issue 20) --------------------------------------
+
+
+def _copy(model_dir, tmp_path, name: str):
+    import shutil
+
+    return shutil.copytree(model_dir, tmp_path / name)
+
+
+def _tamper_similarity(directory, fill: float) -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    path = directory / "similarity.npz"
+    sim = sp.load_npz(path).tocsr()
+    sim.data = np.full_like(sim.data, fill)
+    sp.save_npz(path, sim, compressed=False)
+
+
+def test_a_model_with_nan_weights_is_refused(client, model_dir, tmp_path):
+    bad = _copy(model_dir, tmp_path, "nan")
+    _tamper_similarity(bad, float("nan"))
+    before = _version(client)
+    r = client.post("/v1/admin/reload", json={"model_dir": str(bad)}, headers=ADMIN)
+    assert r.status_code == 409 and "NaN or infinite" in r.json()["reason"]
+    assert _version(client) == before
+    ready = client.get("/readyz")
+    assert ready.status_code == 200  # the previous model still serves...
+    assert ready.json()["status"] == "degraded" and "NaN" in ready.json()["detail"]["last_reload"]  # ...but says so
+    assert client.post("/v1/admin/reload", json={"model_dir": str(model_dir)}, headers=ADMIN).json()["reloaded"]
+    healed = client.get("/readyz").json()
+    assert healed["status"] == "ready" and healed["detail"] == {}
+
+
+def test_version_changes_when_any_array_changes(client, model_dir, tmp_path):
+    changed = _copy(model_dir, tmp_path, "changed")
+    _tamper_similarity(changed, 0.5)
+    assert (changed / "model.json").read_bytes() == (model_dir / "model.json").read_bytes()
+    versions = []
+    for d in (changed, model_dir):
+        r = client.post("/v1/admin/reload", json={"model_dir": str(d)}, headers=ADMIN)
+        assert r.status_code == 200
+        versions.append(r.json()["model_version"])
+    assert versions[0] != versions[1]
+
+
+@pytest.mark.parametrize("target", ["../outside.npy", "/etc/hostname"])
+def test_model_json_may_not_point_outside_its_directory(client, model_dir, tmp_path, target):
+    import json
+    import shutil
+
+    bad = _copy(model_dir, tmp_path, "escape")
+    shutil.copy(bad / "popularity.npy", tmp_path / "outside.npy")
+    meta = json.loads((bad / "model.json").read_text())
+    meta["arrays"]["popularity"] = target
+    (bad / "model.json").write_text(json.dumps(meta))
+    r = client.post("/v1/admin/reload", json={"model_dir": str(bad)}, headers=ADMIN)
+    assert r.status_code == 409 and "outside the model directory" in r.json()["reason"]
+
+
+def test_shapes_must_fit_the_vocabularies(client, model_dir, tmp_path):
+    import numpy as np
+
+    bad = _copy(model_dir, tmp_path, "shape")
+    np.save(bad / "popularity.npy", np.ones(3, dtype=np.float32))
+    r = client.post("/v1/admin/reload", json={"model_dir": str(bad)}, headers=ADMIN)
+    assert r.status_code == 409 and "expected" in r.json()["reason"] and "popularity" in r.json()["reason"]
