@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from serving import errors
+from serving import docs_ui, errors
 from serving.headers import SecurityHeadersMiddleware
 from serving.metrics import MetricsMiddleware
 from serving.routes import acquisition, booklists, counter, ops, readers, staff, titles
@@ -63,9 +63,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # serving.docs_ui: Swagger UI and ReDoc without a CDN
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
+    docs_ui.install(app, "yuedu (悦读)")
     app.state.yuedu = state
     errors.install(app)
     for module in (readers, titles, booklists, counter, acquisition, ops, staff):

@@ -2,8 +2,9 @@
 
 The staff pages and the API get a strict Content-Security-Policy (only this origin's scripts, styles
 and images; no framing: ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``), ``nosniff``, no
-referrer beyond this site (``same-origin``: with ``no-referrer`` browsers send ``Origin: null`` on form posts, defeating the Origin check), and no caching of authenticated answers. The OpenAPI page ``/docs`` is FastAPI's Swagger UI,
-which needs its inline bootstrap script: it gets a policy that allows exactly that.
+referrer beyond this site (``same-origin``: with ``no-referrer`` browsers send ``Origin: null`` on form posts, defeating the Origin check), and no caching of authenticated answers. The API page ``/docs`` (served from this origin by
+:mod:`serving.docs_ui`) needs an inline bootstrap script: they get a policy allowing that,
+still from this origin only.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-#: Swagger UI (``/docs``): its page bootstraps with an inline script and loads its bundle from jsDelivr.
+#: Swagger UI (``/docs``, files from this origin): an inline bootstrap script and injected styles.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 COMMON = (
     (b"x-content-type-options", b"nosniff"),
