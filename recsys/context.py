@@ -35,6 +35,14 @@ from features.vocab import Vocabulary
 
 _log = logging.getLogger(__name__)
 
+#: (table, code, sentence) for each context table whose absence turns something off.
+LIMITATIONS: tuple[tuple[str, str, str], ...] = (
+    ("copies", "no_holdings", "No holdings (copies): availability on the shelf is not checked."),
+    ("branches", "no_branches", "No branches: branch availability and home delivery are not known."),
+    ("titles", "no_catalogue", "No catalogue (titles): audience, local literature and new arrivals are off."),
+    ("readers", "no_readers", "No reader table: audience by age and home branch are not known."),
+    ("booklists", "no_booklists", "No booklists: themed booklist promotion is off."),
+)
 #: CLC top-class letters in a fixed order; ``clc_top`` arrays index into this tuple.
 CLC_LETTERS: tuple[str, ...] = tuple(CLC_TOP_CLASSES)
 #: Copy statuses that mean the copy is gone from the collection.
@@ -141,6 +149,8 @@ class LibraryContext:
     booklist_items: sp.csr_matrix
     #: Whether copies were known (False for interaction-only data sets).
     has_holdings: bool = True
+    #: The context tables the data directory had (the others were treated as empty).
+    tables: frozenset[str] = frozenset(CONTEXT_TABLES)
     meta: dict = field(default_factory=dict)
     #: Derived facts computed on first use (see :meth:`memo`); not part of the context's value.
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -190,6 +200,7 @@ class LibraryContext:
             **_reader_facts(f["readers"], readers, branches, branch_facts["branch_district"]),
             **_booklists(f["booklists"], f["booklist_items"], titles),
             has_holdings=has_holdings,
+            tables=frozenset(frames) & frozenset(CONTEXT_TABLES),
         )
         _log.info(
             "context: %d titles (%d withdrawn, %d digital), %d readers, %d branches, %d booklists (%d active on %s)",
@@ -205,6 +216,13 @@ class LibraryContext:
         return ctx
 
     # ------------------------------------------------------------------ queries
+
+    def limitations(self) -> list[tuple[str, str]]:
+        """What this context cannot check because its data directory lacks a table, as
+        ``(code, sentence)``: an interactions-only directory (public data, a library's own loan export)
+        still recommends, with these filters and promotions off, and says so."""
+        missing = [(table, code, text) for table, code, text in LIMITATIONS if table not in self.tables]
+        return [(code, text) for _table, code, text in missing]
 
     @cached_property
     def title_ids(self) -> np.ndarray:

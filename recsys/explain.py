@@ -308,6 +308,16 @@ class _Evidence:
     list_names: list[str]
 
 
+def _branch_delivers(context: LibraryContext, branches: np.ndarray) -> np.ndarray:
+    """Per row: the reader's branch offers home delivery (False without a branch, or without any
+    branch table, as in an interactions-only data directory)."""
+    out = np.zeros(branches.shape, bool)
+    known = branches >= 0
+    if known.any() and len(context.branch_delivers):
+        out[known] = context.branch_delivers[branches[known]]
+    return out
+
+
 def _gather_evidence(
     context: LibraryContext,
     rows: np.ndarray,
@@ -345,7 +355,7 @@ def _gather_evidence(
         here=here.tolist(),
         has_history=(np.diff(hist.indptr) > 0).tolist(),
         branches=branches.tolist(),
-        delivers=np.where(okb, context.branch_delivers[np.maximum(branches, 0)], False).tolist(),
+        delivers=_branch_delivers(context, branches).tolist(),
         first_list=context.first_active_booklist(on),
         new=context.new_arrivals(new_arrival_days, on),
         list_ids=list_ids,

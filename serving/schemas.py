@@ -106,6 +106,11 @@ class RecommendationsOut(_Out):
     cold_start: bool = Field(description="The model knows no history for this reader (popular titles shown).")
     promotion: bool
     items: list[RecommendationOut]
+    limitations: list[ReasonOut] = Field(
+        default_factory=list,
+        description="What could not be checked because the library's data lacks a table (code, sentence): "
+        "e.g. no_holdings when there is no copies table (availability not checked).",
+    )
 
 
 class EventIn(_In):

@@ -52,6 +52,8 @@ class DatasetConfig(_Strict):
     def _path_needed(self) -> DatasetConfig:
         if self.kind in ("movielens", "sco", "dir") and not self.path:
             raise ValueError(f"dataset.path is required for kind '{self.kind}'")
+        if self.kind == "dir" and not self.resolved_path().is_dir():
+            raise ValueError(f"dataset.path '{self.path}' is not a directory (looked at {self.resolved_path()})")
         return self
 
     def resolved_path(self) -> Path:
@@ -119,6 +121,40 @@ class ModelConfig(_Strict):
         if v not in MODELS:
             raise ValueError(f"unknown model '{v}'; expected one of {sorted(MODELS)}")
         return v
+
+    @model_validator(mode="after")
+    def _known_params(self) -> ModelConfig:
+        check_params(self.name, self.params, "model.params")
+        return self
+
+
+def model_parameters(name: str) -> list[str]:
+    """The constructor parameters of model ``name`` (what ``[model.params]`` may set)."""
+    import inspect
+
+    from recsys.models import MODELS
+
+    init = inspect.signature(MODELS[name].__init__).parameters
+    return sorted(p for p in init if p != "self" and init[p].kind is not inspect.Parameter.VAR_KEYWORD)
+
+
+def check_params(name: str, params: dict[str, Any], where: str) -> None:
+    """Refuse a parameter that model ``name`` does not take (a misspelt ``lamda``), before any data is
+    read; hybrid components are checked recursively."""
+    allowed = model_parameters(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown parameter(s) {', '.join(unknown)} of model '{name}'; allowed: {', '.join(allowed)}"
+        )
+    if name == "hybrid" and isinstance(params.get("components"), dict):
+        for key, spec in params["components"].items():
+            if isinstance(spec, dict) and "model" in spec:
+                from recsys.models import MODELS
+
+                if spec["model"] not in MODELS:
+                    raise ValueError(f"{where}.components.{key}: unknown model '{spec['model']}'")
+                check_params(spec["model"], spec.get("params", {}), f"{where}.components.{key}.params")
 
 
 class ParamSpace(_Strict):
@@ -192,6 +228,17 @@ class ExperimentConfig(_Strict):
     promotion: dict[str, Any] = Field(default_factory=dict, description="recsys.rerank.PromotionConfig fields.")
     description: str = ""
 
+    @model_validator(mode="after")
+    def _tuned_params_exist(self) -> ExperimentConfig:
+        allowed = model_parameters(self.model.name)
+        unknown = sorted(set(self.tune.space) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"tune.space: unknown parameter(s) {', '.join(unknown)} of model '{self.model.name}'; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        return self
+
     @field_validator("weighting")
     @classmethod
     def _weighting(cls, v: dict[str, Any]) -> dict[str, Any]:
@@ -201,11 +248,25 @@ class ExperimentConfig(_Strict):
         return v
 
 
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys allowed where ``loc`` (a misspelt key's location) sits in :class:`ExperimentConfig`."""
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
 def _format_error(path: Path, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden" and (allowed := _allowed_keys(e["loc"])):
+            msg = f"unknown key; allowed here: {', '.join(allowed)}"
         got = e.get("input")
         got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
         lines.append(f"{path}: {key}: {msg}{got_s}")

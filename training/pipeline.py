@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from features.errors import NotFound
 from features.matrix import WeightingConfig
 from features.splits import Split, SplitMatrices
 from recsys.base import Recommender
@@ -290,24 +291,35 @@ def evaluate_config(config: ExperimentConfig | str | Path, on: str = "test", tra
     return result
 
 
+def _model_dir_of(target: str) -> Path:
+    """The local model directory of ``runs:/<id>``, ``models:/<name>@<alias>`` or a directory;
+    :class:`NotFound` (one line) when the registry or the tracking store has no such thing."""
+    from training import tracking
+
+    try:
+        if target.startswith("runs:/"):
+            return tracking.download_model_dir(target.removeprefix("runs:/").split("/")[0])
+        if target.startswith("models:/"):
+            name, _, alias = target.removeprefix("models:/").partition("@")
+            _, run_id = tracking.resolve_alias(alias or "production", name)
+            return tracking.download_model_dir(run_id)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; each means "not there"
+        reason = " ".join(str(exc).split())[:200]
+        raise NotFound(f"{target}: not found in the MLflow store {tracking.tracking_uri()} ({reason})") from None
+    if (Path(target) / "model.json").exists():
+        return Path(target)
+    raise NotFound(f"{target}: not a config (.toml), a runs:/ or models:/ URI, or a model directory")
+
+
 def evaluate_target(target: str, on: str = "test") -> dict[str, Any]:
     """``yuedu evaluate CONFIG|MODEL_URI``: a config file, or a trained model (``runs:/<id>``,
     ``models:/<name>@<alias>`` or a model directory) evaluated on its experiment's ``on`` fold."""
-    from training import tracking
-
     p = Path(target)
     if p.suffix == ".toml":
         return evaluate_config(p, on=on)
-    if target.startswith("runs:/"):
-        model_dir = tracking.download_model_dir(target.removeprefix("runs:/").split("/")[0])
-    elif target.startswith("models:/"):
-        name, _, alias = target.removeprefix("models:/").partition("@")
-        _, run_id = tracking.resolve_alias(alias or "production", name)
-        model_dir = tracking.download_model_dir(run_id)
-    elif (p / "model.json").exists():
-        model_dir = p
-    else:
-        raise FileNotFoundError(f"{target}: not a config (.toml), a runs:/ or models:/ URI, or a model directory")
+    model_dir = _model_dir_of(target)
+    if not (model_dir / "experiment.json").is_file():
+        raise NotFound(f"{target}: the model directory has no experiment.json (was it made by `yuedu train`?)")
     meta = json.loads((model_dir / "experiment.json").read_text())
     cfg = ExperimentConfig(**meta["config"])
     prepared = prepare(cfg)

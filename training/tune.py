@@ -15,7 +15,7 @@ from typing import Any
 
 from recsys.evaluation.batch import evaluate_fold
 from recsys.metrics import metrics_by_name
-from training.config import ExperimentConfig, ParamSpace, load_config
+from training.config import ConfigError, ExperimentConfig, ParamSpace, load_config
 from training.pipeline import _title_classes, fit, prepare, train
 
 _log = logging.getLogger(__name__)
@@ -50,7 +50,10 @@ def tune(
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     if not cfg.tune.space:
-        raise ValueError(f"{cfg.name}: [tune.space] is empty; nothing to tune")
+        raise ConfigError(
+            f'{cfg.name}: the config has no [tune.space] table (e.g. [tune.space.factors] type = "int" '
+            "low = 16 high = 128): nothing to tune"
+        )
     n_trials = trials or cfg.tune.trials
     prepared = prepare(cfg)
     val = prepared.matrices.folds["validation"]

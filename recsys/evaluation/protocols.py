@@ -21,12 +21,8 @@ from features.errors import InvalidInput
 from features.interactions import standardise
 from features.splits import EvalFold, Split, leave_last_n, strong_generalization, temporal_split
 
-#: Protocols per data set.
-PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "movielens": ("strong", "temporal"),
-    "sco": ("temporal",),
-    "city": ("temporal",),
-}
+#: The protocols of ``yuedu evaluate`` (``leave-last``: each reader's last event is the test target).
+PROTOCOL_NAMES = ("strong", "temporal", "leave-last")
 #: MovieLens: ratings at or above this are positive feedback.
 MOVIELENS_POSITIVE = 4.0
 #: MovieLens: readers with fewer positives are dropped.
@@ -43,6 +39,59 @@ HYBRID_INTERNAL_SHARE = 0.15
 
 class EvaluationError(InvalidInput):
     """An evaluation cannot run as asked (unknown data set / protocol / model, empty fold...)."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a study must know about a data set beyond its events: which events are positives, and
+    how its temporal protocol cuts. Built-in data sets have theirs (:data:`SPECS`); any data directory
+    gets one from ``yuedu evaluate --data DIR`` options, so ``--dataset movielens`` is exactly
+    ``--data <its directory> --positive-threshold 4 --min-positives 5 --temporal per-reader``.
+
+    ``positive_threshold``: events whose value is at least this are positives (targets and input);
+    the others are input-only with ``inputs="all"``. None: every event is a positive.
+    ``min_positives``: readers with fewer positives are dropped.
+    ``temporal``: ``per-reader`` (each reader's last 20 % by time), ``global`` (one cut at the
+    ``quantile`` of event times, validation from ``val_quantile``) or ``last-days`` (the last
+    ``last_days`` are the test target, the ``last_days`` before them validation).
+    ``synthetic_city``: add the synthetic city's oracle and filtered/promoted rows.
+    """
+
+    positive_threshold: float | None = None
+    min_positives: int = 1
+    temporal: str = "global"
+    quantile: float = 0.8
+    val_quantile: float = 0.7
+    last_days: int = 182
+    synthetic_city: bool = False
+
+    def __post_init__(self) -> None:
+        if self.temporal not in ("per-reader", "global", "last-days"):
+            raise EvaluationError(f"temporal must be per-reader, global or last-days, got {self.temporal!r}")
+        if not 0.0 < self.val_quantile < self.quantile < 1.0:
+            raise EvaluationError(
+                f"temporal quantiles must satisfy 0 < validation ({self.val_quantile}) < test ({self.quantile}) < 1"
+            )
+        if self.min_positives < 1 or self.last_days < 1:
+            raise EvaluationError("min_positives and last_days must be >= 1")
+
+
+#: The built-in data sets of ``yuedu evaluate --dataset``.
+SPECS: dict[str, DataSpec] = {
+    "movielens": DataSpec(positive_threshold=4.0, min_positives=5, temporal="per-reader"),
+    "sco": DataSpec(temporal="global", quantile=0.8, val_quantile=0.7),
+    "city": DataSpec(temporal="last-days", last_days=182, synthetic_city=True),
+}
+
+
+def data_spec(kind: str | DataSpec) -> DataSpec:
+    """``kind`` itself when it is a :class:`DataSpec`, else the built-in data set's."""
+    if isinstance(kind, DataSpec):
+        return kind
+    try:
+        return SPECS[kind]
+    except KeyError:
+        raise EvaluationError(f"unknown data set {kind!r}; built in: {sorted(SPECS)} (or give --data DIR)") from None
 
 
 @dataclass(frozen=True)
@@ -100,57 +149,64 @@ def split_events(events: pl.DataFrame, protocol: Protocol, seed: int = 0) -> Spl
     raise EvaluationError(f"unknown protocol {protocol.name!r}; expected strong, temporal or leave_last")
 
 
-def study_protocol(kind: str, protocol: str, events: pl.DataFrame) -> Protocol:
-    """The protocol ``yuedu evaluate --dataset`` runs on data set ``kind``.
+def study_protocol(kind: str | DataSpec, protocol: str, events: pl.DataFrame | None) -> Protocol:
+    """The protocol ``yuedu evaluate`` runs on data set ``kind`` (a name or a :class:`DataSpec`).
 
     * ``strong`` (any data set): 10 % validation and 10 % test readers, each held-out reader's
       events 80 % fold-in / 20 % target at random;
-    * ``temporal`` on MovieLens: :func:`per_reader_temporal_split` (last 20 % by time);
-    * ``temporal`` on SCO: global cut at the 80th percentile of loan dates, validation target the
-      70th-80th percentile slice;
-    * ``temporal`` on a synthetic city: the last half-year is the test target, the half-year before
-      it validation (so the models of the test step train on the first 2.5 of 3 years at most).
+    * ``temporal``, by the spec's ``temporal``: ``per-reader`` (MovieLens: each reader's last 20 % by
+      time, :func:`per_reader_temporal_split`), ``global`` (SCO: one cut at the 80th percentile of
+      event times, validation target the 70th-80th percentile slice) or ``last-days`` (a synthetic
+      city: the last half-year is the test target, the half-year before it validation);
+    * ``leave-last``: each reader's last event is the test target, the one before it validation.
     """
+    spec = data_spec(kind)
     if protocol == "strong":
         return Protocol("strong", val_frac=0.1, test_frac=0.1, target_frac=0.2)
+    if protocol in ("leave-last", "leave_last"):
+        return Protocol("leave_last", n=1)
     if protocol != "temporal":
-        raise EvaluationError(f"unknown protocol {protocol!r}; expected strong or temporal")
-    if kind == "movielens":
+        raise EvaluationError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOL_NAMES)}")
+    if spec.temporal == "per-reader":
         return Protocol("temporal", per_reader=True, target_frac=0.2)
-    if kind == "sco":
-        return Protocol("temporal", quantile=0.8, val_quantile=0.7)
-    if kind == "city":
-        cut = events["occurred_at"].max() - timedelta(days=182)
-        return Protocol("temporal", cutoff=cut, val_cutoff=cut - timedelta(days=182))
-    raise EvaluationError(f"no temporal protocol for data set {kind!r}")
+    if spec.temporal == "global":
+        return Protocol("temporal", quantile=spec.quantile, val_quantile=spec.val_quantile)
+    if events is None or events["occurred_at"].null_count() == events.height:
+        raise EvaluationError("a last-days temporal protocol needs event times")
+    cut = events["occurred_at"].max() - timedelta(days=spec.last_days)
+    return Protocol("temporal", cutoff=cut, val_cutoff=cut - timedelta(days=spec.last_days))
 
 
-def make_split(kind: str, protocol: str, events: pl.DataFrame, seed: int) -> Split:
-    """The split of one seed of ``yuedu evaluate --dataset``: :func:`study_protocol` applied by
+def make_split(kind: str | DataSpec, protocol: str, events: pl.DataFrame, seed: int) -> Split:
+    """The split of one seed of ``yuedu evaluate``: :func:`study_protocol` applied by
     :func:`split_events`."""
     return split_events(events, study_protocol(kind, protocol, events), seed)
 
 
-def prepare_events(dataset: Dataset, kind: str) -> pl.DataFrame:
-    """The events a protocol splits: MovieLens positives (rating >= 4, readers with >= 5 of them);
-    every event otherwise."""
+def prepare_events(dataset: Dataset, kind: str | DataSpec) -> pl.DataFrame:
+    """The events a protocol splits: the positives (value >= the spec's threshold; all events without
+    one) of readers with at least ``min_positives`` of them (MovieLens: rating >= 4, >= 5 of them)."""
+    spec = data_spec(kind)
     events = standardise(dataset.interactions).collect()
-    if kind == "movielens":
-        events = events.filter(pl.col("value") >= MOVIELENS_POSITIVE)
-        events = events.filter(pl.len().over("reader_id") >= MOVIELENS_MIN_POSITIVES)
+    if spec.positive_threshold is not None:
+        events = events.filter(pl.col("value") >= spec.positive_threshold)
+    if spec.min_positives > 1:
+        events = events.filter(pl.len().over("reader_id") >= spec.min_positives)
     if events.height == 0:
         raise EvaluationError(f"{dataset.name}: no events to evaluate")
     return events
 
 
-def input_only_events(dataset: Dataset, kind: str, readers: pl.Series) -> pl.DataFrame:
-    """Events that may serve as model input but are never targets: MovieLens ratings below
-    :data:`MOVIELENS_POSITIVE` of the evaluated ``readers``, on channel :data:`INPUT_ONLY_CHANNEL`;
-    empty for other data sets."""
+def input_only_events(dataset: Dataset, kind: str | DataSpec, readers: pl.Series) -> pl.DataFrame:
+    """Events that may serve as model input but are never targets: the evaluated ``readers``' events
+    below the spec's positive threshold (MovieLens: ratings below 4), on channel
+    :data:`INPUT_ONLY_CHANNEL`; empty without a threshold."""
+    spec = data_spec(kind)
     events = standardise(dataset.interactions).collect()
-    if kind != "movielens":
+    if spec.positive_threshold is None:
         return events.clear()
-    low = events.filter((pl.col("value") < MOVIELENS_POSITIVE) & pl.col("reader_id").is_in(readers.implode()))
+    below = pl.col("value") < spec.positive_threshold
+    low = events.filter(below & pl.col("reader_id").is_in(readers.implode()))
     return low.with_columns(pl.lit(INPUT_ONLY_CHANNEL).alias("channel"))
 
 

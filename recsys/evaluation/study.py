@@ -9,6 +9,7 @@ seeds (:func:`run_evaluation`): the summary and the comparison (:mod:`~recsys.ev
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -30,8 +31,10 @@ from recsys.evaluation.compare import compare, summarise
 from recsys.evaluation.matrices import MatrixChoice, PrunedMatrices, matrix_choices, prune
 from recsys.evaluation.promotion import constrained_rows
 from recsys.evaluation.protocols import (
-    PROTOCOLS,
+    PROTOCOL_NAMES,
+    DataSpec,
     EvaluationError,
+    data_spec,
     input_only_events,
     internal_splits,
     make_split,
@@ -96,7 +99,7 @@ class SeedData:
     finals: dict[str, tuple[Recommender, PrunedMatrices]] = field(default_factory=dict)
 
 
-def seed_data(kind: str, dataset: Dataset, events: pl.DataFrame, config: RunConfig, seed: int) -> SeedData:
+def seed_data(kind: str | DataSpec, dataset: Dataset, events: pl.DataFrame, config: RunConfig, seed: int) -> SeedData:
     """The split of one seed (with input-only events when ``config.inputs == "all"``) and its pruned
     matrices per matrix choice; :class:`EvaluationError` if a held-out fold has no readers."""
     split = make_split(kind, config.protocol, events, seed)
@@ -217,7 +220,7 @@ def city_rows(
 
 
 def evaluate_seed(
-    kind: str,
+    kind: str | DataSpec,
     dataset: Dataset,
     events: pl.DataFrame,
     config: RunConfig,
@@ -238,7 +241,7 @@ def evaluate_seed(
     if config.baselines:
         note(f"seed {seed}: raw implicit baselines")
         results += baseline_rows(data, config)
-    if kind == "city" and dataset.data_dir is not None:
+    if data_spec(kind).synthetic_city and dataset.data_dir is not None:
         results += city_rows(data, dataset, [r for r in results if r.kind == "yuedu"], note)
     info = {"seed": seed, "split": data.split.describe(), "refit": config.refit}
     if data.final is not None:
@@ -248,7 +251,7 @@ def evaluate_seed(
 
 def run_evaluation(
     dataset: Dataset,
-    kind: str,
+    kind: str | DataSpec,
     config: RunConfig,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -258,8 +261,9 @@ def run_evaluation(
     split descriptions, the ratio of the best yuedu model's NDCG@10 to raw implicit ALS, wall time
     (seconds) and thread settings.
     """
-    if kind not in PROTOCOLS or config.protocol not in PROTOCOLS[kind] + ("strong",):
-        raise EvaluationError(f"protocol {config.protocol!r} is not defined for data set {kind!r}")
+    spec = data_spec(kind)
+    if config.protocol not in PROTOCOL_NAMES:
+        raise EvaluationError(f"unknown protocol {config.protocol!r}; expected one of {', '.join(PROTOCOL_NAMES)}")
     unknown = [m for m in config.models if m not in GRIDS and m != "hybrid"]
     if unknown:
         raise EvaluationError(f"unknown model(s) {unknown}; known: {sorted(GRIDS)} and hybrid")
@@ -275,7 +279,8 @@ def run_evaluation(
     summary = summarise(results)
     report = {
         "dataset": dataset.name,
-        "kind": kind,
+        "kind": kind if isinstance(kind, str) else "dir",
+        "spec": dataclasses.asdict(spec),
         "protocol": config.protocol,
         "models": list(config.models),
         "seeds": list(config.seeds),

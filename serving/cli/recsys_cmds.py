@@ -2,10 +2,14 @@
 
 Two modes:
 
-* ``yuedu evaluate --dataset movielens|sco|city --protocol strong|temporal --models ...`` runs the
-  protocol of :mod:`recsys.evaluation.study` over several seeds, prints one table (mean ± std per metric
-  per model, baseline rows included) and writes ``experiments/results/<dataset>[-<protocol>].md``
-  and ``.json``;
+* ``yuedu evaluate --dataset movielens|sco|city --protocol strong|temporal|leave-last --models ...``
+  runs the protocol of :mod:`recsys.evaluation.study` over several seeds, prints one table (mean ±
+  std per metric per model, baseline rows included) and writes
+  ``experiments/results/<dataset>[-<protocol>].md`` and ``.json``;
+* ``yuedu evaluate --data DIR ...`` does the same on any data directory (``--positive-threshold``,
+  ``--min-positives`` and ``--temporal`` say what the built-in data sets' specs say; ``--dataset
+  movielens`` is ``--data <its directory> --positive-threshold 4 --min-positives 5 --temporal
+  per-reader``); results go to a new ``experiments/runs/evaluate-<name>-<time>/`` unless ``--out``;
 * ``yuedu evaluate CONFIG|MODEL_URI`` (an experiment ``.toml`` or a ``runs:/`` / ``models:/`` URI)
   hands over to :func:`training.pipeline.evaluate_target`.
 """
@@ -16,13 +20,18 @@ import json
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from serving.cli.errors import fail
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "experiments" / "results"
+#: Where runs on a user's own data go by default (git-ignored: never a committed file).
+RUNS_DIR = REPO_ROOT / "experiments" / "runs"
 #: Synthetic-city profile evaluated as ``--dataset city`` (the full ``city`` profile, 200,000
 #: readers x 180,000 titles, does not fit a 10-minute run on 2 cores).
 CITY_PROFILE = "small"
@@ -40,7 +49,24 @@ def evaluate_cmd(
         None, metavar="[CONFIG|MODEL_URI]", help="An experiment .toml or a runs:/ / models:/ URI (training mode)."
     ),
     dataset: str = typer.Option(None, "--dataset", help="movielens, sco or city (synthetic, small profile)."),
-    protocol: str = typer.Option(None, "--protocol", help="strong or temporal (default: strong for movielens)."),
+    data: Path = typer.Option(
+        None, "--data", help="Any data directory `yuedu data ingest|interactions|sco|goodbooks` wrote."
+    ),
+    protocol: str = typer.Option(
+        None, "--protocol", help="strong, temporal or leave-last (default: strong for movielens, else temporal)."
+    ),
+    positive_threshold: float = typer.Option(
+        None, "--positive-threshold", help="Events with a value below this are not positives (ratings; movielens: 4)."
+    ),
+    min_positives: int = typer.Option(
+        None, "--min-positives", help="Readers with fewer positives are dropped (movielens: 5; default 1)."
+    ),
+    temporal: str = typer.Option(
+        None,
+        "--temporal",
+        help="How --protocol temporal cuts: per-reader (last 20 %% of each reader, movielens), global (one cut "
+        "at the 80th percentile of times, sco; the default for --data) or last-days (the last 182 days, city).",
+    ),
     models: str = typer.Option(
         "popular,itemknn,als,bpr,ease,rp3beta,hybrid", "--models", help="Comma-separated models."
     ),
@@ -56,7 +82,11 @@ def evaluate_cmd(
     path: Path = typer.Option(None, "--path", help="Source folder of the data set (default: ../shared/data/...)."),
     profile: str = typer.Option(CITY_PROFILE, "--profile", help="Synthetic city profile (city only)."),
     threads: int = typer.Option(0, "--threads", help="BLAS / implicit threads (0 = all cores)."),
-    out: Path = typer.Option(None, "--out", help="Results folder (default: experiments/results)."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Results folder (default: experiments/results for --dataset, experiments/runs/... for --data).",
+    ),
     on: str = typer.Option("test", "--on", help="Fold for CONFIG|MODEL_URI mode."),
 ) -> None:
     """Evaluate recommenders on a data set (mean ± std over seeds, with raw implicit baselines), or
@@ -64,15 +94,22 @@ def evaluate_cmd(
     from rich.console import Console
 
     console = Console() if sys.stdout.isatty() else Console(width=150)
+    err = Console(stderr=True)
+    given = [name for name, value in (("CONFIG|MODEL_URI", target), ("--dataset", dataset), ("--data", data)) if value]
+    if len(given) != 1:
+        what = "give one of" if not given else f"{' and '.join(given)} exclude each other; give one of"
+        err.print(f"error: {what} --dataset movielens|sco|city, --data DIR or a CONFIG|MODEL_URI", markup=False)
+        raise typer.Exit(2)
     if target is not None:
         _evaluate_target(console, target, on)
         return
-    if dataset is None:
-        Console(stderr=True).print("error: give --dataset movielens|sco|city or a CONFIG|MODEL_URI", markup=False)
-        raise typer.Exit(2)
+    spec = _spec_or_exit(err, dataset, data, positive_threshold, min_positives, temporal)
+    name = dataset or data.resolve().name
     _evaluate_dataset(
         console,
-        dataset=dataset,
+        dataset=name,
+        data=data,
+        spec=spec,
         protocol=protocol or ("strong" if dataset == "movielens" else "temporal"),
         models=tuple(m.strip() for m in models.split(",") if m.strip()),
         seeds=seeds,
@@ -80,9 +117,31 @@ def evaluate_cmd(
         path=path,
         profile=profile,
         threads=threads,
-        out=out or RESULTS_DIR,
+        out=out or (RESULTS_DIR if dataset else RUNS_DIR / f"evaluate-{name}-{time.strftime('%Y%m%d-%H%M%S')}"),
         inputs=inputs,
     )
+
+
+def _spec_or_exit(err, dataset: str | None, data: Path | None, threshold, min_positives, temporal):
+    """The data set's :class:`~recsys.evaluation.protocols.DataSpec` (a built-in one for ``--dataset``),
+    with the options given on the command line replacing its fields; one error line and exit 2 if bad."""
+    import dataclasses
+
+    from recsys.evaluation.protocols import SPECS, DataSpec, EvaluationError
+
+    if dataset is not None and dataset not in SPECS:
+        err.print(f"error: unknown --dataset {dataset!r}; expected {', '.join(SPECS)} (or --data DIR)", markup=False)
+        raise typer.Exit(2)
+    if data is not None and not data.is_dir():
+        err.print(f"error: --data {data}: no such directory", markup=False)
+        raise typer.Exit(2)
+    changes = {"positive_threshold": threshold, "min_positives": min_positives, "temporal": temporal}
+    changes = {key: value for key, value in changes.items() if value is not None}
+    try:
+        return dataclasses.replace(SPECS[dataset] if dataset else DataSpec(), **changes)
+    except EvaluationError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
 
 
 def _evaluate_target(console, target: str, on: str) -> None:
@@ -103,6 +162,7 @@ def _evaluate_dataset(
     console,
     *,
     dataset: str,
+    spec,
     protocol: str,
     models: tuple[str, ...],
     seeds: int,
@@ -112,7 +172,10 @@ def _evaluate_dataset(
     threads: int,
     out: Path,
     inputs: str = "targets",
+    data: Path | None = None,
 ) -> None:
+    """Run the study on a built-in data set (``dataset`` a name of ``SPECS``) or on the data directory
+    ``data`` (then ``dataset`` is its name), under ``spec``; print the table and write the results."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -124,10 +187,6 @@ def _evaluate_dataset(
     if seeds < 1:
         err.print("error: --seeds must be >= 1", markup=False)
         raise typer.Exit(2)
-    kind = dataset if dataset in ("movielens", "sco", "city") else None
-    if kind is None:
-        err.print(f"error: unknown --dataset {dataset!r}; expected movielens, sco or city", markup=False)
-        raise typer.Exit(2)
     if inputs not in ("targets", "all"):
         err.print(f"error: --inputs must be targets or all, got {inputs!r}", markup=False)
         raise typer.Exit(2)
@@ -137,16 +196,22 @@ def _evaluate_dataset(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"loading {dataset}", total=None)
         try:
-            data = load_dataset(kind, path=path, profile=profile)
-            report = run_evaluation(data, dataset, config, progress=lambda msg: bar.update(task, description=msg))
+            if data is not None:
+                loaded = load_dataset("dir", path=data)
+            else:
+                loaded = load_dataset(dataset, path=path, profile=profile)
+            report = run_evaluation(loaded, spec, config, progress=lambda msg: bar.update(task, description=msg))
         except (DatasetError, EvaluationError) as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None
     # results are named by the CLI's data set name (``city``), the source keeps its own (``synth-small``)
     report["source"], report["dataset"] = report["dataset"], dataset
+    report["kind"] = "dir" if data is not None else dataset
+    if data is not None:
+        report["data_dir"] = str(data.resolve())
     report["command"] = "yuedu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report["machine"] = {"python": platform.python_version(), "platform": platform.platform(), **report["threads"]}
-    if dataset == "city":
+    if dataset == "city" and data is None:
         report["profile"] = profile
     console.print(results_table(report))
     console.print(comparison_line(report.get("comparison", {})), markup=False)
@@ -305,26 +370,59 @@ def recommend_cmd(
     from recsys.models import ModelFormatError, load_model
     from recsys.service import RecommendationService
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
+    if not data.is_dir():
+        fail(f"--data {data}: no such directory")
+    try:
+        on = date.fromisoformat(today) if today else date.today()
+    except ValueError:
+        fail(f"--today {today!r}: not an ISO date (YYYY-MM-DD)")
     try:
         m = load_model(model)
-        on = date.fromisoformat(today) if today else date.today()
         ctx = LibraryContext.from_data_dir(data, m.titles_, m.readers_, on)
     except (ModelFormatError, FileNotFoundError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
+        fail(f"{exc}")
+    if branch is not None and ctx.branches.get(branch) is None:
+        known = ", ".join(ctx.branches.ids[:5]) if len(ctx.branches) else "none: the data has no branches table"
+        fail(f"--branch {branch!r}: unknown branch (known: {known}{', ...' if len(ctx.branches) > 5 else ''})")
+    readers = [_known_reader(err, rid, m, data) for rid in reader]
+    for code, text in ctx.limitations():
+        err.print(f"note ({code}): {text}", markup=False)
     service = RecommendationService(m, ctx)
-    out = service.recommend_for_readers(reader, n, branch, promotion, personalised=personalised)
+    out = service.recommend_for_readers(readers, n, branch, promotion, personalised=personalised)
     if as_json:
-        typer.echo(json.dumps({r: [asdict(x) for x in recs] for r, recs in out.items()}, default=str, indent=2))
+        payload = {r: [asdict(x) for x in recs] for r, recs in out.items()}
+        typer.echo(json.dumps(payload, default=str, indent=2, ensure_ascii=False))
         return
     console = Console() if sys.stdout.isatty() else Console(width=150)
     for rid, recs in out.items():
-        t = Table(title=f"reader {rid}: top {len(recs)}")
+        cold = " (cold start: not in the model)" if m.readers_.get(rid) is None else ""
+        t = Table(title=f"reader {rid}: top {len(recs)}{cold}")
         for col in ("#", "title", "author", "CLC", "available at", "why"):
             t.add_column(col)
         for i, r in enumerate(recs, 1):
             where = ", ".join(r.available_at[:2]) + ("…" if len(r.available_at) > 2 else "")
-            where = where or ("home delivery" if r.delivery else "e-book / on request")
+            unknown = "not checked (no holdings)" if not ctx.has_holdings else "e-book / on request"
+            where = where or ("home delivery" if r.delivery else unknown)
             t.add_row(str(i), r.title, r.author or "", r.clc_class, where, "; ".join(x.text for x in r.reasons))
         console.print(t)
+
+
+def _known_reader(err, reader_id: str, model, data: Path) -> str:
+    """``reader_id`` as the model knows it. A member id of the SCO files is mapped to its pseudonym
+    (``yuedu data sco`` never stores the slug); an id the model does not know is reported, and gets
+    a cold-start list (what is popular), never silently someone else's."""
+    if model.readers_.get(reader_id) is not None:
+        return reader_id
+    report = data / "adapter_report.json"
+    if report.exists() and json.loads(report.read_text()).get("adapter") == "sco":
+        from features.adapters.sco import pseudonym
+
+        alias = pseudonym(reader_id)
+        if model.readers_.get(alias) is not None:
+            err.print(f"note: SCO member {reader_id!r} is reader {alias} in this data (slugs are pseudonymised)")
+            return alias
+    err.print(
+        f"warning: reader {reader_id!r} is not known to the model: a cold-start list (popular titles)", markup=False
+    )
+    return reader_id

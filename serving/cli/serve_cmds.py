@@ -117,6 +117,23 @@ def _print_demo_credentials(console: Console, info: dict, overrides: dict[str, o
             console.print(f"{who} ({subject}): Authorization: Bearer {entry['token']}")
 
 
+def _check_serve_options(today: str | None, data: Path | None, model: Path | None) -> None:
+    """Refuse bad ``serve`` options in one line before anything starts."""
+    from datetime import date
+
+    from serving.cli.errors import fail
+
+    if today is not None:
+        try:
+            date.fromisoformat(today)
+        except ValueError:
+            fail(f"--today {today!r}: not an ISO date (YYYY-MM-DD)")
+    if data is not None and not data.is_dir():
+        fail(f"--data {data}: no such directory")
+    if model is not None and not (model / "model.json").is_file():
+        fail(f"--model {model}: not a model directory (no model.json; build one with `yuedu train`)")
+
+
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     """Add ``serve`` and ``token issue`` to the ``yuedu`` app."""
 
@@ -141,6 +158,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         from serving.settings import Settings
 
         console = Console()
+        _check_serve_options(today, data, model)
         options = {"data_dir": data, "db_url": db, "model_dir": model, "model_alias": alias, "today": today}
         overrides, info = _serve_overrides(console, options, demo)
         settings = Settings(**overrides)

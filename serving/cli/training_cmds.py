@@ -15,13 +15,11 @@ model_app = typer.Typer(help="The MLflow model registry: promote a run's model t
 
 
 def _config_or_exit(path: Path):
-    from training.config import ConfigError, load_config
+    """The validated config; a bad one is a ConfigError, which the root command turns into one line
+    naming the file and the key, and exit 2 (serving.cli.errors)."""
+    from training.config import load_config
 
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        console.print(f"[red]config error[/red]\n{e}")
-        raise typer.Exit(2) from None
+    return load_config(path)
 
 
 def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
@@ -71,11 +69,7 @@ def tune_cmd(
     from training.tune import tune
 
     cfg = _config_or_exit(config)
-    try:
-        result = tune(cfg, trials=trials, track=track)
-    except ValueError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(2) from None
+    result = tune(cfg, trials=trials, track=track)
     console.print(f"best params: {result.best_params}  validation {cfg.metrics.primary} = {result.best_validation:.4f}")
     console.print(_metrics_table(f"{cfg.name}: test (best trial, evaluated once)", result.test))
     if result.run_id:

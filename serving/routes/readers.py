@@ -62,6 +62,7 @@ async def recommendations(
             )
             for r in recs
         ],
+        limitations=[ReasonOut(code=code, text=text) for code, text in bundle.context.limitations()],
     )
 
 

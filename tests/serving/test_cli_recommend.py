@@ -28,8 +28,10 @@ def test_yuedu_recommend_json_for_known_and_unknown_readers(small_city, model_di
         ],
     )
     assert out.exit_code == 0, out.output
-    recs = json.loads(out.output)
+    recs = json.loads(out.stdout)
     assert set(recs) == {reader, "nobody"}
+    # the unknown reader is reported (a cold-start list), never silently replaced
+    assert "'nobody' is not known to the model" in out.stderr and reader not in out.stderr
     borrowed = set(pl.read_parquet(small_city / "loans.parquet").filter(pl.col("reader_id") == reader)["title_id"])
     for items in recs.values():
         assert len(items) == 4 and all(item["reasons"] for item in items)

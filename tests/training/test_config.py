@@ -18,8 +18,11 @@ params = { lambda_ = 10.0 }
 
 
 def _write(tmp_path, text):
+    """The config as a file; its ``/tmp/x`` data directory becomes a real (empty) one under tmp_path."""
+    data = tmp_path / "x"
+    data.mkdir(exist_ok=True)
     p = tmp_path / "c.toml"
-    p.write_text(text)
+    p.write_text(text.replace('"/tmp/x"', f'"{data}"'))
     return p
 
 
