@@ -190,6 +190,22 @@ def _run_params(config: ExperimentConfig, model: Recommender, prepared: Prepared
     }
 
 
+def run_metrics(val_table, test_table, primary: str) -> dict[str, float]:
+    """What a run logs: every metric at every cut-off for all readers (``val_ndcg@10``, ...), and per
+    reader segment only the primary metric (``val_segment_cold_ndcg@10``): tens of series a person
+    would chart, not hundreds."""
+    out: dict[str, float] = {}
+    for fold, table in (("val", val_table), ("test", test_table)):
+        if table is None:
+            continue
+        out.update({f"{fold}_{k}": v for k, v in metrics_by_name(table).items()})
+        for seg in table["segment"].unique().sort().to_list():
+            value = metrics_by_name(table, seg).get(primary) if seg != "all" else None
+            if value is not None:
+                out[f"{fold}_segment_{seg}_{primary}"] = value
+    return out
+
+
 def train(
     config: ExperimentConfig | str | Path,
     out: Path | None = None,
@@ -197,8 +213,15 @@ def train(
     params: dict[str, Any] | None = None,
     evaluate_test: bool = False,
     progress: Callable[[str], None] | None = None,
+    experiment: str | None = None,
+    log_model: bool = True,
 ) -> TrainResult:
-    """Fit on train, evaluate on validation (and test if asked), save the model directory, log to MLflow."""
+    """Fit on train, evaluate on validation (and test if asked), save the model directory, log to MLflow.
+
+    ``experiment``: the MLflow experiment (default: the config's name; a study passes its own name so
+    its models are runs of one experiment, side by side in MLflow's compare view). ``log_model``: log
+    the model directory as run artifacts (needed to promote or serve the run; a study's runs skip it
+    unless asked, keeping a study's artifacts to its reports and configs)."""
     from training import tracking
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
@@ -241,21 +264,17 @@ def train(
     test = metrics_by_name(test_table) if test_table is not None else None
     if track:
         with tracking.run(
-            cfg.name,
-            f"train-{cfg.model.name}",
+            experiment or cfg.name,
+            cfg.name if experiment else f"train-{cfg.model.name}",
             _run_params(cfg, model, prepared),
-            tags={"dataset_fingerprint": prepared.fingerprint, "kind": "train"},
+            tags={"dataset_fingerprint": prepared.fingerprint, "kind": "train", "protocol": cfg.split.protocol},
         ) as active:
-            tracking.log_metrics(validation, prefix="val_")
-            if test is not None:
-                tracking.log_metrics(test, prefix="test_")
-            for seg in val_table["segment"].unique().to_list():
-                if seg != "all":
-                    tracking.log_metrics(metrics_by_name(val_table, seg), prefix=f"val_{seg}_")
+            tracking.log_metrics(run_metrics(val_table, test_table, cfg.metrics.primary))
             tracking.log_metrics(timings)
             tracking.log_json(json.loads(cfg.model_dump_json()), "config.json")
             tracking.log_json(prepared.split.describe(), "split.json")
-            tracking.log_model_dir(model_dir)
+            if log_model:
+                tracking.log_model_dir(model_dir)
             run_id = active.info.run_id
     segments = {}
     if test_table is not None:

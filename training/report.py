@@ -102,7 +102,9 @@ def _save(fig, out_dir: Path, name: str) -> str:
     return name
 
 
-def write_report(rows: list[ExperimentRow], name: str, command: str, out_dir: Path = RESULTS_DIR) -> Path:
+def write_report(
+    rows: list[ExperimentRow], name: str, command: str, out_dir: Path = RESULTS_DIR, warning: str | None = None
+) -> Path:
     """Write ``<out_dir>/<name>.md`` and ``.html`` (+ PNG plots and a JSON of the figures)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(rows, out_dir, name)
@@ -136,6 +138,8 @@ def write_report(rows: list[ExperimentRow], name: str, command: str, out_dir: Pa
         "Test metrics are computed once per experiment, after model selection on validation.",
         "",
     ]
+    if warning:
+        md += [f"**{warning}**", ""]
     md += ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     md += ["| " + " | ".join(row) + " |" for row in table[1:]]
     md += [""]
@@ -145,6 +149,10 @@ def write_report(rows: list[ExperimentRow], name: str, command: str, out_dir: Pa
     body = [
         f"<h1>Experiment comparison: {html.escape(name)}</h1>",
         f"<p>Reproduce with: <code>{html.escape(command)}</code></p>",
+    ]
+    if warning:
+        body.append(f"<p><strong>{html.escape(warning)}</strong></p>")
+    body += [
         "<table border=1 cellpadding=4>",
     ]
     body += ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in table[0]) + "</tr>"]
@@ -155,6 +163,21 @@ def write_report(rows: list[ExperimentRow], name: str, command: str, out_dir: Pa
     return out_dir / f"{name}.md"
 
 
+def protocol_warning(configs) -> str | None:
+    """A sentence when the configs do not share one protocol and data set: their figures are then
+    not comparable (a strong-generalisation NDCG is not a temporal one)."""
+    protocols = sorted({c.split.protocol for c in configs})
+    datasets = sorted({f"{c.dataset.kind}:{c.dataset.path or c.dataset.profile}" for c in configs})
+    parts = []
+    if len(protocols) > 1:
+        parts.append(f"protocols {', '.join(protocols)}")
+    if len(datasets) > 1:
+        parts.append(f"data sets {', '.join(datasets)}")
+    if not parts:
+        return None
+    return f"Warning: these experiments mix {' and '.join(parts)}; compare figures only within one of them."
+
+
 def run_experiments(
     config_paths: list[Path],
     name: str,
@@ -163,16 +186,23 @@ def run_experiments(
     progress=None,
     out_dir: Path = RESULTS_DIR,
     models_dir: Path | None = None,
+    log_models: bool = False,
 ) -> tuple[Path, list[ExperimentRow]]:
-    """Train and test-evaluate each config, then write one comparison report."""
+    """Train and test-evaluate each config as a run of ONE MLflow experiment named ``name`` (the
+    study), then write one comparison report into ``out_dir``."""
     from training.config import load_config
     from training.pipeline import train
 
     configs = [load_config(p) for p in config_paths]  # refuse a bad config before any work starts
+    warning = protocol_warning(configs)
+    if warning:
+        _log.warning(warning)
     rows = []
     for cfg in configs:
         out = models_dir / cfg.name if models_dir else None
-        result = train(cfg, out=out, track=track, evaluate_test=True, progress=progress)
+        result = train(
+            cfg, out=out, track=track, evaluate_test=True, progress=progress, experiment=name, log_model=log_models
+        )
         rows.append(
             ExperimentRow(
                 cfg.name,
@@ -185,4 +215,4 @@ def run_experiments(
                 result.test_segments,
             )
         )
-    return write_report(rows, name, command, out_dir), rows
+    return write_report(rows, name, command, out_dir, warning), rows

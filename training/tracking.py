@@ -28,6 +28,8 @@ _log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGISTERED_MODEL = "yuedu-recommender"
+#: Where studies and evaluations on a user's data write by default (git-ignored).
+RUNS_DIR = REPO_ROOT / "experiments" / "runs"
 _VERSIONED_PACKAGES = ("numpy", "scipy", "polars", "scikit-learn", "implicit", "mlflow", "optuna", "yuedu")
 
 
@@ -50,6 +52,12 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", message=".*input example was not provided.*")
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+    # MLflow colours its own warnings with raw ANSI codes, which end up as garbage in log files, and
+    # its store logs schema migrations at INFO: keep both out of our output.
+    warnings.filterwarnings("ignore", module="mlflow.*")
+    warnings.filterwarnings("ignore", message="\x1b\\[")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def setup(experiment: str) -> str:

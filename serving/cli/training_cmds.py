@@ -79,15 +79,26 @@ def tune_cmd(
 @experiment_app.command("run")
 def experiment_run(
     configs: list[Path] = typer.Argument(..., help="Experiment configs (TOML), e.g. experiments/movielens_*.toml."),
-    name: str = typer.Option(None, help="Report name (default: derived from the first config)."),
+    name: str = typer.Option(None, help="Study name: the MLflow experiment and the report's name."),
+    out: Path = typer.Option(
+        None, "--out", help="Report folder (default: a new experiments/runs/<name>-<time>/, never a committed file)."
+    ),
+    log_models: bool = typer.Option(False, "--log-models", help="Also log each model directory to MLflow."),
     track: bool = typer.Option(True, help="Log the runs to MLflow."),
 ) -> None:
-    """Train and test-evaluate several configs and write a comparison report with plots."""
-    from training.report import run_experiments
+    """Train and test-evaluate several configs as one study (one MLflow experiment, the models as its
+    runs) and write a comparison report with plots."""
+    import time
 
-    for c in configs:
-        _config_or_exit(c)
+    from training.report import protocol_warning, run_experiments
+    from training.tracking import RUNS_DIR
+
+    loaded = [_config_or_exit(c) for c in configs]
     report_name = name or (configs[0].stem.split("_")[0] + "_comparison")
+    out = out or RUNS_DIR / f"{report_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    warning = protocol_warning(loaded)
+    if warning:
+        console.print(warning, markup=False, style="yellow")
     command = "yuedu experiment run " + " ".join(shlex.quote(str(c)) for c in configs)
     from rich.progress import Progress
 
@@ -99,7 +110,9 @@ def experiment_run(
             if "saving to" in msg:
                 progress.advance(task)
 
-        path, rows = run_experiments(configs, report_name, command, track=track, progress=_step)
+        path, rows = run_experiments(
+            configs, report_name, command, track=track, progress=_step, out_dir=out, log_models=log_models
+        )
     t = Table(title=f"{report_name} (test)")
     for col in ("experiment", "ndcg@10", "recall@20", "recall@50", "coverage@10", "fit s"):
         t.add_column(col)

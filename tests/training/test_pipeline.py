@@ -55,7 +55,10 @@ def test_train_logs_to_mlflow_and_promoted_model_loads_by_alias(small_city, tmp_
     assert run.info.status == "FINISHED"
     assert run.data.params["config.model.name"] == "ease"
     assert run.data.metrics["val_ndcg_at_10"] == pytest.approx(result.validation["ndcg@10"])
-    assert "fit_s" in run.data.metrics and "val_activity:heavy_ndcg_at_10" in run.data.metrics
+    assert "fit_s" in run.data.metrics and "val_segment_activity:heavy_ndcg_at_10" in run.data.metrics
+    # per segment only the primary metric: tens of metrics, not hundreds
+    assert "val_segment_activity:heavy_recall_at_20" not in run.data.metrics
+    assert len(run.data.metrics) < 60
     assert len(run.data.tags["dataset_fingerprint"]) == 16
     assert run.data.tags["version.implicit"] not in ("", "absent")
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id)}
@@ -129,6 +132,39 @@ def test_experiment_run_writes_comparison_report(small_city, tmp_path, mlflow_st
     assert (tmp_path / "results" / "t_comparison.html").exists()
     assert {r.model for r in rows} == {"popular", "ease"}
     assert all(r.run_id for r in rows)
+    # one study = one MLflow experiment, its models the runs (MLflow's compare view works)
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_store)
+    runs = mlflow.search_runs(experiment_names=["t_comparison"], output_format="list")
+    assert sorted(r.info.run_name for r in runs) == ["t_ease", "t_popular"]
+    assert mlflow.get_experiment_by_name("t_popular") is None
+    # without --log-models a study's runs hold their config and split, not the model files
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
+    assert artifacts == {"config.json", "split.json"}
+    assert "mix" not in text  # one protocol: no warning
+
+
+def test_a_study_mixing_protocols_says_so(small_city):
+    from training.report import protocol_warning
+
+    temporal = _config(small_city, "popular")
+    strong = temporal.model_copy(update={"split": temporal.split.model_copy(update={"protocol": "strong"})})
+    assert protocol_warning([temporal, temporal]) is None
+    assert "protocols strong, temporal" in protocol_warning([temporal, strong])
+
+
+def test_experiment_run_cli_writes_to_a_new_folder_not_committed_results(small_city, tmp_path, mlflow_store):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    cfg = tmp_path / "t_pop.toml"
+    cfg.write_text(_toml(_config(small_city, "popular", name="t_pop")))
+    out = tmp_path / "study"
+    result = CliRunner().invoke(app, ["experiment", "run", str(cfg), "--name", "t_cli", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "t_cli.md").exists() and "\x1b[" not in result.output
 
 
 def _toml(cfg: ExperimentConfig) -> str:
