@@ -2,7 +2,7 @@
 
 A bad config is refused before any work starts, with the file, the key and what was expected.
 Paths inside a config are relative to the repository root (so configs work from a clean clone with
-``../shared`` beside it).
+``../shared`` beside it), or, when nothing is there, to the current directory.
 """
 
 from __future__ import annotations
@@ -57,9 +57,14 @@ class DatasetConfig(_Strict):
         return self
 
     def resolved_path(self) -> Path:
+        """The data folder: absolute as written, else relative to the repository root (the shipped
+        configs), else to the current directory (a data scientist's own config beside their data)."""
         assert self.path is not None
         p = Path(self.path)
-        return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+        if p.is_absolute():
+            return p
+        in_repo = (REPO_ROOT / p).resolve()
+        return in_repo if in_repo.exists() or not (Path.cwd() / p).exists() else (Path.cwd() / p).resolve()
 
 
 class SplitConfig(_Strict):
