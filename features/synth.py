@@ -26,7 +26,8 @@ import numpy as np
 import polars as pl
 
 from features.schema import TABLES, conform, table_path
-from features.synth_activity import copy_statuses, sample_ebook_events, sample_holds, sample_loans
+from features.circulation import served_in_window
+from features.synth_activity import copy_statuses, sample_circulation, sample_ebook_events, title_periods
 from features.synth_catalogue import build_copies, build_titles, cluster_demand
 from features.synth_dirty import DEFECTS, inject_defects
 from features.synth_population import build_population
@@ -37,8 +38,11 @@ from features.vocab import Vocabulary
 
 _log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 YEARS = 3
+#: Share of borrowing intents that become loans in the city (measured; see docs/synthetic-city.md):
+#: intents are drawn at ``loans_per_year / SERVED_SHARE`` so that the served loans match the profile.
+SERVED_SHARE = 0.93
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,6 @@ class SynthProfile:
     ebook_downloads_per_year: int
     #: 'You choose, I buy' requests per year.
     requests_per_year: int
-    #: Holds as a share of loans.
-    hold_rate: float = 0.07
     #: Default dirty rate when none is given.
     dirty_rate: float = 0.0
 
@@ -130,7 +132,7 @@ def synthesize(
     (out / "truth").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     n_loans = p.loans_per_year * YEARS
-    with _stages(progress, 9) as step:
+    with _stages(progress, 8) as step:
         step("network")
         branches = build_branches(_rng(seed, "branches"))
         bookstores = build_bookstores(_rng(seed, "stores"), branches)
@@ -145,22 +147,21 @@ def synthesize(
         print_total = np.bincount(cat.cluster, weights=print_w, minlength=N_CLUSTERS)
         ebook_total = np.bincount(cat.cluster, weights=cat.weight - print_w, minlength=N_CLUSTERS)
         p_in_cluster = cat.weight / np.where(cat.ebook, ebook_total[cat.cluster], print_total[cat.cluster])
-        loans_by_cluster = p.loans_per_year * demand
-        expected = np.where(cat.ebook, 0.0, p_in_cluster * loans_by_cluster[cat.cluster])
+        intents_by_cluster = p.loans_per_year / SERVED_SHARE * demand
+        expected = np.where(cat.ebook, 0.0, p_in_cluster * intents_by_cluster[cat.cluster])
         step("copies")
         copies, first_copy, n_copies = build_copies(_rng(seed, "copies"), cat, branches, expected)
-        step("loans")
-        loans, loan_title = sample_loans(_rng(seed, "loans"), n_loans, pop, cat, branches, copies, first_copy, n_copies)
+        step("loans and holds")
+        loans, holds, intents = sample_circulation(
+            _rng(seed, "loans"), int(n_loans / SERVED_SHARE), pop, cat, branches, copies, first_copy, n_copies
+        )
         copies = copy_statuses(_rng(seed, "status"), copies, loans)
         step("e-book events")
         ebook_events = sample_ebook_events(_rng(seed, "ebooks"), p.ebook_downloads_per_year * YEARS, pop, cat)
-        step("holds")
-        pressure = expected / np.maximum(n_copies, 1)
-        holds = sample_holds(_rng(seed, "holds"), loans, loan_title, pressure, int(p.hold_rate * n_loans))
         step("purchase requests")
         prog = sample_requests(
             _rng(seed, "requests"), n_requests, pop, cat, copies, bookstores, branches,
-            bodies[p.titles :], print_total, loans_by_cluster,
+            bodies[p.titles :], print_total, intents_by_cluster,
         )  # fmt: skip
         booklists, booklist_items = build_booklists(_rng(seed, "booklists"), cat)
         tables = {
@@ -189,7 +190,8 @@ def synthesize(
             frame.write_parquet(table_path(out, name))
             counts[name] = len(frame)
         truth = _truth_frames(pop, cat, p_in_cluster, expected, demand)
-        truth["request_titles"] = prog.truth_request_titles
+        truth["title_periods"] = title_periods(cat, n_copies, intents)
+        truth["request_titles"] = request_capacity(_rng(seed, "request capacity"), prog.truth_request_titles)
         truth["requests"] = prog.truth_requests
         truth["defects"] = defects
         for name, frame in truth.items():
@@ -246,10 +248,24 @@ def _truth_frames(
             "cluster": cat.cluster.astype(np.int16),
             "weight": cat.weight,
             "p_in_cluster": p_in_cluster,
+            "intents_per_year": expected,
             "expected_loans_per_year": expected,
         }
     )
     return {"clusters": clusters, "reader_taste": readers, "title_latent": titles}
+
+
+def request_capacity(rng: np.random.Generator, truth: pl.DataFrame) -> pl.DataFrame:
+    """Adds to the requested-title truth its first-year borrowing intents (``intents_first_year``,
+    with ``expected_loans_per_year`` kept as its alias) and the loans 1, 2 or 3 copies would serve
+    in that year (``served_first_year_k``, the mean of simulated years with the same readers)."""
+    rate = truth["expected_loans_per_year"].to_numpy()
+    state = rng.bit_generator.state
+    served = {}
+    for k in (1, 2, 3):
+        rng.bit_generator.state = state  # identical readers for every copy count
+        served[f"served_first_year_{k}"] = served_in_window(rate, k, rng)[1]
+    return truth.with_columns(intents_first_year=pl.col("expected_loans_per_year"), **served)
 
 
 def oracle_scores(data_dir: Path | str, reader_ids, title_ids) -> np.ndarray:

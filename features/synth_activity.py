@@ -10,15 +10,17 @@ draw over all loans.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
 
+from features.circulation import AFTER_HOLD, CANCELLED, keeping_days, patience_days, serve, turnaround_days
 from features.schema import EBOOK_ACTIONS, LOAN_CHANNELS, conform
 from features.synth_catalogue import Catalogue
 from features.synth_population import Population, registration_remap
 from features.synth_sampling import cumulative, draw_categorical, draw_in_ranges, draw_rows, numbered_ids
-from features.synth_world import END_TS, FOOTFALL, N_DAYS, START_TS, day_weights
+from features.synth_world import END_TS, FOOTFALL, N_DAYS, START, START_TS, day_weights
 
 HOME_SHARE = 0.80
 SAME_DISTRICT_SHARE = 0.12
@@ -119,17 +121,10 @@ def _channels(rng: np.random.Generator, branch: np.ndarray, branches: pl.DataFra
     return np.where(fixed >= 0, fixed, staffed).astype(np.int8)
 
 
-def sample_loans(
-    rng: np.random.Generator,
-    n: int,
-    pop: Population,
-    cat: Catalogue,
-    branches: pl.DataFrame,
-    copies: pl.DataFrame,
-    first_copy: np.ndarray,
-    n_copies: np.ndarray,
-) -> tuple[pl.DataFrame, np.ndarray]:
-    """``n`` print loans (sorted by time) and, per loan, the title row (for holds)."""
+def _draw_intents(
+    rng: np.random.Generator, n: int, pop: Population, cat: Catalogue, branches: pl.DataFrame
+) -> tuple[np.ndarray, ...]:
+    """``n`` borrowing intents: reader, day, title row, branch and channel code of each."""
     reader = draw_categorical(rng, pop.activity, n, ordered=True)
     child = pop.child[reader]
     day = np.where(
@@ -142,6 +137,23 @@ def sample_loans(
     title = TitleSampler(cat, ~cat.ebook).draw(rng, cluster, day)
     branch = _branch_of_loan(rng, pop.home[reader], branches)
     channel = _channels(rng, branch, branches)
+    return reader, day, title, branch, channel
+
+
+def sample_loans(
+    rng: np.random.Generator,
+    n: int,
+    pop: Population,
+    cat: Catalogue,
+    branches: pl.DataFrame,
+    copies: pl.DataFrame,
+    first_copy: np.ndarray,
+    n_copies: np.ndarray,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """``n`` print loans (sorted by time) and, per loan, the title row (for holds), each on a
+    random copy of its title, ignoring whether that copy is out: the unconstrained sampler the
+    chunked ``province`` profile still uses (the city uses :func:`sample_circulation`)."""
+    reader, day, title, branch, channel = _draw_intents(rng, n, pop, cat, branches)
     copy = first_copy[title] + (rng.random(n) * n_copies[title]).astype(np.int64)
 
     borrowed = _timestamps(rng, day)
@@ -152,19 +164,42 @@ def sample_loans(
     returned = borrowed + (keep_days * _US_PER_DAY).astype("timedelta64[us]")
     due = borrowed + ((LOAN_PERIOD_DAYS * (1 + renewals.astype(np.int64))) * _US_PER_DAY).astype("timedelta64[us]")
 
-    order = np.lexsort((title, reader, borrowed))
+    loan = _Lent(reader, copy, title, branch, channel, borrowed, due, returned, renewals)
+    return _loan_frame(loan, pop, cat, branches, copies)
+
+
+@dataclass
+class _Lent:
+    """Per loan (any order): reader, copy and title rows, branch, channel code, times, renewals."""
+
+    reader: np.ndarray
+    copy: np.ndarray
+    title: np.ndarray
+    branch: np.ndarray
+    channel: np.ndarray
+    borrowed: np.ndarray
+    due: np.ndarray
+    returned: np.ndarray
+    renewals: np.ndarray
+
+
+def _loan_frame(
+    x: _Lent, pop: Population, cat: Catalogue, branches: pl.DataFrame, copies: pl.DataFrame
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The loans table (sorted by time, reader, title) and the title row of each of its rows."""
+    order = np.lexsort((x.title, x.reader, x.borrowed))
     frame = pl.DataFrame(
         {
-            "loan_id": numbered_ids("L", n, 10, start=1),
-            "reader_id": pop.frame["reader_id"].gather(reader[order]),
-            "copy_id": copies["copy_id"].gather(copy[order]),
-            "title_id": cat.frame["title_id"].gather(title[order]),
-            "branch_id": branches["branch_id"].gather(branch[order]),
-            "channel": pl.Series(LOAN_CHANNELS).gather(channel[order]),
-            "borrowed_at": borrowed[order],
-            "due_at": due[order],
-            "returned_at": pl.Series(returned[order]),
-            "renewals": renewals[order],
+            "loan_id": numbered_ids("L", len(order), 10, start=1),
+            "reader_id": pop.frame["reader_id"].gather(x.reader[order]),
+            "copy_id": copies["copy_id"].gather(x.copy[order]),
+            "title_id": cat.frame["title_id"].gather(x.title[order]),
+            "branch_id": branches["branch_id"].gather(x.branch[order]),
+            "channel": pl.Series(LOAN_CHANNELS).gather(x.channel[order]),
+            "borrowed_at": x.borrowed[order],
+            "due_at": x.due[order],
+            "returned_at": pl.Series(x.returned[order]),
+            "renewals": x.renewals[order],
         }
     ).with_columns(
         returned_at=pl.when(pl.col("returned_at") < pl.lit(END_TS)).then("returned_at"),
@@ -181,7 +216,106 @@ def sample_loans(
         )
         .drop("choice")
     )
-    return conform(frame, "loans"), title[order]
+    return conform(frame, "loans"), x.title[order]
+
+
+@dataclass
+class Intents:
+    """Every borrowing intent of the history, sorted by (title, time): title row, day, outcome
+    (:mod:`features.circulation` codes) and loan start in days (NaN if never lent)."""
+
+    title: np.ndarray
+    day: np.ndarray
+    outcome: np.ndarray
+    start: np.ndarray
+
+
+def _days_to_us(days: np.ndarray) -> np.ndarray:
+    return _START_US + (days * _US_PER_DAY).astype(np.int64).astype("timedelta64[us]")
+
+
+def sample_circulation(
+    rng: np.random.Generator,
+    n: int,
+    pop: Population,
+    cat: Catalogue,
+    branches: pl.DataFrame,
+    copies: pl.DataFrame,
+    first_copy: np.ndarray,
+    n_copies: np.ndarray,
+) -> tuple[pl.DataFrame, pl.DataFrame, Intents]:
+    """``n`` borrowing intents served by the copies (:func:`features.circulation.serve`).
+
+    Returns the loans (only intents lent before the end of the history, one reader per copy at
+    a time), the holds (intents that found every copy out and queued: fulfilled when lent,
+    null when cancelled or still waiting at the end) and the intents themselves (the truth)."""
+    reader, day, title, branch, channel = _draw_intents(rng, n, pop, cat, branches)
+    t = day + (9 * 3600 + rng.beta(2.2, 2.0, n) * 11 * 3600) / 86_400
+    keep, renewals = keeping_days(rng, n)
+    occupancy = keep + turnaround_days(rng, n)
+    u_walk, patience = rng.random(n), patience_days(rng, n)
+    o = np.lexsort((t, title))
+    reader, day, title, branch, channel, t, keep, renewals = (
+        x[o] for x in (reader, day, title, branch, channel, t, keep, renewals)
+    )
+    res = serve(title, t, occupancy[o], n_copies, u_walk[o], patience[o])
+    lent = res.lent & (res.start < N_DAYS)
+    borrowed = _days_to_us(res.start[lent])
+    period = (LOAN_PERIOD_DAYS * (1 + renewals[lent].astype(np.int64))) * _US_PER_DAY
+    loan = _Lent(
+        reader[lent], first_copy[title[lent]] + res.slot[lent], title[lent], branch[lent], channel[lent],
+        borrowed, borrowed + period.astype("timedelta64[us]"),
+        borrowed + (keep[lent] * _US_PER_DAY).astype(np.int64).astype("timedelta64[us]"), renewals[lent],
+    )  # fmt: skip
+    loans, _ = _loan_frame(loan, pop, cat, branches, copies)
+    held = (res.outcome == AFTER_HOLD) | (res.outcome == CANCELLED)
+    holds = _hold_frame(pop, cat, branches, reader[held], title[held], branch[held], t[held],
+                        np.where(lent, res.start, np.nan)[held])  # fmt: skip
+    return loans, holds, Intents(title, day, res.outcome, res.start)
+
+
+def _hold_frame(pop, cat, branches, reader, title, branch, placed_day, filled_day) -> pl.DataFrame:
+    """Holds placed when every copy was out; ``fulfilled_at`` is null if never lent."""
+    filled = pl.Series(_days_to_us(np.nan_to_num(filled_day)))
+    frame = pl.DataFrame(
+        {
+            "hold_id": numbered_ids("H", len(reader), 9, start=1),
+            "reader_id": pop.frame["reader_id"].gather(reader),
+            "title_id": cat.frame["title_id"].gather(title),
+            "branch_id": branches["branch_id"].gather(branch),
+            "placed_at": _days_to_us(placed_day),
+            "fulfilled_at": filled.set(pl.Series(np.isnan(filled_day)), None),
+        }
+    ).sort("placed_at", "reader_id", "title_id", maintain_order=True)
+    return conform(frame.with_columns(hold_id=numbered_ids("H", len(frame), 9, start=1)), "holds")
+
+
+def title_periods(cat: Catalogue, n_copies: np.ndarray, x: Intents) -> pl.DataFrame:
+    """Truth per print title per year of the history: copies, intents, loans started, holds
+    placed and unmet intents (walked away, cancelled or still waiting at the end)."""
+    bounds = np.array([(date(START.year + k, 7, 1) - START).days for k in (1, 2)])
+    n_titles, n_periods = len(cat.frame), len(bounds) + 1
+    lent = (x.outcome <= AFTER_HOLD) & (x.start < N_DAYS)
+    key = x.title * n_periods + np.searchsorted(bounds, x.day, side="right")
+    lent_key = x.title[lent] * n_periods + np.searchsorted(bounds, x.start[lent], side="right")
+    size = n_titles * n_periods
+    counts = {
+        "intents": np.bincount(key, minlength=size),
+        "loans": np.bincount(lent_key, minlength=size),
+        "holds": np.bincount(key[(x.outcome == AFTER_HOLD) | (x.outcome == CANCELLED)], minlength=size),
+        "unmet": np.bincount(key[~lent], minlength=size),
+    }
+    rows = np.repeat(np.flatnonzero(~cat.ebook), n_periods) * n_periods + np.tile(np.arange(n_periods), (~cat.ebook).sum())
+    starts = np.array([START] + [date(START.year + k, 7, 1) for k in (1, 2)], dtype="datetime64[D]")
+    return pl.DataFrame(
+        {
+            "title_id": cat.frame["title_id"].gather(rows // n_periods),
+            "period": (rows % n_periods).astype(np.int8),
+            "period_start": starts[rows % n_periods],
+            "copies": n_copies[rows // n_periods].astype(np.int32),
+            **{k: v[rows].astype(np.int32) for k, v in counts.items()},
+        }
+    )
 
 
 def sample_ebook_events(rng: np.random.Generator, n_downloads: int, pop: Population, cat: Catalogue) -> pl.DataFrame:

@@ -100,7 +100,7 @@ def sample_requests(
     branches: pl.DataFrame,
     isbn_body: np.ndarray,
     print_cluster_total: np.ndarray,
-    print_loans_per_year_by_cluster: np.ndarray,
+    print_intents_per_year_by_cluster: np.ndarray,
 ) -> Programme:
     """``n`` purchase requests, the budgets and the generator's truth about them."""
     n_bursts = max(1, round(0.01 * n))
@@ -225,7 +225,7 @@ def sample_requests(
     truth_titles = (
         frame.with_columns(
             p_in_cluster=pl.Series(p_in),
-            expected_loans_per_year=pl.Series(p_in * print_loans_per_year_by_cluster[frame["cluster"].to_numpy()]),
+            expected_loans_per_year=pl.Series(p_in * print_intents_per_year_by_cluster[frame["cluster"].to_numpy()]),
         )
         .group_by("isbn")
         .agg(
