@@ -1,9 +1,10 @@
 """Reference rows of an evaluation study: raw ``implicit`` models with default parameters, and the
-oracle of a synthetic city (its generator's true tastes, the ceiling)."""
+oracle of a synthetic city (each reader's expected events under its generator's truth, the ceiling)."""
 
 from __future__ import annotations
 
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +68,17 @@ def _training_rows_holding(full: SplitMatrices, foldin: sp.csr_matrix, train: sp
     return rows.astype(np.int64) if missing.count_nonzero() == 0 else None
 
 
-def oracle_recommendations(data_dir: Path, full: SplitMatrices) -> np.ndarray:
-    """Ceiling for synthetic data: rank titles by the generator's true tastes (seen titles skipped)."""
+def oracle_recommendations(data_dir: Path, full: SplitMatrices, start: datetime | None = None) -> np.ndarray:
+    """Ceiling for synthetic data: rank unseen titles by each test reader's expected events from
+    ``start`` on (the test cut-off), from the generator's truth (``features.synth_ceiling``);
+    without ``start``, by the static true tastes (``features.synth.oracle_scores``), no ceiling."""
     from features.synth import oracle_scores
+    from features.synth_ceiling import ceiling_scores
 
     fold = full.folds["test"]
-    scores = np.asarray(oracle_scores(data_dir, fold.foldin.readers.ids, full.train.titles.ids), dtype=np.float32)
+    readers, titles = fold.foldin.readers.ids, full.train.titles.ids
+    raw = oracle_scores(data_dir, readers, titles) if start is None else ceiling_scores(data_dir, readers, titles, start)
+    scores = np.asarray(raw, dtype=np.float32)
     allowed = np.arange(scores.shape[1], dtype=np.int32)
     recs, _ = top_n_dense(scores, LIST_LENGTH, fold.foldin.matrix, allowed)
     return recs

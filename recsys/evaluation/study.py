@@ -205,7 +205,7 @@ def city_rows(
     assert dataset.data_dir is not None
     out: list[SeedResult] = []
     try:
-        recs = oracle_recommendations(dataset.data_dir, data.testing["binary"].full)
+        recs = oracle_recommendations(dataset.data_dir, data.testing["binary"].full, data.split.params.get("cutoff"))
     except (ImportError, FileNotFoundError, KeyError) as exc:
         _log.warning("oracle row skipped: %s", exc)
     else:
