@@ -176,7 +176,7 @@ def _synth(profile: str, seed: int, cache_dir: str | Path | None) -> Dataset:
         raise DatasetError(f"synthetic city: features.synth.synthesize is not available ({exc})") from exc
     code = Path(__file__).resolve().parent
     # Key on the generator's own source too: a changed generator makes a different city.
-    generator = sorted(code.glob("synth*.py"))
+    generator = sorted([*code.glob("synth*.py"), code / "circulation.py"])
     key = _hash_files(generator, extra=f"{profile}|{seed}")
     d = _build_cached(
         _cache_root(cache_dir),

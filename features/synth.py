@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.schema import TABLES, conform, table_path
 from features.circulation import served_in_window
+from features.schema import TABLES, conform, table_path
 from features.synth_activity import copy_statuses, sample_circulation, sample_ebook_events, title_periods
 from features.synth_catalogue import build_copies, build_titles, cluster_demand
 from features.synth_dirty import DEFECTS, inject_defects

@@ -305,7 +305,9 @@ def title_periods(cat: Catalogue, n_copies: np.ndarray, x: Intents) -> pl.DataFr
         "holds": np.bincount(key[(x.outcome == AFTER_HOLD) | (x.outcome == CANCELLED)], minlength=size),
         "unmet": np.bincount(key[~lent], minlength=size),
     }
-    rows = np.repeat(np.flatnonzero(~cat.ebook), n_periods) * n_periods + np.tile(np.arange(n_periods), (~cat.ebook).sum())
+    rows = np.repeat(np.flatnonzero(~cat.ebook), n_periods) * n_periods + np.tile(
+        np.arange(n_periods), (~cat.ebook).sum()
+    )
     starts = np.array([START] + [date(START.year + k, 7, 1) for k in (1, 2)], dtype="datetime64[D]")
     return pl.DataFrame(
         {

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.synth_world import N_DAYS, N_CLUSTERS, START, day_weights
+from features.synth_world import N_CLUSTERS, N_DAYS, START, day_weights
 from features.vocab import Vocabulary
 
 
@@ -60,7 +60,9 @@ def ceiling_scores(
     Returns float32 ``len(readers) × len(titles)``. Raises ``KeyError`` for unknown ids."""
     d = Path(data_dir)
     lo, hi = max(_day(start), 0), N_DAYS if end is None else min(_day(end), N_DAYS)
-    taste = pl.read_parquet(d / "truth" / "reader_taste.parquet", columns=["reader_id", "taste", "activity", "ebook_affinity"])
+    taste = pl.read_parquet(
+        d / "truth" / "reader_taste.parquet", columns=["reader_id", "taste", "activity", "ebook_affinity"]
+    )
     readers = pl.read_parquet(d / "readers.parquet", columns=["reader_id", "card_type"])
     taste = taste.join(readers, on="reader_id", how="left", maintain_order="left")
     r = Vocabulary(taste["reader_id"], "reader_id").index(pl.Series(list(reader_ids), dtype=pl.String))
@@ -86,7 +88,9 @@ def _title_terms(d: Path, lo: int, hi: int) -> pl.DataFrame:
     served = (
         pl.read_parquet(d / "truth" / "title_periods.parquet")
         .filter(pl.col("period") == pl.col("period").max())
-        .select("title_id", share=pl.when(pl.col("intents") > 0).then(pl.col("loans") / pl.col("intents")).otherwise(1.0))
+        .select(
+            "title_id", share=pl.when(pl.col("intents") > 0).then(pl.col("loans") / pl.col("intents")).otherwise(1.0)
+        )
     )
     x = (
         latent.join(meta, on="title_id", how="left", maintain_order="left")
@@ -99,11 +103,15 @@ def _title_terms(d: Path, lo: int, hi: int) -> pl.DataFrame:
     added = (x["added_at"].to_numpy() - np.datetime64(START, "D")).astype(np.int64)
     share = x["share"].to_numpy()
     args = (cluster, ebook, weight, added, lo, hi)
-    return x.select("title_id", "cluster", "ebook").with_columns(
-        # E-book events follow the adults' calendar for every reader.
-        avail_child=pl.Series(_availability(*args, children=True) * share),
-        avail_adult=pl.Series(_availability(*args, children=False) * share),
-    ).with_columns(avail_child=pl.when("ebook").then("avail_adult").otherwise("avail_child"))
+    return (
+        x.select("title_id", "cluster", "ebook")
+        .with_columns(
+            # E-book events follow the adults' calendar for every reader.
+            avail_child=pl.Series(_availability(*args, children=True) * share),
+            avail_adult=pl.Series(_availability(*args, children=False) * share),
+        )
+        .with_columns(avail_child=pl.when("ebook").then("avail_adult").otherwise("avail_child"))
+    )
 
 
 def _format_rates(d: Path, taste: pl.DataFrame) -> np.ndarray:
@@ -111,7 +119,11 @@ def _format_rates(d: Path, taste: pl.DataFrame) -> np.ndarray:
     e-book affinity, scaled by the city's totals)."""
     intents = pl.scan_parquet(d / "truth" / "title_periods.parquet").select(pl.col("intents").sum()).collect().item()
     downloads = (
-        pl.scan_parquet(d / "ebook_events.parquet").filter(pl.col("action") == "download").select(pl.len()).collect().item()
+        pl.scan_parquet(d / "ebook_events.parquet")
+        .filter(pl.col("action") == "download")
+        .select(pl.len())
+        .collect()
+        .item()
     )
     act = taste["activity"].to_numpy()
     aff = taste["ebook_affinity"].to_numpy()

@@ -77,7 +77,9 @@ def oracle_recommendations(data_dir: Path, full: SplitMatrices, start: datetime 
 
     fold = full.folds["test"]
     readers, titles = fold.foldin.readers.ids, full.train.titles.ids
-    raw = oracle_scores(data_dir, readers, titles) if start is None else ceiling_scores(data_dir, readers, titles, start)
+    raw = (
+        oracle_scores(data_dir, readers, titles) if start is None else ceiling_scores(data_dir, readers, titles, start)
+    )
     scores = np.asarray(raw, dtype=np.float32)
     allowed = np.arange(scores.shape[1], dtype=np.int32)
     recs, _ = top_n_dense(scores, LIST_LENGTH, fold.foldin.matrix, allowed)

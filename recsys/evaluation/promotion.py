@@ -12,7 +12,8 @@ data before the cut-off only, so no filter can peek at the test period. Rows:
   withdrawn): what the reader can actually get;
 - filters on + each promotion setting (MMR diversity, novelty, booklists, local literature, new
   arrivals): metric deltas against filters-only;
-- the oracle: the generator's true tastes (``features.synth.oracle_scores``), the ceiling.
+- the oracle: each reader's expected events after the cut-off under the generator's truth
+  (``features.synth_ceiling.ceiling_scores``), the ceiling.
 """
 
 from __future__ import annotations
@@ -140,13 +141,13 @@ def promotion_costs(
         recs, _, _ = rerank(cand, cand_scores, ctx, rows_ctx, cfg, n, on=cutoff.date())
         out.append({"setting": f"filters + {name}", **score(recs)})
     try:
-        from features.synth import oracle_scores
+        from features.synth_ceiling import ceiling_scores
 
-        oracle = oracle_scores(d, list(readers), list(mats.train.titles.ids))
+        oracle = ceiling_scores(d, list(readers), list(mats.train.titles.ids), cutoff)
         seen = sp.csr_matrix(hist, dtype=bool)
         oracle[seen.nonzero()] = -np.inf
         top = np.argsort(-oracle, axis=1)[:, :n].astype(np.int32)
-        out.append({"setting": "oracle (true tastes, no filters)", **score(top)})
+        out.append({"setting": "oracle (expected events after the cut-off, no filters)", **score(top)})
     except (FileNotFoundError, KeyError) as exc:  # not a synthetic city
         _log.info("no oracle: %s", exc)
     table = pl.DataFrame(out)

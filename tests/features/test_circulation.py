@@ -20,7 +20,7 @@ def _reference(group, t, occ, n_copies, u, patience, policy=QueuePolicy(walk_bas
     outcome, start, slot = [], [], []
     free = {g: [-np.inf] * int(c) for g, c in enumerate(n_copies)}
     held: dict[int, list[float]] = {g: [] for g in free}
-    for g, tk, ok, uk, pk in zip(group, t, occ, u, patience):
+    for g, tk, ok, uk, pk in zip(group, t, occ, u, patience, strict=True):
         f = free[g]
         if not f:
             outcome.append(WALKED_AWAY), start.append(np.nan), slot.append(-1)

@@ -40,7 +40,9 @@ def test_the_ceiling_beats_static_tastes_and_respects_arrivals(small_city: Path)
     ceiling = ceiling_scores(small_city, readers, titles, CUT)
     assert ceiling.shape == (len(readers), len(titles)) and ceiling.dtype == np.float32
     static = oracle_scores(small_city, readers, titles)
-    assert _hits_at_10(ceiling, readers, titles, before, after) > 1.3 * _hits_at_10(static, readers, titles, before, after)
+    assert _hits_at_10(ceiling, readers, titles, before, after) > 1.3 * _hits_at_10(
+        static, readers, titles, before, after
+    )
     # A title that arrives after the window's end cannot be borrowed in it.
     late = (meta["added_at"] >= date(2026, 4, 1)).to_numpy()
     window = ceiling_scores(small_city, readers[:20], titles, CUT, datetime(2026, 4, 1))
