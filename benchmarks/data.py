@@ -35,7 +35,7 @@ def _cache_root(ctx: BenchContext) -> Path:
 
 def _generator_key(profile: str, seed: int) -> str:
     h = hashlib.sha256(f"{profile}|{seed}".encode())
-    for path in sorted(FEATURES_DIR.glob("synth*.py")):
+    for path in sorted([*FEATURES_DIR.glob("synth*.py"), FEATURES_DIR / "circulation.py"]):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]

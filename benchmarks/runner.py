@@ -25,7 +25,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from benchmarks import ingest, latency, matrix, milp, scaling, topn, training
+from benchmarks import ingest, latency, matrix, milp, scaling, synth, topn, training
 from benchmarks.harness import DEFAULT_CACHE, REPO_ROOT, BenchContext, BenchError, Row, fmt
 from benchmarks.notes import load_notes
 
@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[BenchContext], Iterator[Row]]] = {
     "latency": latency.run,
     "milp": milp.run,
     "scaling": scaling.run,
+    "synth": synth.run,
 }
 DEFAULT_OUT = REPO_ROOT / "experiments" / "results"
 
