@@ -2,12 +2,13 @@
 
 :func:`synthesize` writes ``DIR/<table>.parquet`` for every table of :data:`features.schema.TABLES`
 (except ``interactions``), ``DIR/truth/`` with the generator's ground truth and
-``DIR/manifest.json``. :func:`oracle_scores` scores titles by readers' TRUE tastes: the ceiling
-any recommender evaluated on this data can reach. ``docs/synthetic-city.md`` describes the model.
+``DIR/manifest.json``. :func:`oracle_scores` scores titles by readers' static true tastes (no
+ceiling: it ignores arrivals, formats and copies; the ceiling is
+:func:`features.synth_ceiling.ceiling_scores`). ``docs/synthetic-city.md`` describes the model.
 
 The pieces live in ``features/synth_*.py``: the fixed world (network, clusters, word lists),
-the population (readers and tastes), the catalogue (titles, copies), activity (loans, e-book
-events, holds), the programme (purchase requests, budgets, booklists) and dirty-row injection.
+the population (readers and tastes), the catalogue (titles, copies), activity (borrowing intents
+served by the copies through ``features/circulation.py``'s hold queue, e-book events), the programme (purchase requests, budgets, booklists) and dirty-row injection.
 Every stage draws from its own seeded generator, so the same profile and seed give byte-identical
 Parquet files.
 """
