@@ -26,6 +26,7 @@ from acquisition import ledger, rounds
 from acquisition.lifecycle import LineDecision
 from features import bounds
 from features.errors import YueduError
+from serving import i18n
 from serving.deps import STAFF_COOKIE, State
 from serving.routes.acquisition import decide_lines, export_response, load_round
 from serving.security import (
@@ -70,7 +71,7 @@ def same_origin(request: Request, allowed_extra: str = "") -> bool:
 
 
 def _refused(request: Request, why: str) -> HTMLResponse:
-    return templates.TemplateResponse(request, "base.html", {"error": why}, status_code=403)
+    return _render(request, "base.html", {"error": why}, 403)
 
 
 def _guard(request: Request, state, csrf: str) -> Principal | Response:
@@ -87,15 +88,36 @@ def _guard(request: Request, state, csrf: str) -> Principal | Response:
 
 def _page(request: Request, name: str, principal: Principal, state, **context) -> HTMLResponse:
     csrf = csrf_token(state.settings.secret_key, principal.session or "")
-    return templates.TemplateResponse(request, name, {"user": principal, "csrf": csrf, **context})
+    return _render(request, name, {"user": principal, "csrf": csrf, **context})
 
 
 def _back(url: str, error: str | None = None) -> RedirectResponse:
     return RedirectResponse(url + (f"?error={quote(error)}" if error else ""), status_code=303)
 
 
+def _lang(request: Request) -> str:
+    return i18n.pick_lang(request.query_params.get("lang"), request.cookies.get(i18n.LANG_COOKIE))
+
+
+def _render(request: Request, name: str, context: dict, code: int = 200) -> HTMLResponse:
+    """A page in the request's language (zh-CN unless switched); a ``?lang=`` switch is remembered."""
+    lang = _lang(request)
+    helpers = {
+        "_": i18n.translator(lang),
+        "lang": lang,
+        "money": lambda amount: i18n.money(amount, lang),
+        "when": lambda moment: i18n.when(moment, lang),
+        "label": lambda r: i18n.round_label(r.round_id, r.period, r.created_at, lang),
+        "path": request.url.path,
+    }
+    page = templates.TemplateResponse(request, name, {**helpers, **context}, status_code=code)
+    if request.query_params.get("lang") in i18n.LANGS:
+        page.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path="/staff")
+    return page
+
+
 def _login_page(request: Request, error: str | None = None, code: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, "login.html", {"error": error}, status_code=code)
+    return _render(request, "login.html", {"error": error}, code)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -128,7 +150,8 @@ def login(
     client = request.client.host if request.client else None
     wait = state.login_guard.retry_after(username, client)
     if wait:
-        page = _login_page(request, f"Too many failed logins: try again in {wait} s.", 429)
+        message = i18n.translator(_lang(request))("Too many failed logins: try again in {wait} s.")
+        page = _login_page(request, message.format(wait=wait), 429)
         page.headers["Retry-After"] = str(wait)
         return page
     role = check_password(state.staff_users, username, password) if username and password else None

@@ -63,7 +63,7 @@ def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_pa
             page.fill("#username", "alice")
             page.fill("#password", "wrong")
             page.click("#login")
-            assert "wrong password" in page.locator("#error").inner_text()
+            assert "密码错误" in page.locator("#error").inner_text()  # zh-CN by default
             page.fill("#username", "alice")
             page.fill("#password", "alice-pw")
             page.click("#login")
@@ -83,7 +83,7 @@ def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_pa
                 row.locator("button.approve").click()
                 page.wait_for_load_state()
                 done = page.locator(f'#lines tbody tr[data-request="{request_id}"] td.decision')
-                assert done.inner_text() == "approve"
+                assert done.get_attribute("data-decision") == "approve" and done.inner_text() == "已批准"
             assert page.locator("#approved-count").inner_text() == "2"
             assert _dehui_used(page) == pytest.approx(before + sum(prices))
 
@@ -94,18 +94,25 @@ def test_staff_logs_in_approves_two_lines_sees_budget_and_exports(server, tmp_pa
             rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8-sig"))))
             assert len(rows) == 5
             assert sorted(r["decision"] for r in rows) == ["approve", "approve", "pending", "pending", "pending"]
+
+            assert page.locator("html").get_attribute("lang") == "zh-CN" and "各区县预算" in page.content()
+            page.click("#lang-switch a")  # English by a switch, remembered for the next pages
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert "Budget per district" in page.content() and page.locator("#lines th").nth(1).inner_text() == "Title"
+            page.goto(f"{server}/staff")
+            assert page.locator("#new-round").inner_text().startswith("Rank pending")
         finally:
             browser.close()
 
 
 def test_staff_pages_refuse_without_login(server):
     with httpx.Client(base_url=server, follow_redirects=False) as c:
-        assert "Staff log in" in c.get("/staff").text
+        assert 'id="login"' in c.get("/staff").text
         r = c.post("/staff/rounds")
         assert r.status_code == 303 and r.headers["location"] == "/staff"
         # A reader's bearer token is no staff cookie.
         c.cookies.set("yuedu_staff", token("reader", "R1")["Authorization"].split()[1])
-        assert "Staff log in" in c.get("/staff").text
+        assert 'id="login"' in c.get("/staff").text
 
 
 @pytest.fixture
@@ -158,10 +165,10 @@ def test_a_page_on_another_origin_cannot_post_the_decide_form(server, evil_site)
             )
             with page.expect_navigation(url=f"{round_url}/decide"):
                 page.goto(f"{evil_url}/win.html")
-            assert "cross-site" in page.locator("#error").inner_text()
+            assert "跨站" in page.locator("#error").inner_text()
             page.goto(round_url)
             done = page.locator(f'#lines tbody tr[data-request="{request_id}"] td.decision')
-            assert done.inner_text() == "pending", "the forged post decided the line"
+            assert done.get_attribute("data-decision") == "pending", "the forged post decided the line"
         finally:
             browser.close()
 

@@ -1,0 +1,171 @@
+"""The staff pages' message catalogue: Simplified Chinese first, English by a switch.
+
+One catalogue for every word the pages show: screen text, decisions, programme rule codes as
+sentences, district names. :func:`translator` gives a page its ``_`` for the request's language,
+chosen by ``?lang=zh-CN|en`` (remembered in the ``yuedu_lang`` cookie) and zh-CN otherwise.
+A message missing from the catalogue is shown as written (English), never as a blank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+LANGS = ("zh-CN", "en")
+DEFAULT_LANG = "zh-CN"
+LANG_COOKIE = "yuedu_lang"
+
+#: English message -> Simplified Chinese. English is the key, so a template reads as English.
+ZH: dict[str, str] = {
+    # frame
+    "yuedu staff": "悦读 · 馆员工作台",
+    "acquisitions": "采购",
+    "Log out": "退出登录",
+    "Log in": "登录",
+    "Staff log in": "馆员登录",
+    "User": "用户名",
+    "Password": "密码",
+    "English": "English",
+    "中文": "中文",
+    # rounds
+    "Acquisition rounds": "采购批次",
+    "Rounds": "采购批次",
+    "Rank pending online requests (new round)": "排序待处理的线上荐购（新建批次）",
+    "Round": "批次",
+    "Created": "创建时间",
+    "By": "创建人",
+    "Month": "预算月份",
+    "Lines": "条目",
+    "Selected": "建议采购",
+    "Approved": "已批准",
+    "Status": "状态",
+    "No rounds yet.": "还没有采购批次。",
+    "Model": "推荐模型",
+    "not loaded": "未加载",
+    "lines": "条",
+    "selected": "建议采购",
+    "approved": "已批准",
+    "Ranking": "排序方法",
+    "Export CSV": "导出 CSV",
+    "Title": "题名",
+    "ISBN": "ISBN",
+    "Class": "中图分类",
+    "District": "区县",
+    "Price": "价格（元）",
+    "Reasons": "理由",
+    "Decision": "决定",
+    "Approve": "批准",
+    "Reject": "拒绝",
+    "approve": "已批准",
+    "reject": "已拒绝",
+    "pending": "待定",
+    "draft": "草稿",
+    "reviewed": "已审核",
+    "closed": "已关闭",
+    # budget
+    "Budget per district": "各区县预算",
+    "Amount (yuan)": "预算（元）",
+    "Used": "已用",
+    "Left": "剩余",
+    "No district budget lines for this month.": "本月没有区县预算。",
+    # errors
+    "Unknown user or wrong password.": "用户名或密码错误。",
+    "Too many failed logins: try again in {wait} s.": "登录失败次数过多，请 {wait} 秒后再试。",
+    "Refused: this form was not sent from the staff page (cross-site request).": "已拒绝：该表单不是从馆员页面提交的（跨站请求）。",
+    "Refused: log in from the staff page itself (cross-site request).": "已拒绝：请在馆员页面登录（跨站请求）。",
+    "Refused: the form's security token is missing or stale; reload the page.": "已拒绝：表单安全令牌缺失或已过期，请刷新页面。",
+    "choose approve or reject for a line": "请为该条目选择批准或拒绝",
+    # programme rules (acquisition.rules.DeclineCode) as sentences
+    "INVALID_ISBN": "ISBN 缺失或校验位错误",
+    "PRICE_OVER_CAP": "价格超过单册上限",
+    "PUB_YEAR_TOO_OLD": "出版年份早于规定范围",
+    "PUB_YEAR_UNKNOWN": "出版年份不详",
+    "CATEGORY_EXCLUDED": "属于不予采购的类别（教辅、考试用书等）",
+    "COMIC_CAP": "本月漫画类荐购已达上限",
+    "BLOCKLISTED": "该书在禁购名单上",
+    "BOOKSTORE_UNKNOWN": "合作书店不明",
+    "READER_UNKNOWN": "读者证不明",
+    "READER_BLOCKED": "读者证已停用",
+    "READER_CREDIT_LOW": "读者信用等级不足",
+    "READER_VISIT_LIMIT": "本次到店荐购已达上限",
+    "READER_MONTHLY_LIMIT": "读者本月荐购已达上限",
+    "READER_YEARLY_LIMIT": "读者本年荐购已达上限",
+    "READER_OPEN_LIMIT": "读者未完成的荐购过多",
+    "ALREADY_HELD": "馆藏复本已足够",
+    "ON_SHELF_AT_HOME_BRANCH": "读者所在馆已有在架复本",
+    "DUPLICATE_PENDING": "同一 ISBN 已有待处理的荐购",
+    "NO_BUDGET_LINE": "没有适用的预算",
+    "BUDGET_EXHAUSTED": "预算已用完",
+    # districts of the sample city (Changchun)
+    "Nanguan": "南关区",
+    "Kuancheng": "宽城区",
+    "Chaoyang": "朝阳区",
+    "Erdao": "二道区",
+    "Lvyuan": "绿园区",
+    "Shuangyang": "双阳区",
+    "Jiutai": "九台区",
+    "Yushu": "榆树市",
+    "Dehui": "德惠市",
+    "Gongzhuling": "公主岭市",
+    "Nong'an": "农安县",
+    "Nongan": "农安县",
+}
+
+#: English sentences for the rule codes (the English page shows these, not the raw code).
+EN: dict[str, str] = {
+    "INVALID_ISBN": "ISBN missing or check digit wrong",
+    "PRICE_OVER_CAP": "price above the cap per copy",
+    "PUB_YEAR_TOO_OLD": "published before the programme's window",
+    "PUB_YEAR_UNKNOWN": "publication year unknown",
+    "CATEGORY_EXCLUDED": "an excluded category (textbooks, exam guides ...)",
+    "COMIC_CAP": "the month's comic requests are used up",
+    "BLOCKLISTED": "on the block list",
+    "BOOKSTORE_UNKNOWN": "unknown partner bookstore",
+    "READER_UNKNOWN": "unknown reader card",
+    "READER_BLOCKED": "reader card blocked",
+    "READER_CREDIT_LOW": "reader's credit level too low",
+    "READER_VISIT_LIMIT": "the visit's request limit is reached",
+    "READER_MONTHLY_LIMIT": "the reader's monthly limit is reached",
+    "READER_YEARLY_LIMIT": "the reader's yearly limit is reached",
+    "READER_OPEN_LIMIT": "too many of the reader's requests are still open",
+    "ALREADY_HELD": "enough copies are already held",
+    "ON_SHELF_AT_HOME_BRANCH": "on the shelf at the reader's home branch",
+    "DUPLICATE_PENDING": "the same ISBN is already pending",
+    "NO_BUDGET_LINE": "no budget line applies",
+    "BUDGET_EXHAUSTED": "budget used up",
+}
+
+
+def pick_lang(query: str | None, cookie: str | None) -> str:
+    """The page language: the query's (a switch), else the remembered one, else zh-CN."""
+    for lang in (query, cookie):
+        if lang in LANGS:
+            return lang
+    return DEFAULT_LANG
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``_`` for ``lang``: the catalogue's sentence, or the message itself when it has none."""
+    table = ZH if lang == "zh-CN" else EN
+    return lambda message: table.get(message, message) if message else message
+
+
+def money(amount: float, lang: str) -> str:
+    """``1,234.50 元`` (zh-CN) or ``CNY 1,234.50``."""
+    return f"{amount:,.2f} 元" if lang == "zh-CN" else f"CNY {amount:,.2f}"
+
+
+def when(moment: datetime, lang: str) -> str:
+    """``2026年6月15日 10:32`` (zh-CN) or ``2026-06-15 10:32``."""
+    if lang == "zh-CN":
+        return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def round_label(round_id: str, period: str, created_at: datetime, lang: str) -> str:
+    """A name people can tell apart: month, creation time and the id's distinct tail."""
+    tail = round_id.rsplit("-", 1)[-1][:6]
+    year, month = period.split("-")
+    if lang == "zh-CN":
+        return f"{year}年{int(month)}月批次 · {created_at:%m-%d %H:%M} · {tail}"
+    return f"{period} round · {created_at:%m-%d %H:%M} · {tail}"
