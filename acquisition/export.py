@@ -71,7 +71,9 @@ def round_table(round_: Round) -> pl.DataFrame:
         }
         for line in round_.lines
     ]
-    return pl.DataFrame(rows, schema=_ROUND_SCHEMA)
+    return pl.DataFrame(rows, schema=_ROUND_SCHEMA).with_columns(
+        pl.col("price").round(2), pl.col("predicted_loans").round(1), pl.col("value").round(3)
+    )
 
 
 def round_summary(round_: Round) -> dict[str, Any]:
@@ -124,6 +126,23 @@ def _cell(ws: Any, value: Any) -> Any:
     return value
 
 
+def _format_sheet(ws: Any, table: pl.DataFrame) -> None:
+    """Bold header, two decimals on money and figures, columns as wide as their content (capped)."""
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    widths = table.select(pl.all().cast(pl.String).str.len_chars().max()).row(0) if table.height else ()
+    for i, (name, dtype) in enumerate(table.schema.items(), start=1):
+        letter = get_column_letter(i)
+        content = widths[i - 1] if widths and widths[i - 1] is not None else 0
+        ws.column_dimensions[letter].width = min(60, max(len(name), content) + 2)
+        if dtype.is_float():
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = "0.00"
+
+
 def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any]) -> bytes:
     """The table as an Excel workbook: sheet ``lines`` (every row) and sheet ``summary`` (key, value)."""
     from openpyxl import Workbook
@@ -137,6 +156,7 @@ def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any]) -> bytes:
         ws.append([_cell(ws, v) for v in row])
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(table.columns)))}{table.height + 1}"
+    _format_sheet(ws, table)
     sheet = wb.create_sheet("summary")
     for key, value in summary.items():
         sheet.append(

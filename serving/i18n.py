@@ -47,6 +47,8 @@ ZH: dict[str, str] = {
     "approved": "已批准",
     "Ranking": "排序方法",
     "Export CSV": "导出 CSV",
+    "Export Excel": "导出 Excel",
+    "export as csv or xlsx": "只能导出为 CSV 或 Excel",
     "Title": "题名",
     "ISBN": "ISBN",
     "Class": "中图分类",

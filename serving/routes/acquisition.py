@@ -39,12 +39,17 @@ def decide_lines(state, round_id: str, decisions: list[rounds.StaffDecision], ac
     rounds.apply_decisions(state.db, state.policy, round_id, decisions, actor=actor, now=state.now())
 
 
+def export_name(round_: Round) -> str:
+    """A file name people can tell apart: month, creation time and the id's head."""
+    return f"round-{round_.period}-{round_.created_at:%Y%m%d-%H%M}-{round_.round_id[:6]}"
+
+
 def export_response(round_: Round, fmt: Literal["csv", "xlsx"]) -> Response:
     """The round as a downloadable purchase list file."""
     return Response(
         export_round(round_, fmt),
         media_type=MEDIA[fmt],
-        headers={"Content-Disposition": f'attachment; filename="round-{round_.round_id[:8]}.{fmt}"'},
+        headers={"Content-Disposition": f'attachment; filename="{export_name(round_)}.{fmt}"'},
     )
 
 

@@ -234,8 +234,11 @@ def decide(
     return _back(f"/staff/rounds/{round_id}")
 
 
-@router.get("/rounds/{round_id}/export.csv")
-def export_csv(round_id: str, request: Request, state: State) -> Response:
+@router.get("/rounds/{round_id}/export.{fmt}")
+def export_file(round_id: str, fmt: str, request: Request, state: State) -> Response:
+    """The round as CSV or formatted XLSX (the same file as the API's export)."""
     if _staff(request, state) is None:
         return _back("/staff")
-    return export_response(load_round(state, round_id), "csv")
+    if fmt not in ("csv", "xlsx"):
+        return _back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
+    return export_response(load_round(state, round_id), fmt)

@@ -104,6 +104,15 @@ def test_export_csv_and_xlsx_hold_every_line(client, round_):
     x = client.get(f"/v1/acquisition/rounds/{round_['round_id']}/export", params={"format": "xlsx"}, headers=STAFF)
     ws = load_workbook(io.BytesIO(x.content)).active
     assert ws.max_row == len(round_["lines"]) + 1
+    # figures rounded and formatted, header bold, a file name that tells rounds apart
+    header = [c.value for c in ws[1]]
+    price = ws.cell(row=2, column=header.index("price") + 1)
+    assert price.number_format == "0.00" and ws["A1"].font.bold
+    for name, digits in (("predicted_loans", 1), ("value", 3), ("price", 2)):
+        values = [ws.cell(row=i, column=header.index(name) + 1).value for i in range(2, ws.max_row + 1)]
+        assert all(v is None or round(v, digits) == v for v in values), name
+    disposition = x.headers["content-disposition"]
+    assert f"round-{round_['period']}-" in disposition and round_["round_id"][:6] in disposition
     assert (
         client.get(
             f"/v1/acquisition/rounds/{round_['round_id']}/export", params={"format": "pdf"}, headers=STAFF
