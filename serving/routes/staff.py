@@ -14,13 +14,10 @@ session (:func:`serving.security.csrf_token`). Logins are throttled per login an
 
 from __future__ import annotations
 
-from pathlib import Path as FsPath
 from typing import Annotated
-from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse
 
 from acquisition import ledger, rounds
 from acquisition.lifecycle import LineDecision
@@ -28,6 +25,7 @@ from features import bounds
 from features.errors import YueduError
 from serving import i18n
 from serving.deps import STAFF_COOKIE, State
+from serving.pages import back, cookie_secure, page_lang, render, same_origin
 from serving.routes.acquisition import decide_lines, export_response, load_round
 from serving.security import (
     Principal,
@@ -40,7 +38,6 @@ from serving.security import (
 )
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
-templates = Jinja2Templates(directory=FsPath(__file__).resolve().parents[1] / "templates")
 
 
 def _staff(request: Request, state) -> Principal | None:
@@ -56,22 +53,8 @@ def _staff(request: Request, state) -> Principal | None:
     return principal
 
 
-def same_origin(request: Request, allowed_extra: str = "") -> bool:
-    """The POST comes from a page of this site: ``Origin`` (else ``Referer``) is ours, or, for a client
-    that sends neither, ``Sec-Fetch-Site`` does not say cross-site."""
-    origin = request.headers.get("origin")
-    if origin is None and (referer := request.headers.get("referer")):
-        parts = urlsplit(referer)
-        origin = f"{parts.scheme}://{parts.netloc}"
-    if origin is None:
-        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
-    ours = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
-    ours |= {o.strip().rstrip("/") for o in allowed_extra.split(",") if o.strip()}
-    return origin.rstrip("/") in ours
-
-
 def _refused(request: Request, why: str) -> HTMLResponse:
-    return _render(request, "base.html", {"error": why}, 403)
+    return render(request, "base.html", {"error": why}, 403)
 
 
 def _guard(request: Request, state, csrf: str) -> Principal | Response:
@@ -80,7 +63,7 @@ def _guard(request: Request, state, csrf: str) -> Principal | Response:
         return _refused(request, "Refused: this form was not sent from the staff page (cross-site request).")
     principal = _staff(request, state)
     if principal is None:
-        return _back("/staff")
+        return back("/staff")
     if not check_csrf(state.settings.secret_key, principal.session, csrf):
         return _refused(request, "Refused: the form's security token is missing or stale; reload the page.")
     return principal
@@ -88,36 +71,11 @@ def _guard(request: Request, state, csrf: str) -> Principal | Response:
 
 def _page(request: Request, name: str, principal: Principal, state, **context) -> HTMLResponse:
     csrf = csrf_token(state.settings.secret_key, principal.session or "")
-    return _render(request, name, {"user": principal, "csrf": csrf, **context})
-
-
-def _back(url: str, error: str | None = None) -> RedirectResponse:
-    return RedirectResponse(url + (f"?error={quote(error)}" if error else ""), status_code=303)
-
-
-def _lang(request: Request) -> str:
-    return i18n.pick_lang(request.query_params.get("lang"), request.cookies.get(i18n.LANG_COOKIE))
-
-
-def _render(request: Request, name: str, context: dict, code: int = 200) -> HTMLResponse:
-    """A page in the request's language (zh-CN unless switched); a ``?lang=`` switch is remembered."""
-    lang = _lang(request)
-    helpers = {
-        "_": i18n.translator(lang),
-        "lang": lang,
-        "money": lambda amount: i18n.money(amount, lang),
-        "when": lambda moment: i18n.when(moment, lang),
-        "label": lambda r: i18n.round_label(r.round_id, r.period, r.created_at, lang),
-        "path": request.url.path,
-    }
-    page = templates.TemplateResponse(request, name, {**helpers, **context}, status_code=code)
-    if request.query_params.get("lang") in i18n.LANGS:
-        page.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path="/staff")
-    return page
+    return render(request, name, {"user": principal, "csrf": csrf, **context})
 
 
 def _login_page(request: Request, error: str | None = None, code: int = 200) -> HTMLResponse:
-    return _render(request, "login.html", {"error": error}, code)
+    return render(request, "login.html", {"error": error}, code)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -150,7 +108,7 @@ def login(
     client = request.client.host if request.client else None
     wait = state.login_guard.retry_after(username, client)
     if wait:
-        message = i18n.translator(_lang(request))("Too many failed logins: try again in {wait} s.")
+        message = i18n.translator(page_lang(request))("Too many failed logins: try again in {wait} s.")
         page = _login_page(request, message.format(wait=wait), 429)
         page.headers["Retry-After"] = str(wait)
         return page
@@ -162,14 +120,14 @@ def login(
     ttl = state.settings.token_ttl_s
     session = state.sessions.open(username, role, ttl, state.now())
     secure = state.settings.cookie_secure
-    resp = _back("/staff")
+    resp = back("/staff")
     resp.set_cookie(
         STAFF_COOKIE,
         issue_token(role, username, state.settings.secret_key, ttl, session=session),
         max_age=ttl,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https" if secure is None else secure,
+        secure=cookie_secure(request, secure),
         path="/staff",
     )
     return resp
@@ -181,7 +139,7 @@ def logout(request: Request, state: State, csrf: Annotated[str, Form()] = "") ->
     if isinstance(guard, Response):
         return guard
     state.sessions.revoke(guard.session, state.now())
-    resp = _back("/staff")
+    resp = back("/staff")
     resp.delete_cookie(STAFF_COOKIE, path="/staff")
     return resp
 
@@ -192,18 +150,18 @@ def new_round(request: Request, state: State, csrf: Annotated[str, Form()] = "")
     if isinstance(principal, Response):
         return principal
     round_id = state.create_round(f"{principal.role}:{principal.subject}")
-    return _back(f"/staff/rounds/{round_id}")
+    return back(f"/staff/rounds/{round_id}")
 
 
 @router.get("/rounds/{round_id}", response_class=HTMLResponse)
 def round_page(round_id: str, request: Request, state: State, error: str | None = None) -> Response:
     principal = _staff(request, state)
     if principal is None:
-        return _back("/staff")
+        return back("/staff")
     try:
         round_ = load_round(state, round_id)
     except YueduError as exc:
-        return _back("/staff", str(exc))
+        return back("/staff", str(exc))
     budget = ledger.budgets(state.db, round_.period)
     return _page(request, "round.html", principal, state, round=round_, budget=budget, error=error)
 
@@ -221,7 +179,7 @@ def decide(
     if isinstance(principal, Response):
         return principal
     if decision not in tuple(LineDecision) or not request_id:
-        return _back(f"/staff/rounds/{round_id}", "choose approve or reject for a line")
+        return back(f"/staff/rounds/{round_id}", "choose approve or reject for a line")
     try:
         decide_lines(
             state,
@@ -230,15 +188,15 @@ def decide(
             f"{principal.role}:{principal.subject}",
         )
     except YueduError as exc:
-        return _back(f"/staff/rounds/{round_id}", str(exc))
-    return _back(f"/staff/rounds/{round_id}")
+        return back(f"/staff/rounds/{round_id}", str(exc))
+    return back(f"/staff/rounds/{round_id}")
 
 
 @router.get("/rounds/{round_id}/export.{fmt}")
 def export_file(round_id: str, fmt: str, request: Request, state: State) -> Response:
     """The round as CSV or formatted XLSX (the same file as the API's export)."""
     if _staff(request, state) is None:
-        return _back("/staff")
+        return back("/staff")
     if fmt not in ("csv", "xlsx"):
-        return _back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
+        return back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
     return export_response(load_round(state, round_id), fmt)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from serving.server import running_server
-from tests.serving._helpers import counter_body, eligible_readers, key
+from tests.serving._helpers import counter_body, eligible_readers, fresh_isbn, key
 from tests.serving.conftest import make_settings, token
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -188,5 +188,33 @@ def test_api_docs_render_offline_from_this_origin(server):
             page.wait_for_selector(".opblock", timeout=20_000)
             assert requested and all(url.startswith((server, "data:")) for url in requested)
             assert not [e for e in console_errors if "Content Security Policy" in e]
+        finally:
+            browser.close()
+
+
+def test_counter_page_at_1024_by_768_with_a_barcode_scanner(server, small_city):
+    """A clerk's terminal: 1024 x 768, the scanner types the card and the ISBN and presses Enter."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    reader = eligible_readers(small_city, 6, "Dehui")[5]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            page.goto(f"{server}/counter")
+            page.fill("#key", token("bookstore", "BS-11")["Authorization"].split()[1])
+            page.click("#save-key")
+            page.fill("#price", "19.90")
+            page.fill("#title", "呼兰河传")
+            # the scanner types the card and presses Enter: the ISBN is still empty, so the form's
+            # required fields stop the submission; scanning the ISBN (and its Enter) submits
+            page.locator("#reader_id").press_sequentially(reader + "\n")
+            assert page.locator("#decision").count() == 0
+            page.locator("#isbn").press_sequentially(fresh_isbn() + "\n")
+            page.wait_for_selector("#decision")
+            assert page.locator("#decision").get_attribute("data-status") == "reserved"
+            assert "《呼兰河传》" in page.locator("#decision h2").inner_text()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1024  # no sideways scrolling
+            page.click("#checkout")
+            assert "已借出" in page.locator("#done").inner_text()
         finally:
             browser.close()
