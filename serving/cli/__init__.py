@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "serving.cli.recsys_cmds",
     "serving.cli.counter_cmds",
     "serving.cli.acquisition_cmds",
+    "serving.cli.demand_check_cmds",
     "serving.cli.training_cmds",
     "serving.cli.serve_cmds",
     "serving.cli.bench_cmds",
