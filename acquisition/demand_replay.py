@@ -46,6 +46,9 @@ FEATURES = (
     "class_mean",
     "class_recent_per_title",
     "class_trend",
+    "class_max",
+    "class_new_mean",
+    "class_count",
     "pub_age",
 )
 #: Library-wide state at the origin, the same for every candidate: kept out of the model (it cannot
@@ -77,7 +80,7 @@ class ReplayConfig:
             "learning_rate": 0.05,
             "max_iter": 200,
             "max_leaf_nodes": 7,
-            "min_samples_leaf": 60,
+            "min_samples_leaf": 30,
             "l2_regularization": 1.0,
             "early_stopping": False,
             "random_state": 0,
@@ -125,7 +128,7 @@ def _title_history(past: pl.DataFrame, t: datetime, cfg: ReplayConfig) -> pl.Dat
         (pl.col("occurred_at") >= recent).sum().cast(pl.Float64).alias("recent"),
         (pl.col("occurred_at") >= recent - timedelta(days=cfg.recent_days)).sum().cast(pl.Float64).alias("recent2"),
     )
-    return counts.join(labels.select("title_id", "label"), on="title_id", how="left")
+    return counts.join(labels.select("title_id", "label", "first_at"), on="title_id", how="left")
 
 
 def _author_features(history: pl.DataFrame, catalogue: pl.DataFrame) -> pl.DataFrame:
@@ -146,12 +149,14 @@ def _author_features(history: pl.DataFrame, catalogue: pl.DataFrame) -> pl.DataF
 def _class_features(history: pl.DataFrame, catalogue: pl.DataFrame, cands: pl.DataFrame) -> pl.DataFrame:
     """Per candidate: the mean over its classes of each class's first-year mean, recent events per title
     and trend (recent / previous window), as of the origin."""
+    fresh = (pl.col("first_at").dt.year() - pl.col("pub_year")) <= 1
     per_class = (
-        history.join(catalogue.select("title_id", "classes"), on="title_id", how="inner")
+        history.join(catalogue.select("title_id", "classes", "pub_year"), on="title_id", how="inner")
         .explode("classes", empty_as_null=True)
         .group_by("classes")
         .agg(
             pl.col("label").mean().alias("class_mean"),
+            pl.col("label").filter(fresh).mean().alias("class_new_mean"),
             (pl.col("recent").sum() / pl.len()).alias("class_recent_per_title"),
             (pl.col("recent").sum() / (pl.col("recent2").sum() - pl.col("recent").sum() + 1.0)).alias("class_trend"),
         )
@@ -161,7 +166,11 @@ def _class_features(history: pl.DataFrame, catalogue: pl.DataFrame, cands: pl.Da
         .explode("classes", empty_as_null=True)
         .join(per_class, on="classes", how="left")
         .group_by("title_id")
-        .agg(pl.col("class_mean", "class_recent_per_title", "class_trend").mean())
+        .agg(
+            pl.col("class_mean", "class_new_mean", "class_recent_per_title", "class_trend").mean(),
+            pl.col("class_mean").max().alias("class_max"),
+            pl.col("classes").drop_nulls().len().cast(pl.Float64).alias("class_count"),
+        )
     )
 
 
