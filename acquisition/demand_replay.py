@@ -206,9 +206,7 @@ def features_at(events: pl.DataFrame, catalogue: pl.DataFrame, t: datetime, titl
 
 def _training_rows(past: pl.DataFrame, catalogue: pl.DataFrame, t: datetime, cfg: ReplayConfig) -> pl.DataFrame:
     """Earlier acquisitions whose label window closed by ``t``, each with its features at its own origin."""
-    done = first_year_events(past, cfg.horizon_days).filter(
-        pl.col("first_at") + timedelta(days=cfg.horizon_days) <= t
-    )
+    done = first_year_events(past, cfg.horizon_days).filter(pl.col("first_at") + timedelta(days=cfg.horizon_days) <= t)
     done = done.with_columns(_period_start(pl.col("first_at"), cfg).alias("origin"))
     frames = [
         features_at(past, catalogue, s, group["title_id"], cfg).join(group.select("title_id", "label"), on="title_id")
@@ -327,7 +325,9 @@ def load_replay_data(kind: str, path=None, cache_dir=None) -> tuple[pl.DataFrame
     titles = ds.titles
     if kind == "sco":
         classes = pl.concat_list("clc_class", "subjects").list.drop_nulls()
-        return events, titles.select("title_id", "author", classes.alias("classes"), pl.col("pub_year").cast(pl.Float64))
+        return events, titles.select(
+            "title_id", "author", classes.alias("classes"), pl.col("pub_year").cast(pl.Float64)
+        )
     src = (SHARED_DATA / DEFAULT_PATHS[kind]) if path is None else path
     movies = pl.read_csv(f"{src}/movies.csv", schema_overrides={"movieId": pl.String})
     return events, movies.select(

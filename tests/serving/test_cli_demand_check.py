@@ -28,7 +28,9 @@ def sco_slice(tmp_path, monkeypatch) -> Path:
         shutil.copy(SCO / name, src / name)
     with gzip.open(SCO / "loans.csv.gz", "rt", encoding="utf-8") as fh:
         lines = fh.read().splitlines()
-    keep = [lines[0]] + [x for x in lines[1:] if x.split(",")[3][:4] in {"1919", "1920", "1921", "1922", "1923", "1924"}]
+    keep = [lines[0]] + [
+        x for x in lines[1:] if x.split(",")[3][:4] in {"1919", "1920", "1921", "1922", "1923", "1924"}
+    ]
     with gzip.open(src / "loans.csv.gz", "wt", encoding="utf-8") as fh:
         fh.write("\n".join(keep) + "\n")
     return src
@@ -51,7 +53,10 @@ def test_demand_check_writes_the_table_for_a_real_slice(sco_slice, tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--data", "goodreads"], "--data must be sco or movielens"), (["--data", "sco", "--resamples", "3"], "at least 10")],
+    [
+        (["--data", "goodreads"], "--data must be sco or movielens"),
+        (["--data", "sco", "--resamples", "3"], "at least 10"),
+    ],
 )
 def test_demand_check_refuses_bad_options_in_one_line(args, message):
     result = CliRunner().invoke(cli, ["acquisition", "demand-check", *args])
