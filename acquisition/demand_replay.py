@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -312,7 +313,9 @@ DEFAULT_ORIGINS: dict[str, tuple[datetime, datetime]] = {
 }
 
 
-def load_replay_data(kind: str, path=None, cache_dir=None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def load_replay_data(
+    kind: str, path: str | Path | None = None, cache_dir: str | Path | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(events, catalogue)`` of a real data set: events ``reader_id, title_id, occurred_at``; catalogue
     ``title_id, author, classes (list), pub_year``. SCO classes are the CLC class and the SCO format;
     MovieLens classes are the genres of ``movies.csv`` and ``pub_year`` the release year in the title."""
@@ -328,8 +331,11 @@ def load_replay_data(kind: str, path=None, cache_dir=None) -> tuple[pl.DataFrame
         return events, titles.select(
             "title_id", "author", classes.alias("classes"), pl.col("pub_year").cast(pl.Float64)
         )
-    src = (SHARED_DATA / DEFAULT_PATHS[kind]) if path is None else path
-    movies = pl.read_csv(f"{src}/movies.csv", schema_overrides={"movieId": pl.String})
+    src = Path(path) if path is not None else SHARED_DATA / DEFAULT_PATHS[kind]
+    found = [src / name for name in ("movies.csv", "movies.csv.gz") if (src / name).exists()]
+    if not found:
+        raise InvalidInput(f"{src / 'movies.csv'}: file not found (the MovieLens genres and release years)")
+    movies = pl.read_csv(found[0], schema_overrides={"movieId": pl.String})
     return events, movies.select(
         pl.col("movieId").alias("title_id"),
         pl.lit(None, dtype=pl.String).alias("author"),

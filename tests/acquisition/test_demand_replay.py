@@ -16,6 +16,7 @@ from acquisition.demand_replay import (
     acquisitions,
     features_at,
     first_year_events,
+    load_replay_data,
     predict_at,
     replay,
 )
@@ -154,3 +155,20 @@ def test_a_row_before_t_does_change_predictions():
     burst = _events([(f"r{i}", "b1", 170) for i in range(30)])  # author a1 is suddenly popular before t
     after = predict_at(pl.concat([ev, burst]), cat, t, titles, _cfg())
     assert not before.sort("title_id").equals(after.sort("title_id"))
+
+
+def test_movielens_catalogue_has_genres_and_release_years():
+    from features.datasets import SHARED_DATA
+
+    if not (SHARED_DATA / "movielens-latest-small").is_dir():
+        pytest.skip("MovieLens latest-small not installed")
+    events, catalogue = load_replay_data("movielens")
+    toy = catalogue.filter(pl.col("title_id") == "1").row(0, named=True)
+    assert toy["classes"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    assert toy["pub_year"] == 1995.0 and toy["author"] is None
+    assert events.columns == ["reader_id", "title_id", "occurred_at"] and events.height == 100_836
+
+
+def test_unknown_data_sets_are_refused():
+    with pytest.raises(ValueError, match="--data must be one of sco, movielens"):
+        load_replay_data("goodreads")
