@@ -64,7 +64,8 @@ class ReplayConfig:
     ``first_origin`` / ``last_origin``: the held-out origins (inclusive), stepped by ``period_months``;
     ``horizon_days``: the label window from a title's first event, days; ``recent_days``: the window of
     the "recent" features, days; ``early_days``: the window of the early-borrowers reference, days;
-    ``model_params``: keyword arguments of ``HistGradientBoostingRegressor`` (Poisson loss);
+    ``model_params``: keyword arguments of ``HistGradientBoostingRegressor`` (Poisson loss); ``bags``: how
+    many such models (seeds ``random_state + i``, half the features each split) are averaged;
     ``monotone``: feature -> +1/-1, the sign the prediction must follow (a book long in print draws fewer
     first-year loans than a new one, whatever the few early acquisitions suggest).
     """
@@ -83,10 +84,12 @@ class ReplayConfig:
             "max_leaf_nodes": 7,
             "min_samples_leaf": 30,
             "l2_regularization": 1.0,
+            "max_features": 0.5,
             "early_stopping": False,
             "random_state": 0,
         }
     )
+    bags: int = 5
     monotone: dict = field(
         default_factory=lambda: {"pub_age": -1, "author_loans_per_title": 1, "author_first_year_mean": 1}
     )
@@ -257,9 +260,18 @@ def predict_at(
     x_train[:, empty], x_pred[:, empty] = 0.0, 0.0
     monotone = [cfg.monotone.get(name, 0) for name in FEATURES]
     # A few thousand rows: one thread is faster than OpenMP's spin-waits on a busy machine.
+    params = {**cfg.model_params, "monotonic_cst": monotone}
+    seed = params.pop("random_state", 0)
     with threadpool_limits(1):
-        model = HistGradientBoostingRegressor(**cfg.model_params, monotonic_cst=monotone)
-        predicted = model.fit(x_train, train["label"].to_numpy()).predict(x_pred)
+        predicted = np.mean(
+            [
+                HistGradientBoostingRegressor(**params, random_state=seed + i)
+                .fit(x_train, train["label"].to_numpy())
+                .predict(x_pred)
+                for i in range(cfg.bags)
+            ],
+            axis=0,
+        )
     return out.with_columns(pl.Series("model", predicted)).select("title_id", *SCORERS)
 
 

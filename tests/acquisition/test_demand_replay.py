@@ -28,7 +28,7 @@ FAST_MODEL = {"loss": "poisson", "max_iter": 15, "min_samples_leaf": 3, "early_s
 
 
 def _cfg(first=datetime(2020, 4, 1), last=datetime(2020, 6, 1)) -> ReplayConfig:
-    return ReplayConfig(first, last, **SMALL, model_params=FAST_MODEL)
+    return ReplayConfig(first, last, **SMALL, model_params=FAST_MODEL, bags=2)
 
 
 def _events(rows) -> pl.DataFrame:
