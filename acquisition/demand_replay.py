@@ -228,7 +228,8 @@ def _period_start(at: pl.Expr, cfg: ReplayConfig) -> pl.Expr:
 
 
 def _baselines(feats: pl.DataFrame) -> pl.DataFrame:
-    """The baseline scores (higher = more loans expected); unknowns fall back to the global mean."""
+    """The baseline scores (higher = more loans expected): an author not seen before scores 0, a class
+    without a closed window the global mean, a title without a publication year ranks last."""
     g = pl.col("global_first_year_mean")
     return feats.select(
         "title_id",
@@ -259,9 +260,9 @@ def predict_at(
     empty = np.isnan(x_train).all(axis=0)
     x_train[:, empty], x_pred[:, empty] = 0.0, 0.0
     monotone = [cfg.monotone.get(name, 0) for name in FEATURES]
-    # A few thousand rows: one thread is faster than OpenMP's spin-waits on a busy machine.
     params = {**cfg.model_params, "monotonic_cst": monotone}
     seed = params.pop("random_state", 0)
+    # A few thousand rows: one thread is faster than OpenMP's spin-waits on a busy machine.
     with threadpool_limits(1):
         predicted = np.mean(
             [
