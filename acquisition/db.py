@@ -212,7 +212,7 @@ class StaffDecisionRow(Base):
     decision: Mapped[str] = mapped_column(String(16), doc="acquisition.lifecycle.LineDecision")
     decided_by: Mapped[str] = mapped_column(String(bounds.ACTOR_MAX))
     decided_at: Mapped[datetime] = mapped_column(DateTime)
-    note: Mapped[str | None] = mapped_column(String(2000))
+    note: Mapped[str | None] = mapped_column(String(bounds.NOTE_MAX))
 
 
 class AuditLogAppendOnly(RuntimeError):

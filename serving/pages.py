@@ -41,7 +41,10 @@ def render(request: Request, name: str, context: dict, code: int = 200) -> HTMLR
 
 def back(url: str, error: str | None = None) -> RedirectResponse:
     """Post/redirect/get: 303 to ``url``, carrying an error message if any."""
-    return RedirectResponse(url + (f"?error={quote(error)}" if error else ""), status_code=303)
+    if error:
+        path, _, fragment = url.partition("#")
+        url = f"{path}{'&' if '?' in path else '?'}error={quote(error)}" + (f"#{fragment}" if fragment else "")
+    return RedirectResponse(url, status_code=303)
 
 
 def same_origin(request: Request, allowed_extra: str = "") -> bool:

@@ -25,6 +25,7 @@ from features import bounds
 from features.errors import YueduError
 from serving import i18n
 from serving.deps import STAFF_COOKIE, State
+from serving.line_filters import LineFilter
 from serving.pages import back, cookie_secure, page_lang, render, same_origin
 from serving.routes.acquisition import decide_lines, export_response, load_round
 from serving.security import (
@@ -155,6 +156,7 @@ def new_round(request: Request, state: State, csrf: Annotated[str, Form()] = "")
 
 @router.get("/rounds/{round_id}", response_class=HTMLResponse)
 def round_page(round_id: str, request: Request, state: State, error: str | None = None) -> Response:
+    """A round's lines, filtered / searched / sorted / paged by the query string, with the budget."""
     principal = _staff(request, state)
     if principal is None:
         return back("/staff")
@@ -162,34 +164,52 @@ def round_page(round_id: str, request: Request, state: State, error: str | None 
         round_ = load_round(state, round_id)
     except YueduError as exc:
         return back("/staff", str(exc))
-    budget = ledger.budgets(state.db, round_.period)
-    return _page(request, "round.html", principal, state, round=round_, budget=budget, error=error)
+    view = LineFilter.from_params(request.query_params)
+    shown = view.apply(round_)
+    lines, pages = view.page_of(shown)
+    context = {
+        "round": round_,
+        "lines": lines,
+        "n_shown": len(shown),
+        "pages": pages,
+        "view": view,
+        "districts": sorted({x.district for x in round_.lines if x.district}),
+        "budget": ledger.budgets(state.db, round_.period),
+        "error": error,
+    }
+    return _page(request, "round.html", principal, state, **context)
 
 
 @router.post("/rounds/{round_id}/decide")
-def decide(
-    round_id: str,
-    request: Request,
-    state: State,
-    request_id: Annotated[str, Form()] = "",
-    decision: Annotated[str, Form()] = "",
-    csrf: Annotated[str, Form()] = "",
-) -> Response:
-    principal = _guard(request, state, csrf)
+async def decide(round_id: str, request: Request, state: State) -> Response:
+    """One line's decision, or a bulk one (the ticked lines, or every line the filter shows) with a
+    note; ``pending`` undoes. All or nothing; back to the same view, at the first line decided."""
+    form = await request.form()
+    principal = _guard(request, state, str(form.get("csrf", "")))
     if isinstance(principal, Response):
         return principal
-    if decision not in tuple(LineDecision) or not request_id:
-        return back(f"/staff/rounds/{round_id}", "choose approve or reject for a line")
+    view = LineFilter.from_params(form)
+    here = f"/staff/rounds/{round_id}" + (f"?{view.query()}" if view.query() else "")
+    decision = str(form.get("decision", ""))
+    if decision not in tuple(LineDecision):
+        return back(here, "choose approve or reject for a line")
+    note = str(form.get("note", ""))[: bounds.NOTE_MAX] or None
+    ids = [str(x)[:40] for x in form.getlist("request_id")][:1000]
+    if request.query_params.get("scope") == "shown":
+        round_ = load_round(state, round_id)
+        ids = [x.request_id for x in view.apply(round_) if decision != "approve" or not x.reason_codes]
+    if not ids:
+        return back(here, "tick at least one line")
     try:
         decide_lines(
             state,
             round_id,
-            [rounds.StaffDecision(request_id, LineDecision(decision))],
+            [rounds.StaffDecision(i, LineDecision(decision), note) for i in ids],
             f"{principal.role}:{principal.subject}",
         )
     except YueduError as exc:
-        return back(f"/staff/rounds/{round_id}", str(exc))
-    return back(f"/staff/rounds/{round_id}")
+        return back(here, str(exc))
+    return back(here + f"#r-{ids[0]}")
 
 
 @router.get("/rounds/{round_id}/export.{fmt}")
