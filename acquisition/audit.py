@@ -3,17 +3,19 @@
 Every state change of a purchase request, reservation or budget line is one append-only row of
 ``audit_log`` (who, when, from which state to which). The table refuses UPDATE and DELETE (database
 triggers on SQLite and PostgreSQL, where TRUNCATE is refused too; an ORM guard everywhere). Reader ids never reach logs or audit details raw: they are
-replaced by an HMAC-SHA256 pseudonym keyed by ``YUEDU_PSEUDONYM_KEY``.
+replaced by an HMAC-SHA256 pseudonym keyed by ``YUEDU_PSEUDONYM_KEY``. :func:`search` reads it back
+for the staff audit view and ``GET /v1/audit``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from acquisition.db import AuditLog
@@ -80,3 +82,42 @@ def history(session: Session, entity: str, entity_id: str) -> list[AuditLog]:
     """The audit rows of one entity, oldest first."""
     stmt = select(AuditLog).where(AuditLog.entity == entity, AuditLog.entity_id == entity_id).order_by(AuditLog.id)
     return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit rows to read: each given field must match (``actor`` and ``entity_id`` as a
+    prefix), ``since`` / ``until`` bound the time (until exclusive); newest first, ``limit`` from
+    ``offset``."""
+
+    entity: str | None = None
+    entity_id: str | None = None
+    action: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def search(session: Session, q: AuditQuery) -> tuple[list[AuditLog], int]:
+    """The matching audit rows (one page, newest first) and how many match in all."""
+    a = AuditLog
+    conditions = []
+    if q.entity:
+        conditions.append(a.entity == q.entity)
+    if q.action:
+        conditions.append(a.action == q.action)
+    if q.entity_id:
+        conditions.append(a.entity_id.startswith(q.entity_id, autoescape=True))
+    if q.actor:
+        conditions.append(a.actor.startswith(q.actor, autoescape=True))
+    if q.since:
+        conditions.append(a.at >= q.since)
+    if q.until:
+        conditions.append(a.at < q.until)
+    total = session.scalar(select(func.count()).select_from(a).where(*conditions)) or 0
+    rows = session.scalars(
+        select(a).where(*conditions).order_by(a.at.desc(), a.id.desc()).limit(q.limit).offset(q.offset)
+    )
+    return list(rows), int(total)

@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("get", "/v1/acquisition/rounds/{round_id}/export", "/v1/acquisition/rounds/x/export", STAFF),
     ("get", "/v1/budgets", "/v1/budgets", STAFF),
     ("get", "/v1/reports/collection", "/v1/reports/collection", STAFF),
+    ("get", "/v1/audit", "/v1/audit", STAFF),
     ("post", "/v1/admin/reload", "/v1/admin/reload", ("admin",)),
 ]
 #: Open on purpose: probes, metrics (route templates only), and the login that issues tokens.

@@ -155,3 +155,16 @@ def test_a_bulk_decision_without_lines_says_so(staff):
     c, round_id, csrf = staff
     r = c.post(f"/staff/rounds/{round_id}/decide", data={"csrf": csrf, "decision": "approve"}, follow_redirects=False)
     assert "error=" in r.headers["location"]
+
+
+def test_audit_view_api_and_csv_agree(staff):
+    c, round_id, _ = staff
+    api = c.get("/v1/audit", params={"actor": "staff:alice", "limit": 1000}, headers=STAFF).json()
+    assert api["total"] >= 3 and all(x["actor"].startswith("staff:alice") for x in api["items"])
+    assert any(x["entity"] == "acquisition_round" and x["entity_id"] == round_id for x in api["items"])
+    page = c.get("/staff/audit", params={"actor": "staff:alice"}).text
+    assert f'id="audit-total">{api["total"]}<' in page and "审计记录" in page
+    csv_text = c.get("/staff/audit.csv", params={"actor": "staff:alice"}).content.decode("utf-8-sig")
+    assert len(csv_text.strip().splitlines()) == api["total"] + 1
+    assert c.get("/v1/audit", params={"since": "1999-01-01"}, headers=STAFF).status_code == 422
+    assert c.get("/v1/audit", headers=token("reader", "R1")).status_code == 403
