@@ -218,3 +218,56 @@ def test_counter_page_at_1024_by_768_with_a_barcode_scanner(server, small_city):
             assert "已借出" in page.locator("#done").inner_text()
         finally:
             browser.close()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _serious(page) -> list[str]:
+    """axe-core's serious and critical violations on the page (rule id and how many nodes)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    response = Axe().run(page).response
+    return [
+        f"{v['id']} ({v['impact']}): {len(v['nodes'])}"
+        for v in response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_pages_pass_axe_and_are_photographed_at_1400_and_1024(server):
+    """Every staff and counter screen: no serious or critical axe-core violation, no sideways scrolling
+    at 1024 px, and a screenshot at 1400 and 1024 px in docs/screenshots/ (linked from docs/serving.md)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("axe_playwright_python")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{server}/staff")
+            screens = {"login": f"{server}/staff"}
+            page.fill("#username", "alice")
+            page.fill("#password", "alice-pw")
+            page.click("#login")
+            page.click("#new-round")
+            page.wait_for_selector("#lines")
+            screens |= {"rounds": f"{server}/staff", "round": page.url, "audit": f"{server}/staff/audit"}
+            counter = browser.new_page(viewport={"width": 1400, "height": 900})
+            counter.goto(f"{server}/counter")
+            counter.fill("#key", token("bookstore", "BS-11")["Authorization"].split()[1])
+            counter.click("#save-key")
+            problems = {}
+            for name, url in [*screens.items(), ("counter", f"{server}/counter")]:
+                tab = counter if name == "counter" else page
+                for width in (1400, 1024):
+                    tab.set_viewport_size({"width": width, "height": 900})
+                    tab.goto(url)
+                    tab.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+                    if width == 1024:
+                        assert tab.evaluate("document.documentElement.scrollWidth") <= 1040, f"{name} scrolls sideways"
+                if found := _serious(tab):
+                    problems[name] = found
+            assert not problems, problems
+        finally:
+            browser.close()
