@@ -128,23 +128,40 @@ class History:
         titles = scan_table(data_dir, "titles")
         wanted = ("title_id", "isbn13", "title", "author", "clc_class", "subjects", "pub_year", "added_at", "format")
         have = titles.collect_schema().names()
+        loans = scan_table(data_dir, "loans")
+        loan_cols = [c for c in ("due_at", "returned_at") if c in loans.collect_schema().names()]
+        copies = scan_table(data_dir, "copies")
+        copy_cols = [c for c in ("acquired_at",) if c in copies.collect_schema().names()]
         return cls(
-            loans=scan_table(data_dir, "loans").select("reader_id", "title_id", "borrowed_at").collect(),
+            loans=loans.select("reader_id", "title_id", "borrowed_at", *loan_cols).collect(),
             titles=titles.select([c for c in wanted if c in have]).collect(),
-            copies=scan_table(data_dir, "copies").select("title_id", "status").collect(),
+            copies=copies.select("title_id", "status", *copy_cols).collect(),
             holds=scan_table(data_dir, "holds").select("title_id", "placed_at").collect(),
             requests=scan_table(data_dir, "purchase_requests").select(REQUEST_COLUMNS).collect(),
         )
 
     def before(self, as_of: datetime) -> History:
-        """The history as it was known at ``as_of`` (loans, holds and requests before it)."""
+        """The history as it was known at ``as_of``: loans, holds and requests before it, titles
+        catalogued and copies acquired by then; a return after ``as_of`` is not known yet."""
+        loans = self.loans.filter(pl.col("borrowed_at") < as_of)
+        if "returned_at" in loans.columns:
+            loans = loans.with_columns(
+                pl.when(pl.col("returned_at") < as_of).then(pl.col("returned_at")).alias("returned_at")
+            )
         return History(
-            loans=self.loans.filter(pl.col("borrowed_at") < as_of),
-            titles=self.titles,
-            copies=self.copies,
+            loans=loans,
+            titles=_known(self.titles, "added_at", as_of),
+            copies=_known(self.copies, "acquired_at", as_of),
             holds=self.holds.filter(pl.col("placed_at") < as_of),
             requests=self.requests.filter(pl.col("requested_at") < as_of),
         )
+
+
+def _known(frame: pl.DataFrame, column: str, as_of: datetime) -> pl.DataFrame:
+    """Rows of ``frame`` whose date ``column`` is before ``as_of`` (a null date: known all along)."""
+    if column not in frame.columns:
+        return frame
+    return frame.filter(pl.col(column).is_null() | (pl.col(column) < as_of.date()))
 
 
 def _rates(history: History, cutoff: datetime) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

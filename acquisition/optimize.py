@@ -1,7 +1,12 @@
 """Select request lines to buy within a budget: a mixed-integer program, a greedy and an FCFS baseline.
 
-One binary ``x_j`` per request line ``j``. The MILP maximises ``sum_j value_j x_j`` (value = predicted
-loans x gap multiplier, computed upstream in :mod:`acquisition.ranking`) subject to
+One binary ``x_j`` per request line ``j``. The MILP maximises ``sum_j value_j x_j`` (value = the
+first-year loans the line's copy adds, :func:`acquisition.value.line_values`: lines of one ISBN are its
+copy 1, 2, 3... in arrival order, each at its marginal value) subject to
+
+* **copy order**: copy k+1 of an ISBN (its lines cheapest first, :func:`copy_order`) only together
+  with copy k (``x_j <= x_pred(j)``), so the
+  objective equals :func:`acquisition.value.portfolio_loans`, the score the backtest grades;
 
 * **budget**: ``sum_j price_j x_j <= budget`` (yuan);
 * **district budget lines**: ``spend_d <= line_d`` yuan (the period's budget line of each district);
@@ -98,6 +103,9 @@ class SelectionProblem:
     equalisation: EqualisationMode = "soft"
     #: Soft-mode penalty, value units per yuan outside the band; None = 2 x the best value/price.
     equalisation_penalty: float | None = None
+    #: Lines of one ISBN are its copy 1, 2, 3... (cheapest first), each valued at its marginal loans:
+    #: the MILP buys a later copy only with the earlier ones, so its objective is the portfolio score.
+    ordered_copies: bool = True
 
     def __post_init__(self) -> None:
         self.value = np.asarray(self.value, dtype=np.float64)
@@ -201,6 +209,38 @@ def _upper_cap_rows(p: SelectionProblem) -> _Rows:
     if p.title_cap is not None:
         rows.add_groups("copies per title", p.isbn, ones, lambda u: np.full(len(u), float(p.title_cap)))
     return rows
+
+
+def copy_order(isbn: np.ndarray, price: np.ndarray, arrival: np.ndarray) -> np.ndarray:
+    """Lines sorted by ISBN, then price, then arrival: the order in which lines of one ISBN are its
+    copy 1, 2, 3... (ranking values each line at the marginal loans of its place in this order)."""
+    return np.lexsort((np.asarray(arrival), np.asarray(price), np.asarray(isbn).astype(str)))
+
+
+def _copy_predecessor(p: SelectionProblem) -> np.ndarray:
+    """Index of the line holding the previous copy of each line's ISBN, -1 for the first. Copies of
+    an ISBN are interchangeable, so they are numbered cheapest first, then by arrival
+    (:func:`copy_order`)."""
+    order = copy_order(p.isbn, p.price, p.arrival)
+    same = np.zeros(p.n, dtype=bool)
+    same[1:] = p.isbn.astype(str)[order[1:]] == p.isbn.astype(str)[order[:-1]]
+    pred = np.full(p.n, -1, dtype=np.int64)
+    pred[order[1:][same[1:]]] = order[:-1][same[1:]]
+    return pred
+
+
+def _order_rows(p: SelectionProblem) -> sp.csr_matrix | None:
+    """Rows ``x_j - x_pred(j) <= 0``: copy k+1 of an ISBN only with copy k (None when unordered)."""
+    if not p.ordered_copies or p.n == 0:
+        return None
+    pred = _copy_predecessor(p)
+    later = np.flatnonzero(pred >= 0)
+    if not len(later):
+        return None
+    rows = np.repeat(np.arange(len(later)), 2)
+    cols = np.column_stack([later, pred[later]]).ravel()
+    vals = np.tile([1.0, -1.0], len(later))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(len(later), p.n))
 
 
 def _floor_rows(p: SelectionProblem) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None:
@@ -362,6 +402,12 @@ def select_greedy(p: SelectionProblem) -> Selection:
     """Greedy baseline: lines in decreasing value / price, each taken if it still fits."""
     t0 = time.perf_counter()
     ratio = p.value / p.price
+    if p.ordered_copies and p.n:
+        # a later copy never ranks above an earlier one of its ISBN: cumulative minimum in arrival order
+        pred_order = copy_order(p.isbn, p.price, p.arrival)
+        ranked = pl.DataFrame({"g": p.isbn.astype(str)[pred_order], "r": ratio[pred_order]})
+        ratio = ratio.copy()
+        ratio[pred_order] = ranked.select(pl.col("r").cum_min().over("g")).to_series().to_numpy()
     order = np.lexsort((p.arrival, -ratio))
     order = order[p.value[order] > 0]  # a line worth nothing is never worth money
     x = _prefix_select(p, order) if p.n else np.zeros(0, dtype=bool)
@@ -413,6 +459,12 @@ def select_milp(
             lbs.append(np.full(len(keep), -np.inf))
             ubs.append(upper[keep])
             families += [name] * len(keep)
+    order_rows = _order_rows(p)
+    if order_rows is not None:
+        blocks.append(order_rows)
+        lbs.append(np.full(order_rows.shape[0], -np.inf))
+        ubs.append(np.zeros(order_rows.shape[0]))
+        families += ["copy order"] * order_rows.shape[0]
     floors = _floor_rows(p)
     if floors is not None:
         mat, lower, _ = floors

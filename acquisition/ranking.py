@@ -1,9 +1,13 @@
 """Rank a set of online "you choose, I buy" requests together against the budget and the collection's gaps.
 
 :func:`rank_requests` checks every line against the programme rules (:mod:`acquisition.rules`, plus the
-collection and duplicate rules over the whole set), predicts each eligible line's loans in the next
-year (:mod:`acquisition.demand`), multiplies by the gap multiplier of the requester's district and the
-book's CLC class (:mod:`acquisition.gaps`), and selects within the budget (:mod:`acquisition.optimize`).
+collection and duplicate rules over the whole set), predicts each eligible ISBN's first-year borrowing
+intents (:mod:`acquisition.demand`), values each line as the loans its copy would serve on top of the
+network's copies and the earlier lines of its ISBN (:mod:`acquisition.value`: capped by what a copy
+can lend, the holds queue and readers who give up), and selects within the budget
+(:mod:`acquisition.optimize`) on that value. The gap multiplier of the requester's district and the
+book's CLC class (:mod:`acquisition.gaps`) is shown in the reasons, not optimised: the objective is
+the loans the backtest grades.
 Ineligible lines are listed with their reason codes and never selected. Each line carries reasons a
 librarian can read. :func:`rank_pending` is the transparent fallback (demand per yuan) a staff round
 uses when there is no loan history to model. Persisting a ranking as a staff round is
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +30,7 @@ from acquisition.gaps import gap_table
 from acquisition.optimize import EqualisationMode, Selection, SelectionProblem, select_fcfs, select_greedy, select_milp
 from acquisition.policy import Policy
 from acquisition.rules import DeclineCode, book_violations
+from acquisition.value import Circulation, intent_interval, line_values
 from features.schema import clc_top, scan_table
 
 _log = logging.getLogger(__name__)
@@ -42,8 +47,11 @@ class RankingParams:
     reader_cap: int | None = 2
     #: Copies of one ISBN bought in one ranking, copies (the policy's default network threshold K = 3).
     title_cap: int | None = 3
-    #: Value of each further copy of an ISBN relative to the previous one (diminishing returns).
-    extra_copy_factor: float = 0.3
+    #: How a copy circulates (loan days, turnaround, patience on a hold); None = estimated from the
+    #: loans before the decision (:meth:`acquisition.value.Circulation.from_loans`).
+    circulation: Circulation | None = None
+    #: Language of the reasons shown to staff: "zh-CN" (default) or "en".
+    lang: Literal["zh-CN", "en"] = "zh-CN"
     #: Max share of the budget per CLC top class (0..1; "*" = every class).
     class_cap_share: dict[str, float] = field(default_factory=lambda: {"*": 0.6})
     #: Max spend per bookstore, yuan ("*" = every bookstore).
@@ -80,6 +88,8 @@ class RankingResult:
     selection: Selection
     #: The request lines as given (purchase_requests schema), so a round can register them in the DB.
     requests: pl.DataFrame | None = None
+    #: How copies were assumed to circulate (capacity, patience) when the lines were valued.
+    circulation: Circulation | None = None
 
     def summary(self) -> dict[str, Any]:
         sel = self.lines.filter(pl.col("selected"))
@@ -165,8 +175,10 @@ def rank_requests(
 
     ``as_of`` (default: the latest request) is the decision time; only history before it is read.
     Returns a :class:`RankingResult` whose ``lines`` has, per request: ``rank`` (1 = best; selected lines
-    first), ``selected``, ``eligible``, ``reason_codes``, ``predicted_loans`` (loans in the next
-    year), ``gap_multiplier``, ``value``, ``price`` (yuan), ``district``, ``clc_top``,
+    first), ``selected``, ``eligible``, ``reason_codes``, ``predicted_intents`` (first-year borrowing
+    intents of the ISBN, ``intents_lo``/``intents_hi`` its 80 % interval), ``predicted_loans`` (loans
+    the line's copy adds in the first year, ``loans_lo``/``loans_hi``), ``capacity`` (loans one copy
+    can serve a year), ``expected_queue``, ``copy_rank``, ``gap_multiplier``, ``value``, ``price`` (yuan), ``district``, ``clc_top``,
     ``requester_count`` and ``reasons`` (readable text).
 
     ``demand_model``, ``history``, ``gaps`` and ``content`` (:class:`ContentNeighbours`) may be
@@ -190,7 +202,8 @@ def rank_requests(
         demand_model = _calibrated_model(history, as_of, params, content, labels)
     if gaps is None:
         gaps = gap_table(data_dir, as_of=as_of, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
-    lines = _valued(lines, history, as_of, demand_model, content, gaps, params)
+    circulation = params.circulation or Circulation.from_loans(history.loans, as_of)
+    lines = _valued(lines, history, as_of, demand_model, content, gaps, replace(params, circulation=circulation))
     elig = lines.filter(pl.col("eligible"))
     selection = _select(build_problem(elig, district_readers(data_dir), params, budget), params)
     chosen = pl.DataFrame({"request_id": elig["request_id"], "selected": selection.selected})
@@ -208,6 +221,7 @@ def rank_requests(
         lines=lines.select(*LINE_COLUMNS),
         selection=selection,
         requests=requests,
+        circulation=circulation,
     )
     _log.info("rank_requests: %s", result.summary())
     return result
@@ -220,7 +234,16 @@ LINE_COLUMNS = (
     "selected",
     "eligible",
     "reason_codes",
+    "predicted_intents",
+    "intents_lo",
+    "intents_hi",
     "predicted_loans",
+    "loans_lo",
+    "loans_hi",
+    "capacity",
+    "expected_queue",
+    "copy_rank",
+    "network_copies",
     "gap_multiplier",
     "value",
     "price",
@@ -258,15 +281,18 @@ def _valued(
     gaps: pl.DataFrame,
     params: RankingParams,
 ) -> pl.DataFrame:
-    """Lines with ``predicted_loans``, ``gap_multiplier``, ``requester_count``, ``copy_rank`` and
-    ``value`` = predicted loans x gap multiplier x ``extra_copy_factor ** copy_rank`` (0 if ineligible)."""
+    """Lines with ``predicted_intents`` (first-year borrowing intents of the ISBN, and their 80 %
+    interval), ``copy_rank`` (earlier eligible lines of the ISBN), the copy's first-year loans
+    (:func:`acquisition.value.line_values`: ``predicted_loans``, ``loans_lo``/``loans_hi``,
+    ``expected_queue``, ``capacity``) on top of the network's copies, ``gap_multiplier`` (shown, not
+    optimised) and ``value`` = ``predicted_loans`` (0 if ineligible)."""
     eligible = lines.filter(pl.col("eligible"))
     demand = predict_requests(
         eligible.with_columns(pl.col("isbn13").alias("isbn")), history, as_of, demand_model, content
     )
-    return (
+    lines = (
         lines.join(
-            demand.select(pl.col("isbn").alias("isbn13"), "predicted_loans", "cf_affinity", "class_rate"),
+            demand.select(pl.col("isbn").alias("isbn13"), pl.col("predicted_loans").alias("predicted_intents")),
             on="isbn13",
             how="left",
         )
@@ -277,20 +303,21 @@ def _valued(
         )
         .with_columns(
             pl.col("gap_multiplier").fill_null(1.0),
+            pl.col("predicted_intents").fill_null(0.0),
             pl.col("reader_id").n_unique().over("isbn13").alias("requester_count"),
-            # arrival rank of the line among eligible lines of its ISBN: later copies are worth less
-            pl.int_range(pl.len()).over(["isbn13", "eligible"]).alias("copy_rank"),
+            # copy 1, 2, 3... of the ISBN among the eligible lines: cheapest first (optimize.copy_order)
+            pl.col("price").rank("ordinal").over(["isbn13", "eligible"], order_by="requested_at").sub(1)
+            .cast(pl.Int64).alias("copy_rank"),
         )
-        .with_columns(
-            pl.when(pl.col("eligible"))
-            .then(
-                pl.col("predicted_loans")
-                * pl.col("gap_multiplier")
-                * pl.lit(params.extra_copy_factor).pow(pl.col("copy_rank"))
-            )
-            .otherwise(0.0)
-            .alias("value")
-        )
+    )
+    circ = params.circulation or Circulation.from_loans(history.loans, as_of)
+    lam = lines["predicted_intents"].to_numpy()
+    before = lines["network_copies"].fill_null(0).to_numpy() + lines["copy_rank"].to_numpy()
+    lo, hi = intent_interval(lam, circ)
+    return lines.hstack(line_values(lam, before, circ)).with_columns(
+        pl.Series("intents_lo", lo),
+        pl.Series("intents_hi", hi),
+        pl.when(pl.col("eligible")).then(pl.col("predicted_loans")).otherwise(0.0).alias("value"),
     )
 
 
@@ -333,26 +360,57 @@ def district_readers(data_dir: str | Path) -> dict[str, int]:
     return dict(_reader_district(data_dir).group_by("district").len().iter_rows())
 
 
+#: Reason sentences shown to staff, zh-CN first, English by ``RankingParams.lang``. Every figure can be
+#: checked: the loans the copy adds, their range, one copy's capacity, the queue, the requesters.
+REASON_TEXT = {
+    "zh-CN": {
+        "demand": "预计首年借阅 {} 次（区间 {}–{}；一册最多约 {} 次；想借约 {} 人次）；约 {} 位读者需排队；{} 位读者推荐",
+        "extra": "第 {} 册：预计首年再增加借阅 {} 次（区间 {}–{}；一册最多约 {} 次；想借约 {} 人次）；约 {} 位读者仍需排队；{} 位读者推荐",
+        "gap": "；{}类在{}的馆藏缺口系数 {}",
+        "ineligible": "不符合条件：{}",
+        "selected": "入选：",
+        "another": "未入选：本批已有此书的其他副本；",
+        "budget": "未入选：预算或限额优先给每元借阅更多的书；",
+    },
+    "en": {
+        "demand": "expected {} loans in the first year (range {}-{}; one copy can serve ~{}; ~{} readers want it); "
+        "about {} readers would queue; {} reader(s) asked for it",
+        "extra": "copy {}: expected {} more loans in the first year (range {}-{}; one copy can serve ~{}; ~{} readers want it); "
+        "about {} readers would still queue; {} reader(s) asked for it",
+        "gap": "; {} gap x{} in {}",
+        "ineligible": "not eligible: {}",
+        "selected": "selected: ",
+        "another": "not selected: another copy of this ISBN is among these requests; ",
+        "budget": "not selected: budget or caps favour more loans per yuan; ",
+    },
+}
+
+
 def _reasons_expr(params: RankingParams) -> pl.Expr:
-    """A sentence per line a librarian can read (and a reader can be told)."""
-    loans = pl.col("predicted_loans").round(1).cast(pl.String)
-    gap = pl.col("gap_multiplier").round(2).cast(pl.String)
-    demand = pl.format(
-        "expected {} loans in the first year; {} reader(s) asked for it; {} gap x{} in {}",
-        loans,
-        pl.col("requester_count"),
-        pl.col("clc_top"),
-        gap,
-        pl.col("district"),
+    """A sentence per line a librarian can check (and a reader can be told), in ``params.lang``."""
+    t = REASON_TEXT[params.lang]
+    whole = [pl.col(c).round(0).cast(pl.Int64).cast(pl.String) for c in ("loans_lo", "loans_hi", "capacity")]
+    loans = pl.col("predicted_loans").round(0).cast(pl.Int64).cast(pl.String)
+    queue = pl.col("expected_queue").round(0).cast(pl.Int64).cast(pl.String)
+    wants = pl.col("predicted_intents").round(0).cast(pl.Int64).cast(pl.String)
+    first = pl.format(t["demand"], loans, *whole, wants, queue, pl.col("requester_count"))
+    copy_no = pl.col("copy_rank") + pl.col("network_copies").fill_null(0) + 1
+    extra = pl.format(t["extra"], copy_no, loans, *whole, wants, queue, pl.col("requester_count"))
+    gap_args = (pl.col("clc_top"), pl.col("district"), pl.col("gap_multiplier").round(2).cast(pl.String))
+    if params.lang == "en":
+        gap_args = (gap_args[0], gap_args[2], gap_args[1])
+    demand = pl.concat_str(
+        pl.when(pl.col("copy_rank") + pl.col("network_copies").fill_null(0) > 0).then(extra).otherwise(first),
+        pl.format(t["gap"], *gap_args),
     )
     return (
         pl.when(~pl.col("eligible"))
-        .then(pl.format("not eligible: {}", pl.col("reason_codes").list.join(", ")))
+        .then(pl.format(t["ineligible"], pl.col("reason_codes").list.join(", ")))
         .when(pl.col("selected"))
-        .then(pl.format("selected: {}", demand))
+        .then(pl.concat_str(pl.lit(t["selected"]), demand))
         .when(pl.col("copy_rank") > 0)
-        .then(pl.format("not selected: another copy of this ISBN is among these requests; {}", demand))
-        .otherwise(pl.format("not selected: budget or caps favour higher value per yuan; {}", demand))
+        .then(pl.concat_str(pl.lit(t["another"]), demand))
+        .otherwise(pl.concat_str(pl.lit(t["budget"]), demand))
     )
 
 

@@ -201,3 +201,28 @@ def portfolio_loans(
     frame = frame.join(lut, on="isbn", how="left").join(have, on="isbn", how="left").fill_null(0)
     lam, base = frame["lam"].to_numpy(), frame["held"].to_numpy()
     return float((served_loans(lam, base + frame["bought"].to_numpy(), circ) - served_loans(lam, base, circ)).sum())
+
+
+def line_values(intents, copies_before, circ: Circulation | None = None) -> pl.DataFrame:
+    """Per request line, the copy it would add to ``copies_before`` copies (network + earlier lines of
+    its ISBN) of a title with ``intents`` a year: ``predicted_loans`` (its marginal first-year loans),
+    ``loans_lo``/``loans_hi`` (10-90 % of the rate), ``expected_queue`` (readers who still queue with
+    it bought) and ``capacity`` (loans one copy can serve)."""
+    circ = circ or Circulation()
+    before = np.asarray(copies_before, dtype=np.int64).reshape(-1, 1)
+    lam = np.nan_to_num(np.asarray(intents, dtype=np.float64), nan=0.0)
+    v = copy_value(lam, int(before.max(initial=0)) + 1, circ)
+
+    def step(a: np.ndarray) -> np.ndarray:
+        return (np.take_along_axis(a, before + 1, axis=1) - np.take_along_axis(a, before, axis=1)).ravel()
+
+    point, lo, hi = step(v.served), step(v.served_lo), step(v.served_hi)
+    return pl.DataFrame(
+        {
+            "predicted_loans": point,
+            "loans_lo": np.minimum.reduce([lo, hi, point]),
+            "loans_hi": np.maximum.reduce([lo, hi, point]),
+            "expected_queue": np.take_along_axis(v.queued, before + 1, axis=1).ravel(),
+            "capacity": np.full(len(point), v.capacity),
+        }
+    )

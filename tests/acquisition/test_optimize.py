@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from acquisition.optimize import (
     InfeasibleSelection,
     SelectionProblem,
+    copy_order,
     select_fcfs,
     select_greedy,
     select_milp,
@@ -33,6 +34,7 @@ def problem(seed: int, n: int, **kw) -> SelectionProblem:
         reader=rng.integers(0, max(1, n // 2), n).astype(str),
         isbn=rng.integers(0, max(1, n // 2), n).astype(str),
         arrival=rng.permutation(n),
+        ordered_copies=False,  # random values are not marginal values of copy 1, 2, 3...
     )
     base.update(kw)
     return SelectionProblem(**base)
@@ -145,3 +147,29 @@ def test_fcfs_takes_arrival_order_and_greedy_skips_worthless_lines():
     p.arrival = np.array([0, 1, 2, 3])
     assert select_fcfs(p).selected.tolist() == [True, True, False, False]
     assert select_greedy(p).selected.tolist() == [False, True, True, False]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 50))
+def test_milp_buys_copies_in_order_and_its_objective_is_the_portfolio_score(seed, n):
+    from acquisition.value import Circulation, line_values, portfolio_loans
+
+    rng = np.random.default_rng(seed)
+    isbn = rng.integers(0, max(1, n // 3), n).astype(str)
+    arrival = rng.permutation(n)
+    intents = {i: float(v) for i, v in zip(np.unique(isbn), rng.gamma(0.8, 15.0, len(np.unique(isbn))), strict=True)}
+    price = np.round(rng.uniform(10, 100, n), 2)
+    order = copy_order(isbn, price, arrival)
+    rank = np.zeros(n, dtype=np.int64)
+    rank[order] = np.concatenate([np.arange((isbn == i).sum()) for i in np.unique(isbn)])
+    circ = Circulation()
+    lam = np.array([intents[i] for i in isbn])
+    value = line_values(lam, rank, circ)["predicted_loans"].to_numpy()
+    p = problem(seed, n, value=value, price=price, isbn=isbn, arrival=arrival, ordered_copies=True, title_cap=3)
+    milp, greedy = select_milp(p, lp_fix_above=10**9, mip_rel_gap=0.0), select_greedy(p)
+    x = milp.selected
+    for i in np.unique(isbn):  # the bought lines of an ISBN are its first copies
+        mine = rank[(isbn == i)][x[isbn == i]]
+        assert sorted(mine.tolist()) == list(range(len(mine)))
+    assert milp.value == pytest.approx(portfolio_loans(isbn, x, intents, circ=circ), rel=1e-6, abs=1e-9)
+    assert milp.value >= portfolio_loans(isbn, greedy.selected, intents, circ=circ) - 1e-6

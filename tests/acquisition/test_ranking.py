@@ -33,7 +33,7 @@ def test_ineligible_lines_are_never_selected_and_carry_codes(ranking, small_city
     assert bad.height > 0
     assert not bad["selected"].any()
     assert (bad["reason_codes"].list.len() > 0).all()
-    assert bad["reasons"].str.starts_with("not eligible").all()
+    assert bad["reasons"].str.starts_with("不符合条件").all()
     truth = pl.read_parquet(small_city / "truth" / "requests.parquet")
     broken = truth.filter(pl.col("intended").is_in(["price_over_cap", "invalid_isbn", "excluded_category"]))
     joined = lines.join(broken, on="request_id")
@@ -46,7 +46,7 @@ def test_budget_and_caps_hold(ranking):
     assert sel.group_by("isbn13").len()["len"].max() <= 3  # copies-per-title cap
     assert sel.group_by("reader_id").len()["len"].max() <= 2  # reader cap per ranking
     assert (ranking.lines.filter("eligible")["predicted_loans"] > 0).all()
-    assert sel["reasons"].str.starts_with("selected").all()
+    assert sel["reasons"].str.starts_with("入选").all()
 
 
 def test_exports_are_readable_and_complete(ranking, tmp_path):
@@ -160,3 +160,36 @@ def get_col(wb, name: str) -> str:
 
     header = [c.value for c in wb["lines"][1]]
     return get_column_letter(header.index(name) + 1)
+
+
+def test_no_line_is_valued_above_what_one_copy_can_lend(ranking):
+    lines = ranking.lines.filter("eligible")
+    assert (lines["predicted_loans"] <= lines["capacity"] + 1e-9).all()
+    assert (lines["predicted_loans"] <= lines["predicted_intents"] + 1e-9).all()
+    assert ((lines["loans_lo"] <= lines["predicted_loans"]) & (lines["predicted_loans"] <= lines["loans_hi"])).all()
+    # a later copy of an ISBN never adds more than an earlier one
+    later = lines.sort("copy_rank").group_by("isbn13", maintain_order=True).agg(pl.col("predicted_loans").diff().max())
+    assert (later["predicted_loans"].drop_nulls() <= 1e-9).all()
+    assert ranking.lines.filter("selected")["reasons"].str.contains("一册最多约").all()
+
+
+def test_milp_objective_is_the_portfolio_score(ranking):
+    from acquisition.value import portfolio_loans
+
+    lines = ranking.lines.filter("eligible")
+    chosen = lines["selected"].to_numpy()
+    intents = dict(lines.select("isbn13", "predicted_intents").unique("isbn13").iter_rows())
+    held = dict(lines.select("isbn13", pl.col("network_copies").fill_null(0)).unique("isbn13").iter_rows())
+    assert ranking.selection.value == pytest.approx(
+        portfolio_loans(lines["isbn13"].to_numpy(), chosen, intents, held, ranking.circulation), rel=1e-6
+    )
+
+
+def test_reasons_switch_to_english(small_city):
+    requests = pl.read_parquet(small_city / "purchase_requests.parquet").filter(
+        pl.col("requested_at") >= pl.datetime(2026, 3, 1)
+    )
+    out = rank_requests(requests, small_city, load_policy(), budget=500.0, params=RankingParams(lang="en"))
+    sel = out.lines.filter("selected")
+    assert sel["reasons"].str.starts_with("selected: ").all()
+    assert sel["reasons"].str.contains("one copy can serve").all()
