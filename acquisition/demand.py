@@ -344,17 +344,15 @@ def demand_features(
     cases = cases.with_columns(clc_top(pl.col("clc_class").fill_null("")).alias("top"))
     pairs = cases.select("reader_id", "top").unique()
     aff = _cf_affinity(history, cutoff, pairs, params)
+    past = history.requests.filter(
+        pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left")
+        & pl.col("isbn").is_in(cases["isbn"].unique().implode())
+    ).select("isbn", "reader_id")
+    case_isbn = cases.select("case_id", "isbn").unique()
+    # a case's own requesters and the ISBN's requesters before the cut-off (not other cases')
     recent_requests = (
-        pl.concat(
-            [
-                history.requests.filter(
-                    pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left")
-                    & pl.col("isbn").is_in(cases["isbn"].unique().implode())
-                ).select("isbn", "reader_id"),
-                cases.select("isbn", "reader_id"),
-            ]
-        )
-        .group_by("isbn")
+        pl.concat([case_isbn.join(past, on="isbn"), cases.select("case_id", "isbn", "reader_id")], how="diagonal")
+        .group_by("case_id")
         .agg(pl.col("reader_id").n_unique().alias("n_recent"))
     )
     content_rate = _content_rate(cases, history, cutoff, content)
@@ -392,7 +390,7 @@ def demand_features(
         .join(by_top, on="top", how="left")
         .join(by_author, on="author", how="left")
         .join(held, on="isbn", how="left")
-        .join(recent_requests, on="isbn", how="left")
+        .join(recent_requests, on="case_id", how="left")
         .join(content_rate, on="isbn", how="left")
         .select(
             "case_id",
@@ -602,10 +600,11 @@ def validate_purchases(
     return _score(model, test, fit_cutoff, eval_cutoff)
 
 
-def request_cases(requests: pl.DataFrame) -> pl.DataFrame:
-    """Cases for :func:`demand_features` from purchase request lines: one case per ISBN, all its requesters."""
+def request_cases(requests: pl.DataFrame, per_line: bool = False) -> pl.DataFrame:
+    """Cases for :func:`demand_features` from purchase request lines: one case per ISBN with all its
+    requesters, or (``per_line``) one per request line with its reader alone."""
     return requests.select(
-        pl.col("isbn").alias("case_id"),
+        pl.col("request_id" if per_line else "isbn").alias("case_id"),
         "reader_id",
         "isbn",
         pl.col("clc_class").fill_null(""),
@@ -621,7 +620,11 @@ def predict_requests(
     cutoff: datetime,
     model: DemandModel,
     content: ContentNeighbours | None = None,
+    per_line: bool = False,
 ) -> pl.DataFrame:
-    """``isbn, predicted_loans, <features>``: predicted loans in the next year per requested ISBN."""
-    feats = demand_features(request_cases(requests), history, cutoff, model.params, content)
-    return feats.with_columns(pl.Series("predicted_loans", model.predict(feats))).rename({"case_id": "isbn"})
+    """``case_id, isbn, predicted_loans, <features>``: predicted first-year borrowing intents per
+    requested ISBN (``case_id`` = the ISBN), or per request line (``per_line``: ``case_id`` = its
+    ``request_id``)."""
+    feats = demand_features(request_cases(requests, per_line), history, cutoff, model.params, content)
+    isbn = request_cases(requests, per_line).select("case_id", "isbn").unique("case_id")
+    return feats.with_columns(pl.Series("predicted_loans", model.predict(feats))).join(isbn, on="case_id", how="left")

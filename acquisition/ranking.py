@@ -111,22 +111,49 @@ def _reader_district(data_dir: str | Path) -> pl.DataFrame:
     branches = scan_table(data_dir, "branches").select(pl.col("branch_id").alias("home_branch_id"), "district")
     readers = scan_table(data_dir, "readers")
     cols = readers.collect_schema().names()
-    extra = [c for c in ("blocked", "credit_level") if c in cols]
+    extra = [c for c in ("blocked", "credit_level", "registered_at") if c in cols]
     return readers.select("reader_id", "home_branch_id", *extra).join(branches, on="home_branch_id").collect()
 
 
-def _eligibility(requests: pl.DataFrame, data_dir: str | Path, policy: Policy, as_of: datetime) -> pl.DataFrame:
-    """Add ``isbn13``, ``district`` and ``reason_codes`` (list, empty = eligible)."""
-    checked = book_violations(requests, policy, year=as_of.year)
-    readers = _reader_district(data_dir)
-    copies = (
-        scan_table(data_dir, "copies")
-        .filter(~pl.col("status").is_in(["lost", "withdrawn"]))
-        .join(scan_table(data_dir, "titles").select("title_id", pl.col("isbn13").alias("held_isbn")), on="title_id")
+def _readers_as_of(readers: pl.DataFrame, history: History, as_of: datetime) -> pl.DataFrame:
+    """Reader state at ``as_of`` from the past alone: readers registered by then; blocked when they
+    hold a loan overdue at ``as_of`` (the table's ``blocked`` and ``credit_level`` are today's state,
+    so they are not used; the credit level of the past is not recorded)."""
+    if "registered_at" in readers.columns:
+        readers = readers.filter(pl.col("registered_at").is_null() | (pl.col("registered_at").cast(pl.Date) < as_of.date()))
+    readers = readers.drop([c for c in ("blocked", "credit_level") if c in readers.columns])
+    if "due_at" not in history.loans.columns:
+        return readers
+    overdue = history.loans.filter((pl.col("due_at") < as_of) & pl.col("returned_at").is_null())
+    return readers.with_columns(pl.col("reader_id").is_in(overdue["reader_id"].unique().implode()).alias("blocked"))
+
+
+def _network_copies(data_dir: str | Path, history: History | None) -> pl.DataFrame:
+    """``held_isbn, network_copies``: today's copies not lost or withdrawn, or (point in time) the
+    copies ``history`` knows were acquired by then (whether one is lost later is not known then)."""
+    if history is not None:
+        copies, titles = history.copies.lazy(), history.titles.lazy()
+    else:
+        copies = scan_table(data_dir, "copies").filter(~pl.col("status").is_in(["lost", "withdrawn"]))
+        titles = scan_table(data_dir, "titles")
+    return (
+        copies.join(titles.select("title_id", pl.col("isbn13").alias("held_isbn")), on="title_id")
         .group_by("held_isbn")
         .agg(pl.len().alias("network_copies"))
         .collect()
     )
+
+
+def _eligibility(
+    requests: pl.DataFrame, data_dir: str | Path, policy: Policy, as_of: datetime, past: History | None = None
+) -> pl.DataFrame:
+    """Add ``isbn13``, ``district`` and ``reason_codes`` (list, empty = eligible). With ``past`` (the
+    history before ``as_of``) every fact is as of ``as_of``: copies, reader registration and blocks."""
+    checked = book_violations(requests, policy, year=as_of.year)
+    readers = _reader_district(data_dir)
+    if past is not None:
+        readers = _readers_as_of(readers, past, as_of)
+    copies = _network_copies(data_dir, past)
     checked = checked.join(readers, on="reader_id", how="left").join(
         copies, left_on="isbn13", right_on="held_isbn", how="left"
     )
@@ -170,6 +197,8 @@ def rank_requests(
     gaps: pl.DataFrame | None = None,
     content: ContentNeighbours | None = None,
     labels: pl.DataFrame | None = None,
+    point_in_time: bool = False,
+    per_line: bool = False,
 ) -> RankingResult:
     """Rank and select requests (``purchase_requests`` schema) together within ``budget`` yuan.
 
@@ -185,6 +214,10 @@ def rank_requests(
     passed in to reuse them across rankings. Without a model one is calibrated: on ``labels``
     (``isbn``, ``loans``: first-year loans of past purchases) when given, at ``as_of - 365 days``,
     else on catalogue arrivals.
+
+    ``point_in_time`` (the backtest) takes every fact as of ``as_of`` from ``history``: copies
+    acquired by then, reader state then (:func:`_readers_as_of`). ``per_line`` values each line as
+    if it were alone (a counter request decided on arrival does not know who asks later).
     """
     params = params or RankingParams()
     if requests.is_empty():
@@ -194,7 +227,8 @@ def rank_requests(
     history = history.before(as_of)
     if content is None and params.content_signal:
         content = ContentNeighbours(params.demand.k_content).fit(history.titles)
-    lines = _eligibility(requests, data_dir, policy, as_of).with_columns(
+    past = history if point_in_time else None
+    lines = _eligibility(requests, data_dir, policy, as_of, past).with_columns(
         clc_top(pl.col("clc_class").fill_null("")).alias("clc_top"),
         (pl.col("reason_codes").list.len() == 0).alias("eligible"),
     )
@@ -203,7 +237,9 @@ def rank_requests(
     if gaps is None:
         gaps = gap_table(data_dir, as_of=as_of, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
     circulation = params.circulation or Circulation.from_loans(history.loans, as_of)
-    lines = _valued(lines, history, as_of, demand_model, content, gaps, replace(params, circulation=circulation))
+    lines = _valued(
+        lines, history, as_of, demand_model, content, gaps, replace(params, circulation=circulation), per_line
+    )
     elig = lines.filter(pl.col("eligible"))
     selection = _select(build_problem(elig, district_readers(data_dir), params, budget), params)
     chosen = pl.DataFrame({"request_id": elig["request_id"], "selected": selection.selected})
@@ -280,6 +316,7 @@ def _valued(
     content: ContentNeighbours | None,
     gaps: pl.DataFrame,
     params: RankingParams,
+    per_line: bool = False,
 ) -> pl.DataFrame:
     """Lines with ``predicted_intents`` (first-year borrowing intents of the ISBN, and their 80 %
     interval), ``copy_rank`` (earlier eligible lines of the ISBN), the copy's first-year loans
@@ -287,13 +324,14 @@ def _valued(
     ``expected_queue``, ``capacity``) on top of the network's copies, ``gap_multiplier`` (shown, not
     optimised) and ``value`` = ``predicted_loans`` (0 if ineligible)."""
     eligible = lines.filter(pl.col("eligible"))
+    key = "request_id" if per_line else "isbn13"
     demand = predict_requests(
-        eligible.with_columns(pl.col("isbn13").alias("isbn")), history, as_of, demand_model, content
+        eligible.with_columns(pl.col("isbn13").alias("isbn")), history, as_of, demand_model, content, per_line
     )
     lines = (
         lines.join(
-            demand.select(pl.col("isbn").alias("isbn13"), pl.col("predicted_loans").alias("predicted_intents")),
-            on="isbn13",
+            demand.select(pl.col("case_id").alias(key), pl.col("predicted_loans").alias("predicted_intents")),
+            on=key,
             how="left",
         )
         .join(
