@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from acquisition.gaps import gap_table
 from acquisition.optimize import (
     Selection,
     SelectionProblem,
+    copy_order,
     select_fcfs,
     select_greedy,
     select_milp,
@@ -32,6 +33,7 @@ from acquisition.optimize import (
 )
 from acquisition.policy import Policy, load_policy
 from acquisition.ranking import RankingParams, build_problem, district_readers, rank_requests
+from acquisition.value import Circulation, copy_value, line_values, portfolio_loans
 from features.schema import scan_table
 
 _log = logging.getLogger(__name__)
@@ -73,16 +75,21 @@ def year_budget(data_dir: str | Path, start, end) -> float:
 
 
 def purchase_labels(data_dir: str | Path) -> pl.DataFrame:
-    """``isbn, loans``: first-year loans of each requested book if the programme buys it.
+    """``isbn, loans``: first-year borrowing intents of each requested book (the demand model's label
+    and the backtest's truth), plus ``served_1..3`` when the truth simulated the loans k copies serve.
 
-    A real deployment reads them from the circulation of its received reader-choice titles; the
-    synthetic generator does not add bought books to the loan history, so the backtest reads the
-    truth's expected loans (``truth/request_titles.parquet``). The demand model only ever sees the
-    labels of purchases made more than a year before the batch it ranks."""
+    Read from ``truth/request_titles.parquet``: ``intents_first_year`` when the generator records
+    intents, else ``expected_loans_per_year`` (taken as intents). A real deployment reads them from the
+    circulation and holds of its received reader-choice titles. The demand model only ever sees the
+    labels of purchases made more than a year before the decision it ranks."""
     path = Path(data_dir) / "truth" / "request_titles.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path}: the backtest needs the synthetic city's truth files")
-    return pl.read_parquet(path).select("isbn", pl.col("expected_loans_per_year").alias("loans"))
+    frame = pl.read_parquet(path)
+    label = "intents_first_year" if "intents_first_year" in frame.columns else "expected_loans_per_year"
+    served = [pl.col(f"served_first_year_{k}").alias(f"served_{k}") for k in (1, 2, 3)
+              if f"served_first_year_{k}" in frame.columns]
+    return frame.select("isbn", pl.col(label).cast(pl.Float64).alias("loans"), *served)
 
 
 def month_lines(data_dir: str | Path, periods: list[str], scale: float = 1.0) -> dict[str, dict[str, float]]:
@@ -102,80 +109,92 @@ def month_lines(data_dir: str | Path, periods: list[str], scale: float = 1.0) ->
 
 @dataclass
 class Replay:
-    """A held-out year prepared for replay: each month's ranked lines (predictions fixed)."""
+    """A held-out year prepared for replay: every line valued as of its decision time."""
 
     data_dir: Path
     start: datetime
     end: datetime
-    #: Eligible lines of every month with ``period``, ``true_value`` (the truth's loans) and the
-    #: ranking's ``value``/``predicted_loans``; arrival order within the month.
+    #: Eligible lines of every month: ``period``, ``channel``, ``predicted_intents`` (counter lines as
+    #: of the month's start, each alone; online lines as of the month's end), ``network_copies`` then,
+    #: ``true_intents`` (the truth) and the ranking's columns; arrival order.
     lines: pl.DataFrame
     requests: int
     district_readers: dict[str, int]
     prep_seconds: float
     demand_source: str
+    circulation: Circulation = field(default_factory=Circulation)
+    #: The truth's simulated loans served by 1..3 copies (``isbn``, ``served_1..3``), when recorded.
+    served_truth: pl.DataFrame | None = None
+
+
+def _month_batches(year: pl.DataFrame) -> list[tuple[str, pl.DataFrame, datetime, bool]]:
+    """``(period, lines, as_of, per_line)`` batches: each month's counter lines as of the month's first
+    instant (decided on arrival, each alone), its online lines as of the month's end (one batch)."""
+    out = []
+    for period in sorted(year["period"].unique().to_list()):  # twelve months, not rows
+        month = year.filter(pl.col("period") == period)
+        first = month["requested_at"].min().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        counter = month.filter(pl.col("channel") == "counter")
+        online = month.filter(pl.col("channel") != "counter")
+        if counter.height:
+            out.append((period, counter, first, True))
+        if online.height:
+            out.append((period, online, online["requested_at"].max() + timedelta(seconds=1), False))
+    return out
 
 
 def prepare_replay(
-    data_dir: str | Path, *, policy: Policy | None = None, params: RankingParams | None = None
+    data_dir: str | Path, *, policy: Policy | None = None, params: RankingParams | None = None,
+    history: History | None = None,
 ) -> Replay:
-    """Rank each month of the last 365 days of requests as one batch at the month's end.
+    """Value every request of the last 365 days as of its decision time (:func:`_month_batches`).
 
-    The demand model is calibrated once, at the start of the year, on purchases whose first year
-    is observed (:func:`purchase_labels`); the content model and the gap table are fitted on the
-    history before the year. Predictions use all history up to each month's end.
+    The demand model is calibrated at the year's start on purchases whose first year ended before it
+    (:func:`purchase_labels`, bought in the year before ``start - 365 days``); the content model on the
+    titles catalogued before the start; the gap table at the start. Each batch reads only the
+    history before its decision time, with copies, titles and reader state as of then.
     """
     data_dir = Path(data_dir)
     labels = purchase_labels(data_dir)
-    policy = policy or load_policy()
-    params = params or BACKTEST_PARAMS
+    policy, params = policy or load_policy(), params or BACKTEST_PARAMS
     t0 = time.perf_counter()
-    history = History.load(data_dir)
+    history = history or History.load(data_dir)
     end = history.requests["requested_at"].max() + timedelta(seconds=1)
     start = end - timedelta(days=365)
-    content = ContentNeighbours(params.demand.k_content).fit(history.titles) if params.content_signal else None
-    model = DemandModel(params.demand).fit(history.before(start - YEAR), start - YEAR, labels, content)
+    known = history.before(start)
+    content = ContentNeighbours(params.demand.k_content).fit(known.titles) if params.content_signal else None
+    model = DemandModel(params.demand).fit(history.before(start - YEAR), start - YEAR, labels.select("isbn", "loans"), content)
     gaps = gap_table(data_dir, as_of=start, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
     year = (
-        scan_table(data_dir, "purchase_requests")
+        history_requests(data_dir)
         .filter(pl.col("requested_at") >= start)
-        .collect()
         .with_columns(pl.col("requested_at").dt.strftime("%Y-%m").alias("period"))
     )
-    months = []
-    for period in sorted(year["period"].unique().to_list()):  # twelve batches, not rows
-        batch = year.filter(pl.col("period") == period)
-        as_of = batch["requested_at"].max() + timedelta(seconds=1)
+    circ = Circulation.from_loans(history.loans, start)
+    batches = []
+    for period, batch, as_of, per_line in _month_batches(year):  # 24 batches, not rows
         run = rank_requests(
-            batch.drop("period"),
-            data_dir,
-            policy,
-            1.0,
-            replace(params, method="fcfs"),
-            as_of=as_of,
-            demand_model=model,
-            history=history,
-            gaps=gaps,
-            content=content,
+            batch.drop("period"), data_dir, policy, 1.0, replace(params, method="fcfs", circulation=circ),
+            as_of=as_of, demand_model=model, history=history, gaps=gaps, content=content,
+            point_in_time=True, per_line=per_line,
         )
-        months.append(run.lines.filter("eligible").with_columns(pl.lit(period).alias("period")))
-    truth = labels.select(pl.col("isbn").alias("isbn13"), pl.col("loans").alias("true_value"))
+        keep = run.lines.filter("eligible").join(batch.select("request_id", "channel"), on="request_id")
+        batches.append(keep.with_columns(pl.lit(period).alias("period")))
+    truth = labels.select(pl.col("isbn").alias("isbn13"), pl.col("loans").alias("true_intents"))
     lines = (
-        pl.concat(months)
+        pl.concat(batches)
         .sort("requested_at")
         .join(truth, on="isbn13", how="left", maintain_order="left")
-        .with_columns(pl.col("true_value").fill_null(0.0))
+        .with_columns(pl.col("true_intents").fill_null(0.0), pl.col("network_copies").fill_null(0))
     )
-    return Replay(
-        data_dir=data_dir,
-        start=start,
-        end=end,
-        lines=lines,
-        requests=year.height,
-        district_readers=district_readers(data_dir),
-        prep_seconds=time.perf_counter() - t0,
-        demand_source=model.source_,
-    )
+    served = labels.drop("loans") if labels.width > 2 else None
+    return Replay(data_dir, start, end, lines, year.height, district_readers(data_dir, start),
+                  time.perf_counter() - t0, model.source_, circ, served)
+
+
+def history_requests(data_dir: str | Path) -> pl.DataFrame:
+    """Every purchase request of a data directory (the replay's raw input)."""
+    return scan_table(data_dir, "purchase_requests").collect()
 
 
 METHODS = ("fcfs", "greedy", "milp", "oracle")
@@ -184,9 +203,104 @@ METHODS = ("fcfs", "greedy", "milp", "oracle")
 def _select(method: str, p: SelectionProblem, params: RankingParams) -> Selection:
     if method == "fcfs":
         return select_fcfs(p)
-    if method == "greedy":
+    if method in ("greedy", "greedy_batch"):
         return select_greedy(p)
     return select_milp(p, method=method, time_limit=params.time_limit, mip_rel_gap=params.mip_rel_gap)
+
+
+@dataclass
+class _Book:
+    """One method's running state over the replayed year."""
+
+    chosen: np.ndarray
+    #: Copies bought so far per ISBN code.
+    copies: np.ndarray
+    seconds: float = 0.0
+    status: set[str] = field(default_factory=set)
+    #: Loans per yuan of the last line the previous online batch could afford (the counter's bar).
+    bar: float = 0.0
+
+
+def _values(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, truth: bool,
+            circ: Circulation) -> tuple[np.ndarray, np.ndarray]:
+    """``(value, rank)``: marginal first-year loans of each line in ``idx`` on top of the network's
+    copies, the method's earlier purchases and the ``rank`` cheaper lines of its ISBN in the batch
+    (:func:`acquisition.optimize.copy_order`), at the predicted or the true intents."""
+    sub = lines[idx]
+    order = copy_order(sub["isbn13"].to_numpy(), sub["price"].to_numpy(), sub["requested_at"].dt.epoch("us").to_numpy())
+    rank = np.empty(len(idx), dtype=np.int64)
+    rank[order] = sub[order].select(pl.int_range(pl.len()).over("isbn13")).to_series().to_numpy()
+    before = sub["network_copies"].to_numpy() + book.copies[codes[idx]] + rank
+    lam = sub["true_intents" if truth else "predicted_intents"].to_numpy()
+    known = replace(circ, dispersion=None) if truth else circ
+    return line_values(lam, before, known)["predicted_loans"].to_numpy(), rank
+
+
+def _counter_pass(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, left: dict[str, float],
+                  title_cap: int, reader_left: dict[str, int], circ: Circulation, use_bar: bool) -> None:
+    """Decide counter lines one by one in arrival order, each on what is known at its arrival: approve
+    while its district's line has the money, the reader's and the title's caps allow it and (ranked
+    methods) its predicted loans per yuan reach the method's bar."""
+    sub = lines[idx]
+    lam, held = sub["predicted_intents"].to_numpy(), sub["network_copies"].to_numpy()
+    v = copy_value(lam, int(held.max(initial=0)) + title_cap + 1, circ).served
+    price, dist, reader = sub["price"].to_numpy(), sub["district"].to_numpy(), sub["reader_id"].to_numpy()
+    for j in range(len(idx)):  # on-arrival decisions are sequential by nature: one line at a time
+        c = codes[idx[j]]
+        k = held[j] + book.copies[c]
+        gain = v[j, min(k + 1, v.shape[1] - 1)] - v[j, min(k, v.shape[1] - 1)]
+        if book.copies[c] >= title_cap or price[j] > left.get(dist[j], 0.0) + 1e-9 or reader_left.get(reader[j], 0) <= 0:
+            continue
+        if use_bar and gain / price[j] < book.bar:
+            continue
+        book.chosen[idx[j]] = True
+        book.copies[c] += 1
+        left[dist[j]] -= price[j]
+        reader_left[reader[j]] -= 1
+
+
+def _batch(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, base: SelectionProblem,
+           left: dict[str, float], method: str, params: RankingParams, circ: Circulation, truth: bool) -> None:
+    """Select one batch (lines ``idx``) against the district money ``left``; updates ``book`` and ``left``."""
+    cap = params.title_cap or 10**9
+    value, rank = _values(lines, idx, codes, book, truth, circ)
+    ok = book.copies[codes[idx]] + rank < cap
+    prob = replace(base, value=value, title_cap=cap, equalisation_penalty=None, district_budget=dict(left))
+    sub = _subset(prob, ok)
+    sel = _select(method, sub, params)
+    book.seconds += sel.seconds
+    book.status.add(sel.status.split(".")[0][:40])
+    took = idx[np.flatnonzero(ok)[sel.selected]]
+    book.chosen[took] = True
+    np.add.at(book.copies, codes[took], 1)
+    for d, amount in lines[took].group_by("district").agg(pl.col("price").sum()).iter_rows():
+        left[d] = left.get(d, 0.0) - amount
+    if method in ("greedy", "milp") and len(took):
+        ratio = value[np.flatnonzero(ok)[sel.selected]] / sub.price[sel.selected]
+        spent_all = min(left.values(), default=0.0) < float(np.median(sub.price)) if left else True
+        book.bar = float(ratio.min()) if spent_all else 0.0
+
+
+def _month(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, books: dict[str, _Book],
+           lines_money: dict[str, float], district_readers_: dict[str, int], params: RankingParams,
+           circ: Circulation) -> None:
+    """One month for every method: FCFS takes every line in arrival order; greedy and MILP decide the
+    counter lines on arrival (against their bar) and rank the online lines at the month's end; the
+    hindsight oracle sees the whole month at once with the true intents."""
+    month = lines[idx]
+    counter = month["channel"].to_numpy() == "counter"
+    base_all = build_problem(month, district_readers_, params, sum(lines_money.values()))
+    for m, book in books.items():
+        left = dict(lines_money)
+        if m in ("fcfs", "oracle"):
+            _batch(lines, idx, codes, book, base_all, left, m, params, circ, truth=(m == "oracle"))
+            continue
+        readers = dict.fromkeys(month["reader_id"].unique().to_list(), params.reader_cap or 10**9)
+        _counter_pass(lines, idx[counter], codes, book, left, params.title_cap or 10**9, readers, circ, True)
+        online = idx[~counter]
+        if len(online):
+            base = build_problem(lines[online], district_readers_, params, sum(max(v, 0.0) for v in left.values()))
+            _batch(lines, online, codes, book, base, left, m, params, circ, truth=False)
 
 
 def replay(
@@ -194,102 +308,94 @@ def replay(
 ) -> tuple[list[MethodScore], dict]:
     """Replay the prepared year month by month against each month's district budget lines x ``scale``.
 
-    Every method sees the same eligible lines and caps. Money left in a month does not carry over.
-    A book a method bought in an earlier month counts as held: its further copies are worth
-    ``extra_copy_factor`` less per copy and none is bought past ``title_cap`` copies in all.
-    FCFS, greedy and MILP select on predicted value, the oracle on the truth's loans (one copy per
-    ISBN). Scores count each ISBN's true loans once.
+    Money left in a month does not carry over; copies a method bought in earlier months count as held
+    (at most ``title_cap`` copies of an ISBN in all). Every method is graded by one score, the
+    first-year loans its copies serve at the truth's intents (:func:`acquisition.value.portfolio_loans`,
+    the function the MILP maximises at the predicted intents).
     """
     params = params or BACKTEST_PARAMS
     lines = prepared.lines
     periods = sorted(lines["period"].unique().to_list())
-    budget_lines = month_lines(prepared.data_dir, periods, scale)
-    isbn_all, isbn_code = np.unique(lines["isbn13"].to_numpy().astype(str), return_inverse=True)
-    true_by_isbn = np.zeros(len(isbn_all))
-    true_by_isbn[isbn_code] = lines["true_value"].to_numpy()
+    money = month_lines(prepared.data_dir, periods, scale)
+    isbn_all, codes = np.unique(lines["isbn13"].to_numpy().astype(str), return_inverse=True)
+    books = {m: _Book(np.zeros(lines.height, dtype=bool), np.zeros(len(isbn_all), dtype=np.int64)) for m in METHODS}
     period = lines["period"].to_numpy()
-    chosen = {m: np.zeros(lines.height, dtype=bool) for m in METHODS}
-    copies = {m: np.zeros(len(isbn_all), dtype=np.int64) for m in METHODS}
-    seconds = dict.fromkeys(METHODS, 0.0)
-    status: dict[str, set[str]] = {m: set() for m in METHODS}
-    title_cap = params.title_cap or 10**9
-    for per in periods:  # twelve monthly batches
-        idx = np.flatnonzero(period == per)
-        month = lines[idx]
-        codes = isbn_code[idx]
-        # arrival rank of each line among the month's lines of its ISBN
-        rank = month.select(pl.int_range(pl.len()).over("isbn13")).to_series().to_numpy()
-        base = build_problem(month, prepared.district_readers, params, sum(budget_lines[per].values()))
-        base = replace(base, district_budget=budget_lines[per])
-        for m in METHODS:
-            held = copies[m][codes]
-            cap = 1 if m == "oracle" else title_cap
-            ok = held + rank < cap
-            if m == "oracle":
-                value = month["true_value"].to_numpy()
-            else:
-                value = month["value"].to_numpy() * params.extra_copy_factor ** held.astype(np.float64)
-            sub = _subset(replace(base, value=value, title_cap=cap, equalisation_penalty=None), ok)
-            sel = _select(m, sub, params)
-            seconds[m] += sel.seconds
-            status[m].add(sel.status.split(".")[0][:40])
-            took = idx[np.flatnonzero(ok)[sel.selected]]
-            chosen[m][took] = True
-            np.add.at(copies[m], isbn_code[took], 1)
-    price = lines["price"].to_numpy()
-    total_budget = sum(sum(v.values()) for v in budget_lines.values())
+    for per in periods:  # twelve months
+        _month(lines, np.flatnonzero(period == per), codes, books, money[per], prepared.district_readers,
+               params, prepared.circulation)
+    return _scores(prepared, books, money, params)
+
+
+def served_score(prepared: Replay, chosen: np.ndarray, truth: bool = True) -> float:
+    """First-year loans served by the copies ``chosen`` buys, at the true (or predicted) intents, on top
+    of the network's copies when the ISBN was first requested in the year."""
+    lines = prepared.lines
+    col = "true_intents" if truth else "predicted_intents"
+    per_isbn = lines.group_by("isbn13").agg(pl.col(col).first(), pl.col("network_copies").min())
+    circ = replace(prepared.circulation, dispersion=None) if truth else prepared.circulation
+    return portfolio_loans(
+        lines["isbn13"].to_numpy(), chosen, dict(per_isbn.select("isbn13", col).iter_rows()),
+        dict(per_isbn.select("isbn13", "network_copies").iter_rows()), circ,
+    )
+
+
+def _scores(prepared: Replay, books: dict[str, _Book], money: dict[str, dict[str, float]],
+            params: RankingParams) -> tuple[list[MethodScore], dict]:
+    lines = prepared.lines
+    price, period = lines["price"].to_numpy(), lines["period"].to_numpy()
+    total_budget = sum(sum(v.values()) for v in money.values())
     year_problem = build_problem(lines, prepared.district_readers, params, total_budget)
-
-    def captured(x: np.ndarray) -> float:
-        bought = np.zeros(len(isbn_all), dtype=bool)
-        bought[isbn_code[x]] = True
-        return float(true_by_isbn[bought].sum())
-
-    oracle_loans = captured(chosen["oracle"])
+    loans = {m: served_score(prepared, b.chosen) for m, b in books.items()}
     scores = []
-    for m in METHODS:
-        x = chosen[m]
-        spend_by_month = pl.DataFrame({"period": period, "spend": np.where(x, price, 0.0)}).group_by("period").sum()
-        over = sum(
-            max(0.0, s - sum(budget_lines[p].values()) - 1e-6) for p, s in spend_by_month.iter_rows()
-        ) + _line_overspend(lines, x, budget_lines)
+    for m, b in books.items():
+        x = b.chosen
+        spend = pl.DataFrame({"period": period, "spend": np.where(x, price, 0.0)}).group_by("period").sum()
+        over = sum(max(0.0, s - sum(money[p].values()) - 1e-6) for p, s in spend.iter_rows())
         spr = spend_per_reader(year_problem, x)
-        loans = captured(x)
-        scores.append(
-            MethodScore(
-                method=m,
-                selected=int(x.sum()),
-                spend=float(price[x].sum()),
-                overspend=over,
-                future_loans=loans,
-                pct_oracle=100.0 * loans / oracle_loans if oracle_loans > 0 else float("nan"),
-                spread_pct=float(np.abs(spr["deviation_pct"].to_numpy()).max()) if spr.height else 0.0,
-                seconds=seconds[m],
-                status="; ".join(sorted(status[m])),
-            )
-        )
-    context = {
-        "data_dir": str(prepared.data_dir),
-        "start": prepared.start,
-        "end": prepared.end,
-        "budget": total_budget,
-        "eligible_spend": float(price.sum()),
-        "requests": prepared.requests,
-        "eligible": lines.height,
-        "prep_seconds": prepared.prep_seconds,
-        "equalisation": f"{params.equalisation} ±{params.equalisation_band:.0%}",
-        "demand_source": prepared.demand_source,
+        scores.append(MethodScore(
+            method=m, selected=int(x.sum()), spend=float(price[x].sum()),
+            overspend=over + _line_overspend(lines, x, money), future_loans=loans[m],
+            pct_oracle=100.0 * loans[m] / loans["oracle"] if loans["oracle"] > 0 else float("nan"),
+            spread_pct=float(np.abs(spr["deviation_pct"].to_numpy()).max()) if spr.height else 0.0,
+            seconds=b.seconds, status="; ".join(sorted(b.status)),
+        ))
+    return scores, _context(prepared, books, money, year_problem, total_budget)
+
+
+def _context(prepared: Replay, books: dict[str, _Book], money: dict, year_problem: SelectionProblem,
+             total_budget: float) -> dict:
+    lines = prepared.lines
+    per_isbn = lines.group_by("isbn13").agg(pl.col("predicted_intents").mean(), pl.col("true_intents").first())
+    eligible_demand = served_score(prepared, np.ones(lines.height, dtype=bool))
+    return {
+        "data_dir": str(prepared.data_dir), "start": prepared.start, "end": prepared.end,
+        "budget": total_budget, "eligible_spend": float(lines["price"].sum()),
+        "eligible_loans": eligible_demand, "requests": prepared.requests, "eligible": lines.height,
+        "counter_share": float((lines["channel"] == "counter").mean()),
+        "prep_seconds": prepared.prep_seconds, "equalisation": "off", "demand_source": prepared.demand_source,
+        "capacity": prepared.circulation.capacity,
         "spearman_predicted_vs_true": float(
-            lines.select(pl.corr("predicted_loans", "true_value", method="spearman")).item()
+            per_isbn.select(pl.corr("predicted_intents", "true_intents", method="spearman")).item()
         ),
-        "median_predicted": float(lines["predicted_loans"].median()),
-        "median_true": float(lines["true_value"].median()),
+        "median_predicted": float(per_isbn["predicted_intents"].median()),
+        "median_true": float(per_isbn["true_intents"].median()),
+        "simulated": {m: _simulated(prepared, b.chosen) for m, b in books.items()},
         "spread_by_district": {
-            m: spend_per_reader(year_problem, chosen[m]).select("district", "deviation_pct") for m in METHODS
+            m: spend_per_reader(year_problem, b.chosen).select("district", "deviation_pct") for m, b in books.items()
         },
-        "chosen": chosen,
+        "chosen": {m: b.chosen for m, b in books.items()},
     }
-    return scores, context
+
+
+def _simulated(prepared: Replay, chosen: np.ndarray) -> float | None:
+    """Loans the truth's own simulation says the copies bought serve (``served_1..3``), when recorded."""
+    if prepared.served_truth is None:
+        return None
+    n = prepared.lines.filter(pl.Series(chosen)).group_by(pl.col("isbn13").alias("isbn")).len("n")
+    joined = n.join(prepared.served_truth, on="isbn", how="left").fill_null(0.0)
+    cols = [c for c in ("served_1", "served_2", "served_3") if c in joined.columns]
+    pick = pl.coalesce([pl.when(pl.col("n").clip(1, len(cols)) == k + 1).then(pl.col(c)) for k, c in enumerate(cols)])
+    return float(joined.select(pick.sum()).item())
 
 
 def _subset(p: SelectionProblem, keep: np.ndarray) -> SelectionProblem:

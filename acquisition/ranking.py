@@ -241,7 +241,8 @@ def rank_requests(
         lines, history, as_of, demand_model, content, gaps, replace(params, circulation=circulation), per_line
     )
     elig = lines.filter(pl.col("eligible"))
-    selection = _select(build_problem(elig, district_readers(data_dir), params, budget), params)
+    readers = district_readers(data_dir, as_of if point_in_time else None)
+    selection = _select(build_problem(elig, readers, params, budget), params)
     chosen = pl.DataFrame({"request_id": elig["request_id"], "selected": selection.selected})
     lines = (
         lines.join(chosen, on="request_id", how="left")
@@ -342,7 +343,12 @@ def _valued(
         .with_columns(
             pl.col("gap_multiplier").fill_null(1.0),
             pl.col("predicted_intents").fill_null(0.0),
-            pl.col("reader_id").n_unique().over("isbn13").alias("requester_count"),
+            # requesters known when the line is decided: all of the batch's, or (on arrival) the earlier ones
+            (
+                pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over("isbn13", order_by="requested_at")
+                if per_line
+                else pl.col("reader_id").n_unique().over("isbn13")
+            ).alias("requester_count"),
             # copy 1, 2, 3... of the ISBN among the eligible lines: cheapest first (optimize.copy_order)
             pl.col("price").rank("ordinal").over(["isbn13", "eligible"], order_by="requested_at").sub(1)
             .cast(pl.Int64).alias("copy_rank"),
@@ -393,9 +399,12 @@ def build_problem(
     )
 
 
-def district_readers(data_dir: str | Path) -> dict[str, int]:
-    """Registered readers per district (by home branch)."""
-    return dict(_reader_district(data_dir).group_by("district").len().iter_rows())
+def district_readers(data_dir: str | Path, as_of: datetime | None = None) -> dict[str, int]:
+    """Registered readers per district (by home branch); with ``as_of``, those registered before it."""
+    readers = _reader_district(data_dir)
+    if as_of is not None and "registered_at" in readers.columns:
+        readers = readers.filter(pl.col("registered_at").is_null() | (pl.col("registered_at").cast(pl.Date) < as_of.date()))
+    return dict(readers.group_by("district").len().iter_rows())
 
 
 #: Reason sentences shown to staff, zh-CN first, English by ``RankingParams.lang``. Every figure can be

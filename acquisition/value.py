@@ -76,7 +76,8 @@ class Circulation:
         )
         if days is None or not np.isfinite(days):
             return cls(**kw)
-        return cls(days_out=float(np.clip(days, 7.0, 90.0)), **kw)
+        # rounded: a measured figure, and the same whatever order the loans are stored in
+        return cls(days_out=round(float(np.clip(days, 7.0, 90.0)), 3), **kw)
 
 
 def _queue(lam: np.ndarray, k: np.ndarray, circ: Circulation) -> tuple[np.ndarray, np.ndarray]:
