@@ -87,8 +87,11 @@ def purchase_labels(data_dir: str | Path) -> pl.DataFrame:
         raise FileNotFoundError(f"{path}: the backtest needs the synthetic city's truth files")
     frame = pl.read_parquet(path)
     label = "intents_first_year" if "intents_first_year" in frame.columns else "expected_loans_per_year"
-    served = [pl.col(f"served_first_year_{k}").alias(f"served_{k}") for k in (1, 2, 3)
-              if f"served_first_year_{k}" in frame.columns]
+    served = [
+        pl.col(f"served_first_year_{k}").alias(f"served_{k}")
+        for k in (1, 2, 3)
+        if f"served_first_year_{k}" in frame.columns
+    ]
     return frame.select("isbn", pl.col(label).cast(pl.Float64).alias("loans"), *served)
 
 
@@ -144,7 +147,10 @@ def _month_batches(year: pl.DataFrame) -> list[tuple[str, pl.DataFrame, datetime
 
 
 def prepare_replay(
-    data_dir: str | Path, *, policy: Policy | None = None, params: RankingParams | None = None,
+    data_dir: str | Path,
+    *,
+    policy: Policy | None = None,
+    params: RankingParams | None = None,
     history: History | None = None,
 ) -> Replay:
     """Value every request of the last 365 days as of its decision time (:func:`_month_batches`).
@@ -163,7 +169,9 @@ def prepare_replay(
     start = end - timedelta(days=365)
     known = history.before(start)
     content = ContentNeighbours(params.demand.k_content).fit(known.titles) if params.content_signal else None
-    model = DemandModel(params.demand).fit(history.before(start - YEAR), start - YEAR, labels.select("isbn", "loans"), content)
+    model = DemandModel(params.demand).fit(
+        history.before(start - YEAR), start - YEAR, labels.select("isbn", "loans"), content
+    )
     gaps = gap_table(data_dir, as_of=start, multiplier_floor=params.gap_floor, multiplier_cap=params.gap_cap)
     year = (
         history_requests(data_dir)
@@ -174,9 +182,18 @@ def prepare_replay(
     batches = []
     for period, batch, as_of, per_line in _month_batches(year):  # 24 batches, not rows
         run = rank_requests(
-            batch.drop("period"), data_dir, policy, 1.0, replace(params, method="fcfs", circulation=circ),
-            as_of=as_of, demand_model=model, history=history, gaps=gaps, content=content,
-            point_in_time=True, per_line=per_line,
+            batch.drop("period"),
+            data_dir,
+            policy,
+            1.0,
+            replace(params, method="fcfs", circulation=circ),
+            as_of=as_of,
+            demand_model=model,
+            history=history,
+            gaps=gaps,
+            content=content,
+            point_in_time=True,
+            per_line=per_line,
         )
         keep = run.lines.filter("eligible").join(batch.select("request_id", "channel"), on="request_id")
         batches.append(keep.with_columns(pl.lit(period).alias("period")))
@@ -188,8 +205,18 @@ def prepare_replay(
         .with_columns(pl.col("true_intents").fill_null(0.0), pl.col("network_copies").fill_null(0))
     )
     served = labels.drop("loans") if labels.width > 2 else None
-    return Replay(data_dir, start, end, lines, year.height, district_readers(data_dir, start),
-                  time.perf_counter() - t0, model.source_, circ, served)
+    return Replay(
+        data_dir,
+        start,
+        end,
+        lines,
+        year.height,
+        district_readers(data_dir, start),
+        time.perf_counter() - t0,
+        model.source_,
+        circ,
+        served,
+    )
 
 
 def history_requests(data_dir: str | Path) -> pl.DataFrame:
@@ -221,8 +248,9 @@ class _Book:
     bar: float = 0.0
 
 
-def _values(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, truth: bool,
-            circ: Circulation) -> tuple[np.ndarray, np.ndarray]:
+def _values(
+    lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, truth: bool, circ: Circulation
+) -> tuple[np.ndarray, np.ndarray]:
     """``(value, rank)``: marginal first-year loans of each line in ``idx`` on top of the network's
     copies, the method's earlier purchases and the ``rank`` cheaper lines of its ISBN in the batch
     (:func:`acquisition.optimize.copy_order`), at the predicted or the true intents."""
@@ -236,8 +264,17 @@ def _values(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book
     return line_values(lam, before, known)["predicted_loans"].to_numpy(), rank
 
 
-def _counter_pass(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, left: dict[str, float],
-                  title_cap: int, reader_left: dict[str, int], circ: Circulation, use_bar: bool) -> None:
+def _counter_pass(
+    lines: pl.DataFrame,
+    idx: np.ndarray,
+    codes: np.ndarray,
+    book: _Book,
+    left: dict[str, float],
+    title_cap: int,
+    reader_left: dict[str, int],
+    circ: Circulation,
+    use_bar: bool,
+) -> None:
     """Decide counter lines one by one in arrival order, each on what is known at its arrival: approve
     while its district's line has the money, the reader's and the title's caps allow it and (ranked
     methods) its predicted loans per yuan reach the method's bar."""
@@ -249,7 +286,11 @@ def _counter_pass(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book:
         c = codes[idx[j]]
         k = held[j] + book.copies[c]
         gain = v[j, min(k + 1, v.shape[1] - 1)] - v[j, min(k, v.shape[1] - 1)]
-        if book.copies[c] >= title_cap or price[j] > left.get(dist[j], 0.0) + 1e-9 or reader_left.get(reader[j], 0) <= 0:
+        if (
+            book.copies[c] >= title_cap
+            or price[j] > left.get(dist[j], 0.0) + 1e-9
+            or reader_left.get(reader[j], 0) <= 0
+        ):
             continue
         if use_bar and gain / price[j] < book.bar:
             continue
@@ -259,8 +300,18 @@ def _counter_pass(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book:
         reader_left[reader[j]] -= 1
 
 
-def _batch(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book, base: SelectionProblem,
-           left: dict[str, float], method: str, params: RankingParams, circ: Circulation, truth: bool) -> None:
+def _batch(
+    lines: pl.DataFrame,
+    idx: np.ndarray,
+    codes: np.ndarray,
+    book: _Book,
+    base: SelectionProblem,
+    left: dict[str, float],
+    method: str,
+    params: RankingParams,
+    circ: Circulation,
+    truth: bool,
+) -> None:
     """Select one batch (lines ``idx``) against the district money ``left``; updates ``book`` and ``left``."""
     cap = params.title_cap or 10**9
     value, rank = _values(lines, idx, codes, book, truth, circ)
@@ -281,9 +332,16 @@ def _batch(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, book: _Book,
         book.bar = float(ratio.min()) if spent_all else 0.0
 
 
-def _month(lines: pl.DataFrame, idx: np.ndarray, codes: np.ndarray, books: dict[str, _Book],
-           lines_money: dict[str, float], district_readers_: dict[str, int], params: RankingParams,
-           circ: Circulation) -> None:
+def _month(
+    lines: pl.DataFrame,
+    idx: np.ndarray,
+    codes: np.ndarray,
+    books: dict[str, _Book],
+    lines_money: dict[str, float],
+    district_readers_: dict[str, int],
+    params: RankingParams,
+    circ: Circulation,
+) -> None:
     """One month for every method: FCFS takes every line in arrival order; greedy and MILP decide the
     counter lines on arrival (against their bar) and rank the online lines at the month's end; the
     hindsight oracle sees the whole month at once with the true intents."""
@@ -321,8 +379,16 @@ def replay(
     books = {m: _Book(np.zeros(lines.height, dtype=bool), np.zeros(len(isbn_all), dtype=np.int64)) for m in METHODS}
     period = lines["period"].to_numpy()
     for per in periods:  # twelve months
-        _month(lines, np.flatnonzero(period == per), codes, books, money[per], prepared.district_readers,
-               params, prepared.circulation)
+        _month(
+            lines,
+            np.flatnonzero(period == per),
+            codes,
+            books,
+            money[per],
+            prepared.district_readers,
+            params,
+            prepared.circulation,
+        )
     return _scores(prepared, books, money, params)
 
 
@@ -334,13 +400,17 @@ def served_score(prepared: Replay, chosen: np.ndarray, truth: bool = True) -> fl
     per_isbn = lines.group_by("isbn13").agg(pl.col(col).first(), pl.col("network_copies").min())
     circ = replace(prepared.circulation, dispersion=None) if truth else prepared.circulation
     return portfolio_loans(
-        lines["isbn13"].to_numpy(), chosen, dict(per_isbn.select("isbn13", col).iter_rows()),
-        dict(per_isbn.select("isbn13", "network_copies").iter_rows()), circ,
+        lines["isbn13"].to_numpy(),
+        chosen,
+        dict(per_isbn.select("isbn13", col).iter_rows()),
+        dict(per_isbn.select("isbn13", "network_copies").iter_rows()),
+        circ,
     )
 
 
-def _scores(prepared: Replay, books: dict[str, _Book], money: dict[str, dict[str, float]],
-            params: RankingParams) -> tuple[list[MethodScore], dict]:
+def _scores(
+    prepared: Replay, books: dict[str, _Book], money: dict[str, dict[str, float]], params: RankingParams
+) -> tuple[list[MethodScore], dict]:
     lines = prepared.lines
     price, period = lines["price"].to_numpy(), lines["period"].to_numpy()
     total_budget = sum(sum(v.values()) for v in money.values())
@@ -352,27 +422,41 @@ def _scores(prepared: Replay, books: dict[str, _Book], money: dict[str, dict[str
         spend = pl.DataFrame({"period": period, "spend": np.where(x, price, 0.0)}).group_by("period").sum()
         over = sum(max(0.0, s - sum(money[p].values()) - 1e-6) for p, s in spend.iter_rows())
         spr = spend_per_reader(year_problem, x)
-        scores.append(MethodScore(
-            method=m, selected=int(x.sum()), spend=float(price[x].sum()),
-            overspend=over + _line_overspend(lines, x, money), future_loans=loans[m],
-            pct_oracle=100.0 * loans[m] / loans["oracle"] if loans["oracle"] > 0 else float("nan"),
-            spread_pct=float(np.abs(spr["deviation_pct"].to_numpy()).max()) if spr.height else 0.0,
-            seconds=b.seconds, status="; ".join(sorted(b.status)),
-        ))
+        scores.append(
+            MethodScore(
+                method=m,
+                selected=int(x.sum()),
+                spend=float(price[x].sum()),
+                overspend=over + _line_overspend(lines, x, money),
+                future_loans=loans[m],
+                pct_oracle=100.0 * loans[m] / loans["oracle"] if loans["oracle"] > 0 else float("nan"),
+                spread_pct=float(np.abs(spr["deviation_pct"].to_numpy()).max()) if spr.height else 0.0,
+                seconds=b.seconds,
+                status="; ".join(sorted(b.status)),
+            )
+        )
     return scores, _context(prepared, books, money, year_problem, total_budget)
 
 
-def _context(prepared: Replay, books: dict[str, _Book], money: dict, year_problem: SelectionProblem,
-             total_budget: float) -> dict:
+def _context(
+    prepared: Replay, books: dict[str, _Book], money: dict, year_problem: SelectionProblem, total_budget: float
+) -> dict:
     lines = prepared.lines
     per_isbn = lines.group_by("isbn13").agg(pl.col("predicted_intents").mean(), pl.col("true_intents").first())
     eligible_demand = served_score(prepared, np.ones(lines.height, dtype=bool))
     return {
-        "data_dir": str(prepared.data_dir), "start": prepared.start, "end": prepared.end,
-        "budget": total_budget, "eligible_spend": float(lines["price"].sum()),
-        "eligible_loans": eligible_demand, "requests": prepared.requests, "eligible": lines.height,
+        "data_dir": str(prepared.data_dir),
+        "start": prepared.start,
+        "end": prepared.end,
+        "budget": total_budget,
+        "eligible_spend": float(lines["price"].sum()),
+        "eligible_loans": eligible_demand,
+        "requests": prepared.requests,
+        "eligible": lines.height,
         "counter_share": float((lines["channel"] == "counter").mean()),
-        "prep_seconds": prepared.prep_seconds, "equalisation": "off", "demand_source": prepared.demand_source,
+        "prep_seconds": prepared.prep_seconds,
+        "equalisation": "off",
+        "demand_source": prepared.demand_source,
         "capacity": prepared.circulation.capacity,
         "spearman_predicted_vs_true": float(
             per_isbn.select(pl.corr("predicted_intents", "true_intents", method="spearman")).item()

@@ -120,7 +120,9 @@ def _readers_as_of(readers: pl.DataFrame, history: History, as_of: datetime) -> 
     hold a loan overdue at ``as_of`` (the table's ``blocked`` and ``credit_level`` are today's state,
     so they are not used; the credit level of the past is not recorded)."""
     if "registered_at" in readers.columns:
-        readers = readers.filter(pl.col("registered_at").is_null() | (pl.col("registered_at").cast(pl.Date) < as_of.date()))
+        readers = readers.filter(
+            pl.col("registered_at").is_null() | (pl.col("registered_at").cast(pl.Date) < as_of.date())
+        )
     readers = readers.drop([c for c in ("blocked", "credit_level") if c in readers.columns])
     if "due_at" not in history.loans.columns:
         return readers
@@ -350,8 +352,12 @@ def _valued(
                 else pl.col("reader_id").n_unique().over("isbn13")
             ).alias("requester_count"),
             # copy 1, 2, 3... of the ISBN among the eligible lines: cheapest first (optimize.copy_order)
-            pl.col("price").rank("ordinal").over(["isbn13", "eligible"], order_by="requested_at").sub(1)
-            .cast(pl.Int64).alias("copy_rank"),
+            pl.col("price")
+            .rank("ordinal")
+            .over(["isbn13", "eligible"], order_by="requested_at")
+            .sub(1)
+            .cast(pl.Int64)
+            .alias("copy_rank"),
         )
     )
     circ = params.circulation or Circulation.from_loans(history.loans, as_of)
@@ -403,7 +409,9 @@ def district_readers(data_dir: str | Path, as_of: datetime | None = None) -> dic
     """Registered readers per district (by home branch); with ``as_of``, those registered before it."""
     readers = _reader_district(data_dir)
     if as_of is not None and "registered_at" in readers.columns:
-        readers = readers.filter(pl.col("registered_at").is_null() | (pl.col("registered_at").cast(pl.Date) < as_of.date()))
+        readers = readers.filter(
+            pl.col("registered_at").is_null() | (pl.col("registered_at").cast(pl.Date) < as_of.date())
+        )
     return dict(readers.group_by("district").len().iter_rows())
 
 

@@ -93,9 +93,7 @@ def _queue(lam: np.ndarray, k: np.ndarray, circ: Circulation) -> tuple[np.ndarra
     kk = k[..., None].astype(np.float64)
     death = np.minimum(n, kk) * mu + np.maximum(n - kk, 0.0) * theta
     safe_lam = np.maximum(lam, 1e-300)[..., None]
-    logp = np.concatenate(
-        [np.zeros(lam.shape + (1,)), np.cumsum(np.log(safe_lam) - np.log(death), axis=-1)], axis=-1
-    )
+    logp = np.concatenate([np.zeros(lam.shape + (1,)), np.cumsum(np.log(safe_lam) - np.log(death), axis=-1)], axis=-1)
     p = np.exp(logp - logsumexp(logp, axis=-1, keepdims=True))
     states = np.arange(n_states + 1, dtype=np.float64)
     busy = (p * np.minimum(states, kk)).sum(axis=-1)

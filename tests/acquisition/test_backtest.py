@@ -51,7 +51,10 @@ def test_scores_are_loans_copies_can_serve_and_counters_are_decided_on_arrival(p
         pl.read_parquet(prepared.data_dir / "purchase_requests.parquet")
         .filter(pl.col("channel") == "counter")
         .sort("requested_at")
-        .select("request_id", pl.int_range(1, pl.len() + 1).over(pl.col("requested_at").dt.strftime("%Y-%m"), "isbn").alias("seen"))
+        .select(
+            "request_id",
+            pl.int_range(1, pl.len() + 1).over(pl.col("requested_at").dt.strftime("%Y-%m"), "isbn").alias("seen"),
+        )
     )
     counter = lines.filter(pl.col("channel") == "counter").join(raw, on="request_id")
     assert counter.height and (counter["requester_count"] <= counter["seen"]).all()

@@ -23,15 +23,21 @@ def _rewrite_after(src, dst, t: datetime, seed: int) -> None:
     shutil.copytree(src, dst)
     date_t = t.date()
     edits = {
-        "loans": lambda f: f.filter(pl.col("borrowed_at") < t).with_columns(
-            pl.when(pl.col("returned_at") >= t).then(None).otherwise(pl.col("returned_at")).alias("returned_at")
-        ).sample(fraction=1.0, shuffle=True, seed=seed),
+        "loans": lambda f: (
+            f.filter(pl.col("borrowed_at") < t)
+            .with_columns(
+                pl.when(pl.col("returned_at") >= t).then(None).otherwise(pl.col("returned_at")).alias("returned_at")
+            )
+            .sample(fraction=1.0, shuffle=True, seed=seed)
+        ),
         "holds": lambda f: f.filter(pl.col("placed_at") < t),
         "copies": lambda f: f.filter(pl.col("acquired_at") < date_t).with_columns(
             pl.lit("lost" if seed % 2 else "on_shelf").alias("status")
         ),
         "titles": lambda f: f.filter(pl.col("added_at").is_null() | (pl.col("added_at") < date_t)),
-        "readers": lambda f: f.with_columns(pl.lit(bool(seed % 2)).alias("blocked"), pl.lit(seed % 6).cast(pl.Int8).alias("credit_level")),
+        "readers": lambda f: f.with_columns(
+            pl.lit(bool(seed % 2)).alias("blocked"), pl.lit(seed % 6).cast(pl.Int8).alias("credit_level")
+        ),
     }
     for table, edit in edits.items():
         path = dst / f"{table}.parquet"
@@ -53,8 +59,15 @@ def batch(small_city):
 
 def _decide(data_dir, t, march, model, per_line):
     out = rank_requests(
-        march, data_dir, load_policy(), 800.0, BACKTEST_PARAMS, as_of=t, demand_model=model,
-        point_in_time=True, per_line=per_line,
+        march,
+        data_dir,
+        load_policy(),
+        800.0,
+        BACKTEST_PARAMS,
+        as_of=t,
+        demand_model=model,
+        point_in_time=True,
+        per_line=per_line,
     )
     return out.lines.select(DECISION).sort("request_id")
 
