@@ -422,28 +422,19 @@ def select_fcfs(p: SelectionProblem) -> Selection:
     return _evaluate(p, x, "fcfs", time.perf_counter() - t0)
 
 
-def select_milp(
-    p: SelectionProblem,
-    *,
-    time_limit: float = 60.0,
-    mip_rel_gap: float = 1e-3,
-    method: str = "milp",
-    lp_fix_above: int = 500,
-) -> Selection:
-    """Solve the selection MILP with HiGHS (``scipy.optimize.milp``).
+@dataclass
+class _Program:
+    """The MILP in HiGHS form: objective, constraints, bounds, integrality and each row's family."""
 
-    ``time_limit`` in seconds, ``mip_rel_gap`` relative optimality gap at which HiGHS stops.
-    Batches larger than ``lp_fix_above`` lines are solved by *LP-and-fix*: the LP relaxation is
-    solved first, lines the LP takes whole (x = 1) or rejects (x = 0) are fixed, and the MILP is
-    solved over the fractional rest (usually a few hundred lines). Its LP bound is kept, so the
-    reported ``mip_gap`` is against the true relaxation; if the fixed problem is infeasible the full
-    MILP is solved. Raises :class:`InfeasibleSelection` when pre-checks or HiGHS prove infeasibility.
-    """
-    t0 = time.perf_counter()
-    check_feasibility(p)
-    n = p.n
-    if n == 0:
-        return _evaluate(p, np.zeros(0, dtype=bool), method, time.perf_counter() - t0)
+    c: np.ndarray
+    constraints: LinearConstraint
+    bounds: Bounds
+    integrality: np.ndarray
+    families: list[str]
+
+
+def _row_blocks(p: SelectionProblem) -> tuple[list[sp.csr_matrix], list[np.ndarray], list[np.ndarray], list[str]]:
+    """Rows over the line columns: binding upper caps, copy order, district floors."""
     rows = _upper_cap_rows(p)
     blocks: list[sp.csr_matrix] = []
     lbs: list[np.ndarray] = []
@@ -472,11 +463,15 @@ def select_milp(
         lbs.append(lower)
         ubs.append(np.full(len(lower), np.inf))
         families += ["district minimum shares"] * len(lower)
-    # Extra continuous columns after x: S (total spend) and, in soft mode, slacks u_d, l_d. S keeps
-    # the band rows sparse: each row touches its district's lines and S, not every line.
-    n_extra = 0
-    c_extra = np.zeros(0)
-    extra_ub = np.zeros(0)
+    return blocks, lbs, ubs, families
+
+
+def _program(p: SelectionProblem) -> _Program:
+    """Assemble the MILP. Extra continuous columns after x: S (total spend) and, in soft mode, slacks
+    u_d, l_d. S keeps the band rows sparse: each row touches its district's lines and S, not every line."""
+    n = p.n
+    blocks, lbs, ubs, families = _row_blocks(p)
+    n_extra, c_extra, extra_ub = 0, np.zeros(0), np.zeros(0)
     bands = _band_rows(p)
     band_blocks: list[sp.csr_matrix] = []
     if bands is not None:
@@ -497,8 +492,7 @@ def select_milp(
         lbs += [np.zeros(1), np.full(k, -np.inf), np.zeros(k)]
         ubs += [np.zeros(1), np.zeros(k), np.full(k, np.inf)]
         families += ["total spend"] + ["equalisation band"] * (2 * k)
-        c_extra = np.zeros(n_extra)
-        extra_ub = np.full(n_extra, np.inf)
+        c_extra, extra_ub = np.zeros(n_extra), np.full(n_extra, np.inf)
         if soft:
             penalty = p.equalisation_penalty
             if penalty is None:
@@ -508,37 +502,75 @@ def select_milp(
     if n_extra:
         a = sp.hstack([a, sp.csr_matrix((a.shape[0], n_extra))], format="csr")
         a = sp.vstack([a, *band_blocks], format="csr")
-    c = np.concatenate([-p.value, c_extra])
-    integrality = np.concatenate([np.ones(n), np.zeros(n_extra)])
-    bounds = Bounds(np.zeros(n + n_extra), np.concatenate([np.ones(n), extra_ub]))
-    constraints = LinearConstraint(a, np.concatenate(lbs), np.concatenate(ubs))
-    options = {"time_limit": time_limit, "mip_rel_gap": mip_rel_gap, "disp": False}
+    return _Program(
+        c=np.concatenate([-p.value, c_extra]),
+        constraints=LinearConstraint(a, np.concatenate(lbs), np.concatenate(ubs)),
+        bounds=Bounds(np.zeros(n + n_extra), np.concatenate([np.ones(n), extra_ub])),
+        integrality=np.concatenate([np.ones(n), np.zeros(n_extra)]),
+        families=families,
+    )
+
+
+def _solve(prog: _Program, n: int, options: dict, lp_fix: bool, t0: float):
+    """HiGHS on the program, by LP-and-fix when ``lp_fix``: ``(result, LP bound or None)``."""
     lp_bound: float | None = None
-    res = None
-    if n > lp_fix_above:
-        lp = milp(c, constraints=constraints, integrality=np.zeros_like(integrality), bounds=bounds, options=options)
+    if lp_fix:
+        lp = milp(
+            prog.c,
+            constraints=prog.constraints,
+            integrality=np.zeros_like(prog.integrality),
+            bounds=prog.bounds,
+            options=options,
+        )
         if lp.x is not None:
             lp_bound = -float(lp.fun)
-            lo, hi = bounds.lb.copy(), bounds.ub.copy()
+            lo, hi = prog.bounds.lb.copy(), prog.bounds.ub.copy()
             xl = lp.x[:n]
             whole, none = xl > 1 - 1e-7, xl < 1e-7
             lo[:n][whole], hi[:n][none] = 1.0, 0.0
             _log.info("milp lp-and-fix: %d of %d lines left fractional", int(n - whole.sum() - none.sum()), n)
-            left = max(1.0, time_limit - (time.perf_counter() - t0))
+            left = max(1.0, options["time_limit"] - (time.perf_counter() - t0))
             res = milp(
-                c,
-                constraints=constraints,
-                integrality=integrality,
+                prog.c,
+                constraints=prog.constraints,
+                integrality=prog.integrality,
                 bounds=Bounds(lo, hi),
                 options=options | {"time_limit": left},
             )
-            if res.x is None:
-                res = None
-    if res is None:
-        res = milp(c, constraints=constraints, integrality=integrality, bounds=bounds, options=options)
+            if res.x is not None:
+                return res, lp_bound
+    res = milp(prog.c, constraints=prog.constraints, integrality=prog.integrality, bounds=prog.bounds, options=options)
+    return res, lp_bound
+
+
+def select_milp(
+    p: SelectionProblem,
+    *,
+    time_limit: float = 60.0,
+    mip_rel_gap: float = 1e-3,
+    method: str = "milp",
+    lp_fix_above: int = 500,
+) -> Selection:
+    """Solve the selection MILP with HiGHS (``scipy.optimize.milp``).
+
+    ``time_limit`` in seconds, ``mip_rel_gap`` relative optimality gap at which HiGHS stops.
+    Batches larger than ``lp_fix_above`` lines are solved by *LP-and-fix*: the LP relaxation is
+    solved first, lines the LP takes whole (x = 1) or rejects (x = 0) are fixed, and the MILP is
+    solved over the fractional rest (usually a few hundred lines). Its LP bound is kept, so the
+    reported ``mip_gap`` is against the true relaxation; if the fixed problem is infeasible the full
+    MILP is solved. Raises :class:`InfeasibleSelection` when pre-checks or HiGHS prove infeasibility.
+    """
+    t0 = time.perf_counter()
+    check_feasibility(p)
+    n = p.n
+    if n == 0:
+        return _evaluate(p, np.zeros(0, dtype=bool), method, time.perf_counter() - t0)
+    prog = _program(p)
+    options = {"time_limit": time_limit, "mip_rel_gap": mip_rel_gap, "disp": False}
+    res, lp_bound = _solve(prog, n, options, n > lp_fix_above, t0)
     seconds = time.perf_counter() - t0
     if res.status == 2:
-        fams = sorted(set(families) - {"budget"})
+        fams = sorted(set(prog.families) - {"budget"})
         raise InfeasibleSelection(
             "solver", f"HiGHS proved the constraints infeasible (families present: {', '.join(fams) or 'budget'})"
         )
