@@ -75,6 +75,7 @@ BOUGHT = tuple(
     s.value for s in (RequestStatus.RECEIVED, RequestStatus.FULFILLED, RequestStatus.ORDERED, RequestStatus.APPROVED)
 )
 _REQUEST_SCHEMA = {
+    "request_id": pl.String,
     "reader_id": pl.String,
     "isbn": pl.String,
     "title": pl.String,
@@ -319,6 +320,27 @@ def _cf_affinity(history: History, cutoff: datetime, pairs: pl.DataFrame, params
     return pairs.with_columns(pl.Series("cf_affinity", aff))
 
 
+def _recent_requests(cases: pl.DataFrame, history: History, cutoff: datetime) -> pl.DataFrame:
+    """``case_id, n_recent``: a case's own requesters and its ISBN's requesters in the 365 days before
+    the case's ``asked_at`` (default the cut-off; never after it), not other cases'."""
+    asked = pl.col("asked_at") if "asked_at" in cases.columns else pl.lit(cutoff)
+    case_isbn = cases.select("case_id", "isbn", pl.min_horizontal(asked, pl.lit(cutoff)).alias("asked_at")).unique(
+        "case_id"
+    )
+    past = history.requests.filter(
+        pl.col("requested_at").is_between(cutoff - 2 * YEAR, cutoff, closed="left")
+        & pl.col("isbn").is_in(cases["isbn"].unique().implode())
+    ).select("isbn", "reader_id", "requested_at")
+    before = case_isbn.join(past, on="isbn").filter(
+        pl.col("requested_at").is_between(pl.col("asked_at") - YEAR, pl.col("asked_at"), closed="left")
+    )
+    return (
+        pl.concat([before.select("case_id", "reader_id"), cases.select("case_id", "reader_id")])
+        .group_by("case_id")
+        .agg(pl.col("reader_id").n_unique().alias("n_recent"))
+    )
+
+
 def demand_features(
     cases: pl.DataFrame,
     history: History,
@@ -344,17 +366,7 @@ def demand_features(
     cases = cases.with_columns(clc_top(pl.col("clc_class").fill_null("")).alias("top"))
     pairs = cases.select("reader_id", "top").unique()
     aff = _cf_affinity(history, cutoff, pairs, params)
-    past = history.requests.filter(
-        pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left")
-        & pl.col("isbn").is_in(cases["isbn"].unique().implode())
-    ).select("isbn", "reader_id")
-    case_isbn = cases.select("case_id", "isbn").unique()
-    # a case's own requesters and the ISBN's requesters before the cut-off (not other cases')
-    recent_requests = (
-        pl.concat([case_isbn.join(past, on="isbn"), cases.select("case_id", "isbn", "reader_id")], how="diagonal")
-        .group_by("case_id")
-        .agg(pl.col("reader_id").n_unique().alias("n_recent"))
-    )
+    recent_requests = _recent_requests(cases, history, cutoff)
     content_rate = _content_rate(cases, history, cutoff, content)
     copies = history.copies.filter(~pl.col("status").is_in(["lost", "withdrawn"])).group_by("title_id").len("n_copies")
     holds = (
@@ -455,27 +467,34 @@ def purchase_set(
     labels: pl.DataFrame,
     params: DemandParams,
     content: ContentNeighbours | None = None,
+    per_line: bool = False,
 ) -> pl.DataFrame:
     """Books the programme bought in the year before ``cutoff`` as training cases.
 
-    A case is one ISBN with its requesters in that year; features are read at ``cutoff``;
-    ``labels`` (``isbn``, ``loans``: loans in the bought copy's first year) gives ``target``. ISBNs
-    without a label are left out (their first year is not observed yet).
+    A case is one ISBN with its requesters in that year, or (``per_line``) one request line of such
+    an ISBN with its reader alone and the ISBN's requests in the 365 days before it (what a counter
+    knows on arrival). Features are read at ``cutoff``; ``labels`` (``isbn``, ``loans``: first-year
+    intents of the bought title) gives ``target``. ISBNs without a label are left out.
     """
-    bought = history.requests.filter(
-        pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left") & pl.col("status").is_in(BOUGHT)
-    )
+    in_year = pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left")
+    bought = history.requests.filter(in_year & pl.col("status").is_in(BOUGHT))
     bought = bought.join(labels.select("isbn").unique(), on="isbn", how="semi")
-    cases = history.requests.filter(
-        pl.col("requested_at").is_between(cutoff - YEAR, cutoff, closed="left")
-        & pl.col("isbn").is_in(bought["isbn"].unique().implode())
-    ).select(pl.col("isbn").alias("case_id"), "reader_id", "isbn", "clc_class", "author", "title", "pub_year", "price")
-    feats = demand_features(cases, history, cutoff, params, content)
-    return feats.join(
-        labels.select(pl.col("isbn").alias("case_id"), pl.col("loans").cast(pl.Float64).alias("target")),
-        on="case_id",
-        how="inner",
+    cases = history.requests.filter(in_year & pl.col("isbn").is_in(bought["isbn"].unique().implode())).select(
+        pl.col("request_id" if per_line else "isbn").alias("case_id"),
+        "reader_id",
+        "isbn",
+        "clc_class",
+        "author",
+        "title",
+        "pub_year",
+        "price",
+        pl.col("requested_at").alias("asked_at") if per_line else pl.lit(cutoff).alias("asked_at"),
     )
+    feats = demand_features(cases, history, cutoff, params, content)
+    isbn = cases.select("case_id", "isbn").unique("case_id")
+    return feats.join(isbn, on="case_id").join(
+        labels.select("isbn", pl.col("loans").cast(pl.Float64).alias("target")), on="isbn", how="inner"
+    ).drop("isbn")
 
 
 def horizon(cutoff: datetime, params: DemandParams) -> datetime:
@@ -505,7 +524,11 @@ class DemandModel:
         (:func:`calibration_set`). Raises ``ValueError`` when fewer than 10 cases are found.
         """
         if labels is not None:
-            train, self.source_ = purchase_set(history, cutoff, labels, self.params, content), "purchases"
+            # both views a decision has: a batch of an ISBN's requesters, and one line on arrival
+            train = pl.concat(
+                [purchase_set(history, cutoff, labels, self.params, content, per_line=v) for v in (False, True)]
+            )
+            self.source_ = "purchases"
         else:
             train, self.source_ = calibration_set(history, cutoff, self.params, content), "catalogue"
         if train.height < 10:

@@ -80,10 +80,24 @@ class Circulation:
         return cls(days_out=round(float(np.clip(days, 7.0, 90.0)), 3), **kw)
 
 
-def _queue(lam: np.ndarray, k: np.ndarray, circ: Circulation) -> tuple[np.ndarray, np.ndarray]:
+def _queue(lam: np.ndarray, k: np.ndarray, circ: Circulation, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Stationary Erlang-A at known rates: (served loans a year, readers queueing a year), broadcast
-    over ``lam`` (intents a year) and ``k`` (copies, >= 0)."""
+    over ``lam`` (intents a year) and ``k`` (copies, >= 0). Rows are solved in blocks of similar
+    rates so that each block needs only the states its own rates reach."""
     lam, k = np.broadcast_arrays(np.asarray(lam, dtype=np.float64), np.asarray(k, dtype=np.int64))
+    flat_lam, flat_k = lam.reshape(-1), k.reshape(-1)
+    if flat_lam.size <= block:
+        return _queue_block(lam, k, circ)
+    order = np.argsort(flat_lam, kind="stable")
+    served, queued = np.empty(flat_lam.size), np.empty(flat_lam.size)
+    for start in range(0, flat_lam.size, block):  # blocks of rows, each sized to its own rates
+        rows = order[start : start + block]
+        served[rows], queued[rows] = _queue_block(flat_lam[rows], flat_k[rows], circ)
+    return served.reshape(lam.shape), queued.reshape(lam.shape)
+
+
+def _queue_block(lam: np.ndarray, k: np.ndarray, circ: Circulation) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_queue` on arrays already broadcast to one shape."""
     mu = circ.capacity
     theta = YEAR_DAYS / circ.patience_days
     # enough states that the truncated tail is negligible: queue beyond k is at most ~ lam / theta
