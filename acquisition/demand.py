@@ -323,10 +323,11 @@ def _cf_affinity(history: History, cutoff: datetime, pairs: pl.DataFrame, params
 def _recent_requests(cases: pl.DataFrame, history: History, cutoff: datetime) -> pl.DataFrame:
     """``case_id, n_recent``: a case's own requesters and its ISBN's requesters in the 365 days before
     the case's ``asked_at`` (default the cut-off; never after it), not other cases'."""
-    asked = pl.col("asked_at") if "asked_at" in cases.columns else pl.lit(cutoff)
-    case_isbn = cases.select("case_id", "isbn", pl.min_horizontal(asked, pl.lit(cutoff)).alias("asked_at")).unique(
-        "case_id"
-    )
+    if "asked_at" not in cases.columns:
+        cases = cases.with_columns(pl.lit(cutoff).alias("asked_at"))
+    case_isbn = cases.select(
+        "case_id", "isbn", pl.col("asked_at").cast(pl.Datetime("us")).clip(upper_bound=cutoff)
+    ).unique("case_id")
     past = history.requests.filter(
         pl.col("requested_at").is_between(cutoff - 2 * YEAR, cutoff, closed="left")
         & pl.col("isbn").is_in(cases["isbn"].unique().implode())
@@ -492,9 +493,11 @@ def purchase_set(
     )
     feats = demand_features(cases, history, cutoff, params, content)
     isbn = cases.select("case_id", "isbn").unique("case_id")
-    return feats.join(isbn, on="case_id").join(
-        labels.select("isbn", pl.col("loans").cast(pl.Float64).alias("target")), on="isbn", how="inner"
-    ).drop("isbn")
+    return (
+        feats.join(isbn, on="case_id")
+        .join(labels.select("isbn", pl.col("loans").cast(pl.Float64).alias("target")), on="isbn", how="inner")
+        .drop("isbn")
+    )
 
 
 def horizon(cutoff: datetime, params: DemandParams) -> datetime:

@@ -80,7 +80,7 @@ class Circulation:
         return cls(days_out=round(float(np.clip(days, 7.0, 90.0)), 3), **kw)
 
 
-def _queue(lam: np.ndarray, k: np.ndarray, circ: Circulation, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def _queue(lam: np.ndarray, k: np.ndarray, circ: Circulation, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Stationary Erlang-A at known rates: (served loans a year, readers queueing a year), broadcast
     over ``lam`` (intents a year) and ``k`` (copies, >= 0). Rows are solved in blocks of similar
     rates so that each block needs only the states its own rates reach."""

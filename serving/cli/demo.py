@@ -222,11 +222,12 @@ def _round(data: Path, db, policy) -> None:
     console.print(
         f"{s['lines']} requests, {s['eligible']} eligible; selected {s['selected']} for {s['spend_yuan']:.2f} of "
         f"{s['budget_yuan']:.2f} yuan (MILP {s['solver_status']}, {s['seconds']:.2f} s); "
-        f"predicted loans next year: {s['predicted_loans']}"
+        f"first-year loans the selected copies should serve: {s['predicted_loans']} "
+        f"(one copy can serve at most ~{result.circulation.capacity:.0f} a year)"
     )
     assert s["spend_yuan"] <= s["budget_yuan"] + 1e-6, "budget overspent"
     t = Table(title="ranked purchase list (top 8) for staff approval")
-    for col in ("rank", "title", "district", "yuan", "pred. loans", "why"):
+    for col in ("rank", "title", "district", "yuan", "loans (1st year)", "why"):
         t.add_column(col)
     lines = result.lines.join(requests.select("request_id", "title"), on="request_id", how="left")
     for row in lines.sort("rank").head(8).iter_rows(named=True):
