@@ -609,8 +609,8 @@ def backtest(
 PREAMBLE = """The last 365 days of requests of a synthetic city are replayed month by month, every decision
 as of its time. Counter requests (decided on arrival) are valued as of the month's start, each alone,
 and decided one by one in arrival order while the district's month line has money; greedy and MILP
-also refuse a counter line whose predicted loans per yuan are below the last online batch's marginal
-purchase (their bar). Online requests are ranked together at the month's end against what is left:
+also refuse a counter line whose predicted loans per yuan are below the last online batch's going rate
+(loans per yuan at 80% of its spend: their bar). Online requests are ranked together at the month's end against what is left:
 greedy by predicted loans per yuan, MILP maximising predicted loans served. FCFS takes every line in
 arrival order while the money lasts. The hindsight oracle is the MILP over the whole month at the
 truth's intents. Shared rules: 5 books per reader per batch, at most 3 copies of an ISBN in all,
