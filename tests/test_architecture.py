@@ -67,7 +67,6 @@ def test_training_does_not_import_acquisition():
 LONG_FUNCTIONS = {
     "features/synth.py:synthesize": "the generator's stages in order; rewritten by the physical-world work (issue 14)",
     "features/synth_programme.py:sample_requests": "purchase-request truth; rewritten with capacity-aware value (issue 14)",
-    "acquisition/demand.py:demand_features": "the demand signals; rewritten to predict intents (issue 14)",
 }
 MAX_FUNCTION_LINES = 80
 
