@@ -4,8 +4,9 @@ One binary ``x_j`` per request line ``j``. The MILP maximises ``sum_j value_j x_
 first-year loans the line's copy adds, :func:`acquisition.value.line_values`: lines of one ISBN are its
 copy 1, 2, 3... in arrival order, each at its marginal value) subject to
 
-* **copy order**: copy k+1 of an ISBN (its lines cheapest first, :func:`copy_order`) only together
-  with copy k (``x_j <= x_pred(j)``), so the
+* **copy slots**: lines of an ISBN (numbered cheapest first, :func:`copy_order`) are its copy
+  slots 1, 2, 3..., each valued at that copy's marginal loans; continuous ``y_j`` fill them, at most
+  as many as the copies bought (``sum y - sum x <= 0`` per ISBN), so the
   objective equals :func:`acquisition.value.portfolio_loans`, the score the backtest grades;
 
 * **budget**: ``sum_j price_j x_j <= budget`` (yuan);
@@ -103,8 +104,8 @@ class SelectionProblem:
     equalisation: EqualisationMode = "soft"
     #: Soft-mode penalty, value units per yuan outside the band; None = 2 x the best value/price.
     equalisation_penalty: float | None = None
-    #: Lines of one ISBN are its copy 1, 2, 3... (cheapest first), each valued at its marginal loans:
-    #: the MILP buys a later copy only with the earlier ones, so its objective is the portfolio score.
+    #: Lines of one ISBN are its copy slots 1, 2, 3... (cheapest first), each valued at that copy's
+    #: marginal loans: n copies of an ISBN are worth its first n slots, whichever lines carry them.
     ordered_copies: bool = True
 
     def __post_init__(self) -> None:
@@ -217,30 +218,39 @@ def copy_order(isbn: np.ndarray, price: np.ndarray, arrival: np.ndarray) -> np.n
     return np.lexsort((np.asarray(arrival), np.asarray(price), np.asarray(isbn).astype(str)))
 
 
-def _copy_predecessor(p: SelectionProblem) -> np.ndarray:
-    """Index of the line holding the previous copy of each line's ISBN, -1 for the first. Copies of
-    an ISBN are interchangeable, so they are numbered cheapest first, then by arrival
-    (:func:`copy_order`)."""
+def _copy_rank(p: SelectionProblem) -> np.ndarray:
+    """Each line's place among the lines of its ISBN in :func:`copy_order` (0 = copy 1)."""
     order = copy_order(p.isbn, p.price, p.arrival)
-    same = np.zeros(p.n, dtype=bool)
-    same[1:] = p.isbn.astype(str)[order[1:]] == p.isbn.astype(str)[order[:-1]]
-    pred = np.full(p.n, -1, dtype=np.int64)
-    pred[order[1:][same[1:]]] = order[:-1][same[1:]]
-    return pred
+    isbn = p.isbn.astype(str)[order]
+    first = np.r_[True, isbn[1:] != isbn[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(p.n), 0))
+    rank = np.empty(p.n, dtype=np.int64)
+    rank[order] = np.arange(p.n) - start
+    return rank
 
 
-def _order_rows(p: SelectionProblem) -> sp.csr_matrix | None:
-    """Rows ``x_j - x_pred(j) <= 0``: copy k+1 of an ISBN only with copy k (None when unordered)."""
+def copies_value(p: SelectionProblem, x: np.ndarray) -> float:
+    """Value of a selection when lines of one ISBN are copy slots (``ordered_copies``): the n copies
+    bought of an ISBN are worth its first n slot values, whichever of its lines were bought."""
+    x = np.asarray(x, dtype=bool)
+    if not p.ordered_copies or p.n == 0:
+        return float(p.value[x].sum())
+    _, code = np.unique(p.isbn.astype(str), return_inverse=True)
+    bought = np.bincount(code, weights=x.astype(np.float64))
+    return float(p.value[_copy_rank(p) < bought[code]].sum())
+
+
+def _slot_rows(p: SelectionProblem) -> sp.csr_matrix | None:
+    """Rows ``sum_{j in ISBN} y_j - sum_{j in ISBN} x_j <= 0`` over columns ``[x, y]``: the copy slots
+    an ISBN fills (``y``, valued at the marginal loans of copy 1, 2, 3...) are at most the copies
+    bought. With values decreasing along the slots the solver fills them in order, so the objective
+    is the portfolio score whichever lines carry the copies (None when unordered)."""
     if not p.ordered_copies or p.n == 0:
         return None
-    pred = _copy_predecessor(p)
-    later = np.flatnonzero(pred >= 0)
-    if not len(later):
-        return None
-    rows = np.repeat(np.arange(len(later)), 2)
-    cols = np.column_stack([later, pred[later]]).ravel()
-    vals = np.tile([1.0, -1.0], len(later))
-    return sp.csr_matrix((vals, (rows, cols)), shape=(len(later), p.n))
+    _, code = np.unique(p.isbn.astype(str), return_inverse=True)
+    cols = np.arange(p.n)
+    data = np.r_[-np.ones(p.n), np.ones(p.n)]
+    return sp.csr_matrix((data, (np.r_[code, code], np.r_[cols, cols + p.n])), shape=(code.max() + 1, 2 * p.n))
 
 
 def _floor_rows(p: SelectionProblem) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None:
@@ -309,7 +319,7 @@ def _evaluate(p: SelectionProblem, x: np.ndarray, method: str, seconds: float, *
     return Selection(
         method=method,
         selected=x,
-        value=float(p.value[x].sum()),
+        value=copies_value(p, x),
         spend=float(p.price[x].sum()),
         seconds=seconds,
         violations=violations(p, x),
@@ -434,7 +444,7 @@ class _Program:
 
 
 def _row_blocks(p: SelectionProblem) -> tuple[list[sp.csr_matrix], list[np.ndarray], list[np.ndarray], list[str]]:
-    """Rows over the line columns: binding upper caps, copy order, district floors."""
+    """Rows over the line columns: binding upper caps, district floors."""
     rows = _upper_cap_rows(p)
     blocks: list[sp.csr_matrix] = []
     lbs: list[np.ndarray] = []
@@ -450,12 +460,6 @@ def _row_blocks(p: SelectionProblem) -> tuple[list[sp.csr_matrix], list[np.ndarr
             lbs.append(np.full(len(keep), -np.inf))
             ubs.append(upper[keep])
             families += [name] * len(keep)
-    order_rows = _order_rows(p)
-    if order_rows is not None:
-        blocks.append(order_rows)
-        lbs.append(np.full(order_rows.shape[0], -np.inf))
-        ubs.append(np.zeros(order_rows.shape[0]))
-        families += ["copy order"] * order_rows.shape[0]
     floors = _floor_rows(p)
     if floors is not None:
         mat, lower, _ = floors
@@ -502,11 +506,20 @@ def _program(p: SelectionProblem) -> _Program:
     if n_extra:
         a = sp.hstack([a, sp.csr_matrix((a.shape[0], n_extra))], format="csr")
         a = sp.vstack([a, *band_blocks], format="csr")
+    slots = _slot_rows(p)
+    n_y = 0 if slots is None else n
+    c_x = -p.value if slots is None else np.zeros(n)
+    if slots is not None:  # columns [x, y, extras]: y_j = copy slot of line j's place, valued at value_j
+        a = sp.hstack([a[:, :n], sp.csr_matrix((a.shape[0], n)), a[:, n:]], format="csr")
+        a = sp.vstack([a, sp.hstack([slots, sp.csr_matrix((slots.shape[0], n_extra))])], format="csr")
+        lbs.append(np.full(slots.shape[0], -np.inf))
+        ubs.append(np.zeros(slots.shape[0]))
+        families += ["copy slots"] * slots.shape[0]
     return _Program(
-        c=np.concatenate([-p.value, c_extra]),
+        c=np.concatenate([c_x, -p.value[:n_y], c_extra]),
         constraints=LinearConstraint(a, np.concatenate(lbs), np.concatenate(ubs)),
-        bounds=Bounds(np.zeros(n + n_extra), np.concatenate([np.ones(n), extra_ub])),
-        integrality=np.concatenate([np.ones(n), np.zeros(n_extra)]),
+        bounds=Bounds(np.zeros(n + n_y + n_extra), np.concatenate([np.ones(n + n_y), extra_ub])),
+        integrality=np.concatenate([np.ones(n), np.zeros(n_y + n_extra)]),
         families=families,
     )
 
