@@ -333,6 +333,11 @@ def save_round(
             pl.col("reasons").alias("text"),
             "gap_multiplier",
             "requester_count",
+            # the figures behind the sentence, so staff can check them
+            *[
+                pl.col(c).fill_nan(None)
+                for c in ("predicted_intents", "loans_lo", "loans_hi", "capacity", "expected_queue")
+            ],
         ).alias("reasons"),
         pl.lit(LineDecision.PENDING.value).alias("decision"),
     ).to_dicts()

@@ -76,6 +76,11 @@ def test_save_round_writes_every_line(ranking, small_city, tmp_path):
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(RoundLineRow)) == ranking.lines.height
         assert session.get(AcquisitionRoundRow, ranking.round_id).params["budget"] == 2000.0
+        line = session.scalars(select(RoundLineRow).where(RoundLineRow.selected)).first()
+        assert (
+            line.reasons["capacity"] > 0
+            and line.reasons["loans_lo"] <= line.predicted_loans <= line.reasons["loans_hi"]
+        )
     db.dispose()
 
 
