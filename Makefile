@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: install demo test test-fast lint format serve bench clean system-deps
+.PHONY: install demo test test-fast lint format serve bench clean system-deps screenshots
 
 # The lock pins the core dependencies and both extras (dev, spark): one install has everything `make test`
 # needs. The editable install maps the top-level packages by name, so a new package in
@@ -42,6 +42,10 @@ demo: install
 
 test: install system-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --timeout 300
+
+# The staff and counter screens at 1400 and 1024 px into docs/screenshots/ (the pictures docs/serving.md links).
+screenshots: install system-deps
+	YUEDU_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/serving/test_browser.py -k photographed
 
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow"
