@@ -270,7 +270,11 @@ def _band_rows(p: SelectionProblem) -> tuple[sp.csr_matrix, np.ndarray, np.ndarr
     """Equalisation pieces: the k x n district spend matrix, reader weights ``w_d`` and districts."""
     if p.equalisation == "off" or not p.district_readers or p.n == 0:
         return None
-    dists = np.array(sorted(d for d, r in p.district_readers.items() if r > 0))
+    # Only districts with lines in this batch can be equalised: a district that asked for nothing
+    # would otherwise make every purchase elsewhere "over its share" (a batch of one district's
+    # requests then bought nothing at all, whatever the budget).
+    asked = set(map(str, p.district))
+    dists = np.array(sorted(d for d, r in p.district_readers.items() if r > 0 and d in asked))
     if len(dists) < 2:
         return None
     readers = np.array([p.district_readers[d] for d in dists], dtype=np.float64)

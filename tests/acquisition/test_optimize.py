@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -192,3 +194,24 @@ def test_copy_slots_never_make_floors_infeasible():
     sel = select_milp(p, mip_rel_gap=0.0)
     assert sel.selected.tolist() == [False, True, True]
     assert sel.value == pytest.approx(5.0 + 3.0)  # the copy of x is worth copy 1's value
+
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_a_batch_from_one_district_is_bought_when_the_budget_covers_it(mode):
+    """Regression: equalisation compared the only district that asked with districts that asked for
+    nothing, so a round of one district's requests (a small round, `max_lines` below the pending
+    count) bought nothing at all, whatever the money left."""
+    p = problem(
+        3,
+        6,
+        district=np.array(["A"] * 6),
+        clc_top=np.array(list("IKIKIK")),
+        reader=np.arange(6).astype(str),
+        isbn=np.arange(6).astype(str),
+        district_readers={"A": 1_000, "B": 9_000, "C": 20_000},
+        equalisation=mode,
+        class_cap_share={},
+    )
+    p = dataclasses.replace(p, budget=float(p.price.sum()) + 1.0)
+    for select in (select_milp, select_greedy):
+        assert select(p).selected.all(), select.__name__

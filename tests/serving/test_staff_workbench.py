@@ -169,3 +169,11 @@ def test_audit_view_api_and_csv_agree(staff):
     assert len(csv_text.strip().splitlines()) == api["total"] + 1
     assert c.get("/v1/audit", params={"since": "1999-01-01"}, headers=STAFF).status_code == 422
     assert c.get("/v1/audit", headers=token("reader", "R1")).status_code == 403
+
+
+def test_a_round_smaller_than_the_pending_requests_still_selects(staff):
+    """Regression (issue 16): `{"max_lines": 2}` below the pending count selected nothing."""
+    c, _, _ = staff
+    r = c.post("/v1/acquisition/rounds", json={"max_lines": 2}, headers=STAFF)
+    assert r.status_code == 201, r.text
+    assert r.json()["n_lines"] == 2 and r.json()["n_selected"] >= 1
