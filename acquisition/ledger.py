@@ -412,6 +412,18 @@ def left_fen(s: Session, period: str) -> int:
     return int(month if any(p == period for p, _, _ in rows) else year)
 
 
+def district_left_fen(s: Session, period: str) -> dict[str, int]:
+    """Money left in a month per district, fen (its district lines without a bookstore): what a round
+    may spend in each district, so that its selection fits the lines its approvals will charge."""
+    rows = s.execute(
+        select(_b.district, _ROOM).where(_b.period == period, _b.bookstore_id.is_(None), _b.district.is_not(None))
+    ).all()
+    out: dict[str, int] = {}
+    for district, room in rows:
+        out[district] = out.get(district, 0) + int(room)
+    return out
+
+
 class BudgetLine(BaseModel):
     """One budget line of a period, yuan."""
 

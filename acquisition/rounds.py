@@ -195,7 +195,8 @@ def create_round(
         _require_budget(s, period)
         frame = _pending_online(s, max_lines)
         budget_fen = yuan_to_fen(budget_yuan) if budget_yuan is not None else ledger.left_fen(s, period)
-    result, fallback = _rank_with_model(frame, data_dir, policy, budget_fen, now)
+        district_fen = ledger.district_left_fen(s, period)
+    result, fallback = _rank_with_model(frame, data_dir, policy, budget_fen, now, district_fen)
     params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines}
     with db.session_scope(write=True) as s:
         if result is not None:
@@ -223,7 +224,12 @@ def _pending_online(s: Session, max_lines: int) -> pl.DataFrame:
 
 
 def _rank_with_model(
-    frame: pl.DataFrame, data_dir: Path | None, policy: Policy, budget_fen: int, now: datetime
+    frame: pl.DataFrame,
+    data_dir: Path | None,
+    policy: Policy,
+    budget_fen: int,
+    now: datetime,
+    district_fen: dict[str, int] | None = None,
 ) -> tuple[RankingResult | None, str | None]:
     """:func:`rank_requests` over ledger rows, or ``(None, why not)`` when the fallback must rank."""
     if not frame.height:
@@ -234,9 +240,10 @@ def _rank_with_model(
         pl.col("category").fill_null("general")
     )
     try:
-        result = rank_requests(
-            requests, Path(data_dir), policy, budget_fen / 100, RankingParams(method="milp"), as_of=now
-        )
+        # each district's selection fits what its month line has left (approvals charge those lines)
+        districts = {d: fen / 100 for d, fen in (district_fen or {}).items()}
+        params = RankingParams(method="milp", district_budget=districts)
+        result = rank_requests(requests, Path(data_dir), policy, budget_fen / 100, params, as_of=now)
     except Exception as exc:  # noqa: BLE001 - the staff still get a ranked round, and are told why
         fallback = f"{type(exc).__name__}: {exc}"
         _log.warning("model ranking failed, using the fallback ranking: %s", fallback)
