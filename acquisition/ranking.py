@@ -31,6 +31,7 @@ from acquisition.optimize import EqualisationMode, Selection, SelectionProblem, 
 from acquisition.policy import Policy
 from acquisition.rules import DeclineCode, book_violations
 from acquisition.value import Circulation, intent_interval, line_values
+from features.names import CLC_TOP_ZH, DISTRICT_ZH
 from features.schema import clc_top, scan_table
 
 _log = logging.getLogger(__name__)
@@ -421,7 +422,10 @@ REASON_TEXT = {
     "zh-CN": {
         "demand": "预计首年借阅 {} 次（区间 {}–{}；一册最多约 {} 次；想借约 {} 人次）；约 {} 位读者需排队；{} 位读者推荐",
         "extra": "第 {} 册：预计首年再增加借阅 {} 次（区间 {}–{}；一册最多约 {} 次；想借约 {} 人次）；约 {} 位读者仍需排队；{} 位读者推荐",
-        "gap": "；{}类在{}的馆藏缺口系数 {}",
+        "gap": "；{}（{}类）在{}的馆藏缺口系数 {}",
+        "gap_high": "：该区此类借阅需求高于馆藏",
+        "gap_low": "：该区此类馆藏相对充足",
+        "gap_even": "：与全市持平",
         "ineligible": "不符合条件：{}",
         "selected": "入选：",
         "another": "未入选：本批已有此书的其他副本；",
@@ -432,7 +436,10 @@ REASON_TEXT = {
         "about {} readers would queue; {} reader(s) asked for it",
         "extra": "copy {}: expected {} more loans in the first year (range {}-{}; one copy can serve ~{}; ~{} readers want it); "
         "about {} readers would still queue; {} reader(s) asked for it",
-        "gap": "; {} gap x{} in {}",
+        "gap": "; collection gap x{} for class {} in {}",
+        "gap_high": ": demand for the class outruns its copies there",
+        "gap_low": ": the class is well stocked there",
+        "gap_even": ": in line with the city",
         "ineligible": "not eligible: {}",
         "selected": "selected: ",
         "another": "not selected: another copy of this ISBN is among these requests; ",
@@ -451,12 +458,24 @@ def _reasons_expr(params: RankingParams) -> pl.Expr:
     first = pl.format(t["demand"], loans, *whole, wants, queue, pl.col("requester_count"))
     copy_no = pl.col("copy_rank") + pl.col("network_copies").fill_null(0) + 1
     extra = pl.format(t["extra"], copy_no, loans, *whole, wants, queue, pl.col("requester_count"))
-    gap_args = (pl.col("clc_top"), pl.col("district"), pl.col("gap_multiplier").round(2).cast(pl.String))
+    gap = pl.col("gap_multiplier").round(2).cast(pl.String)
     if params.lang == "en":
-        gap_args = (gap_args[0], gap_args[2], gap_args[1])
+        gap_args = (gap, pl.col("clc_top"), pl.col("district"))
+    else:
+        name = pl.col("clc_top").replace_strict(CLC_TOP_ZH, default=pl.col("clc_top"), return_dtype=pl.String)
+        district = pl.col("district").replace_strict(DISTRICT_ZH, default=pl.col("district"), return_dtype=pl.String)
+        gap_args = (name, pl.col("clc_top"), district, gap)
+    level = (
+        pl.when(pl.col("gap_multiplier") >= 1.05)
+        .then(pl.lit(t["gap_high"]))
+        .when(pl.col("gap_multiplier") <= 0.95)
+        .then(pl.lit(t["gap_low"]))
+        .otherwise(pl.lit(t["gap_even"]))
+    )
     demand = pl.concat_str(
         pl.when(pl.col("copy_rank") + pl.col("network_copies").fill_null(0) > 0).then(extra).otherwise(first),
         pl.format(t["gap"], *gap_args),
+        level,
     )
     return (
         pl.when(~pl.col("eligible"))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from features.names import CLC_TOP_ZH, DISTRICT_ZH
+
 LANGS = ("zh-CN", "en")
 DEFAULT_LANG = "zh-CN"
 LANG_COOKIE = "yuedu_lang"
@@ -161,20 +163,10 @@ ZH: dict[str, str] = {
     "DUPLICATE_PENDING": "同一 ISBN 已有待处理的荐购",
     "NO_BUDGET_LINE": "没有适用的预算",
     "BUDGET_EXHAUSTED": "预算已用完",
-    # districts of the sample city (Changchun)
-    "Nanguan": "南关区",
-    "Kuancheng": "宽城区",
-    "Chaoyang": "朝阳区",
-    "Erdao": "二道区",
-    "Lvyuan": "绿园区",
-    "Shuangyang": "双阳区",
-    "Jiutai": "九台区",
-    "Yushu": "榆树市",
-    "Dehui": "德惠市",
-    "Gongzhuling": "公主岭市",
-    "Nong'an": "农安县",
-    "Nongan": "农安县",
 }
+
+ZH.update(DISTRICT_ZH)
+ZH.update({f"CLC:{letter}": name for letter, name in CLC_TOP_ZH.items()})
 
 #: English sentences for the rule codes (the English page shows these, not the raw code).
 EN: dict[str, str] = {

@@ -198,3 +198,18 @@ def test_reasons_switch_to_english(small_city):
     sel = out.lines.filter("selected")
     assert sel["reasons"].str.starts_with("selected: ").all()
     assert sel["reasons"].str.contains("one copy can serve").all()
+
+
+def test_reasons_name_class_and_district_in_chinese_and_explain_the_gap(ranking):
+    from features.names import CLC_TOP_ZH, DISTRICT_ZH
+
+    lines = ranking.lines.filter(pl.col("eligible"))
+    assert lines.height
+    for row in lines.iter_rows(named=True):
+        reason = row["reasons"][0] if isinstance(row["reasons"], list) else row["reasons"]
+        district = row["district"]
+        assert DISTRICT_ZH.get(district, district) in reason and f"在{district}" not in reason
+        assert f"{CLC_TOP_ZH[row['clc_top']]}（{row['clc_top']}类）" in reason
+        gap = row["gap_multiplier"]
+        expected = "需求高于馆藏" if gap >= 1.05 else ("馆藏相对充足" if gap <= 0.95 else "与全市持平")
+        assert expected in reason, (gap, reason)
