@@ -218,47 +218,85 @@ def class_supply(context: LibraryContext) -> pl.DataFrame:
 
 
 class ClassSupply(BaseModel):
-    """One CLC top class of :func:`collection_report` (loans over the whole history)."""
+    """One CLC top class of the collection report (over the report's window)."""
 
     model_config = ConfigDict(frozen=True)
 
     clc_top: str
-    name: str
-    titles: int
-    copies_on_shelf: int
-    loans: float
+    name: str = Field(description="The class's name (English; zh-CN in features.names.CLC_TOP_ZH).")
+    copies: int = Field(description="Copies held (not lost or withdrawn, acquired by the window's end).")
+    loans: int = Field(description="Loans of those copies in the window.")
+    turnover_per_year: float = Field(description="Loans per copy per year over the window.")
     share_of_collection: float
     share_of_loans: float
-    turnover: float | None = Field(description="Loans per on-shelf copy over the history (None without copies).")
     supply: Literal["over", "under", "balanced"]
 
 
-class CollectionReport(BaseModel):
-    """Supply vs demand per class of the served catalogue (the staff API's collection report)."""
+class DistrictCell(BaseModel):
+    """Turnover of one district x class cell (the heat map)."""
 
     model_config = ConfigDict(frozen=True)
 
-    titles: int
-    copies_on_shelf: int
-    loans: float
+    district: str
+    clc_top: str
+    copies: int
+    loans_per_copy_per_year: float
+
+
+class CollectionReport(BaseModel):
+    """The collection report: ONE computation (:func:`collection_metrics` over the data directory)
+    behind ``yuedu acquisition report``, ``GET /v1/reports/collection`` and the staff page, so the
+    three agree to the digit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    as_of: datetime = Field(description="End of the window (the last loan in the data by default).")
+    window_days: int
+    copies: int
+    loans_in_window: int
+    turnover_per_year: float = Field(description="Loans per copy per year over the window, network-wide.")
+    dead_share: float = Field(description="Share of copies not borrowed in 24 months (held that long).")
     classes: list[ClassSupply]
+    cells: list[DistrictCell]
+    by_source: dict[str, float] = Field(description="Loans per copy per year by acquisition source.")
 
 
-def collection_report(context: LibraryContext) -> CollectionReport:
-    """Supply vs demand per CLC top class: titles, on-shelf copies, loans, shares and turnover.
-
-    A class is ``under``-supplied when its share of loans exceeds its share of copies by more than a
-    quarter (and ``over`` when it falls short by more than a fifth: the inverse ratio).
-    """
-    classes = class_supply(context)
+def report_from_metrics(m: CollectionMetrics) -> CollectionReport:
+    """The served form of :func:`collection_metrics`' tables (rounded only where the page shows them)."""
+    classes = [
+        ClassSupply(
+            clc_top=r["top"],
+            name=str(CLC_TOP_CLASSES.get(r["top"], r["top"])),
+            copies=int(r["copies"]),
+            loans=int(r["loans"]),
+            turnover_per_year=float(r["turnover_per_year"]),
+            share_of_collection=float(r["share_of_collection"]),
+            share_of_loans=float(r["share_of_loans"]),
+            supply=r["supply"],
+        )
+        for r in m.by_class.filter(pl.col("top").is_not_null()).iter_rows(named=True)
+    ]
+    years = m.window_days / 365.0
+    cells = [
+        DistrictCell(
+            district=r["district"],
+            clc_top=r["top"],
+            copies=int(r["copies"]),
+            loans_per_copy_per_year=float(r["loans_per_copy"]) / years,
+        )
+        for r in m.gaps.filter(pl.col("copies") > 0).iter_rows(named=True)
+    ]
+    by_source = {str(r["source"]): float(r["loans_per_copy_per_year"]) for r in m.by_source.iter_rows(named=True)}
     return CollectionReport(
-        titles=int(len(context.titles)),
-        copies_on_shelf=int(context.on_shelf.sum()),
-        loans=float(context.popularity.sum()),
-        classes=[
-            ClassSupply(**{**r, "titles": int(r["titles"]), "copies_on_shelf": int(r["copies_on_shelf"])})
-            for r in classes.select(*ClassSupply.model_fields).iter_rows(named=True)
-        ],
+        as_of=m.as_of,
+        window_days=m.window_days,
+        copies=int(m.headline["copies"]),
+        loans_in_window=int(m.headline["loans_in_window"]),
+        turnover_per_year=float(m.headline["turnover_per_year"]),
+        dead_share=float(m.headline["dead_share"]),
+        classes=classes,
+        cells=cells,
+        by_source=by_source,
     )
 
 

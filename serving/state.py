@@ -110,6 +110,8 @@ class AppState:
     #: Registry lookup, replaceable in tests: alias -> (version, model loader).
     alias_resolver: Callable[[str], str] | None = None
     alias_loader: Callable[[str], tuple[Recommender, str]] | None = None
+    #: The collection report and the table versions it was computed from (see collection_report).
+    _collection: tuple | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -276,6 +278,26 @@ class AppState:
     def now(self) -> datetime:
         """The service clock (``today`` at the current time of day when today is overridden)."""
         return self.counter.clock()
+
+    def collection_report(self):
+        """The collection report of the data directory (:func:`acquisition.analytics.collection_metrics`,
+        the same computation as ``yuedu acquisition report``), computed once per version of the loans
+        and copies tables."""
+        from acquisition.analytics import collection_metrics, report_from_metrics
+        from features.schema import table_path
+
+        data = Path(self.settings.data_dir)
+        paths = [table_path(data, t) for t in ("loans", "copies", "titles")]
+        if not all(p.exists() for p in paths):
+            from features.errors import Unavailable
+
+            raise Unavailable(f"{data}: the collection report needs loans, copies and titles tables")
+        key = tuple(p.stat().st_mtime_ns for p in paths)
+        cached = self._collection
+        if cached is None or cached[0] != key:
+            cached = (key, report_from_metrics(collection_metrics(data)))
+            self._collection = cached
+        return cached[1]
 
 
 def _load_reference_data(db: Database, data_dir: Path) -> None:

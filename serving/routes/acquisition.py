@@ -13,9 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from acquisition import ledger, rounds
-from acquisition.analytics import collection_report
 from acquisition.export import export_round
-from features.errors import Unavailable
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
 from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary
@@ -119,8 +117,6 @@ def get_budgets(
 
 @router.get("/v1/reports/collection", response_model=CollectionReport)
 def collection(_principal: StaffCaller, state: State) -> CollectionReport:
-    """Supply vs demand per CLC top class (shares of copies and loans, turnover, over/under-supplied)."""
-    bundle = state.bundle
-    if bundle is None:
-        raise Unavailable("no model/context loaded")
-    return collection_report(bundle.context)
+    """Turnover per class and per district x class over the last 365 days of loans, supply vs demand,
+    dead stock, reader-chosen vs regular copies: the same figures as ``yuedu acquisition report``."""
+    return state.collection_report()

@@ -286,3 +286,32 @@ def audit_csv(request: Request, state: State) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
     )
+
+
+@router.get("/analytics", response_class=HTMLResponse)
+def analytics_page(request: Request, state: State) -> Response:
+    """Collection analytics: turnover per class and per district x class (a heat map), supply vs
+    demand, dead stock, reader-chosen vs regular copies; the figures of GET /v1/reports/collection."""
+    from features.names import CLC_TOP_ZH
+
+    principal = _staff(request, state)
+    if principal is None:
+        return back("/staff")
+    try:
+        report = state.collection_report()
+    except YueduError as exc:
+        return back("/staff", str(exc))
+    districts = sorted({c.district for c in report.cells})
+    letters = [c.clc_top for c in report.classes]
+    grid = {(c.district, c.clc_top): c for c in report.cells}
+    top = max((c.loans_per_copy_per_year for c in report.cells), default=1.0) or 1.0
+    heat = {key: min(5, int(5 * cell.loans_per_copy_per_year / top)) for key, cell in grid.items()}
+    context = {
+        "report": report,
+        "districts": districts,
+        "letters": letters,
+        "grid": grid,
+        "heat": heat,
+        "class_zh": CLC_TOP_ZH,
+    }
+    return _page(request, "analytics.html", principal, state, **context)

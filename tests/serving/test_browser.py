@@ -258,6 +258,7 @@ def test_pages_pass_axe_and_are_photographed_at_1400_and_1024(server):
             page.click("#new-round")
             page.wait_for_selector("#lines")
             screens |= {"rounds": f"{server}/staff", "round": page.url, "audit": f"{server}/staff/audit"}
+            screens["analytics"] = f"{server}/staff/analytics"
             counter = browser.new_page(viewport={"width": 1400, "height": 900})
             counter.goto(f"{server}/counter")
             counter.fill("#key", token("bookstore", "BS-11")["Authorization"].split()[1])
