@@ -151,7 +151,9 @@ class PurchaseRequestIn(BaseModel):
     )
     author: str | None = Field(default=None, max_length=bounds.AUTHOR_MAX)
     publisher: str | None = Field(default=None, max_length=bounds.PUBLISHER_MAX)
-    pub_year: int | None = Field(default=None, description="Publication year.")
+    pub_year: int | None = Field(
+        default=None, ge=bounds.PUB_YEAR_MIN, le=bounds.PUB_YEAR_MAX, description="Publication year."
+    )
     clc_class: str | None = Field(
         default=None, max_length=bounds.CLASS_MAX, description="CLC class as catalogued by the bookstore."
     )
@@ -162,6 +164,27 @@ class PurchaseRequestIn(BaseModel):
         description="The terminal's own time of the request: recorded in the audit trail, never used to "
         "decide (limits, budget period and reservation expiry follow the server's clock).",
     )
+
+    @field_validator("requested_at", mode="before")
+    @classmethod
+    def _iso_text(cls, at: object) -> object:
+        """An ISO 8601 string as the schema says (pydantic would read a number as Unix seconds)."""
+        if at is not None and not isinstance(at, (str, datetime)):
+            raise ValueError("must be an ISO 8601 date-time string such as 2026-06-15T10:00:00+08:00")
+        return at
+
+    @field_validator("requested_at")
+    @classmethod
+    def _sane_clock(cls, at: datetime | None) -> datetime | None:
+        """Year 1 or 9999 (or a time zone pushing it past either end) is a broken clock: a 422 here,
+        not an overflow when the audit trail converts it."""
+        if at is None:
+            return None
+        lo, hi = datetime.fromisoformat(bounds.TIMESTAMP_MIN), datetime.fromisoformat(bounds.TIMESTAMP_MAX)
+        aware = at if at.tzinfo is not None else at.replace(tzinfo=lo.tzinfo)
+        if not lo <= aware <= hi:
+            raise ValueError(f"must be between {bounds.TIMESTAMP_MIN} and {bounds.TIMESTAMP_MAX}")
+        return at
 
     @field_validator("price")
     @classmethod

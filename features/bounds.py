@@ -27,3 +27,19 @@ ACTOR_MAX = 80
 #: Staff login name and password.
 LOGIN_MAX = 64
 PASSWORD_MAX = 200
+
+# --- numbers, dates and bodies (issue 17: every field declares its range) ----------------------------
+
+#: Publication years a purchase request may carry (printed books; a later year is a typo).
+PUB_YEAR_MIN = 1400
+PUB_YEAR_MAX = 2100
+#: Timestamps sent by clients (``requested_at``): anything outside is a broken terminal clock.
+TIMESTAMP_MIN = "1970-01-01T00:00:00+00:00"
+TIMESTAMP_MAX = "2100-01-01T00:00:00+00:00"
+#: Request bodies larger than this are refused with 413 before they are parsed.
+BODY_MAX_BYTES = 2 * 1024 * 1024
+#: Page size of list endpoints (``limit``) and the largest ``offset``.
+PAGE_MAX = 200
+OFFSET_MAX = 1_000_000
+#: Free-text search queries (``GET /v1/titles?q=``).
+QUERY_MAX = 100

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from features import bounds
 from serving import docs_ui, errors
 from serving.headers import SecurityHeadersMiddleware
 from serving.metrics import MetricsMiddleware
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         docs_url=None,  # serving.docs_ui: Swagger UI and ReDoc without a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
+        max_body_size=bounds.BODY_MAX_BYTES,  # 413 before parsing; 1 MB strings still reach the 422 of their field
     )
     docs_ui.install(app, "yuedu (悦读)")
     app.state.yuedu = state

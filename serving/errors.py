@@ -14,6 +14,7 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.errors import YueduError
 
@@ -26,6 +27,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "content_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
@@ -58,11 +60,26 @@ def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     )
 
 
+def json_position(doc: str | bytes, pos: int) -> tuple[int, int]:
+    """Line and column (both from 1) of character ``pos`` of a JSON document, as ``json`` counts them."""
+    text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else str(doc)
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def _field(err: dict, doc: object) -> dict:
+    """One validation failure as ``{field, reason}``; a JSON syntax error names its line and column."""
+    loc = [str(p) for p in err.get("loc", ())]
+    if err.get("type") == "json_invalid":
+        pos = err["loc"][-1] if len(err.get("loc", ())) > 1 and isinstance(err["loc"][-1], int) else 0
+        line, col = json_position(doc if isinstance(doc, (str, bytes)) else "", pos)
+        why = (err.get("ctx") or {}).get("error", "syntax error")
+        return {"field": "body", "reason": f"invalid JSON at line {line} column {col} ({why})"}
+    return {"field": ".".join(loc) or "request", "reason": str(err.get("msg", "invalid"))}
+
+
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    fields = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        fields.append({"field": ".".join(loc) or "request", "reason": str(err.get("msg", "invalid"))})
+    fields = [_field(err, exc.body) for err in exc.errors()]
     message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5]) or "invalid request"
     return JSONResponse(body(422, message, fields), status_code=422)
 
@@ -83,8 +100,39 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body(500, "internal error", error="internal"), status_code=500)
 
 
+class UnexpectedErrorMiddleware:
+    """Answers any exception a handler let through with the 500 body, and swallows it.
+
+    Starlette's own catch-all (``add_exception_handler(Exception, ...)``) sends the 500 and then
+    re-raises, so uvicorn closes the connection: the client's next request on it was reset. Here the
+    exception ends with the answer and the connection stays usable (a pure ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a 500 answer
+            if started:
+                raise  # half a response is out: nothing sane to add
+            await _unexpected(Request(scope), exc)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    """The error handlers, and the catch-all middleware (call before adding other middleware, so that
+    headers and metrics middleware see its 500s)."""
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(YueduError, _domain)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(UnexpectedErrorMiddleware)

@@ -172,7 +172,11 @@ class RoundIn(_In):
         description="Budget month 'YYYY-MM' (2000-01..2100-12) whose lines approvals draw on (default: this month).",
     )
     budget_yuan: float | None = Field(
-        None, gt=0, le=1e9, description="Money to spend in this round, yuan (default: what the month has left)."
+        None,
+        ge=0.01,
+        le=1e9,
+        allow_inf_nan=False,
+        description="Money to spend in this round, yuan (default: what the month has left).",
     )
     max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
 

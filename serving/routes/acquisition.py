@@ -7,12 +7,12 @@ HTTP answers in one place (:mod:`serving.errors`).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
 from acquisition import ledger, rounds
+from acquisition.errors import InvalidPeriod
 from acquisition.export import export_round
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
@@ -21,7 +21,6 @@ from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, Round
 router = APIRouter(tags=["staff"])
 
 RoundId = Annotated[str, Path(min_length=1, max_length=40, description="Round id.")]
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 #: Media types of the export formats.
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -110,8 +109,11 @@ def get_budgets(
     period: Annotated[str | None, Query(max_length=7, description="Month 'YYYY-MM' (default: this month).")] = None,
 ) -> Budgets:
     """Budget lines of the month and its year; amount, used and left per district (yuan)."""
-    if period is not None and not _PERIOD.match(period):
-        raise field_error("query.period", f"must be a month 'YYYY-MM', got '{period}'")
+    if period is not None:
+        try:
+            rounds.check_period(period)  # 'YYYY-MM' within 2000-01..2100-12, like a round's period
+        except InvalidPeriod as exc:
+            raise field_error("query.period", str(exc).removeprefix("period: ")) from None
     return ledger.budgets(state.db, period or state.now().strftime("%Y-%m"))
 
 
