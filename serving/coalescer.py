@@ -47,6 +47,7 @@ class _Request:
     branch: str | None
     promotion: bool
     future: asyncio.Future
+    personalised: bool = True
 
 
 class RequestCoalescer:
@@ -72,12 +73,18 @@ class RequestCoalescer:
         return self._queue
 
     async def recommend(
-        self, bundle: ModelBundle, reader_id: str, n: int, branch: str | None, promotion: bool
+        self,
+        bundle: ModelBundle,
+        reader_id: str,
+        n: int,
+        branch: str | None,
+        promotion: bool,
+        personalised: bool = True,
     ) -> list[Recommendation]:
         """Recommendations for one reader, computed in one call with whatever else is queued alike."""
         queue = self._ensure_started()
         future = asyncio.get_running_loop().create_future()
-        await queue.put(_Request(bundle, reader_id, n, branch, promotion, future))
+        await queue.put(_Request(bundle, reader_id, n, branch, promotion, future, personalised))
         return await future
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -92,7 +99,7 @@ class RequestCoalescer:
                 items.append(queue.get_nowait())
             groups: dict[tuple, list[_Request]] = defaultdict(list)
             for it in items:
-                groups[(id(it.bundle), it.n, it.branch, it.promotion)].append(it)
+                groups[(id(it.bundle), it.n, it.branch, it.promotion, it.personalised)].append(it)
             for group in groups.values():
                 try:
                     result = await loop.run_in_executor(self._executor, _recommend_group, group)
@@ -117,4 +124,6 @@ class RequestCoalescer:
 def _recommend_group(group: list[_Request]) -> dict[str, list[Recommendation]]:
     first = group[0]
     ids = list(dict.fromkeys(it.reader_id for it in group))
-    return first.bundle.service.recommend_for_readers(ids, n=first.n, branch=first.branch, promotion=first.promotion)
+    return first.bundle.service.recommend_for_readers(
+        ids, n=first.n, branch=first.branch, promotion=first.promotion, personalised=first.personalised
+    )

@@ -10,7 +10,7 @@ Money in responses is yuan (two decimals); the database keeps integer fen.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -40,6 +40,8 @@ __all__ = [
     "Health",
     "LoginIn",
     "PurchaseRequestIn",
+    "PreferencesIn",
+    "PreferencesOut",
     "ReasonOut",
     "RecommendationOut",
     "RecommendationsOut",
@@ -103,7 +105,11 @@ class RecommendationOut(_Out):
 class RecommendationsOut(_Out):
     reader_id: str
     model_version: str
-    cold_start: bool = Field(description="The model knows no history for this reader (popular titles shown).")
+    cold_start: bool = Field(
+        description="No history is used for this list (popular titles shown): the model knows none, or the "
+        "reader turned personalisation off."
+    )
+    personalised: bool = Field(True, description="The reader's history was used (off: stored preference or query).")
     promotion: bool
     items: list[RecommendationOut]
     limitations: list[ReasonOut] = Field(
@@ -111,6 +117,24 @@ class RecommendationsOut(_Out):
         description="What could not be checked because the library's data lacks a table (code, sentence): "
         "e.g. no_holdings when there is no copies table (availability not checked).",
     )
+
+
+class PreferencesIn(_In):
+    """What the reader chose (PIPL Art. 24: refusing personalised recommendation must be easy)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"examples": [{"personalised": False, "promotion": True}]}
+    )
+
+    personalised: bool = Field(description="False: never use my reading history (service, batch lists, analytics).")
+    promotion: bool = Field(True, description="False: no reading-promotion boosts in my lists.")
+
+
+class PreferencesOut(_Out):
+    reader_id: str
+    personalised: bool
+    promotion: bool
+    updated_at: datetime | None = Field(description="When the reader last chose (null: never, the defaults).")
 
 
 class EventIn(_In):

@@ -32,6 +32,7 @@ from recsys.context import LibraryContext
 from recsys.service import RecommendationService
 from serving.coalescer import RequestCoalescer
 from serving.metrics import Metrics
+from serving.preferences import ReaderPreferences
 from serving.security import LoginGuard, parse_staff_users
 from serving.sessions import StaffSessions
 from serving.settings import Settings
@@ -100,6 +101,7 @@ class AppState:
     staff_users: dict[str, tuple[str, str]]
     today: date
     sessions: StaffSessions
+    preferences: ReaderPreferences
     login_guard: LoginGuard
     bundle: ModelBundle | None = None
     last_reload_error: str | None = None
@@ -144,6 +146,7 @@ class AppState:
             staff_users=parse_staff_users(settings.staff_users),
             today=today,
             sessions=StaffSessions(db),
+            preferences=ReaderPreferences(db),
             login_guard=LoginGuard.create(settings.login_max_failures, settings.login_lockout_s),
             alias_resolver=alias_resolver,
             alias_loader=alias_loader,

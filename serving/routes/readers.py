@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -12,7 +13,15 @@ from features.privacy import pseudonymise
 from recsys.service import UnknownTitleError
 from serving.deps import Bundle, OwnReader, State
 from serving.errors import field_error
-from serving.schemas import EventIn, EventOut, ReasonOut, RecommendationOut, RecommendationsOut
+from serving.schemas import (
+    EventIn,
+    EventOut,
+    PreferencesIn,
+    PreferencesOut,
+    ReasonOut,
+    RecommendationOut,
+    RecommendationsOut,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -32,22 +41,33 @@ async def recommendations(
         str | None,
         Query(min_length=1, max_length=bounds.ID_MAX, description="Branch the reader is at (default: home)."),
     ] = None,
-    promotion: Annotated[bool, Query(description="False = the model's own ranking (promotion off).")] = True,
+    promotion: Annotated[
+        bool | None, Query(description="False = the model's own ranking (default: the stored preference).")
+    ] = None,
+    personalised: Annotated[
+        bool | None,
+        Query(description="False = do not use my history for this list (default: the stored preference)."),
+    ] = None,
 ) -> RecommendationsOut:
     """Up to ``n`` titles for the reader, each with reasons and where it is on the shelf.
 
-    Readers the model does not know get cold-start recommendations (popular at their branch / city).
+    Readers the model does not know get cold-start recommendations (popular at their branch / city);
+    so do readers who turned personalisation off (stored preference, or ``personalised=false``).
     """
     if branch is not None and bundle.context.branches.get(branch) is None:
         raise field_error("query.branch", f"unknown branch '{branch}'")
+    stored = await asyncio.to_thread(state.preferences.get, reader_id)
+    promotion = stored.promotion if promotion is None else promotion
+    personalised = stored.personalised and personalised is not False  # a query can only opt out further
     svc = bundle.service
-    cold = bundle.model.readers_.get(reader_id) is None and not svc.has_live_events(reader_id)
-    recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion)
+    cold = not personalised or (bundle.model.readers_.get(reader_id) is None and not svc.has_live_events(reader_id))
+    recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion, personalised)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
     return RecommendationsOut(
         reader_id=reader_id,
         model_version=bundle.version,
         cold_start=cold,
+        personalised=personalised,
         promotion=promotion,
         items=[
             RecommendationOut(
@@ -77,3 +97,25 @@ async def record_event(
         raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
     _log.info("event %s for %s", event.kind, pseudonymise(reader_id))
     return EventOut(recorded=True, reader_id=reader_id, title_id=event.title_id)
+
+
+def _prefs_out(reader_id: str, prefs) -> PreferencesOut:
+    return PreferencesOut(
+        reader_id=reader_id, personalised=prefs.personalised, promotion=prefs.promotion, updated_at=prefs.updated_at
+    )
+
+
+@router.get("/{reader_id}/preferences", response_model=PreferencesOut)
+def get_preferences(reader_id: ReaderId, _principal: OwnReader, state: State) -> PreferencesOut:
+    """The reader's stored choices (the defaults, personalised and promoted, until they choose)."""
+    return _prefs_out(reader_id, state.preferences.get(reader_id))
+
+
+@router.put("/{reader_id}/preferences", response_model=PreferencesOut)
+def put_preferences(reader_id: ReaderId, body: PreferencesIn, _principal: OwnReader, state: State) -> PreferencesOut:
+    """Store the reader's choices; every later list, explanation, batch list and profile honours them."""
+    prefs = state.preferences.put(reader_id, body.personalised, body.promotion, state.now())
+    _log.info(
+        "preferences of %s: personalised=%s promotion=%s", pseudonymise(reader_id), prefs.personalised, prefs.promotion
+    )
+    return _prefs_out(reader_id, prefs)

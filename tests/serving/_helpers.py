@@ -106,3 +106,49 @@ def assert_concurrent_counters_safe(app, url: str, small_city, bookstore: str, l
     assert line.reserved_fen == approved * 900  # each approval charged once
     assert line.reserved_fen + line.committed_fen <= line.amount_fen
     assert n_rows == len(readers)  # retries stored nothing new
+
+
+#: Reasons that cite the reader's own history: never shown to a reader who opted out.
+HISTORY_REASONS = {"because_you_borrowed", "also_borrowed"}
+
+
+def assert_opt_out_flow(client, reader: str) -> None:
+    """The personalisation opt-out end to end over HTTP (same scenario on SQLite and PostgreSQL):
+    defaults, PUT by the reader, every later list unpersonalised without history reasons, the
+    ``?personalised=false`` query on its own, opting back in."""
+    h = token_for_reader(reader)
+    url = f"/v1/readers/{reader}"
+    assert client.get(f"{url}/preferences", headers=h).json() == {
+        "reader_id": reader,
+        "personalised": True,
+        "promotion": True,
+        "updated_at": None,
+    }
+    mine = client.get(f"{url}/recommendations", params={"n": 10}, headers=h).json()
+    assert mine["personalised"] and not mine["cold_start"]
+    assert any(x["code"] in HISTORY_REASONS for i in mine["items"] for x in i["reasons"])
+    queried = client.get(f"{url}/recommendations", params={"n": 10, "personalised": "false"}, headers=h).json()
+    assert not queried["personalised"] and queried["cold_start"]
+    assert not any(x["code"] in HISTORY_REASONS for i in queried["items"] for x in i["reasons"])
+    assert [i["title_id"] for i in queried["items"]] != [i["title_id"] for i in mine["items"]]
+
+    put = client.put(f"{url}/preferences", json={"personalised": False, "promotion": False}, headers=h)
+    assert put.status_code == 200, put.text
+    assert put.json()["personalised"] is False and put.json()["updated_at"]
+    stored = client.get(f"{url}/recommendations", params={"n": 10}, headers=h).json()
+    assert not stored["personalised"] and stored["cold_start"] and not stored["promotion"]
+    assert not any(x["code"] in HISTORY_REASONS for i in stored["items"] for x in i["reasons"])
+    # the query cannot switch a stored opt-out back on
+    again = client.get(f"{url}/recommendations", params={"personalised": "true"}, headers=h).json()
+    assert not again["personalised"]
+
+    client.put(f"{url}/preferences", json={"personalised": True}, headers=h)
+    back = client.get(f"{url}/recommendations", params={"n": 10}, headers=h).json()
+    assert back["personalised"] and back["promotion"]  # promotion defaults to on when not sent
+    assert [i["title_id"] for i in back["items"]] == [i["title_id"] for i in mine["items"]]
+
+
+def token_for_reader(reader: str) -> dict[str, str]:
+    from tests.serving.conftest import token
+
+    return token("reader", reader)

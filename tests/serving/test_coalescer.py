@@ -52,7 +52,7 @@ def test_groups_never_mix_parameters(bundle):
 
 def test_a_failing_group_fails_only_its_requests():
     class Service:
-        def recommend_for_readers(self, ids, n, branch, promotion):
+        def recommend_for_readers(self, ids, n, branch, promotion, personalised=True):
             if n == 13:
                 raise ValueError("unlucky")
             return {r: [r] * n for r in ids}

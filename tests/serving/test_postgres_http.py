@@ -13,7 +13,13 @@ import pytest
 from serving.server import running_server
 from serving.settings import Settings
 from tests.pg import drop_database, fresh_database, pg_url  # noqa: F401 - pg_url is a fixture
-from tests.serving._helpers import assert_concurrent_counters_safe, counter_body, eligible_readers, fresh_isbn
+from tests.serving._helpers import (
+    assert_concurrent_counters_safe,
+    assert_opt_out_flow,
+    counter_body,
+    eligible_readers,
+    fresh_isbn,
+)
 from tests.serving.conftest import make_settings, token
 
 BOOKSTORE = "BS-12"  # Gongzhuling: 70 yuan for 2026-06
@@ -110,3 +116,16 @@ def test_staff_sessions_live_in_postgresql(server):
         r = c.post("/staff/login", data={"username": "alice", "password": "alice-pw"})
         assert r.status_code == 303 and "yuedu_staff" in r.cookies
         assert 'id="who"' in c.get("/staff").text
+
+
+def test_opt_out_flow_on_postgresql(server, small_city):
+    """The personalisation opt-out end to end over HTTP, preferences stored in PostgreSQL."""
+    import polars as pl
+    from sqlalchemy import inspect
+
+    app, url = server
+    loans = pl.read_parquet(small_city / "loans.parquet")
+    reader = loans.group_by("reader_id").len().sort("len", descending=True)["reader_id"][2]
+    with httpx.Client(base_url=url, timeout=30) as c:
+        assert_opt_out_flow(c, reader)
+    assert "reader_preferences" in inspect(app.state.yuedu.db.engine).get_table_names()

@@ -18,6 +18,8 @@ STAFF = ("staff", "admin")
 ENDPOINTS = [
     ("get", "/v1/readers/{reader_id}/recommendations", "/v1/readers/R-SELF/recommendations", ("reader", *STAFF)),
     ("post", "/v1/readers/{reader_id}/events", "/v1/readers/R-SELF/events", ("reader", *STAFF)),
+    ("get", "/v1/readers/{reader_id}/preferences", "/v1/readers/R-SELF/preferences", ("reader", *STAFF)),
+    ("put", "/v1/readers/{reader_id}/preferences", "/v1/readers/R-SELF/preferences", ("reader", *STAFF)),
     ("get", "/v1/titles/{title_id}/similar", "/v1/titles/T0000001/similar", ANY),
     ("get", "/v1/booklists", "/v1/booklists", ANY),
     ("get", "/v1/booklists/{booklist_id}", "/v1/booklists/BL-001", ANY),

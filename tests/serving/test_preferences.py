@@ -1,0 +1,43 @@
+"""Stored per-reader preferences (issue 17, PIPL Art. 24) through HTTP on the real app (SQLite; the
+same flow runs on PostgreSQL in ``test_postgres_http``)."""
+
+from __future__ import annotations
+
+from tests.serving._helpers import assert_opt_out_flow
+from tests.serving.conftest import token
+
+
+def test_opt_out_flow_on_sqlite(client, city_facts):
+    assert_opt_out_flow(client, city_facts["reader"])
+
+
+def test_staff_may_set_a_readers_preferences_another_reader_may_not(client, city_facts):
+    reader = city_facts["other_reader"]
+    url = f"/v1/readers/{reader}/preferences"
+    assert client.put(url, json={"personalised": False}, headers=token("reader", "R-SOMEONE-ELSE")).status_code == 403
+    assert client.put(url, json={"personalised": False}, headers=token("staff", "alice")).status_code == 200
+    assert client.get(url, headers=token("reader", reader)).json()["personalised"] is False
+    client.put(url, json={"personalised": True}, headers=token("admin", "root"))
+
+
+def test_preferences_survive_a_restart(app, small_city, model_dir, city_facts):
+    """Stored in the service database: a new app on the same database still honours them."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    reader = "R-RESTART"
+    with TestClient(app) as c:
+        c.put(f"/v1/readers/{reader}/preferences", json={"personalised": False}, headers=token("reader", reader))
+    again = create_app(app.state.yuedu.settings)
+    with TestClient(again) as c:
+        assert (
+            c.get(f"/v1/readers/{reader}/preferences", headers=token("reader", reader)).json()["personalised"] is False
+        )
+
+
+def test_preferences_body_is_bounded(client):
+    h = token("reader", "R-1")
+    for bad in [{"personalised": "maybe"}, {"personalised": 2**70}, {}, {"personalised": False, "extra": 1}]:
+        r = client.put("/v1/readers/R-1/preferences", json=bad, headers=h)
+        assert r.status_code == 422 and r.json()["fields"], (bad, r.text)
