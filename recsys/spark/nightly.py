@@ -4,7 +4,7 @@ The nightly refresh of the app: each reader's ``n`` best titles under the same b
 :func:`recsys.filters.build_exclusions` — **already borrowed** (loans and e-book events in the data
 directory, optionally within ``borrowed_window_days`` before ``today``) and **audience** (adult-only
 titles never reach minors or child cards; per-age-band audience whitelists) plus the explicit title
-blocklist. Availability is a live, per-branch fact and stays with the online service.
+blocklist. Readers who refused personalisation (``opted_out``) get no list at all. Availability is a live, per-branch fact and stays with the online service.
 
 The title factors and the audience masks are broadcast once; readers stream through
 ``mapInArrow`` in Arrow batches, each scored with one matrix product and cut with
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -148,6 +148,7 @@ def recommend_frame(
     today: date | None = None,
     batch_rows: int = 1024,
     reader_rows: np.ndarray | None = None,
+    opted_out: Collection[str] = (),
 ) -> DataFrame:
     """The lazy Spark frame of every model reader's top-``n`` (see the module docstring).
 
@@ -161,6 +162,8 @@ def recommend_frame(
         today: reference day of the borrowed window (default: today).
         batch_rows: readers per Arrow batch (memory: batch_rows × titles × 4 bytes per task).
         reader_rows: only these model reader rows (a trial run or a measured sample); None = all.
+        opted_out: readers who refused personalisation (``serving.preferences.ReaderPreferences
+            .opted_out()``): they get no history-based list (the service shows them popularity).
     """
     config = filters or FilterConfig()
     if n <= 0:
@@ -178,6 +181,9 @@ def recommend_frame(
     readers = _reader_factors(spark, model, reader_rows).join(
         reader_groups(spark, data_dir, config), "reader_id", "left"
     )
+    if opted_out:
+        refused = spark.createDataFrame([(str(r),) for r in dict.fromkeys(opted_out)], "reader_id string")
+        readers = readers.join(F.broadcast(refused), "reader_id", "left_anti")
     readers = readers.withColumn("group", F.coalesce(F.col("group"), F.lit(0)).cast("int"))
     if config.filter_borrowed:
         start = None
@@ -218,11 +224,12 @@ def nightly_top_n(
     today: date | None = None,
     batch_rows: int = 1024,
     reader_rows: np.ndarray | None = None,
+    opted_out: Collection[str] = (),
 ) -> NightlySummary:
     """Compute every model reader's top-``n`` on Spark and write it as Parquet to ``out`` (a folder
     of part files, replaced if present). See :func:`recommend_frame` for the arguments."""
     started = time.perf_counter()
-    frame = recommend_frame(spark, model, data_dir, n, filters, today, batch_rows, reader_rows)
+    frame = recommend_frame(spark, model, data_dir, n, filters, today, batch_rows, reader_rows, opted_out)
     frame.write.mode("overwrite").parquet(str(out))
     written = spark.read.parquet(str(out))
     stats = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("reader_id").alias("readers")).first()

@@ -55,3 +55,18 @@ def test_nightly_top_n_matches_local_recommend(spark, small_city, tmp_path):
     assert got.filter(pl.col("title_id") == "T0000010").height == 0
     borrowed = load_interactions(small_city).select("reader_id", "title_id").unique().collect()
     assert got.join(borrowed, on=["reader_id", "title_id"], how="semi").height == 0
+
+
+def test_nightly_leaves_out_readers_who_refused_personalisation(spark, small_city, tmp_path):
+    """PIPL Art. 24: a reader's stored opt-out reaches the batch lists (no history-based list)."""
+    from recsys.spark.nightly import nightly_top_n
+
+    model = make_model("als", factors=8, iterations=4, seed=1, threads=2).fit(
+        build_matrix(load_interactions(small_city).collect())
+    )
+    refused = list(model.readers_.ids[:3])
+    rows = np.arange(50)
+    summary = nightly_top_n(spark, model, small_city, tmp_path / "recs", n=5, reader_rows=rows, opted_out=refused)
+    got = pl.read_parquet(tmp_path / "recs" / "*.parquet")
+    assert not set(refused) & set(got["reader_id"])
+    assert summary.readers == 50 - 3 and set(got["reader_id"]) == set(model.readers_.ids[3:50])
