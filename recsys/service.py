@@ -122,6 +122,10 @@ class RecommendationService:
         snapshot = list(self._live.items())  # record_event may run on another thread meanwhile
         return {rid: [str(t) for t in self.context.title_ids[sorted(rows)]] for rid, rows in snapshot}
 
+    def forget_reader(self, reader_id: str) -> int:
+        """Drop the reader's live events (data erasure); the number of titles dropped."""
+        return len(self._live.pop(reader_id, ()))
+
     def has_live_events(self, reader_id: str) -> bool:
         return reader_id in self._live
 

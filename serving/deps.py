@@ -87,6 +87,16 @@ async def own_reader(reader_id: str, principal: ReaderOrStaff) -> Principal:
 OwnReader = Annotated[Principal, Depends(own_reader)]
 
 
+async def self_or_admin(reader_id: str, principal: Caller) -> Principal:
+    """Data rights (export, erasure): the reader themself or an admin; staff and others get 403."""
+    if principal.role == "admin" or (principal.role == "reader" and principal.subject == reader_id):
+        return principal
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "only the reader themself or an admin may use this endpoint")
+
+
+SelfOrAdmin = Annotated[Principal, Depends(self_or_admin)]
+
+
 async def get_bundle(state: State) -> ModelBundle:
     """The model bundle to use for the WHOLE request (taken once, so a reload never mixes models)."""
     bundle = state.bundle

@@ -11,7 +11,7 @@ Money in responses is yuan (two decimals); the database keeps integer fen.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,6 +42,8 @@ __all__ = [
     "PurchaseRequestIn",
     "PreferencesIn",
     "PreferencesOut",
+    "ProfileErasedOut",
+    "ReaderDataOut",
     "ReasonOut",
     "RecommendationOut",
     "RecommendationsOut",
@@ -135,6 +137,27 @@ class PreferencesOut(_Out):
     personalised: bool
     promotion: bool
     updated_at: datetime | None = Field(description="When the reader last chose (null: never, the defaults).")
+
+
+class ReaderDataOut(_Out):
+    """Everything the library holds about a reader's reading (PIPL Art. 45), as JSON."""
+
+    reader_id: str
+    loans: list[dict[str, Any]] = Field(description="Loans from the library's records (also after erasure).")
+    holds: list[dict[str, Any]]
+    ebook_events: list[dict[str, Any]]
+    live_events: list[str] = Field(description="Titles recorded by the service since the model was built.")
+    requests: list[dict[str, Any]] = Field(description="Purchase requests (you choose, I buy).")
+    preferences: PreferencesOut
+    excluded_from_training: bool = Field(description="The profile was erased: the next model leaves you out.")
+    audit: list[dict[str, Any]] = Field(description="Earlier exports and erasures (who, when).")
+
+
+class ProfileErasedOut(_Out):
+    reader_id: str
+    live_events_dropped: int
+    excluded_from_training: bool = True
+    loans_kept: int = Field(description="Loan records the library must keep (not used for recommendation).")
 
 
 class EventIn(_In):

@@ -31,6 +31,7 @@ from recsys.base import Recommender
 from recsys.context import LibraryContext
 from recsys.service import RecommendationService
 from serving.coalescer import RequestCoalescer
+from serving.data_rights import DataRights
 from serving.metrics import Metrics
 from serving.preferences import ReaderPreferences
 from serving.security import LoginGuard, parse_staff_users
@@ -102,6 +103,7 @@ class AppState:
     today: date
     sessions: StaffSessions
     preferences: ReaderPreferences
+    data_rights: DataRights
     login_guard: LoginGuard
     bundle: ModelBundle | None = None
     last_reload_error: str | None = None
@@ -147,6 +149,7 @@ class AppState:
             today=today,
             sessions=StaffSessions(db),
             preferences=ReaderPreferences(db),
+            data_rights=DataRights(db),
             login_guard=LoginGuard.create(settings.login_max_failures, settings.login_lockout_s),
             alias_resolver=alias_resolver,
             alias_loader=alias_loader,

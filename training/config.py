@@ -231,6 +231,11 @@ class ExperimentConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     filters: dict[str, Any] = Field(default_factory=dict, description="recsys.filters.FilterConfig fields.")
     promotion: dict[str, Any] = Field(default_factory=dict, description="recsys.rerank.PromotionConfig fields.")
+    exclude_readers: Path | None = Field(
+        None,
+        description="Text file of reader ids (one a line) left out of training: readers who erased their "
+        "profile (the service's training_exclusions, written by serving.data_rights.write_exclusions).",
+    )
     description: str = ""
 
     @model_validator(mode="after")

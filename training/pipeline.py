@@ -89,6 +89,25 @@ def _fingerprint(matrices: SplitMatrices, split: Split) -> str:
     return h.hexdigest()[:16]
 
 
+def excluded_readers(path: Path | None) -> list[str]:
+    """Reader ids of an exclusion list file (blank lines ignored); none without a file."""
+    if path is None:
+        return []
+    if not Path(path).is_file():
+        raise NotFound(f"exclude_readers {path}: no such file")
+    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _without_excluded(events: pl.DataFrame, path: Path | None) -> pl.DataFrame:
+    """The events of readers not on the exclusion list (erased profiles are never trained on)."""
+    excluded = excluded_readers(path)
+    if not excluded:
+        return events
+    kept = events.filter(~pl.col("reader_id").is_in(excluded))
+    _log.info("training exclusion list: %d readers, %d events left out", len(excluded), events.height - kept.height)
+    return kept
+
+
 def prepare(config: ExperimentConfig) -> Prepared:
     """Load the data set, apply the protocol, build weighted matrices (train + folds)."""
     from features.datasets import load_dataset
@@ -102,7 +121,9 @@ def prepare(config: ExperimentConfig) -> Prepared:
         seed=ds_cfg.synth_seed,
     )
     weighting = WeightingConfig(**config.weighting)
-    events = _filter_min_events(dataset.interactions.collect(), weighting, config.split.min_events)
+    events = _filter_min_events(
+        _without_excluded(dataset.interactions.collect(), config.exclude_readers), weighting, config.split.min_events
+    )
     split = split_events(events, config.split.to_protocol(), config.seed)
     matrices = split.to_matrices(weighting)
     return Prepared(config, split, matrices, dataset.titles, _fingerprint(matrices, split), time.perf_counter() - t0)

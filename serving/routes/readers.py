@@ -11,13 +11,16 @@ from fastapi import APIRouter, Path, Query, status
 from features import bounds
 from features.privacy import pseudonymise
 from recsys.service import UnknownTitleError
-from serving.deps import Bundle, OwnReader, State
+from serving.data_rights import library_records
+from serving.deps import Bundle, OwnReader, SelfOrAdmin, State
 from serving.errors import field_error
 from serving.schemas import (
     EventIn,
     EventOut,
     PreferencesIn,
     PreferencesOut,
+    ProfileErasedOut,
+    ReaderDataOut,
     ReasonOut,
     RecommendationOut,
     RecommendationsOut,
@@ -28,6 +31,10 @@ _log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/readers", tags=["readers"])
 
 ReaderId = Annotated[str, Path(min_length=1, max_length=bounds.ID_MAX, description="Reader card id.")]
+
+
+def _choices(state, reader_id: str):
+    return state.preferences.get(reader_id), state.data_rights.is_excluded(reader_id)
 
 
 @router.get("/{reader_id}/recommendations", response_model=RecommendationsOut)
@@ -56,9 +63,10 @@ async def recommendations(
     """
     if branch is not None and bundle.context.branches.get(branch) is None:
         raise field_error("query.branch", f"unknown branch '{branch}'")
-    stored = await asyncio.to_thread(state.preferences.get, reader_id)
+    stored, erased = await asyncio.to_thread(_choices, state, reader_id)
     promotion = stored.promotion if promotion is None else promotion
-    personalised = stored.personalised and personalised is not False  # a query can only opt out further
+    # a query can only opt out further; an erased profile is not used even before the next training
+    personalised = stored.personalised and not erased and personalised is not False
     svc = bundle.service
     cold = not personalised or (bundle.model.readers_.get(reader_id) is None and not svc.has_live_events(reader_id))
     recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion, personalised)
@@ -119,3 +127,38 @@ def put_preferences(reader_id: ReaderId, body: PreferencesIn, _principal: OwnRea
         "preferences of %s: personalised=%s promotion=%s", pseudonymise(reader_id), prefs.personalised, prefs.promotion
     )
     return _prefs_out(reader_id, prefs)
+
+
+@router.get("/{reader_id}/data", response_model=ReaderDataOut)
+def export_data(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> ReaderDataOut:
+    """Everything held about the reader's reading, as JSON (the reader themself or an admin; audited)."""
+    rights = state.data_rights
+    records = library_records(state.settings.data_dir, reader_id)
+    bundle = state.bundle
+    live = bundle.service.live_events().get(reader_id, []) if bundle is not None else []
+    rights.audit(reader_id, "export", f"{principal.role}:{principal.subject}", state.now())
+    _log.info("data export for %s", pseudonymise(reader_id))
+    return ReaderDataOut(
+        reader_id=reader_id,
+        **records,
+        live_events=live,
+        requests=rights.requests(reader_id),
+        preferences=_prefs_out(reader_id, state.preferences.get(reader_id)),
+        excluded_from_training=rights.is_excluded(reader_id),
+        audit=rights.audit_trail(reader_id),
+    )
+
+
+@router.delete("/{reader_id}/profile", response_model=ProfileErasedOut)
+def erase_profile(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> ProfileErasedOut:
+    """Erase the profile used for recommendation: live events dropped, preferences forgotten, the reader
+    left out of the next training (and of personalisation until then). Loan records stay (audited)."""
+    bundle = state.bundle
+    dropped = bundle.service.forget_reader(reader_id) if bundle is not None else 0
+    state.preferences.forget(reader_id)
+    state.data_rights.exclude(reader_id, state.now())
+    kept = len(library_records(state.settings.data_dir, reader_id)["loans"])
+    actor = f"{principal.role}:{principal.subject}"
+    state.data_rights.audit(reader_id, "erase", actor, state.now(), f"live events dropped: {dropped}")
+    _log.info("profile of %s erased (%d live events)", pseudonymise(reader_id), dropped)
+    return ProfileErasedOut(reader_id=reader_id, live_events_dropped=dropped, loans_kept=kept)

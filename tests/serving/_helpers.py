@@ -152,3 +152,49 @@ def token_for_reader(reader: str) -> dict[str, str]:
     from tests.serving.conftest import token
 
     return token("reader", reader)
+
+
+def assert_data_rights_flow(client, app, data_dir: Path, reader: str, bookstore: str, tmp: Path) -> None:
+    """Export and erasure end to end over HTTP (same scenario on SQLite and PostgreSQL): the export holds
+    loans, live events, requests and preferences; only the reader and admin may ask; the erasure drops
+    live events, stops personalisation, puts the reader on the training exclusion list, keeps loans;
+    both are audited."""
+    from serving.data_rights import write_exclusions
+    from tests.serving.conftest import token
+
+    me, url = token_for_reader(reader), f"/v1/readers/{reader}"
+    title = str(app.state.yuedu.bundle.context.title_ids[5])  # in the served catalogue
+    n_loans = pl.read_parquet(data_dir / "loans.parquet").filter(pl.col("reader_id") == reader).height
+    event = client.post(f"{url}/events", json={"title_id": title}, headers=me)
+    assert event.status_code == 202, event.text
+    body = counter_body(reader, bookstore, 12.0)
+    made = client.post("/v1/purchase-requests", json=body, headers={**token("bookstore", bookstore), **key()})
+    assert made.status_code == 201, made.text
+    for who in [token("staff", "alice"), token("reader", "R-SOMEONE-ELSE"), token("bookstore", bookstore)]:
+        assert client.get(f"{url}/data", headers=who).status_code == 403
+        assert client.delete(f"{url}/profile", headers=who).status_code == 403
+    data = client.get(f"{url}/data", headers=me).json()
+    assert len(data["loans"]) == n_loans > 0 and data["live_events"] == [title]
+    assert [r["request_id"] for r in data["requests"]] == [made.json()["request_id"]]
+    assert data["preferences"]["personalised"] and not data["excluded_from_training"]
+    assert [a["action"] for a in data["audit"]] == ["export"]
+
+    erased = client.delete(f"{url}/profile", headers=me)
+    assert erased.status_code == 200, erased.text
+    assert erased.json() == {
+        "reader_id": reader,
+        "live_events_dropped": 1,
+        "excluded_from_training": True,
+        "loans_kept": n_loans,
+    }
+    recs = client.get(f"{url}/recommendations", headers=me).json()
+    assert not recs["personalised"] and recs["cold_start"]
+    after = client.get(f"{url}/data", headers=token("admin", "root")).json()
+    assert after["live_events"] == [] and after["excluded_from_training"] and len(after["loans"]) == n_loans
+    assert [(a["action"], a["actor"]) for a in after["audit"]] == [
+        ("export", f"reader:{reader}"),
+        ("erase", f"reader:{reader}"),
+        ("export", "admin:root"),
+    ]
+    assert write_exclusions(app.state.yuedu.data_rights, tmp / "excluded.txt") >= 1
+    assert reader in (tmp / "excluded.txt").read_text().split()

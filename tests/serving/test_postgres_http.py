@@ -15,6 +15,7 @@ from serving.settings import Settings
 from tests.pg import drop_database, fresh_database, pg_url  # noqa: F401 - pg_url is a fixture
 from tests.serving._helpers import (
     assert_concurrent_counters_safe,
+    assert_data_rights_flow,
     assert_opt_out_flow,
     counter_body,
     eligible_readers,
@@ -129,3 +130,14 @@ def test_opt_out_flow_on_postgresql(server, small_city):
     with httpx.Client(base_url=url, timeout=30) as c:
         assert_opt_out_flow(c, reader)
     assert "reader_preferences" in inspect(app.state.yuedu.db.engine).get_table_names()
+
+
+def test_data_rights_flow_on_postgresql(server, small_city, tmp_path):
+    """Export and erasure end to end over HTTP; exclusion list and audit trail in PostgreSQL."""
+    import polars as pl
+
+    app, url = server
+    borrowers = set(pl.read_parquet(small_city / "loans.parquet")["reader_id"])
+    reader = [r for r in eligible_readers(small_city, 200, "Dehui") if r in borrowers][1]
+    with httpx.Client(base_url=url, timeout=30) as c:
+        assert_data_rights_flow(c, app, small_city, reader, "BS-11", tmp_path)

@@ -3,7 +3,9 @@ same flow runs on PostgreSQL in ``test_postgres_http``)."""
 
 from __future__ import annotations
 
-from tests.serving._helpers import assert_opt_out_flow
+import polars as pl
+
+from tests.serving._helpers import assert_data_rights_flow, assert_opt_out_flow
 from tests.serving.conftest import token
 
 
@@ -20,15 +22,14 @@ def test_staff_may_set_a_readers_preferences_another_reader_may_not(client, city
     client.put(url, json={"personalised": True}, headers=token("admin", "root"))
 
 
-def test_preferences_survive_a_restart(app, small_city, model_dir, city_facts):
+def test_preferences_survive_a_restart(client, app):
     """Stored in the service database: a new app on the same database still honours them."""
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
 
     reader = "R-RESTART"
-    with TestClient(app) as c:
-        c.put(f"/v1/readers/{reader}/preferences", json={"personalised": False}, headers=token("reader", reader))
+    client.put(f"/v1/readers/{reader}/preferences", json={"personalised": False}, headers=token("reader", reader))
     again = create_app(app.state.yuedu.settings)
     with TestClient(again) as c:
         assert (
@@ -41,3 +42,11 @@ def test_preferences_body_is_bounded(client):
     for bad in [{"personalised": "maybe"}, {"personalised": 2**70}, {}, {"personalised": False, "extra": 1}]:
         r = client.put("/v1/readers/R-1/preferences", json=bad, headers=h)
         assert r.status_code == 422 and r.json()["fields"], (bad, r.text)
+
+
+def test_data_rights_flow_on_sqlite(client, app, small_city, tmp_path):
+    from tests.serving._helpers import eligible_readers
+
+    loans = pl.read_parquet(small_city / "loans.parquet")
+    readers = [r for r in eligible_readers(small_city, 200, "Dehui") if r in set(loans["reader_id"])]
+    assert_data_rights_flow(client, app, small_city, readers[0], "BS-11", tmp_path)

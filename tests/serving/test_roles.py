@@ -20,6 +20,8 @@ ENDPOINTS = [
     ("post", "/v1/readers/{reader_id}/events", "/v1/readers/R-SELF/events", ("reader", *STAFF)),
     ("get", "/v1/readers/{reader_id}/preferences", "/v1/readers/R-SELF/preferences", ("reader", *STAFF)),
     ("put", "/v1/readers/{reader_id}/preferences", "/v1/readers/R-SELF/preferences", ("reader", *STAFF)),
+    ("get", "/v1/readers/{reader_id}/data", "/v1/readers/R-SELF/data", ("reader", "admin")),
+    ("delete", "/v1/readers/{reader_id}/profile", "/v1/readers/R-SELF/profile", ("reader", "admin")),
     ("get", "/v1/titles/{title_id}/similar", "/v1/titles/T0000001/similar", ANY),
     ("get", "/v1/booklists", "/v1/booklists", ANY),
     ("get", "/v1/booklists/{booklist_id}", "/v1/booklists/BL-001", ANY),

@@ -211,3 +211,27 @@ def test_hybrid_blend_uses_internal_splits_of_training_readers_on_strong_splits(
     else:
         assert sets == 1 and readers <= validation
     assert set(model.weights) == {"ease", "pop"} and abs(sum(model.weights.values()) - 1.0) < 1e-6
+
+
+def test_readers_on_the_exclusion_list_are_not_trained_on(small_city, tmp_path):
+    """An erased profile (serving.data_rights) never reaches the next model."""
+    import polars as pl
+
+    from training import pipeline
+
+    loans = pl.read_parquet(small_city / "loans.parquet")
+    erased = loans.group_by("reader_id").len().sort("len", descending=True)["reader_id"].head(3).to_list()
+    listing = tmp_path / "excluded.txt"
+    listing.write_text("\n".join(erased) + "\n\n", encoding="utf-8")
+    base = pipeline.prepare(_config(small_city))
+    cut = pipeline.prepare(_config(small_city, exclude_readers=str(listing)))
+
+    def readers(prepared) -> set[str]:
+        folds = {str(r) for fold in prepared.split.folds.values() for r in fold.readers}
+        return set(prepared.split.train["reader_id"].unique()) | folds
+
+    before, after = readers(base), readers(cut)
+    assert set(erased) <= before and not set(erased) & after
+    assert before - after == set(erased)
+    with pytest.raises(Exception, match="no such file"):
+        pipeline.prepare(_config(small_city, exclude_readers=str(tmp_path / "missing.txt")))
