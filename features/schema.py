@@ -60,6 +60,31 @@ CLC_TOP_CLASSES: dict[str, str] = {
     "X": "Environment & safety",
     "Z": "General works",
 }
+#: The same top classes by their Chinese names (中国图书馆分类法), for zh-CN text.
+CLC_TOP_CLASSES_ZH: dict[str, str] = {
+    "A": "马克思主义、列宁主义、毛泽东思想、邓小平理论",
+    "B": "哲学、宗教",
+    "C": "社会科学总论",
+    "D": "政治、法律",
+    "E": "军事",
+    "F": "经济",
+    "G": "文化、科学、教育、体育",
+    "H": "语言、文字",
+    "I": "文学",
+    "J": "艺术",
+    "K": "历史、地理",
+    "N": "自然科学总论",
+    "O": "数理科学和化学",
+    "P": "天文学、地球科学",
+    "Q": "生物科学",
+    "R": "医药、卫生",
+    "S": "农业科学",
+    "T": "工业技术",
+    "U": "交通运输",
+    "V": "航空、航天",
+    "X": "环境科学、安全科学",
+    "Z": "综合性图书",
+}
 #: A CLC class: a top letter, optionally a second letter (T only: TP, TN, ...), then digits / dots.
 CLC_PATTERN = r"^[A-KN-VXZ][A-Z]?[0-9]*(\.[0-9]+)*$"
 

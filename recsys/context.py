@@ -30,7 +30,16 @@ import polars as pl
 import scipy.sparse as sp
 
 from features.interactions import BRANCH_COLUMN, events_from_tables
-from features.schema import AGE_BANDS, AUDIENCES, CARD_TYPES, CLC_TOP_CLASSES, TABLES, conform, table_path
+from features.schema import (
+    AGE_BANDS,
+    AUDIENCES,
+    CARD_TYPES,
+    CLC_TOP_CLASSES,
+    CLC_TOP_CLASSES_ZH,
+    TABLES,
+    conform,
+    table_path,
+)
 from features.vocab import Vocabulary
 
 _log = logging.getLogger(__name__)
@@ -385,10 +394,11 @@ class LibraryContext:
         out[known] = self.reader_home_branch[reader_rows[known]]
         return out
 
-    def class_name(self, title_row: int) -> str:
-        """Readable CLC top-class name of a title ('Literature'), or its raw class."""
+    def class_name(self, title_row: int, lang: str = "en") -> str:
+        """Readable CLC top-class name of a title ('Literature'; '文学' for zh-CN), or its raw class."""
         top = int(self.clc_top[title_row])
-        return CLC_TOP_CLASSES[CLC_LETTERS[top]] if top >= 0 else str(self.clc_class[title_row])
+        names = CLC_TOP_CLASSES_ZH if lang == "zh-CN" else CLC_TOP_CLASSES
+        return names[CLC_LETTERS[top]] if top >= 0 else str(self.clc_class[title_row])
 
 
 # ---------------------------------------------------------------------- builders of from_frames

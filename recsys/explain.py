@@ -63,6 +63,37 @@ class Reason:
     text: str
     #: title_id (borrowed title), booklist_id, or branch_id the reason rests on; None when self-evident.
     ref: str | None = None
+    #: Template key of :data:`TEXTS` and its values, so that :func:`render` can say it in zh-CN or en.
+    key: str = ""
+    params: tuple = ()
+
+
+#: The sentences of the reasons: zh-CN (the default of the API) with 《》 around titles, and en.
+TEXTS: dict[str, dict[str, str]] = {
+    "because": {"zh-CN": "因为您借过《{0}》", "en": "Because you borrowed «{0}»"},
+    "similar": {"zh-CN": "与您借过的《{0}》相似", "en": "Similar to «{0}», which you borrowed"},
+    "also": {"zh-CN": "借过《{0}》的 {1} 位读者也借了它", "en": "{1} {2} of «{0}» also borrowed it"},
+    "list": {"zh-CN": "入选《{0}》书单", "en": "On the «{0}» list"},
+    "new": {"zh-CN": "{1}类新书", "en": "New arrival in {0}"},
+    "local": {"zh-CN": "城市记忆馆藏的本地文献", "en": "Local literature from the City Memory collection"},
+    "branch": {"zh-CN": "在{0}很受欢迎", "en": "Popular at {0}"},
+    "city": {"zh-CN": "全市热门", "en": "Popular in the city"},
+    "ebook": {"zh-CN": "可立即阅读电子书", "en": "Read it now as an e-book"},
+    "delivery": {"zh-CN": "可送书上门", "en": "Home delivery available"},
+    "available": {"zh-CN": "{0}现有在架可借", "en": "Available now at {0}"},
+}
+LANGUAGES = ("zh-CN", "en")
+
+
+def reason(code: ReasonCode, key: str, *params, ref: str | None = None) -> Reason:
+    """A reason whose English text comes from :data:`TEXTS` (other languages through :func:`render`)."""
+    return Reason(code, TEXTS[key]["en"].format(*params), ref, key, tuple(params))
+
+
+def render(r: Reason, lang: str = "zh-CN") -> str:
+    """The reason's sentence in ``lang`` ('zh-CN' or 'en'); a reason without a template keeps its text."""
+    template = TEXTS.get(r.key, {}).get(lang)
+    return r.text if template is None else template.format(*r.params)
 
 
 #: ``similar(title_rows, n) -> (title_rows (k × n), scores)``, e.g. ``model.similar``.
@@ -404,19 +435,19 @@ def _title_reasons(context: LibraryContext, ev: _Evidence, i: int, j: int, t: in
         reasons += _history_reasons(context, ev, i, j, h)
     bl = int(ev.first_list[t])
     if bl >= 0:
-        reasons.append(Reason(ReasonCode.ON_BOOKLIST, f"On the «{ev.list_names[bl]}» list", ev.list_ids[bl]))
+        reasons.append(reason(ReasonCode.ON_BOOKLIST, "list", ev.list_names[bl], ref=ev.list_ids[bl]))
     if ev.new[t]:
-        reasons.append(Reason(ReasonCode.NEW_ARRIVAL, f"New arrival in {context.class_name(t)}"))
+        reasons.append(reason(ReasonCode.NEW_ARRIVAL, "new", context.class_name(t), context.class_name(t, "zh-CN")))
     if context.local_literature[t]:
-        reasons.append(Reason(ReasonCode.LOCAL_LITERATURE, "Local literature from the City Memory collection"))
+        reasons.append(reason(ReasonCode.LOCAL_LITERATURE, "local"))
     if h < 0 or not ev.has_history[i]:
         if ev.at_branch[i][j]:
             b = ev.branches[i]
             reasons.append(
-                Reason(ReasonCode.POPULAR_AT_BRANCH, f"Popular at {context.branch_name[b]}", context.branch_ids[b])
+                reason(ReasonCode.POPULAR_AT_BRANCH, "branch", context.branch_name[b], ref=context.branch_ids[b])
             )
         elif ev.in_city[i][j]:
-            reasons.append(Reason(ReasonCode.POPULAR_IN_CITY, "Popular in the city"))
+            reasons.append(reason(ReasonCode.POPULAR_IN_CITY, "city"))
     access = _access_reason(context, ev, i, j, t)
     if access is not None:
         reasons.append(access)
@@ -428,25 +459,25 @@ def _history_reasons(context: LibraryContext, ev: _Evidence, i: int, j: int, h: 
     name = context.title_text[h]
     ref = context.title_ids[h]
     if ev.via_model[i][j]:
-        return [Reason(ReasonCode.BECAUSE_YOU_BORROWED, f"Similar to «{name}», which you borrowed", ref)]
+        return [reason(ReasonCode.BECAUSE_YOU_BORROWED, "similar", name, ref=ref)]
     c = ev.co_readers[i][j]
     who = "reader" if c == 1 else "readers"
     return [
-        Reason(ReasonCode.BECAUSE_YOU_BORROWED, f"Because you borrowed «{name}»", ref),
-        Reason(ReasonCode.ALSO_BORROWED, f"{c} {who} of «{name}» also borrowed it", ref),
+        reason(ReasonCode.BECAUSE_YOU_BORROWED, "because", name, ref=ref),
+        reason(ReasonCode.ALSO_BORROWED, "also", name, c, who, ref=ref),
     ]
 
 
 def _access_reason(context: LibraryContext, ev: _Evidence, i: int, j: int, t: int) -> Reason | None:
     """How the reader gets the title now: e-book, on shelf at their branch, delivery, another branch."""
     if context.digital[t]:
-        return Reason(ReasonCode.EBOOK, "Read it now as an e-book")
+        return reason(ReasonCode.EBOOK, "ebook")
     if ev.here[i][j]:
         b = ev.branches[i]
     elif context.first_shelf_branch[t] >= 0:
         b = int(context.first_shelf_branch[t])
         if ev.delivers[i]:
-            return Reason(ReasonCode.HOME_DELIVERY, "Home delivery available", context.branch_ids[b])
+            return reason(ReasonCode.HOME_DELIVERY, "delivery", ref=context.branch_ids[b])
     else:
         return None
-    return Reason(ReasonCode.AVAILABLE_AT, f"Available now at {context.branch_name[b]}", context.branch_ids[b])
+    return reason(ReasonCode.AVAILABLE_AT, "available", context.branch_name[b], ref=context.branch_ids[b])

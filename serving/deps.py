@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.security import Principal, TokenError, verify_token
 from serving.state import AppState, ModelBundle
@@ -108,3 +108,29 @@ async def get_bundle(state: State) -> ModelBundle:
 
 
 Bundle = Annotated[ModelBundle, Depends(get_bundle)]
+
+
+def choose_language(accept_language: str | None) -> str:
+    """'en' when the caller's first acceptable language is English, else 'zh-CN' (the default)."""
+    for part in (accept_language or "").split(",")[:20]:
+        tag, _, q = part.strip().partition(";")
+        if q.strip().replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            continue
+        tag = tag.strip().lower()
+        if tag.startswith("en"):
+            return "en"
+        if tag.startswith("zh") or tag == "*":
+            return "zh-CN"
+    return "zh-CN"
+
+
+async def get_language(
+    accept_language: Annotated[
+        str | None,
+        Header(max_length=500, description="zh-CN (default) or en: the language of reasons and class names."),
+    ] = None,
+) -> str:
+    return choose_language(accept_language)
+
+
+Language = Annotated[str, Depends(get_language)]

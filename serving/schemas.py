@@ -11,7 +11,7 @@ Money in responses is yuan (two decimals); the database keeps integer fen.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,6 +25,9 @@ from features.schema import RequestStatus
 
 __all__ = [
     "BooklistDetail",
+    "BranchOut",
+    "Page",
+    "TitleDetail",
     "BooklistOut",
     "BudgetLine",
     "Budgets",
@@ -58,6 +61,9 @@ __all__ = [
     "TitleOut",
     "TokenOut",
 ]
+
+
+T = TypeVar("T")
 
 
 class _Out(BaseModel):
@@ -177,6 +183,43 @@ class TitleOut(_Out):
     author: str
     clc_class: str
     score: float | None = None
+
+
+class Page(_Out, Generic[T]):
+    """A page of a list: ``items`` from ``offset``, at most ``limit`` of ``total``."""
+
+    items: list[T]
+    total: int = Field(description="Items in the whole list.")
+    offset: int
+    limit: int
+
+
+class BranchOut(_Out):
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"branch_id": "CEN", "name": "Changchun Library (central)", "district": "Chaoyang", "delivers": True}
+            ]
+        },
+    )
+
+    branch_id: str = Field(description="The code used in available_at (e.g. 'O-0022').")
+    name: str = Field(description="The branch's name as the library's data gives it.")
+    district: str
+    delivers: bool = Field(description="Home delivery from this branch.")
+
+
+class TitleDetail(_Out):
+    title_id: str
+    title: str
+    author: str
+    clc_class: str
+    clc_name: str = Field(description="CLC top class in the language asked for (Accept-Language).")
+    isbn13: str | None = None
+    ebook: bool
+    available_at: list[str] = Field(description="Branches with an on-shelf copy now.")
+    popularity: float = Field(description="Loans and e-book events over the history.")
 
 
 class SimilarOut(_Out):

@@ -6,13 +6,14 @@ import asyncio
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from features import bounds
 from features.privacy import pseudonymise
+from recsys.explain import render
 from recsys.service import UnknownTitleError
 from serving.data_rights import library_records
-from serving.deps import Bundle, OwnReader, SelfOrAdmin, State
+from serving.deps import Bundle, Language, OwnReader, SelfOrAdmin, State
 from serving.errors import field_error
 from serving.schemas import (
     EventIn,
@@ -43,6 +44,8 @@ async def recommendations(
     _principal: OwnReader,
     bundle: Bundle,
     state: State,
+    lang: Language,
+    response: Response,
     n: Annotated[int, Query(ge=1, le=100, description="List length.")] = 10,
     branch: Annotated[
         str | None,
@@ -71,6 +74,7 @@ async def recommendations(
     cold = not personalised or (bundle.model.readers_.get(reader_id) is None and not svc.has_live_events(reader_id))
     recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion, personalised)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
+    response.headers["Content-Language"] = lang
     return RecommendationsOut(
         reader_id=reader_id,
         model_version=bundle.version,
@@ -84,7 +88,7 @@ async def recommendations(
                 author=r.author,
                 clc_class=r.clc_class,
                 score=r.score,
-                reasons=[ReasonOut(code=str(x.code), text=x.text, ref=x.ref) for x in r.reasons],
+                reasons=[ReasonOut(code=str(x.code), text=render(x, lang), ref=x.ref) for x in r.reasons],
                 available_at=r.available_at,
                 delivery=r.delivery,
             )
