@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from features import bounds
-from serving import docs_ui, errors
+from serving import docs_ui, errors, openapi
 from serving.headers import SecurityHeadersMiddleware
 from serving.metrics import MetricsMiddleware
 from serving.routes import acquisition, audit, booklists, catalogue, counter, counter_page, ops, readers, staff, titles
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         max_body_size=bounds.BODY_MAX_BYTES,  # 413 before parsing; 1 MB strings still reach the 422 of their field
     )
     docs_ui.install(app, "yuedu (悦读)")
+    openapi.install(app)
     app.state.yuedu = state
     errors.install(app)
     for module in (readers, titles, catalogue, booklists, counter, acquisition, audit, ops, staff, counter_page):
