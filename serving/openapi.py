@@ -47,8 +47,31 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
 #: Operations open without credentials.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("post", "/v1/auth/token")}
 
+#: Further error statuses of some operations.
+EXTRA: dict[tuple[str, str], set[str]] = {
+    ("post", "/v1/auth/token"): {"401", "429"},
+    ("post", "/v1/purchase-requests"): {"409"},
+    ("post", "/v1/purchase-requests/{request_id}/checkout"): {"409"},
+    ("post", "/v1/purchase-requests/{request_id}/cancel"): {"409"},
+    ("post", "/v1/acquisition/rounds"): {"409"},
+    ("post", "/v1/acquisition/rounds/{round_id}/decisions"): {"409"},
+    ("get", "/v1/reports/collection"): {"503"},
+}
+#: Operations answering 503 while no model is loaded (they need the served model bundle).
+NEEDS_MODEL = (
+    "/v1/readers/{reader_id}/recommendations",
+    "/v1/readers/{reader_id}/events",
+    "/v1/titles",
+    "/v1/branches",
+    "/v1/booklists",
+)
+
 _ERRORS = {
     "401": "Missing, malformed, expired or forged credentials.",
+    "409": "Conflict with the current state (budget line full, request moved on, reused idempotency key).",
+    "413": "The request body is larger than 2 MB.",
+    "429": "Too many failed logins: retry after the Retry-After seconds.",
+    "503": "No model loaded yet (or the database is unreachable).",
     "403": "The caller's role or subject may not use this operation (e.g. another reader's id).",
     "404": "No such resource.",
     "422": "Invalid input: each field at fault and why (also malformed JSON, with its line and column).",
@@ -138,6 +161,11 @@ def _document(op: dict, method: str, path: str) -> None:
         codes |= {"401", "403"}
     if "{" in path:
         codes.add("404")
+    if op.get("requestBody"):
+        codes.add("413")
+    if path.startswith(NEEDS_MODEL):
+        codes.add("503")
+    codes |= EXTRA.get((method, path), set())
     for code in sorted(codes):
         op["responses"][code] = _error(code)
 

@@ -113,7 +113,11 @@ async def record_event(
 
 def _prefs_out(reader_id: str, prefs) -> PreferencesOut:
     return PreferencesOut(
-        reader_id=reader_id, personalised=prefs.personalised, promotion=prefs.promotion, updated_at=prefs.updated_at
+        reader_id=reader_id,
+        personalised=prefs.personalised,
+        promotion=prefs.promotion,
+        # the service clock is naive local time: say its offset, as RFC 3339 date-times must
+        updated_at=prefs.updated_at.astimezone() if prefs.updated_at else None,
     )
 
 
