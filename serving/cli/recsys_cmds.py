@@ -358,6 +358,7 @@ def recommend_cmd(
     promotion: bool = typer.Option(True, help="Apply reading-promotion re-ranking."),
     personalised: bool = typer.Option(True, help="Personalise (off: filtered branch/city popularity)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    db_url: str = typer.Option(None, "--db", help="Service database URL: honour readers' stored opt-outs."),
 ) -> None:
     """Recommendations for readers, with filters, promotion and a reason for each title."""
     from dataclasses import asdict
@@ -389,7 +390,11 @@ def recommend_cmd(
     for code, text in ctx.limitations():
         err.print(f"note ({code}): {text}", markup=False)
     service = RecommendationService(m, ctx)
-    out = service.recommend_for_readers(readers, n, branch, promotion, personalised=personalised)
+    refused = _opted_out(db_url, readers) if db_url else set()
+    kept = [r for r in readers if r not in refused]
+    out = service.recommend_for_readers(kept, n, branch, promotion, personalised=personalised)
+    out |= service.recommend_for_readers(sorted(refused), n, branch, promotion, personalised=False) if refused else {}
+    out = {r: out[r] for r in readers}
     if as_json:
         payload = {r: [asdict(x) for x in recs] for r, recs in out.items()}
         typer.echo(json.dumps(payload, default=str, indent=2, ensure_ascii=False))
@@ -406,6 +411,15 @@ def recommend_cmd(
             where = where or ("home delivery" if r.delivery else unknown)
             t.add_row(str(i), r.title, r.author or "", r.clc_class, where, "; ".join(x.text for x in r.reasons))
         console.print(t)
+
+
+def _opted_out(db_url: str, readers: list[str]) -> set[str]:
+    """Readers among ``readers`` whose stored preference (``serving.preferences``) refuses personalisation."""
+    from acquisition.db import init_db
+    from serving.preferences import ReaderPreferences
+
+    prefs = ReaderPreferences(init_db(db_url))
+    return {r for r in readers if not prefs.get(r).personalised}
 
 
 def _known_reader(err, reader_id: str, model, data: Path) -> str:

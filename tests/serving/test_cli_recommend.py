@@ -1,4 +1,5 @@
 import json
+from datetime import datetime
 
 import polars as pl
 from typer.testing import CliRunner
@@ -41,3 +42,26 @@ def test_yuedu_recommend_json_for_known_and_unknown_readers(small_city, model_di
 def test_yuedu_recommend_bad_model_dir_is_a_clear_error(small_city, tmp_path):
     out = CliRunner().invoke(cli, ["recommend", "--reader", "x", "--model", str(tmp_path), "--data", str(small_city)])
     assert out.exit_code == 2 and "model.json missing" in out.output
+
+
+def test_yuedu_recommend_honours_stored_opt_outs(small_city, model_dir, tmp_path):
+    """A batch run with ``--db`` gives a reader who refused personalisation no history-based list."""
+    from acquisition.db import init_db
+    from serving.preferences import ReaderPreferences
+
+    top = pl.read_parquet(small_city / "loans.parquet").group_by("reader_id").len().sort("len", descending=True)
+    refused, other = top["reader_id"][0], top["reader_id"][1]
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    ReaderPreferences(init_db(url)).put(refused, False, True, datetime(2026, 6, 1))
+    args = ["recommend", "--reader", refused, "--reader", other, "--model", str(model_dir), "--data", str(small_city)]
+    args += ["--n", "8", "--today", "2026-06-20", "--json"]
+    with_db = json.loads(CliRunner().invoke(cli, [*args, "--db", url]).stdout)
+    without = json.loads(CliRunner().invoke(cli, args).stdout)
+    history = {"because_you_borrowed", "also_borrowed"}
+
+    def codes(items):
+        return {x["code"] for item in items for x in item["reasons"]}
+
+    assert list(with_db) == [refused, other]
+    assert codes(without[refused]) & history and not codes(with_db[refused]) & history
+    assert with_db[other] == without[other]
