@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
@@ -125,12 +125,17 @@ class RoundSummary(BaseModel):
 
     round_id: str
     created_by: str
-    created_at: datetime
+    created_at: datetime = Field(description="RFC 3339 in JSON: the service's local time with its offset.")
     status: RoundStatus
     period: str = Field(description="Budget month 'YYYY-MM' whose lines approvals draw on.")
     n_lines: int
     n_selected: int
     n_approved: int
+
+    @field_serializer("created_at", when_used="json")
+    def _with_offset(self, at: datetime) -> str:
+        """The database keeps naive local time; JSON says its offset (a date-time without one is not RFC 3339)."""
+        return (at if at.tzinfo is not None else at.astimezone()).isoformat()
 
 
 class Round(RoundSummary):
