@@ -34,8 +34,8 @@ PASSWORD_MAX = 200
 PUB_YEAR_MIN = 1400
 PUB_YEAR_MAX = 2100
 #: Timestamps sent by clients (``requested_at``): anything outside is a broken terminal clock.
-TIMESTAMP_MIN = "1970-01-01T00:00:00+00:00"
-TIMESTAMP_MAX = "2100-01-01T00:00:00+00:00"
+TIMESTAMP_MIN = "1900-01-01T00:00:00+00:00"
+TIMESTAMP_MAX = "2201-01-01T00:00:00+00:00"
 #: Request bodies larger than this are refused with 413 before they are parsed.
 BODY_MAX_BYTES = 2 * 1024 * 1024
 #: Page size of list endpoints (``limit``) and the largest ``offset``.
