@@ -97,21 +97,33 @@ _TITLE = {
     "available_at": ["CEN", "D-Chaoyang"],
     "popularity": 214.0,
 }
+_TITLE_OUT = {"title_id": "T0000002", "title": "最后的百科", "author": "冯娜伟", "clc_class": "N49", "score": 0.41}
+_BRANCH = {"branch_id": "CEN", "name": "Changchun Library (central)", "district": "Chaoyang", "delivers": True}
+_BOOKLIST = {
+    "booklist_id": "BL-001",
+    "name": "世界读书日",
+    "theme": "reading-day",
+    "starts_on": "2026-04-01",
+    "ends_on": "2026-04-30",
+    "active": False,
+    "n_titles": 40,
+}
+_RECOMMENDATION = {
+    "title_id": "T0000002",
+    "title": "最后的百科",
+    "author": "冯娜伟",
+    "clc_class": "N49",
+    "score": 0.82,
+    "reasons": [_REASON],
+    "available_at": ["D-Chaoyang", "CEN"],
+    "delivery": True,
+}
 #: Hand-written examples by schema name (a test validates each against its model).
 EXAMPLES: dict[str, dict] = {
     "ErrorBody": _EXAMPLE,
     "ErrorItem": _EXAMPLE["fields"][0],
     "ReasonOut": _REASON,
-    "RecommendationOut": {
-        "title_id": "T0000002",
-        "title": "最后的百科",
-        "author": "冯娜伟",
-        "clc_class": "N49",
-        "score": 0.82,
-        "reasons": [_REASON],
-        "available_at": ["D-Chaoyang", "CEN"],
-        "delivery": True,
-    },
+    "RecommendationOut": _RECOMMENDATION,
     "EventIn": {"title_id": "T0000002", "kind": "loan"},
     "EventOut": {"recorded": True, "reader_id": "R0000042", "title_id": "T0000002"},
     "PreferencesIn": {"personalised": False, "promotion": True},
@@ -124,7 +136,7 @@ EXAMPLES: dict[str, dict] = {
     },
     "TitleDetail": _TITLE,
     "Page_TitleDetail_": {"items": [_TITLE], "total": 1, "offset": 0, "limit": 20},
-    "TitleOut": {"title_id": "T0000002", "title": "最后的百科", "author": "冯娜伟", "clc_class": "N49", "score": 0.41},
+    "TitleOut": _TITLE_OUT,
     "PurchaseRequestIn": {
         "reader_id": "R0000042",
         "bookstore_id": "BS-11",
@@ -145,6 +157,42 @@ EXAMPLES: dict[str, dict] = {
     "TokenOut": {"access_token": "eyJhbGciOi...", "token_type": "bearer", "role": "staff", "expires_in": 3600},
     "ReloadIn": {"model_dir": "models/itemknn"},
     "RequestStateOut": {"request_id": "PR-1f3a", "status": "checked_out"},
+    "Decision": {
+        "request_id": "PR-1f3a",
+        "eligible": True,
+        "reason_codes": [],
+        "message": "approved: 39.80 yuan reserved",
+        "budget_reservation_id": "RSV-77c0",
+        "status": "reserved",
+        "replayed": False,
+    },
+    "Health": {"status": "ready", "model_loaded": True, "model_version": "dir-8ce277938b83", "database": True},
+    "ReloadOut": {"reloaded": True, "model_version": "v7", "previous_version": "v6", "seconds": 1.8},
+    "BranchOut": _BRANCH,
+    "Page_BranchOut_": {"items": [_BRANCH], "total": 1, "offset": 0, "limit": 50},
+    "SimilarOut": {"title_id": "T0000001", "model_version": "v7", "items": [_TITLE_OUT]},
+    "BooklistOut": _BOOKLIST,
+    "BooklistDetail": {**_BOOKLIST, "titles": [_TITLE_OUT]},
+    "RecommendationsOut": {
+        "reader_id": "R0000042",
+        "model_version": "v7",
+        "cold_start": False,
+        "personalised": True,
+        "promotion": True,
+        "items": [_RECOMMENDATION],
+        "limitations": [],
+    },
+    "ReaderDataOut": {
+        "reader_id": "R0000042",
+        "loans": [{"loan_id": "L-1", "title_id": "T0000002", "branch_id": "CEN", "borrowed_at": "2026-03-02T10:00:00"}],
+        "holds": [],
+        "ebook_events": [],
+        "live_events": ["T0000003"],
+        "requests": [],
+        "preferences": _PREFS,
+        "excluded_from_training": False,
+        "audit": [{"action": "export", "actor": "reader:R0000042", "at": "2026-06-15T09:31:00", "detail": ""}],
+    },
 }
 
 

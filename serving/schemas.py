@@ -130,10 +130,6 @@ class RecommendationsOut(_Out):
 class PreferencesIn(_In):
     """What the reader chose (PIPL Art. 24: refusing personalised recommendation must be easy)."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [{"personalised": False, "promotion": True}]}
-    )
-
     personalised: bool = Field(description="False: never use my reading history (service, batch lists, analytics).")
     promotion: bool = Field(True, description="False: no reading-promotion boosts in my lists.")
 
@@ -195,15 +191,6 @@ class Page(_Out, Generic[T]):
 
 
 class BranchOut(_Out):
-    model_config = ConfigDict(
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {"branch_id": "CEN", "name": "Changchun Library (central)", "district": "Chaoyang", "delivers": True}
-            ]
-        },
-    )
-
     branch_id: str = Field(description="The code used in available_at (e.g. 'O-0022').")
     name: str = Field(description="The branch's name as the library's data gives it.")
     district: str

@@ -65,6 +65,9 @@ def test_examples_are_valid_instances_of_their_models(doc):
     assert bodies and all(comps[name].get("examples") for name in bodies), bodies
     for name, example in openapi.EXAMPLES.items():
         assert comps[name]["examples"] == [example]
-        getattr(schemas, name.replace("Page_TitleDetail_", "Page"), None) or pytest.fail(name)
-        model = schemas.Page[schemas.TitleDetail] if name == "Page_TitleDetail_" else getattr(schemas, name)
+        pages = {
+            "Page_TitleDetail_": schemas.Page[schemas.TitleDetail],
+            "Page_BranchOut_": schemas.Page[schemas.BranchOut],
+        }
+        model = pages.get(name) or getattr(schemas, name)
         model.model_validate(example)
