@@ -28,7 +28,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition.gaps import HOLDS_ALERT_RATIO, gap_table
-from features.schema import CLC_TOP_CLASSES, clc_top, scan_table
+from features.schema import CLC_TOP_CLASSES, LocalDateTime, clc_top, scan_table
 from recsys.context import CLC_LETTERS, LibraryContext
 
 _log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class CollectionReport(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    as_of: datetime = Field(description="End of the window (the last loan in the data by default).")
+    as_of: LocalDateTime = Field(description="End of the window (the last loan in the data by default).")
     window_days: int
     copies: int
     loans_in_window: int

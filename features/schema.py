@@ -11,10 +11,13 @@ ledger in ``acquisition`` keeps integer fen so that sums are exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
+from pydantic import PlainSerializer
 
 # --- controlled vocabularies -------------------------------------------------------------------
 
@@ -85,6 +88,15 @@ CLC_TOP_CLASSES_ZH: dict[str, str] = {
     "X": "环境科学、安全科学",
     "Z": "综合性图书",
 }
+
+
+def _with_offset(at: datetime) -> str:
+    return (at if at.tzinfo is not None else at.astimezone()).isoformat()
+
+
+#: A datetime that JSON writes as RFC 3339 with the service's UTC offset: the tables and the
+#: database keep naive local time, and a date-time without an offset is not RFC 3339.
+LocalDateTime = Annotated[datetime, PlainSerializer(_with_offset, return_type=str, when_used="json")]
 #: A CLC class: a top letter, optionally a second letter (T only: TP, TN, ...), then digits / dots.
 CLC_PATTERN = r"^[A-KN-VXZ][A-Z]?[0-9]*(\.[0-9]+)*$"
 

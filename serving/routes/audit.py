@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition import audit
 from features import bounds
+from features.schema import LocalDateTime
 from serving.deps import StaffCaller, State
 
 router = APIRouter(tags=["acquisition"])
@@ -20,7 +21,7 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    at: datetime
+    at: LocalDateTime
     entity: str = Field(description="purchase_request, reservation, budget_line, round ...")
     entity_id: str
     action: str
