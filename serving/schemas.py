@@ -117,6 +117,11 @@ class RecommendationsOut(_Out):
         description="No history is used for this list (popular titles shown): the model knows none, or the "
         "reader turned personalisation off."
     )
+    registered: bool | None = Field(
+        None,
+        description="The card is in the library's reader table (false: a mistyped or unknown card, which gets "
+        "a cold-start list; null: the data has no reader table).",
+    )
     personalised: bool = Field(True, description="The reader's history was used (off: stored preference or query).")
     promotion: bool
     items: list[RecommendationOut]

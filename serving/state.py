@@ -285,6 +285,17 @@ class AppState:
         """The service clock (``today`` at the current time of day when today is overridden)."""
         return self.counter.clock()
 
+    def registered(self, reader_id: str) -> bool | None:
+        """Whether ``reader_id`` is a card of the ledger's reader table; None when it holds no readers."""
+        from sqlalchemy import exists, select
+
+        from acquisition.db import ReaderRow
+
+        with self.db.session_scope() as s:
+            if not s.scalar(select(exists().select_from(ReaderRow))):
+                return None
+            return s.get(ReaderRow, reader_id) is not None
+
     def collection_report(self):
         """The collection report of the data directory (:func:`acquisition.analytics.collection_metrics`,
         the same computation as ``yuedu acquisition report``), computed once per version of the loans

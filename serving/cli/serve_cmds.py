@@ -109,12 +109,13 @@ def _print_demo_credentials(console: Console, info: dict, overrides: dict[str, o
     """The demo's staff login (when the service accepts it) and one bearer token per role."""
     staff = (info.get("staff") or {}).get("login"), (info.get("staff") or {}).get("password")
     if all(staff) and overrides.get("staff_users"):
-        console.print(f"staff page login (user / password): {staff[0]} / {staff[1]}")
+        console.print(f"staff page login (user / password): {staff[0]} / {staff[1]}", soft_wrap=True)
     for who in ("reader", "bookstore", "staff", "admin"):
         entry = info.get(who) or {}
         if entry.get("token"):
             subject = entry.get("reader_id") or entry.get("bookstore_id") or entry.get("login") or who
-            console.print(f"{who} ({subject}): Authorization: Bearer {entry['token']}")
+            # soft_wrap: a token broken over two lines cannot be copied
+            console.print(f"{who} ({subject}): Authorization: Bearer {entry['token']}", soft_wrap=True)
 
 
 def _check_serve_options(today: str | None, data: Path | None, model: Path | None) -> None:

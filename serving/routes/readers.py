@@ -35,7 +35,9 @@ ReaderId = Annotated[str, Path(min_length=1, max_length=bounds.ID_MAX, descripti
 
 
 def _choices(state, reader_id: str):
-    return state.preferences.get(reader_id), state.data_rights.is_excluded(reader_id)
+    """The reader's stored preferences, whether their profile was erased, and whether the card is in the
+    library's reader table (None when the data has no reader table)."""
+    return state.preferences.get(reader_id), state.data_rights.is_excluded(reader_id), state.registered(reader_id)
 
 
 @router.get("/{reader_id}/recommendations", response_model=RecommendationsOut)
@@ -66,7 +68,7 @@ async def recommendations(
     """
     if branch is not None and bundle.context.branches.get(branch) is None:
         raise field_error("query.branch", f"unknown branch '{branch}'")
-    stored, erased = await asyncio.to_thread(_choices, state, reader_id)
+    stored, erased, registered = await asyncio.to_thread(_choices, state, reader_id)
     promotion = stored.promotion if promotion is None else promotion
     # a query can only opt out further; an erased profile is not used even before the next training
     personalised = stored.personalised and not erased and personalised is not False
@@ -79,6 +81,7 @@ async def recommendations(
         reader_id=reader_id,
         model_version=bundle.version,
         cold_start=cold,
+        registered=registered,
         personalised=personalised,
         promotion=promotion,
         items=[

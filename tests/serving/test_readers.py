@@ -15,7 +15,7 @@ def test_recommendations_have_reasons_and_availability(client, city_facts):
     r = client.get(f"/v1/readers/{reader}/recommendations", params={"n": 7}, headers=token("reader", reader))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["reader_id"] == reader and not body["cold_start"]
+    assert body["reader_id"] == reader and not body["cold_start"] and body["registered"] is True
     assert len(body["items"]) == 7
     assert len({i["title_id"] for i in body["items"]}) == 7
     assert all(i["reasons"] and all(x["code"] and x["text"] for x in i["reasons"]) for i in body["items"])
@@ -34,6 +34,8 @@ def test_unknown_reader_gets_cold_start_not_an_error(client):
     r = client.get("/v1/readers/NO-SUCH-READER/recommendations", headers=token("reader", "NO-SUCH-READER"))
     assert r.status_code == 200
     assert r.json()["cold_start"] is True and len(r.json()["items"]) == 10
+    # ... but flagged: a mistyped card is not silently served as if it were a new reader
+    assert r.json()["registered"] is False
 
 
 def test_event_is_reflected_in_the_next_recommendation(client, city_facts):
