@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: install demo test test-fast lint format serve bench clean system-deps screenshots
+.PHONY: install demo test test-fast lint format serve bench clean system-deps screenshots test-api-deep
 
 # The lock pins the core dependencies and both extras (dev, spark): one install has everything `make test`
 # needs. The editable install maps the top-level packages by name, so a new package in
@@ -46,6 +46,10 @@ test: install system-deps
 # The staff and counter screens at 1400 and 1024 px into docs/screenshots/ (the pictures docs/serving.md links).
 screenshots: install system-deps
 	YUEDU_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/serving/test_browser.py -k photographed
+
+# Every API operation fuzzed with 300 schemathesis examples (the suite runs 60).
+test-api-deep: install
+	YUEDU_SCHEMATHESIS_EXAMPLES=300 $(BIN)/python -m pytest -q tests/serving/test_schemathesis.py
 
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow"
