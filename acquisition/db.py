@@ -49,6 +49,10 @@ from features.schema import conform, scan_table, table_path
 
 _log = logging.getLogger(__name__)
 
+#: A data directory's fund hierarchy (``[[funds]]`` tables as in the policy), loaded when neither the
+#: caller (the policy) nor the directory's ``budgets`` table gives lines.
+FUNDS_FILE = "funds.toml"
+
 #: Seconds a SQLite writer waits for the write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -113,20 +117,33 @@ class PurchaseRequestRow(Base):
 
 
 class BudgetLineRow(Base):
-    """A budget envelope: period ('YYYY-MM' or 'YYYY') x bookstore (null = all) x district (null = all)."""
+    """A budget envelope (a fund, or one month of a fund's plan): period ('YYYY-MM' or 'YYYY') x
+    bookstore (null = all) x district (null = all) x channel (null = all).
+
+    Money: ``reserved_fen`` (held at a counter) and ``committed_fen`` (approved or checked out, not yet
+    invoiced) are the line's encumbrance; ``spent_fen`` is invoiced expenditure. ``amount_fen`` is the
+    hard cap; ``target_fen`` (null = the amount) is the planned figure a soft target or a monthly plan
+    reports against. ``parent_id`` names the fund above in the hierarchy (programme year -> district ->
+    bookstore); ``rollover`` says what a year close does with the unspent money (``return`` / ``carry``).
+    """
 
     __tablename__ = "budget_lines"
     budget_id: Mapped[str] = mapped_column(String(ID_MAX), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), index=True)
     bookstore_id: Mapped[str | None] = mapped_column(String(ID_MAX))
     district: Mapped[str | None] = mapped_column(String(ID_MAX))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(String(ID_MAX))
     amount_fen: Mapped[int] = mapped_column(Integer)
+    target_fen: Mapped[int | None] = mapped_column(Integer)
+    rollover: Mapped[str] = mapped_column(String(8), default="return")
     reserved_fen: Mapped[int] = mapped_column(Integer, default=0)
     committed_fen: Mapped[int] = mapped_column(Integer, default=0)
+    spent_fen: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
-        CheckConstraint("reserved_fen >= 0 AND committed_fen >= 0", name="ck_budget_nonnegative"),
-        CheckConstraint("reserved_fen + committed_fen <= amount_fen", name="ck_budget_no_overspend"),
+        CheckConstraint("reserved_fen >= 0 AND committed_fen >= 0 AND spent_fen >= 0", name="ck_budget_nonnegative"),
+        CheckConstraint("reserved_fen + committed_fen + spent_fen <= amount_fen", name="ck_budget_no_overspend"),
     )
 
 
@@ -141,6 +158,8 @@ class ReservationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     settled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    list_fen: Mapped[int | None] = mapped_column(Integer, doc="List price when invoiced (amount_fen is then the due).")
+    invoice_ref: Mapped[str | None] = mapped_column(String(ID_MAX), doc="Settlement month 'YYYY-MM' of the invoice.")
 
     __table_args__ = (Index("ix_reservations_status_expiry", "status", "expires_at"),)
 
@@ -152,6 +171,16 @@ class ReservationLineRow(Base):
     reservation_id: Mapped[str] = mapped_column(ForeignKey("reservations.reservation_id"), primary_key=True)
     budget_id: Mapped[str] = mapped_column(ForeignKey("budget_lines.budget_id"), primary_key=True)
     amount_fen: Mapped[int] = mapped_column(Integer)
+
+
+class FiscalCloseRow(Base):
+    """A closed programme year (one row per year: the close is idempotent) and what it moved, fen."""
+
+    __tablename__ = "fiscal_closes"
+    year: Mapped[str] = mapped_column(String(4), primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_by: Mapped[str] = mapped_column(String(bounds.ACTOR_MAX))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class AuditLog(Base):
@@ -339,25 +368,39 @@ def init_db(url: str | Path = "sqlite:///yuedu-acquisition.db", *, echo: bool = 
 # --- loading reference data ---------------------------------------------------------------------------
 
 
-def load_budget_lines(db: Database, lines: pl.DataFrame) -> int:
-    """Upsert budget lines (``budget_id, period, bookstore_id, district, amount`` in yuan).
+#: Optional fund columns of a budget-line frame and their defaults (today's lines have none of them).
+_FUND_COLUMNS = {"channel": None, "parent_id": None, "target": None, "rollover": "return"}
 
-    Amounts of existing lines are updated; their reserved and committed money is kept. Returns the
-    number of lines loaded.
+
+def load_budget_lines(db: Database, lines: pl.DataFrame) -> int:
+    """Upsert budget lines (``budget_id, period, bookstore_id, district, amount`` in yuan; optionally
+    the fund columns ``channel, parent_id, target`` (yuan) and ``rollover``, see :mod:`acquisition.funds`).
+
+    Amounts, targets and the fund columns of existing lines are updated; their reserved, committed and
+    spent money is kept. Returns the number of lines loaded.
     """
+    for name, default in _FUND_COLUMNS.items():
+        if name not in lines.columns:
+            lines = lines.with_columns(pl.lit(default, dtype=pl.Float64 if name == "target" else pl.String).alias(name))
     rows = lines.select(
         "budget_id",
         "period",
         "bookstore_id",
         "district",
+        "channel",
+        "parent_id",
         (pl.col("amount") * 100).round(0).cast(pl.Int64).alias("amount_fen"),
+        (pl.col("target") * 100).round(0).cast(pl.Int64).alias("target_fen"),
+        pl.col("rollover").fill_null("return"),
     ).to_dicts()
     with db.session_scope(write=True) as s:
         existing = set(s.scalars(select(BudgetLineRow.budget_id)))
         new = [r for r in rows if r["budget_id"] not in existing]
         old = [r for r in rows if r["budget_id"] in existing]
         if new:
-            s.execute(insert(BudgetLineRow), [{**r, "reserved_fen": 0, "committed_fen": 0} for r in new])
+            s.execute(
+                insert(BudgetLineRow), [{**r, "reserved_fen": 0, "committed_fen": 0, "spent_fen": 0} for r in new]
+            )
         if old:
             s.execute(update(BudgetLineRow), old)
     _log.info("loaded %d budget lines (%d new)", len(rows), len(new))
@@ -399,6 +442,10 @@ def load_data_dir(db: Database, data_dir: str | Path, *, budgets: pl.DataFrame |
     counts = {"readers": readers.height, "bookstores": bookstores.height, "budget_lines": 0}
     if budgets is None and table_path(data_dir, "budgets").exists():
         budgets = conform(scan_table(data_dir, "budgets"), "budgets").collect()
+    if budgets is None and (Path(data_dir) / FUNDS_FILE).exists():
+        from acquisition.funds import load_funds_file  # funds build on this module
+
+        budgets = load_funds_file(Path(data_dir) / FUNDS_FILE)
     if budgets is not None:
         counts["budget_lines"] = load_budget_lines(db, budgets)
     _log.info("loaded data directory %s: %s", data_dir, counts)

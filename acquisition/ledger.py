@@ -1,9 +1,11 @@
 """The budget ledger: the only code that moves money on ``budget_lines``.
 
-Money is integer fen on budget lines (``amount_fen``, ``reserved_fen``, ``committed_fen``; a CHECK
-keeps ``reserved + committed <= amount``). A request draws its full price from EVERY applicable line
-(:func:`applicable_lines`: this month's and this year's lines whose bookstore and district are null
-or match). Each function runs inside the caller's write transaction and writes its audit rows there.
+Money is integer fen on budget lines (``amount_fen``, ``reserved_fen``, ``committed_fen``,
+``spent_fen``; a CHECK keeps ``reserved + committed + spent <= amount``). Reserved and committed money
+is the line's *encumbrance*; spent money is invoiced *expenditure*. A request draws its full price
+from EVERY applicable line (:func:`applicable_lines`: this month's and this year's lines whose
+bookstore, district and channel are null or match): a bookstore's fund, its district's fund and the
+programme year (:mod:`acquisition.funds`) all carry it. Each function runs inside the caller's write transaction and writes its audit rows there.
 
 | function | who calls it | money |
 |---|---|---|
@@ -12,6 +14,9 @@ or match). Each function runs inside the caller's write transaction and writes i
 | :func:`release_reservations` | counter ``cancel``, ``expire``, a checkout too late | ``reserved -= price`` (set-based) |
 | :func:`charge` | staff ``approve`` in a round | ``committed += price`` on every line, or the decision is refused |
 | :func:`refund` | staff ``reject`` / reset of an approved line | ``committed -= price`` |
+| :func:`invoice` | the monthly settlement (:mod:`acquisition.settlement`) | ``committed -= price, spent += due`` |
+| :func:`return_purchase` | a book returned to the bookstore | ``committed -= price`` or ``spent -= due`` |
+| :func:`close_year` | ``yuedu acquisition close-year`` | encumbrances and (by policy) unspent money move to next year |
 
 Never overspend, under any number of concurrent counters and staff: every charge is a conditional
 ``UPDATE ... SET reserved_fen = reserved_fen + :p WHERE ... amount_fen - reserved_fen - committed_fen
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,7 +50,7 @@ _log = logging.getLogger(__name__)
 
 _b = BudgetLineRow
 #: Money left on a line, fen.
-_ROOM = _b.amount_fen - _b.reserved_fen - _b.committed_fen
+_ROOM = _b.amount_fen - _b.reserved_fen - _b.committed_fen - _b.spent_fen
 
 
 class _Statements:
@@ -58,6 +64,7 @@ class _Statements:
                 _b.period.in_(bindparam("periods", expanding=True)),
                 or_(_b.bookstore_id.is_(None), _b.bookstore_id == bindparam("bookstore_id")),
                 or_(_b.district.is_(None), _b.district == bindparam("district")),
+                or_(_b.channel.is_(None), _b.channel == bindparam("channel")),
             )
             .order_by(_b.budget_id)
             .with_for_update()
@@ -85,10 +92,13 @@ def budget_district(policy: Policy, bookstore_district: str | None, reader_distr
     return bookstore_district if policy.budget_district_of == "bookstore" else reader_district
 
 
-def applicable_lines(s: Session, at: datetime, bookstore_id: str, district: str | None) -> list[str]:
+def applicable_lines(
+    s: Session, at: datetime, bookstore_id: str, district: str | None, channel: str = "online"
+) -> list[str]:
     """Budget lines a request at ``at`` draws on, locked and ordered by id (a fixed lock order: no
-    deadlocks): this month's and this year's lines whose bookstore and district are null or match."""
-    params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district}
+    deadlocks): this month's and this year's lines whose bookstore, district and channel are null or
+    match (staff rounds buy online requests, hence the default channel)."""
+    params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district, "channel": channel}
     return [r[0] for r in s.connection().execute(_SQL.lines, params)]
 
 
@@ -112,11 +122,13 @@ def _check_price(request_id: str, price_fen: int) -> None:
         raise DecisionRefused(f"request {request_id}: price {price_fen!r} fen is not at least 1 fen")
 
 
-def reserve(s: Session, price_fen: int, at: datetime, bookstore_id: str, district: str | None) -> Hold:
+def reserve(
+    s: Session, price_fen: int, at: datetime, bookstore_id: str, district: str | None, channel: str = "counter"
+) -> Hold:
     """Reserve ``price_fen`` on every applicable line, or on none: the lines are locked and their
     room read in one SELECT (ordered by id), then one conditional UPDATE charges them all."""
     _check_price("(counter)", price_fen)
-    params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district}
+    params = {"periods": _periods(at), "bookstore_id": bookstore_id, "district": district, "channel": channel}
     rows = s.connection().execute(_SQL.lines, params).all()
     lines = [r[0] for r in rows]
     if not lines:
@@ -398,6 +410,229 @@ def refund(s: Session, request_id: str, *, at: datetime, actor: str, audit: list
     )
 
 
+# --- invoices, returns ---------------------------------------------------------------------------------
+
+_rl = ReservationLineRow
+
+
+def _lock(s: Session, budget_ids: list[str]) -> None:
+    """Lock lines in id order (the fixed lock order of every writer: no deadlocks)."""
+    s.execute(select(_b.budget_id).where(_b.budget_id.in_(budget_ids)).order_by(_b.budget_id).with_for_update())
+
+
+def _move_money(s: Session, budget_id: str, frm: str, amount: int, to: str | None = None, to_amount: int = 0) -> None:
+    """On one locked line: ``frm -= amount`` (refused below zero) and ``to += to_amount``."""
+    values = {frm: getattr(_b, frm) - amount}
+    if to is not None:
+        values[to] = getattr(_b, to) + to_amount
+    done = s.execute(
+        update(_b)
+        .where(_b.budget_id == budget_id, getattr(_b, frm) >= amount)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        raise BudgetInvariantError(f"budget line {budget_id}: {frm} below {amount} fen")
+
+
+def invoice(
+    s: Session, due_fen: dict[str, int], *, month: str, at: datetime, actor: str, audit: list[dict[str, Any]]
+) -> int:
+    """Invoice confirmed reservations (``reservation_id -> amount due``, 1 <= due <= the encumbered
+    price): on each of their lines ``committed -= price, spent += due`` (the discount is free money
+    again), and each reservation becomes invoiced in settlement ``month``. Returns the total due, fen."""
+    if not due_fen:
+        return 0
+    reservations = list(s.scalars(select(ReservationRow).where(ReservationRow.reservation_id.in_(due_fen))))
+    for res in reservations:
+        if not 1 <= due_fen[res.reservation_id] <= res.amount_fen:
+            raise BudgetInvariantError(f"reservation {res.reservation_id}: due {due_fen[res.reservation_id]} fen")
+    per_line: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for rid, bid, amount in s.execute(
+        select(_rl.reservation_id, _rl.budget_id, _rl.amount_fen).where(_rl.reservation_id.in_(due_fen))
+    ):
+        per_line[bid][0] += amount
+        per_line[bid][1] += due_fen[rid]
+    _lock(s, sorted(per_line))
+    for bid, (encumbered, due) in sorted(per_line.items()):
+        _move_money(s, bid, "committed_fen", encumbered, "spent_fen", due)
+        audit += audit_rows(
+            "budget_line", [bid], "invoice", actor=actor, at=at,
+            details={"month": month, "committed_fen_delta": -encumbered, "spent_fen_delta": due},
+        )  # fmt: skip
+    for res in reservations:
+        due = due_fen[res.reservation_id]
+        details = {"request_id": res.request_id, "list_fen": res.amount_fen, "due_fen": due, "month": month}
+        RESERVATIONS.move(
+            s, res, ReservationStatus.INVOICED, "invoice", actor=actor, at=at, details=details, audit=audit
+        )
+        res.list_fen, res.amount_fen, res.invoice_ref = res.amount_fen, due, month
+    s.execute(
+        update(_rl.__table__)
+        .where(_rl.__table__.c.reservation_id == bindparam("rid"))
+        .values(amount_fen=bindparam("due")),
+        [{"rid": rid, "due": due} for rid, due in due_fen.items()],
+    )
+    return sum(due_fen.values())
+
+
+def return_purchase(s: Session, request_id: str, *, at: datetime, actor: str, audit: list[dict[str, Any]]) -> int:
+    """A bought book goes back to the bookstore: a confirmed reservation's encumbrance is released
+    (``committed -= price``), an invoiced one is credited (``spent -= due``). Returns the fen given back;
+    raises :class:`DecisionRefused` when the request has no checked-out or invoiced purchase."""
+    res = s.scalar(
+        select(ReservationRow).where(
+            ReservationRow.request_id == request_id,
+            ReservationRow.status.in_((ReservationStatus.CONFIRMED, ReservationStatus.INVOICED)),
+        )
+    )
+    if res is None:
+        raise DecisionRefused(f"request {request_id}: no checked-out or invoiced purchase to return")
+    column = "spent_fen" if res.status == ReservationStatus.INVOICED else "committed_fen"
+    lines = list(s.scalars(select(_rl.budget_id).where(_rl.reservation_id == res.reservation_id)))
+    _lock(s, lines)
+    for bid in sorted(lines):
+        _move_money(s, bid, column, res.amount_fen)
+    res.settled_at = at
+    details = {"request_id": request_id, "amount_fen": res.amount_fen, "invoiced": column == "spent_fen"}
+    RESERVATIONS.move(s, res, ReservationStatus.RETURNED, "return", actor=actor, at=at, details=details, audit=audit)
+    audit += audit_rows(
+        "budget_line", lines, "return", actor=actor, at=at,
+        details={"request_id": request_id, column.replace("_fen", "_fen_delta"): -res.amount_fen},
+    )  # fmt: skip
+    return res.amount_fen
+
+
+# --- the fiscal-year close ------------------------------------------------------------------------------
+
+#: Reservation states that hold an encumbrance (reserved_fen / committed_fen of their lines).
+_OPEN = (ReservationStatus.RESERVED.value, ReservationStatus.CONFIRMED.value)
+_COLUMN_OF = {ReservationStatus.RESERVED.value: "reserved_fen", ReservationStatus.CONFIRMED.value: "committed_fen"}
+
+
+def _open_on(s: Session, budget_ids: list[str]) -> list[tuple[str, str, int, str]]:
+    """(budget_id, reservation_id, amount, status) of the open encumbrances on these lines."""
+    return [
+        tuple(r)
+        for r in s.execute(
+            select(_rl.budget_id, _rl.reservation_id, _rl.amount_fen, ReservationRow.status)
+            .join(ReservationRow, ReservationRow.reservation_id == _rl.reservation_id)
+            .where(_rl.budget_id.in_(budget_ids), ReservationRow.status.in_(_OPEN))
+        )
+    ]
+
+
+def _close_months(s: Session, year: str, *, at: datetime, actor: str, audit: list[dict[str, Any]]) -> None:
+    """The year's month lines give back their open encumbrances (they live on in next year's year lines)."""
+    months = list(s.scalars(select(_b.budget_id).where(_b.period.like(f"{year}-%")).order_by(_b.budget_id)))
+    held: dict[tuple[str, str], int] = defaultdict(int)
+    for bid, rid, amount, status in _open_on(s, months):
+        held[(bid, _COLUMN_OF[status])] += amount
+        s.execute(_rl.__table__.delete().where(_rl.__table__.c.reservation_id == rid, _rl.__table__.c.budget_id == bid))
+    for (bid, column), amount in sorted(held.items()):
+        _move_money(s, bid, column, amount)
+        delta = {column.replace("_fen", "_fen_delta"): -amount, "reason": "year close"}
+        audit += audit_rows("budget_line", [bid], "close", actor=actor, at=at, details=delta)
+
+
+def _successor(s: Session, line: BudgetLineRow, next_year: str) -> str:
+    """Next year's line of the same scope (bookstore, district, channel), created empty when missing."""
+    found = s.scalar(
+        select(_b.budget_id)
+        .where(
+            _b.period == next_year,
+            _b.bookstore_id.is_not_distinct_from(line.bookstore_id),
+            _b.district.is_not_distinct_from(line.district),
+            _b.channel.is_not_distinct_from(line.channel),
+        )
+        .order_by(_b.budget_id)
+    )
+    if found is not None:
+        return found
+    new_id = (
+        line.budget_id.replace(line.period, next_year)
+        if line.period in line.budget_id
+        else f"{line.budget_id}-{next_year}"
+    )
+    s.add(
+        BudgetLineRow(
+            budget_id=new_id, period=next_year, bookstore_id=line.bookstore_id, district=line.district,
+            channel=line.channel, parent_id=None, amount_fen=0, target_fen=None, rollover=line.rollover,
+            reserved_fen=0, committed_fen=0, spent_fen=0,
+        )
+    )  # fmt: skip
+    s.flush()
+    return new_id
+
+
+def _unspent(line: BudgetLineRow) -> int:
+    """Money a line did not use, fen: its room, and for a soft target no more than the target left."""
+    room = line.amount_fen - line.reserved_fen - line.committed_fen - line.spent_fen
+    if line.target_fen is None:
+        return room
+    return max(0, min(room, line.target_fen - line.reserved_fen - line.committed_fen - line.spent_fen))
+
+
+def close_year(s: Session, year: str, *, at: datetime, actor: str, audit: list[dict[str, Any]]) -> dict[str, Any]:
+    """Close programme year ``year`` (the caller checks it was not closed before): open encumbrances
+    move to next year's line of the same scope (with the money that covers them); unspent money is
+    carried there (``rollover = carry``) or returned; every closed line keeps only its expenditure."""
+    next_year = str(int(year) + 1)
+    lines = list(s.scalars(select(_b).where(_b.period == year).order_by(_b.budget_id).with_for_update()))
+    _close_months(s, year, at=at, actor=actor, audit=audit)
+    totals = {"carried_encumbrance_fen": 0, "carried_unspent_fen": 0, "returned_fen": 0}
+    successors: dict[str, str] = {}
+    for line in lines:
+        succ = successors[line.budget_id] = _successor(s, line, next_year)
+        reserved, committed, unspent = line.reserved_fen, line.committed_fen, _unspent(line)
+        carried = unspent if line.rollover == "carry" else 0
+        s.execute(
+            update(_b).where(_b.budget_id == succ).execution_options(synchronize_session=False).values(
+                amount_fen=_b.amount_fen + reserved + committed + carried,
+                reserved_fen=_b.reserved_fen + reserved, committed_fen=_b.committed_fen + committed,
+            )
+        )  # fmt: skip
+        s.execute(
+            update(_b).where(_b.budget_id == line.budget_id).execution_options(synchronize_session=False).values(
+                amount_fen=_b.spent_fen, reserved_fen=0, committed_fen=0
+            )
+        )  # fmt: skip
+        moved = [rid for _, rid, _, _ in _open_on(s, [line.budget_id])]
+        if moved:
+            s.execute(
+                update(_rl)
+                .where(_rl.budget_id == line.budget_id, _rl.reservation_id.in_(moved))
+                .values(budget_id=succ)
+                .execution_options(synchronize_session=False)
+            )
+        figures = {"carried_fen": carried, "returned_fen": unspent - carried, "to": succ}
+        audit += audit_rows(
+            "budget_line",
+            [line.budget_id],
+            "close",
+            actor=actor,
+            at=at,
+            details={"reserved_fen_delta": -reserved, "committed_fen_delta": -committed, **figures},
+        )
+        audit += audit_rows(
+            "budget_line",
+            [succ],
+            "carry_in",
+            actor=actor,
+            at=at,
+            details={
+                "reserved_fen_delta": reserved,
+                "committed_fen_delta": committed,
+                "from": line.budget_id,
+                "carried_fen": carried,
+            },
+        )
+        totals["carried_encumbrance_fen"] += reserved + committed
+        totals["carried_unspent_fen"] += carried
+        totals["returned_fen"] += unspent - carried
+    return {"year": year, "next_year": next_year, "lines": len(lines), **totals, "successors": successors}
+
+
 # --- reading the ledger -------------------------------------------------------------------------------
 
 
@@ -435,8 +670,9 @@ class BudgetLine(BaseModel):
     district: str | None
     amount: float = Field(description="Yuan.")
     reserved: float = Field(description="Held for counter reservations, yuan.")
-    committed: float = Field(description="Spent (checked out or approved by staff), yuan.")
-    left: float = Field(description="amount - reserved - committed, yuan.")
+    committed: float = Field(description="Encumbered: checked out or approved by staff, not yet invoiced, yuan.")
+    spent: float = Field(default=0.0, description="Invoiced (settled with the bookstore), yuan.")
+    left: float = Field(description="amount - reserved - committed - spent, yuan.")
 
 
 class DistrictBudget(BaseModel):
@@ -446,7 +682,7 @@ class DistrictBudget(BaseModel):
 
     district: str
     amount: float
-    used: float = Field(description="Reserved + committed, yuan.")
+    used: float = Field(description="Reserved + committed + spent, yuan.")
     left: float
 
 
@@ -468,6 +704,7 @@ _LINE_SCHEMA = {
     "amount_fen": pl.Int64,
     "reserved_fen": pl.Int64,
     "committed_fen": pl.Int64,
+    "spent_fen": pl.Int64,
 }
 
 
@@ -489,14 +726,17 @@ def budgets(db: Database, period: str) -> Budgets:
         (pl.col("amount_fen") / 100).alias("amount"),
         (pl.col("reserved_fen") / 100).alias("reserved"),
         (pl.col("committed_fen") / 100).alias("committed"),
-        ((pl.col("amount_fen") - pl.col("reserved_fen") - pl.col("committed_fen")) / 100).alias("left"),
+        (pl.col("spent_fen") / 100).alias("spent"),
+        ((pl.col("amount_fen") - pl.col("reserved_fen") - pl.col("committed_fen") - pl.col("spent_fen")) / 100).alias(
+            "left"
+        ),
     )
     districts = (
         frame.filter((pl.col("period") == period) & pl.col("district").is_not_null())
         .group_by("district")
         .agg(
             (pl.col("amount_fen").sum() / 100).alias("amount"),
-            ((pl.col("reserved_fen") + pl.col("committed_fen")).sum() / 100).alias("used"),
+            ((pl.col("reserved_fen") + pl.col("committed_fen") + pl.col("spent_fen")).sum() / 100).alias("used"),
         )
         .with_columns((pl.col("amount") - pl.col("used")).alias("left"))
         .sort("district")

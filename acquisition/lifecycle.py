@@ -30,7 +30,9 @@ Purchase requests (:class:`features.schema.RequestStatus`; ``None`` is "no row y
 
 Reservations (:class:`ReservationStatus`): (new) -> reserved (counter) or confirmed (staff approval);
 reserved -> confirmed (checkout) or released (cancel, expire); confirmed -> released (staff refund);
-released -> confirmed (staff approve again). Rounds (:class:`RoundStatus`): (new) -> draft;
+released -> confirmed (staff approve again); confirmed -> invoiced (the bookstore's invoice or the
+monthly settlement: encumbrance becomes expenditure); confirmed or invoiced -> returned (the book goes
+back to the bookstore: encumbrance released, or the invoice credited). Rounds (:class:`RoundStatus`): (new) -> draft;
 draft -> reviewed and reviewed -> reviewed (decisions applied). A round line's staff decision
 (:class:`LineDecision`) may change to any other decision; it moves its request as
 :data:`DECISION_TARGET` says.
@@ -77,6 +79,10 @@ class ReservationStatus(StrEnum):
     CONFIRMED = "confirmed"
     #: Given back to the budget lines.
     RELEASED = "released"
+    #: Invoiced by the bookstore (or its monthly settlement): expenditure (``spent_fen`` of the lines).
+    INVOICED = "invoiced"
+    #: The book went back to the bookstore: the encumbrance is released or the invoice credited.
+    RETURNED = "returned"
 
 
 class RoundStatus(StrEnum):
@@ -120,8 +126,9 @@ _S = ReservationStatus
 RESERVATION_TRANSITIONS: Mapping[ReservationStatus | None, frozenset[ReservationStatus]] = {
     None: frozenset({_S.RESERVED, _S.CONFIRMED}),
     _S.RESERVED: frozenset({_S.CONFIRMED, _S.RELEASED}),
-    _S.CONFIRMED: frozenset({_S.RELEASED}),
+    _S.CONFIRMED: frozenset({_S.RELEASED, _S.INVOICED, _S.RETURNED}),
     _S.RELEASED: frozenset({_S.CONFIRMED}),
+    _S.INVOICED: frozenset({_S.RETURNED}),
 }
 
 #: Allowed round moves.

@@ -110,6 +110,42 @@ class BudgetLineConfig(_Strict):
     amount_yuan: float = Field(ge=0, description="Envelope, yuan (kept as integer fen in the database).")
 
 
+class FundConfig(_Strict):
+    """One fund of the programme year's hierarchy (programme year -> district -> bookstore, optionally by
+    channel), with its policy. It becomes one year budget line (``fund_id``) and, with a monthly plan,
+    twelve month lines (``fund_id-MM``); see :mod:`acquisition.funds`."""
+
+    fund_id: str = Field(min_length=1, max_length=60, description="Stable id of the fund (its year line's id).")
+    year: int = Field(ge=2000, le=2100, description="Programme (fiscal) year.")
+    parent: str | None = Field(default=None, description="The fund above this one; absent for a programme year.")
+    district: str | None = Field(default=None, description="District, or absent for all districts.")
+    bookstore_id: str | None = Field(default=None, description="Bookstore, or absent for all bookstores.")
+    channel: Literal["counter", "online"] | None = Field(default=None, description="Channel, or absent for both.")
+    amount_yuan: float = Field(ge=0, description="The fund's money for the year, yuan.")
+    cap: Literal["hard", "soft"] = Field(
+        default="hard", description="hard: the amount is never exceeded; soft: a target reported against."
+    )
+    hard_cap_yuan: float | None = Field(
+        default=None, ge=0, description="Ceiling of a soft fund, yuan (default: its parent's ceiling)."
+    )
+    monthly_plan: tuple[float, ...] | None = Field(
+        default=None, description="Twelve weights (Jan..Dec) splitting the amount into a monthly plan."
+    )
+    monthly: Literal["hard", "plan"] = Field(
+        default="hard", description="hard: each month's share is a cap (today's monthly lines); plan: reported only."
+    )
+    unspent: Literal["return", "carry"] = Field(
+        default="return", description="At the year close, unspent money is returned or carried to next year."
+    )
+
+    @field_validator("monthly_plan")
+    @classmethod
+    def _twelve_weights(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and (len(value) != 12 or min(value) < 0 or sum(value) <= 0):
+            raise ValueError("must be 12 non-negative weights (January to December) with a positive sum")
+        return value
+
+
 class Policy(_Strict):
     """Eligibility rules, limits and budgets of one "you choose, I buy" programme (DOMAIN.md §3)."""
 
@@ -162,6 +198,28 @@ class Policy(_Strict):
     budgets: tuple[BudgetLineConfig, ...] = Field(
         default=(), description="Budget lines; absent = take them from the data directory's budgets table."
     )
+    funds: tuple[FundConfig, ...] = Field(
+        default=(), description="The fund hierarchy of the programme year(s); loaded with the budget lines."
+    )
+    # --- settlement with bookstores ---
+    discount_pct: float = Field(
+        default=0.0, ge=0, lt=100, description="Agreed discount off the list price, percent (all bookstores)."
+    )
+    bookstore_discount_pct: dict[str, float] = Field(
+        default_factory=dict, description="Agreed discount per bookstore id, percent (overrides discount_pct)."
+    )
+
+    @field_validator("bookstore_discount_pct")
+    @classmethod
+    def _discounts_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0 <= v < 100}
+        if bad:
+            raise ValueError(f"discounts must be >= 0 and < 100 percent, got {bad}")
+        return value
+
+    def discount_bp(self, bookstore_id: str) -> int:
+        """The agreed discount of a bookstore in basis points (1 % = 100 bp)."""
+        return round(self.bookstore_discount_pct.get(bookstore_id, self.discount_pct) * 100)
 
     @property
     def price_cap_fen(self) -> int:

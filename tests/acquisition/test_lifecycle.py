@@ -55,7 +55,7 @@ def test_stored_values_are_unchanged():
         "fulfilled",
     ]
     assert tuple(s.value for s in RequestStatus) == REQUEST_STATUSES
-    assert [s.value for s in ReservationStatus] == ["reserved", "confirmed", "released"]
+    assert [s.value for s in ReservationStatus] == ["reserved", "confirmed", "released", "invoiced", "returned"]
     assert [s.value for s in RoundStatus] == ["draft", "reviewed"]
     assert [s.value for s in LineDecision] == ["approve", "reject", "pending"]
 
