@@ -630,7 +630,21 @@ def close_year(s: Session, year: str, *, at: datetime, actor: str, audit: list[d
         totals["carried_encumbrance_fen"] += reserved + committed
         totals["carried_unspent_fen"] += carried
         totals["returned_fen"] += unspent - carried
+    _link_parents(s, lines, successors)
     return {"year": year, "next_year": next_year, "lines": len(lines), **totals, "successors": successors}
+
+
+def _link_parents(s: Session, lines: list[BudgetLineRow], successors: dict[str, str]) -> None:
+    """A successor created by the close gets its fund's parent's successor as parent (the hierarchy lives on)."""
+    for line in lines:
+        succ, parent = successors[line.budget_id], successors.get(line.parent_id or "")
+        if parent is not None:
+            s.execute(
+                update(_b)
+                .where(_b.budget_id == succ, _b.parent_id.is_(None))
+                .values(parent_id=parent)
+                .execution_options(synchronize_session=False)
+            )
 
 
 # --- reading the ledger -------------------------------------------------------------------------------

@@ -227,8 +227,8 @@ class _Run:
 
 
 def assert_ledger_conserved(db: Database) -> None:
-    """Every line: reserved + committed + free == amount with each part >= 0, and reserved /
-    committed equal the live / confirmed reservations drawn on it (exact fen)."""
+    """Every line: reserved + committed + spent + free == amount with each part >= 0, and reserved /
+    committed / spent equal the live / confirmed / invoiced reservations drawn on it (exact fen)."""
     with db.session_scope() as s:
         held = defaultdict(int)
         for status, budget_id, fen in s.execute(
@@ -238,28 +238,35 @@ def assert_ledger_conserved(db: Database) -> None:
         ):
             held[(status, budget_id)] = int(fen)
         for line in s.scalars(select(BudgetLineRow)):
-            free = line.amount_fen - line.reserved_fen - line.committed_fen
-            assert min(line.reserved_fen, line.committed_fen, free) >= 0, line.budget_id
+            free = line.amount_fen - line.reserved_fen - line.committed_fen - line.spent_fen
+            assert min(line.reserved_fen, line.committed_fen, line.spent_fen, free) >= 0, line.budget_id
             assert line.reserved_fen == held[("reserved", line.budget_id)]
             assert line.committed_fen == held[("confirmed", line.budget_id)]
+            assert line.spent_fen == held[("invoiced", line.budget_id)]
 
 
 def assert_audit_replays_to_ledger(db: Database) -> None:
-    """The audit trail, replayed from empty, gives every line's reserved and committed money and every
+    """The audit trail, replayed from empty, gives every line's reserved, committed and spent money and every
     request's and reservation's status."""
-    money: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    money: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     state: dict[tuple[str, str], str] = {}
     with db.session_scope() as s:
         for a in s.scalars(select(AuditLog).order_by(AuditLog.id)):
             if a.entity == "budget_line":
                 money[a.entity_id][0] += int(a.details.get("reserved_fen_delta", 0))
                 money[a.entity_id][1] += int(a.details.get("committed_fen_delta", 0))
+                money[a.entity_id][2] += int(a.details.get("spent_fen_delta", 0))
             elif a.entity in ("purchase_request", "reservation"):
                 state[(a.entity, a.entity_id)] = a.to_state
         lines = {
-            b: [r, c]
-            for b, r, c in s.execute(
-                select(BudgetLineRow.budget_id, BudgetLineRow.reserved_fen, BudgetLineRow.committed_fen)
+            b: [r, c, sp]
+            for b, r, c, sp in s.execute(
+                select(
+                    BudgetLineRow.budget_id,
+                    BudgetLineRow.reserved_fen,
+                    BudgetLineRow.committed_fen,
+                    BudgetLineRow.spent_fen,
+                )
             )
         }
         requests = dict(s.execute(select(PurchaseRequestRow.request_id, PurchaseRequestRow.status)).all())
