@@ -372,7 +372,15 @@ def _confirmed_reservation(
 
 def refund(s: Session, request_id: str, *, at: datetime, actor: str, audit: list[dict[str, Any]]) -> None:
     """Withdraw a staff approval: the confirmed reservation's money goes back to each of its lines
-    (``committed -= price``) and the reservation is released. No confirmed reservation: nothing to do."""
+    (``committed -= price``) and the reservation is released. No confirmed reservation: nothing to do.
+    An invoiced purchase is refused (:class:`DecisionRefused`): the bookstore was paid; return the book."""
+    invoiced = s.scalar(
+        select(ReservationRow.reservation_id).where(
+            ReservationRow.request_id == request_id, ReservationRow.status == ReservationStatus.INVOICED
+        )
+    )
+    if invoiced is not None:
+        raise DecisionRefused(f"request {request_id} is invoiced by the bookstore; return the book instead")
     res = s.scalar(
         select(ReservationRow).where(
             ReservationRow.request_id == request_id, ReservationRow.status == ReservationStatus.CONFIRMED

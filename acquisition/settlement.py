@@ -100,6 +100,16 @@ def settle(
     return total
 
 
+def return_to_bookstore(db: Database, request_id: str, *, actor: str, now: datetime) -> int:
+    """A bought book goes back to its bookstore (:func:`acquisition.ledger.return_purchase`), audited in
+    one transaction: the fen released or credited."""
+    with db.session_scope(write=True) as s:
+        audit: list[dict] = []
+        fen = ledger.return_purchase(s, request_id, at=now, actor=actor, audit=audit)
+        record_many(s, audit)
+    return fen
+
+
 def _statement_rows(s: Session, month: str, bookstore_id: str | None) -> list[tuple]:
     start, end = _bounds(month)
     r, p, b = ReservationRow, PurchaseRequestRow, BookstoreRow

@@ -10,14 +10,14 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from acquisition import funds, ledger, settlement
+from acquisition import funds, settlement
 from acquisition.db import AuditLog, BudgetLineRow, load_budget_lines
 from acquisition.errors import DecisionRefused, InvalidPeriod
 from acquisition.policy import FundConfig, Policy, PolicyError, policy_from_dict
 from acquisition.rounds import StaffDecision, apply_decisions, create_round
 
 from ._counter_data import NOW, isbn, make_service, request
-from .test_money_safety import LOOSE, assert_audit_replays_to_ledger, assert_ledger_conserved
+from .test_money_safety import LOOSE, assert_audit_replays_to_ledger, assert_funds_add_up, assert_ledger_conserved
 
 #: A placeholder line of another year (the tiny city's data always has a budgets table).
 ELSEWHERE = [{"budget_id": "Y2020", "period": "2020", "bookstore_id": None, "district": None, "amount": 1.0}]
@@ -55,14 +55,7 @@ def report_rows(svc, year="2026") -> dict[str, funds.FundRow]:
 
 
 def assert_report_adds_up(svc, year="2026") -> None:
-    report = funds.budget_report(svc.db, year)
-    for r in report.rows:
-        assert r.planned_fen == r.encumbered_fen + r.spent_fen + r.free_fen
-        assert r.room_fen >= 0
-    for r in (r for r in report.rows if r.period == year):
-        months = [m for m in report.months if m.fund_id == r.fund_id]
-        assert sum(m.encumbered_fen for m in months) == r.encumbered_fen
-        assert sum(m.spent_fen for m in months) == r.spent_fen
+    assert_funds_add_up(svc.db, year)
 
 
 # --- the hierarchy --------------------------------------------------------------------------------
@@ -183,12 +176,8 @@ def test_the_settlement_invoices_at_the_discount_and_equals_the_ledger_spend(tmp
     assert net == spend == p2026.spent_fen
     by_store = {t.bookstore_id: t for t in settlement.totals(settlement.statement(svc.db, svc.policy, "2026-05"))}
     assert (by_store["BS-N"].books, by_store["BS-N"].list_fen, by_store["BS-N"].net_due_fen) == (2, 7833, 7050)
-    with svc.db.session_scope(write=True) as s:  # June: an invoiced book comes back and is credited
-        audit = []
-        assert ledger.return_purchase(s, a, at=datetime(2026, 6, 3), actor="t", audit=audit) == 4050
-        from acquisition.audit import record_many
-
-        record_many(s, audit)
+    # June: an invoiced book comes back and is credited
+    assert settlement.return_to_bookstore(svc.db, a, actor="t", now=datetime(2026, 6, 3)) == 4050
     june = settlement.statement(svc.db, svc.policy, "2026-06")
     assert june["kind"].to_list() == ["return"] and june["due_fen"].to_list() == [-4050]
     assert settlement.reconcile(svc.db, svc.policy, "2026-06") == (-4050, -4050)
@@ -219,6 +208,20 @@ def test_a_month_outside_the_range_is_refused():
         settlement.check_month("2026-13")
 
 
+def test_an_invoiced_approval_cannot_be_refunded_only_returned(tmp_path):
+    svc = service(tmp_path)
+    d = svc.decide(request(isbn=isbn(120), price=30.0, channel="online"), "k")
+    round_id = create_round(svc.db, svc.policy, None, created_by="t", now=NOW)
+    apply_decisions(svc.db, svc.policy, round_id, [StaffDecision(d.request_id, "approve")], actor="t", now=NOW)
+    assert settlement.settle(svc.db, svc.policy, "2026-05", actor="t", now=NOW) == 3000
+    with pytest.raises(DecisionRefused, match="invoiced"):
+        apply_decisions(svc.db, svc.policy, round_id, [StaffDecision(d.request_id, "reject")], actor="t", now=NOW)
+    assert report_rows(svc)["P2026"].spent_fen == 3000
+    assert settlement.return_to_bookstore(svc.db, d.request_id, actor="t", now=NOW) == 3000
+    with pytest.raises(DecisionRefused, match="no checked-out or invoiced"):
+        settlement.return_to_bookstore(svc.db, d.request_id, actor="t", now=NOW)
+
+
 # --- the fiscal-year close ------------------------------------------------------------------------
 
 
@@ -241,12 +244,7 @@ def test_the_year_close_carries_encumbrances_and_unspent_money_by_policy_once(tm
     assert new["CY2027"].encumbered_fen == 1000 and new["CY2027"].room_fen == 52_500
     assert funds.open_encumbrance_fen(svc.db, "2026") == 0
     # the carried encumbrance is still the request's: a return releases it from next year's funds
-    with svc.db.session_scope(write=True) as s:
-        audit = []
-        ledger.return_purchase(s, open_one, at=end, actor="t", audit=audit)
-        from acquisition.audit import record_many
-
-        record_many(s, audit)
+    assert settlement.return_to_bookstore(svc.db, open_one, actor="t", now=end) == 1000
     assert report_rows(svc, "2027")["CY2027"].encumbered_fen == 0
     with svc.db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.entity == "fiscal_year")) == 1

@@ -1,6 +1,8 @@
 """Issue 20's money findings, each pinned: free books, the terminal's clock, a round for year 0000, a
-refund across two rounds, and a property test that random operation sequences conserve money and
-that the audit trail replayed equals the ledger (SQLite here, PostgreSQL when ``pg_url`` is up)."""
+refund across two rounds, and a property test that random operation sequences (counter, staff rounds,
+monthly settlements, returns to the bookstore, the year close) conserve money, that the audit trail
+replayed equals the ledger, that the funds' budget report adds up and that the settlement equals the
+ledger's spend (SQLite here, PostgreSQL when ``pg_url`` is up)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from acquisition import ledger
+from acquisition import funds, ledger, settlement
 from acquisition.counter import CounterService
 from acquisition.db import (
     AuditLog,
@@ -179,6 +181,9 @@ OPS = st.lists(
             st.just("staff"), st.integers(0, 5), st.integers(0, 50), st.sampled_from(["approve", "reject", "pending"])
         ),
         st.tuples(st.just("wait"), st.integers(1, 40)),  # minutes pass on the server's clock
+        st.tuples(st.just("settle")),  # the month's settlement with the bookstores (invoices)
+        st.tuples(st.just("return"), st.integers(0, 50)),  # a bought book goes back to the bookstore
+        st.tuples(st.just("close")),  # the programme year 2026 is closed (again: a no-op)
     ),
     min_size=1,
     max_size=40,
@@ -193,6 +198,7 @@ class _Run:
         svc.clock = lambda: self.t
         self.requests: list[str] = []
         self.rounds: list[str] = []
+        self.closed = False
 
     def apply(self, i: int, op: tuple) -> None:
         kind = op[0]
@@ -212,6 +218,17 @@ class _Run:
                 with contextlib.suppress(DecisionRefused):
                     decision = StaffDecision(line.request_id, op[3])
                     apply_decisions(self.svc.db, self.svc.policy, round_.round_id, [decision], actor="t", now=self.t)
+        elif kind == "settle":
+            settlement.settle(self.svc.db, self.svc.policy, self.t.strftime("%Y-%m"), actor="t", now=self.t)
+        elif kind == "return" and self.requests:
+            with contextlib.suppress(DecisionRefused):
+                settlement.return_to_bookstore(
+                    self.svc.db, self.requests[op[1] % len(self.requests)], actor="t", now=self.t
+                )
+        elif kind == "close":
+            summary = funds.close_year(self.svc.db, "2026", actor="t", now=self.t)
+            assert summary["already_closed"] == self.closed
+            self.closed = True
         elif kind in ("checkout", "cancel") and self.requests:
             with contextlib.suppress(InvalidTransition, ReservationExpired):
                 getattr(self.svc, kind)(self.requests[op[1] % len(self.requests)], now=self.t)
@@ -277,12 +294,33 @@ def assert_audit_replays_to_ledger(db: Database) -> None:
     assert {k[1]: v for k, v in state.items() if k[0] == "reservation"} == reservations
 
 
+def assert_funds_add_up(db: Database, year: str = "2026") -> None:
+    """The budget report of ``year``: planned == encumbered + spent + free on every fund and month row,
+    the hard room never negative, and each fund's months sum to its encumbrance and spend (exact fen)."""
+    report = funds.budget_report(db, year)
+    for r in report.rows:
+        assert r.planned_fen == r.encumbered_fen + r.spent_fen + r.free_fen, r.fund_id
+        assert r.room_fen >= 0, r.fund_id
+    for r in (r for r in report.rows if r.period == year):
+        months = [m for m in report.months if m.fund_id == r.fund_id]
+        assert sum(m.encumbered_fen for m in months) == r.encumbered_fen, r.fund_id
+        assert sum(m.spent_fen for m in months) == r.spent_fen, r.fund_id
+
+
 def _run(svc: CounterService, ops: list[tuple]) -> None:
     run = _Run(svc)
     for i, op in enumerate(ops):
         run.apply(i, op)
         assert_ledger_conserved(svc.db)
     assert_audit_replays_to_ledger(svc.db)
+    assert_funds_add_up(svc.db, "2026")
+    assert_funds_add_up(svc.db, "2027")
+    if run.closed:  # the close left no encumbrance on the closed year
+        assert funds.open_encumbrance_fen(svc.db, "2026") == 0
+    # every purchase draws on the year line and the clock stays in May: the month's settlement is its spend
+    net, spend = settlement.reconcile(svc.db, svc.policy, "2026-05")
+    with svc.db.session_scope() as s:
+        assert net == spend == s.get(BudgetLineRow, "Y2026").spent_fen
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
