@@ -246,3 +246,48 @@ def write_statement(
         written[-2].write_bytes(csv_bytes(table))
         written[-1].write_bytes(xlsx_bytes(table, summary))
     return written
+
+
+class StatementLine(BaseModel):
+    """One book on a bookstore's statement (a credit's due is negative), fen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bookstore_id: str
+    bookstore: str
+    kind: str = Field(description="purchase or return.")
+    request_id: str
+    isbn: str
+    title: str
+    date: str = Field(description="Checkout / approval date of a purchase, return date of a return.")
+    list_price_fen: int
+    discount_pct: float
+    due_fen: int
+
+
+class Settlement(BaseModel):
+    """A month's settlement with the bookstores, reconciled with the ledger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    month: str
+    bookstores: list[BookstoreTotals]
+    lines: list[StatementLine]
+    net_due_fen: int = Field(description="What the library pays for the month, all bookstores listed.")
+    ledger_spend_fen: int = Field(description="The ledger's expenditure of the month for the same bookstores.")
+    balanced: bool = Field(description="net_due_fen == ledger_spend_fen.")
+    unsettled: int = Field(description="Confirmed purchases of the month not invoiced yet (run the settlement).")
+
+
+def settlement_report(db: Database, policy: Policy, month: str, *, bookstore_id: str | None = None) -> Settlement:
+    """The month's statement, totals per bookstore and the reconciliation (reads only; :func:`settle` posts)."""
+    month = check_month(month)
+    lines = statement(db, policy, month, bookstore_id=bookstore_id)
+    net = int(lines["due_fen"].sum())
+    spend = ledger_spend_fen(db, month, bookstore_id)
+    with db.session_scope() as s:
+        unsettled = len(_to_invoice(s, month, bookstore_id))
+    return Settlement(
+        month=month, bookstores=totals(lines), lines=[StatementLine(**r) for r in lines.iter_rows(named=True)],
+        net_due_fen=net, ledger_spend_fen=spend, balanced=net == spend, unsettled=unsettled,
+    )  # fmt: skip

@@ -20,7 +20,19 @@ from features import bounds
 from serving import docs_ui, errors, openapi
 from serving.headers import SecurityHeadersMiddleware
 from serving.metrics import MetricsMiddleware
-from serving.routes import acquisition, audit, booklists, catalogue, counter, counter_page, ops, readers, staff, titles
+from serving.routes import (
+    acquisition,
+    audit,
+    booklists,
+    catalogue,
+    counter,
+    counter_page,
+    funds,
+    ops,
+    readers,
+    staff,
+    titles,
+)
 from serving.settings import Settings, get_settings
 from serving.state import AppState
 
@@ -73,7 +85,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     openapi.install(app)
     app.state.yuedu = state
     errors.install(app)
-    for module in (readers, titles, catalogue, booklists, counter, acquisition, audit, ops, staff, counter_page):
+    for module in (readers, titles, catalogue, booklists, counter, acquisition, audit, funds, ops, staff, counter_page):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles

@@ -22,7 +22,8 @@ def _open(db_url: str, policy_path: Path | None, data: Path | None, *, load: boo
     """Policy, database and (with ``data``) holdings; loads reference data when asked or when empty."""
     from sqlalchemy import func, select
 
-    from acquisition.db import ReaderRow, init_db, load_data_dir, policy_budget_frame
+    from acquisition.db import ReaderRow, init_db, load_data_dir
+    from acquisition.funds import policy_lines
     from acquisition.holdings import Holdings
     from acquisition.policy import PolicyError, load_policy
 
@@ -37,7 +38,7 @@ def _open(db_url: str, policy_path: Path | None, data: Path | None, *, load: boo
             with db.session_scope() as s:
                 empty = not s.scalar(select(func.count()).select_from(ReaderRow))
             if load or empty:
-                load_data_dir(db, data, budgets=policy_budget_frame(policy.budgets))
+                load_data_dir(db, data, budgets=policy_lines(policy))
             holdings = Holdings.from_data_dir(data)
         except FileNotFoundError as exc:
             fail(str(exc))

@@ -259,3 +259,28 @@ def test_a_year_outside_the_range_is_refused(tmp_path):
     svc = service(tmp_path)
     with pytest.raises(InvalidPeriod):
         funds.close_year(svc.db, "26", actor="t", now=NOW)
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_settle_and_close_year_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from serving.cli import app as cli
+
+    svc = service(tmp_path, discount_pct=10.0)
+    bought(svc, 1, 45.0)
+    db = str(tmp_path / "ledger.db")
+    policy = tmp_path / "p.toml"
+    policy.write_text("discount_pct = 10.0\n")
+    out = CliRunner().invoke(cli, ["acquisition", "settle", "--month", "2026-05", "--out", str(tmp_path / "o"),
+                                   "--db", db, "--policy", str(policy), "--at", "2026-05-31T18:00:00"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "month net due 40.50 yuan; ledger spend 40.50" in out.output
+    assert (tmp_path / "o" / "settlement-2026-05-BS-N.xlsx").exists()
+    args = ["acquisition", "close-year", "2026", "--db", db, "--at", "2027-01-01T00:00:00"]
+    first, second = CliRunner().invoke(cli, args), CliRunner().invoke(cli, args)
+    assert "2026 closed" in first.output and "2026 already closed" in second.output, first.output
+    report = CliRunner().invoke(cli, ["acquisition", "funds", "--year", "2026", "--db", db])
+    assert report.exit_code == 0 and "(closed)" in report.output

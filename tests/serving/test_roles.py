@@ -37,6 +37,8 @@ ENDPOINTS = [
     ("post", "/v1/acquisition/rounds/{round_id}/decisions", "/v1/acquisition/rounds/x/decisions", STAFF),
     ("get", "/v1/acquisition/rounds/{round_id}/export", "/v1/acquisition/rounds/x/export", STAFF),
     ("get", "/v1/budgets", "/v1/budgets", STAFF),
+    ("get", "/v1/funds", "/v1/funds", STAFF),
+    ("get", "/v1/settlements", "/v1/settlements?month=2026-06", STAFF),
     ("get", "/v1/reports/collection", "/v1/reports/collection", STAFF),
     ("get", "/v1/audit", "/v1/audit", STAFF),
     ("post", "/v1/admin/reload", "/v1/admin/reload", ("admin",)),

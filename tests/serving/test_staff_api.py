@@ -225,3 +225,18 @@ def test_exports_neutralise_a_formula_title(client, round_, small_city):
     assert not [c.value for c in xcells if isinstance(c.value, str) and c.value.startswith(FORMULA_TRIGGERS)]
     assert any(c.value == "'" + title for c in xcells)
     assert any(isinstance(c.value, float) and c.value == 12.5 for c in xcells)  # the price stays a number
+
+
+def test_the_settlement_endpoint_reconciles_with_the_ledger_and_refuses_a_bad_month(client, round_):
+    r = client.get("/v1/settlements", params={"month": "2026-06"}, headers=STAFF)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["balanced"] and body["net_due_fen"] == body["ledger_spend_fen"]
+    # reading never posts: nothing is invoiced through the API, and a second read sees the same month
+    assert body["lines"] == [] and body["net_due_fen"] == 0
+    assert client.get("/v1/settlements", params={"month": "2026-06"}, headers=STAFF).json() == body
+    assert client.get("/v1/settlements", params={"month": "2026-13"}, headers=STAFF).status_code == 422
+    funds = client.get("/v1/funds", params={"year": "2026"}, headers=STAFF).json()
+    assert funds["rows"] and all(
+        x["planned_fen"] == x["encumbered_fen"] + x["spent_fen"] + x["free_fen"] for x in funds["rows"]
+    )
