@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from acquisition import ledger
@@ -189,22 +189,26 @@ def ledger_spend_fen(db: Database, month: str, bookstore_id: str | None = None) 
     """The ledger's expenditure of ``month`` for a bookstore (or all), from the audit trail: invoices
     posted for the month minus credits for invoiced books returned in the month, fen."""
     start, end = _bounds(check_month(month))
+    d, p = AuditLog.details, PurchaseRequestRow
+
+    def total(amount, *where) -> int:
+        stmt = select(func.coalesce(func.sum(d[amount].as_integer()), 0)).where(
+            AuditLog.entity == "reservation", *where
+        )
+        if bookstore_id is not None:
+            stmt = stmt.join(p, p.request_id == d["request_id"].as_string()).where(p.bookstore_id == bookstore_id)
+        return int(s.scalar(stmt))
+
     with db.session_scope() as s:
-        rows = s.execute(
-            select(AuditLog.action, AuditLog.at, AuditLog.details).where(
-                AuditLog.entity == "reservation", AuditLog.action.in_(("invoice", "return"))
-            )
-        ).all()
-        stores = dict(s.execute(select(PurchaseRequestRow.request_id, PurchaseRequestRow.bookstore_id)).all())
-    total = 0
-    for action, at, details in rows:
-        if bookstore_id is not None and stores.get(details.get("request_id")) != bookstore_id:
-            continue
-        if action == "invoice" and details.get("month") == month:
-            total += int(details["due_fen"])
-        elif action == "return" and details.get("invoiced") and start <= at < end:
-            total -= int(details["amount_fen"])
-    return total
+        invoiced = total("due_fen", AuditLog.action == "invoice", d["month"].as_string() == month)
+        credited = total(
+            "amount_fen",
+            AuditLog.action == "return",
+            d["invoiced"].as_boolean(),
+            AuditLog.at >= start,
+            AuditLog.at < end,
+        )
+    return invoiced - credited
 
 
 def reconcile(db: Database, policy: Policy, month: str, bookstore_id: str | None = None) -> tuple[int, int]:
