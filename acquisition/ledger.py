@@ -40,7 +40,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from acquisition.audit import audit_rows
-from acquisition.db import BudgetLineRow, Database, ReservationLineRow, ReservationRow
+from acquisition.db import BudgetLineRow, Database, FiscalCloseRow, ReservationLineRow, ReservationRow
 from acquisition.errors import BudgetInvariantError, DecisionRefused
 from acquisition.lifecycle import RESERVATIONS, ReservationStatus
 from acquisition.policy import Policy
@@ -499,8 +499,11 @@ def return_purchase(s: Session, request_id: str, *, at: datetime, actor: str, au
     column = "spent_fen" if res.status == ReservationStatus.INVOICED else "committed_fen"
     lines = list(s.scalars(select(_rl.budget_id).where(_rl.reservation_id == res.reservation_id)))
     _lock(s, lines)
+    closed = _closed_lines(s, lines)
     for bid in sorted(lines):
         _move_money(s, bid, column, res.amount_fen)
+        if bid in closed:  # a credit on a closed year goes back to the treasury, never to new purchases
+            _move_money(s, bid, "amount_fen", res.amount_fen)
     res.settled_at = at
     details = {"request_id": request_id, "amount_fen": res.amount_fen, "invoiced": column == "spent_fen"}
     RESERVATIONS.move(s, res, ReservationStatus.RETURNED, "return", actor=actor, at=at, details=details, audit=audit)
@@ -512,6 +515,15 @@ def return_purchase(s: Session, request_id: str, *, at: datetime, actor: str, au
 
 
 # --- the fiscal-year close ------------------------------------------------------------------------------
+
+
+def _closed_lines(s: Session, budget_ids: list[str]) -> set[str]:
+    """Those of ``budget_ids`` whose programme year is closed (``fiscal_closes``)."""
+    rows = s.execute(select(_b.budget_id, _b.period).where(_b.budget_id.in_(budget_ids))).all()
+    years = {p[:4] for _, p in rows}
+    closed = set(s.scalars(select(FiscalCloseRow.year).where(FiscalCloseRow.year.in_(years))))
+    return {bid for bid, p in rows if p[:4] in closed}
+
 
 #: Reservation states that hold an encumbrance (reserved_fen / committed_fen of their lines).
 _OPEN = (ReservationStatus.RESERVED.value, ReservationStatus.CONFIRMED.value)
@@ -541,6 +553,13 @@ def _close_months(s: Session, year: str, *, at: datetime, actor: str, audit: lis
         _move_money(s, bid, column, amount)
         delta = {column.replace("_fen", "_fen_delta"): -amount, "reason": "year close"}
         audit += audit_rows("budget_line", [bid], "close", actor=actor, at=at, details=delta)
+    # a closed month keeps its plan as the target and only its expenditure as money: no room is left
+    s.execute(
+        update(_b)
+        .where(_b.budget_id.in_(months))
+        .values(target_fen=func.coalesce(_b.target_fen, _b.amount_fen), amount_fen=_b.spent_fen)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _successor(s: Session, line: BudgetLineRow, next_year: str) -> str:

@@ -227,7 +227,7 @@ def test_an_invoiced_approval_cannot_be_refunded_only_returned(tmp_path):
 
 def test_the_year_close_carries_encumbrances_and_unspent_money_by_policy_once(tmp_path):
     svc = service(tmp_path)
-    bought(svc, 1, 45.0)  # encumbered, never invoiced
+    first = bought(svc, 1, 45.0)
     bought(svc, 2, 20.0)
     settlement.settle(svc.db, svc.policy, "2026-05", actor="t", now=NOW)  # both invoiced: 65 yuan spent
     open_one = bought(svc, 3, 10.0)  # checked out after the settlement: still encumbered at the year end
@@ -245,6 +245,12 @@ def test_the_year_close_carries_encumbrances_and_unspent_money_by_policy_once(tm
     assert funds.open_encumbrance_fen(svc.db, "2026") == 0
     # the carried encumbrance is still the request's: a return releases it from next year's funds
     assert settlement.return_to_bookstore(svc.db, open_one, actor="t", now=end) == 1000
+    # a credit on the closed year goes back to the treasury: no room reappears for 2026 purchases
+    assert settlement.return_to_bookstore(svc.db, first, actor="t", now=end) == 4500
+    closed = report_rows(svc)
+    assert closed["CY2026"].spent_fen == 2000 and closed["CY2026"].room_fen == closed["P2026-05"].room_fen == 0
+    assert closed["P2026-05"].planned_fen == 8000  # the closed month keeps its plan
+    assert svc.decide(request(isbn=isbn(130), price=0.01), "late").reason_codes == ["BUDGET_EXHAUSTED"]
     assert report_rows(svc, "2027")["CY2027"].encumbered_fen == 0
     with svc.db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.entity == "fiscal_year")) == 1
