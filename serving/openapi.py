@@ -39,6 +39,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/budgets"): ("getBudgets", "Budget used and left"),
     ("get", "/v1/reports/collection"): ("getCollectionReport", "Collection turnover, supply vs demand"),
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),
+    ("get", "/v1/funds"): ("getFundReport", "Funds: planned, encumbered, spent, free"),
+    ("get", "/v1/settlements"): ("getSettlement", "A month's settlement with the bookstores"),
     ("get", "/healthz"): ("getLiveness", "Liveness probe"),
     ("get", "/readyz"): ("getReadiness", "Readiness probe"),
     ("get", "/metrics"): ("getMetrics", "Prometheus metrics"),
