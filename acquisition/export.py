@@ -33,6 +33,8 @@ _ROUND_SCHEMA = {
     "request_id": pl.String,
     "isbn": pl.String,
     "title": pl.String,
+    "author": pl.String,
+    "publisher": pl.String,
     "clc_class": pl.String,
     "bookstore_id": pl.String,
     "district": pl.String,
@@ -43,6 +45,7 @@ _ROUND_SCHEMA = {
     "decision": pl.String,
     "decided_by": pl.String,
     "request_status": pl.String,
+    "requested_at": pl.Datetime,
     "reasons": pl.String,
 }
 ROUND_COLUMNS = tuple(_ROUND_SCHEMA)

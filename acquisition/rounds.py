@@ -61,7 +61,8 @@ from acquisition.errors import (
 from acquisition.lifecycle import DECISION_TARGET, REQUESTS, ROUNDS, LineDecision, RoundStatus
 from acquisition.policy import Policy, yuan_to_fen
 from acquisition.ranking import RankingParams, RankingResult, rank_pending, rank_requests
-from features.schema import RequestStatus
+from features.privacy import pseudonymise
+from features.schema import LocalDateTime, RequestStatus
 from recsys.context import LibraryContext
 
 _log = logging.getLogger(__name__)
@@ -102,8 +103,12 @@ class RoundLine(BaseModel):
     request_id: str
     isbn: str
     title: str | None
+    author: str | None = None
+    publisher: str | None = None
     clc_class: str | None
     bookstore_id: str
+    requester: str = Field("", description="The requesting reader's pseudonym (never the card id).")
+    requested_at: LocalDateTime | None = Field(None, description="When the request was made (server clock).")
     district: str | None
     price: float = Field(description="Yuan.")
     selected: bool = Field(description="Recommended for purchase by the ranking.")
@@ -492,8 +497,12 @@ def _line(line: RoundLineRow, req: PurchaseRequestRow, district: str | None) -> 
         request_id=req.request_id,
         isbn=req.isbn,
         title=req.title,
+        author=req.author,
+        publisher=req.publisher,
         clc_class=req.clc_class,
         bookstore_id=req.bookstore_id,
+        requester=pseudonymise(req.reader_id),
+        requested_at=req.requested_at,
         district=district,
         price=req.price_fen / 100,
         selected=line.selected,

@@ -114,6 +114,7 @@ ZH: dict[str, str] = {
     "Approve all shown": "批准全部显示的条目",
     "Undo": "撤销",
     "tick": "选择",
+    "requester (pseudonym)": "荐购读者（化名）",
     "tick at least one line": "请至少选择一个条目",
     # analytics
     "Collection analytics": "馆藏分析",

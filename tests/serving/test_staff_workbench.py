@@ -177,3 +177,19 @@ def test_a_round_smaller_than_the_pending_requests_still_selects(staff):
     r = c.post("/v1/acquisition/rounds", json={"max_lines": 2}, headers=STAFF)
     assert r.status_code == 201, r.text
     assert r.json()["n_lines"] == 2 and r.json()["n_selected"] >= 1
+
+
+def test_lines_show_the_requester_by_pseudonym_and_the_request_date(staff, small_city):
+    from features.privacy import pseudonymise
+
+    c, round_id, _ = staff
+    readers = set(eligible_readers(small_city, 6, "Dehui"))
+    lines = list(_lines(c, round_id).values())
+    assert all(x["requester"] and x["requester"] not in readers for x in lines)  # never the card id
+    assert {x["requester"] for x in lines} == {pseudonymise(r) for r in readers}
+    assert all(x["requested_at"] and x["requested_at"][-6] in "+-" for x in lines)  # RFC 3339 with offset
+    page = c.get(f"/staff/rounds/{round_id}").text
+    assert lines[0]["requester"][:10] in page and not any(r in page for r in readers)
+    csv_text = c.get(f"/staff/rounds/{round_id}/export.csv").content.decode("utf-8-sig")
+    header = csv_text.splitlines()[0].split(",")
+    assert {"author", "publisher", "requested_at"} <= set(header) and "requester" not in header
