@@ -33,6 +33,8 @@ ZH: dict[str, str] = {
     "Acquisition rounds": "采购批次",
     "Rounds": "采购批次",
     "Rank pending online requests (new round)": "排序待处理的线上荐购（新建批次）",
+    "Budget (yuan, default: what the month has left)": "预算（元，默认为该月剩余）",
+    "At most lines": "最多条目",
     "Round": "批次",
     "Created": "创建时间",
     "By": "创建人",

@@ -146,11 +146,38 @@ def logout(request: Request, state: State, csrf: Annotated[str, Form()] = "") ->
 
 
 @router.post("/rounds")
-def new_round(request: Request, state: State, csrf: Annotated[str, Form()] = "") -> Response:
+def new_round(
+    request: Request,
+    state: State,
+    csrf: Annotated[str, Form()] = "",
+    period: Annotated[str, Form(max_length=7)] = "",
+    budget_yuan: Annotated[str, Form(max_length=20)] = "",
+    max_lines: Annotated[str, Form(max_length=6)] = "",
+) -> Response:
+    """Rank the pending online requests into a new round: for a month, within a budget and a line cap
+    when given (the same checks as ``POST /v1/acquisition/rounds``)."""
+    from pydantic import ValidationError
+
+    from serving.schemas import RoundIn
+
     principal = _guard(request, state, csrf)
     if isinstance(principal, Response):
         return principal
-    round_id = state.create_round(f"{principal.role}:{principal.subject}")
+    given = {"period": period.strip(), "budget_yuan": budget_yuan.strip(), "max_lines": max_lines.strip()}
+    try:
+        params = RoundIn(**{k: v for k, v in given.items() if v})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return back("/staff", f"{first['loc'][0]}: {first['msg']}")
+    try:
+        round_id = state.create_round(
+            f"{principal.role}:{principal.subject}",
+            period=params.period,
+            budget_yuan=params.budget_yuan,
+            max_lines=params.max_lines,
+        )
+    except YueduError as exc:
+        return back("/staff", str(exc))
     return back(f"/staff/rounds/{round_id}")
 
 

@@ -193,3 +193,19 @@ def test_lines_show_the_requester_by_pseudonym_and_the_request_date(staff, small
     csv_text = c.get(f"/staff/rounds/{round_id}/export.csv").content.decode("utf-8-sig")
     header = csv_text.splitlines()[0].split(",")
     assert {"author", "publisher", "requested_at"} <= set(header) and "requester" not in header
+
+
+def test_a_round_is_created_from_the_page_with_month_budget_and_line_cap(staff):
+    c, _, csrf = staff
+    made = c.post(
+        "/staff/rounds",
+        data={"csrf": csrf, "period": "2026-06", "budget_yuan": "6", "max_lines": "3"},
+        follow_redirects=False,
+    )
+    round_id = made.headers["location"].rsplit("/", 1)[-1]
+    r = c.get(f"/v1/acquisition/rounds/{round_id}", headers=STAFF).json()
+    assert r["period"] == "2026-06" and r["n_lines"] == 3
+    assert sum(x["price"] for x in r["lines"] if x["selected"]) <= 6.0  # the page's budget holds
+    for bad in ({"period": "0000-01"}, {"max_lines": "0"}, {"budget_yuan": "-5"}, {"period": "2031-01"}):
+        refused = c.post("/staff/rounds", data={"csrf": csrf, **bad}, follow_redirects=False)
+        assert refused.status_code == 303 and "error=" in refused.headers["location"], bad
