@@ -122,7 +122,85 @@ _RECOMMENDATION = {
     "delivery": True,
 }
 #: Hand-written examples by schema name (a test validates each against its model).
+_BUDGET_LINE = {
+    "budget_id": "BUD-2026-06-Dehui",
+    "period": "2026-06",
+    "bookstore_id": None,
+    "district": "Dehui",
+    "amount": 120.0,
+    "reserved": 31.5,
+    "committed": 18.0,
+    "spent": 0.0,
+    "left": 70.5,
+}
+_ROUND_SUMMARY = {
+    "round_id": "round-20260615-7b3d3616",
+    "created_by": "staff:alice",
+    "created_at": "2026-06-15T10:32:00+08:00",
+    "status": "draft",
+    "period": "2026-06",
+    "n_lines": 5,
+    "n_selected": 3,
+    "n_approved": 0,
+}
+_ROUND_LINE = {
+    "rank": 1,
+    "request_id": "PR-3f9a1c2e",
+    "isbn": "9787020002207",
+    "title": "呼兰河传",
+    "author": "萧红",
+    "publisher": "人民文学出版社",
+    "clc_class": "I246.5",
+    "bookstore_id": "BS-11",
+    "requester": "r-5e1c0a9b7d",
+    "requested_at": "2026-06-12T15:04:00+08:00",
+    "district": "Dehui",
+    "price": 29.8,
+    "selected": True,
+    "predicted_loans": 8.0,
+    "value": 8.0,
+    "reasons": [
+        "入选：预计首年借阅 8 次（区间 4–11；一册最多约 15 次；想借约 11 人次）；约 7 位读者需排队；1 位读者推荐"
+    ],
+    "reason_codes": [],
+    "decision": "pending",
+    "decided_by": None,
+    "request_status": "pending",
+}
+_CLASS = {
+    "clc_top": "I",
+    "name": "Literature",
+    "copies": 1939,
+    "loans": 6561,
+    "turnover_per_year": 3.38,
+    "share_of_collection": 0.454,
+    "share_of_loans": 0.448,
+    "supply": "balanced",
+}
+
 EXAMPLES: dict[str, dict] = {
+    "BudgetLine": _BUDGET_LINE,
+    "DistrictBudget": {"district": "Dehui", "amount": 120.0, "used": 49.5, "left": 70.5},
+    "Budgets": {
+        "period": "2026-06",
+        "lines": [_BUDGET_LINE],
+        "districts": [{"district": "Dehui", "amount": 120.0, "used": 49.5, "left": 70.5}],
+    },
+    "RoundSummary": _ROUND_SUMMARY,
+    "RoundLine": _ROUND_LINE,
+    "Round": {**_ROUND_SUMMARY, "ranker": "acquisition.ranking (milp)", "lines": [_ROUND_LINE]},
+    "ClassSupply": _CLASS,
+    "CollectionReport": {
+        "as_of": "2026-06-30T22:54:56+08:00",
+        "window_days": 365,
+        "copies": 4274,
+        "loans_in_window": 14645,
+        "turnover_per_year": 3.43,
+        "dead_share": 0.072,
+        "classes": [_CLASS],
+        "cells": [{"district": "Dehui", "clc_top": "I", "copies": 180, "loans_per_copy_per_year": 3.5}],
+        "by_source": {"regular_order": 3.43, "reader_choice": 3.16},
+    },
     "ErrorBody": _EXAMPLE,
     "ErrorItem": _EXAMPLE["fields"][0],
     "ReasonOut": _REASON,
