@@ -116,6 +116,8 @@ class AppState:
     alias_loader: Callable[[str], tuple[Recommender, str]] | None = None
     #: The collection report and the table versions it was computed from (see collection_report).
     _collection: tuple | None = None
+    #: The ledger holds readers (checked until true, see registered).
+    _has_readers: bool = False
 
     # ------------------------------------------------------------------ construction
 
@@ -292,8 +294,11 @@ class AppState:
         from acquisition.db import ReaderRow
 
         with self.db.session_scope() as s:
-            if not s.scalar(select(exists().select_from(ReaderRow))):
-                return None
+            # readers are loaded, never emptied: once seen, the table is not asked again per request
+            if not self._has_readers:
+                self._has_readers = bool(s.scalar(select(exists().select_from(ReaderRow))))
+                if not self._has_readers:
+                    return None
             return s.get(ReaderRow, reader_id) is not None
 
     def collection_report(self):
