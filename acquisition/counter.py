@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from acquisition import ledger
 from acquisition.audit import pseudonymise, record_many
-from acquisition.db import BookstoreRow, Database, PurchaseRequestRow, ReaderRow, ReservationRow
+from acquisition.db import AuditLog, BookstoreRow, Database, PurchaseRequestRow, ReaderRow, ReservationRow
 from acquisition.errors import (
     IdempotencyConflict,
     InvalidTransition,
@@ -52,6 +52,7 @@ from acquisition.errors import (
 )
 from acquisition.holdings import Holdings
 from acquisition.lifecycle import REQUESTS, ReservationStatus
+from acquisition.pacing import Pacer, PacingNote
 from acquisition.policy import MAX_PRICE_YUAN, Category, Policy, check_price_fen, yuan_to_fen
 from acquisition.rules import (
     BookFacts,
@@ -208,9 +209,14 @@ class Decision(BaseModel):
     budget_reservation_id: str | None = None
     status: str = Field(description="Request status after the decision: reserved, pending or declined.")
     replayed: bool = Field(default=False, description="True when returned from the idempotency store.")
+    pacing: PacingNote | None = Field(
+        default=None, description="What the pacing policy did (counter requests that passed the rules)."
+    )
 
 
-def _decision_from_row(row: PurchaseRequestRow | Row, reservation_id: str | None, replayed: bool) -> Decision:
+def _decision_from_row(
+    row: PurchaseRequestRow | Row, reservation_id: str | None, replayed: bool, pacing: PacingNote | None = None
+) -> Decision:
     return Decision(
         request_id=row.request_id,
         eligible=row.eligible,
@@ -219,6 +225,7 @@ def _decision_from_row(row: PurchaseRequestRow | Row, reservation_id: str | None
         budget_reservation_id=reservation_id,
         status=row.status,
         replayed=replayed,
+        pacing=pacing,
     )
 
 
@@ -248,6 +255,7 @@ class CounterService:
         holdings: Holdings,
         *,
         clock: Callable[[], datetime] = datetime.now,
+        pacer: Pacer | None = None,
     ) -> None:
         """``clock`` is the service's time (naive local, like every time in the ledger): it alone
         decides limits, budget periods and expiry. Replays and tools that decide "as of" a past time
@@ -256,6 +264,8 @@ class CounterService:
         self.policy = policy
         self.holdings = holdings
         self.clock = clock
+        #: Pacing of annual funds (acquisition.pacing); reads ``policy.pacing`` (fcfs by default).
+        self.pacer = pacer or Pacer(policy)
 
     # --- decide -----------------------------------------------------------------------------------
 
@@ -293,7 +303,13 @@ class CounterService:
         ):
             raise IdempotencyConflict(f"idempotency key {key!r} was already used for request {row.request_id}")
         res_id = s.scalar(select(ReservationRow.reservation_id).where(ReservationRow.request_id == row.request_id))
-        return _decision_from_row(row, res_id, replayed=True)
+        decided = s.scalar(
+            select(AuditLog.details).where(
+                AuditLog.entity == "purchase_request", AuditLog.entity_id == row.request_id, AuditLog.action == "decide"
+            )
+        )
+        paced = (decided or {}).get("pacing")
+        return _decision_from_row(row, res_id, replayed=True, pacing=PacingNote(**paced) if paced else None)
 
     @staticmethod
     def _facts(
@@ -339,9 +355,21 @@ class CounterService:
             district = ledger.budget_district(
                 self.policy, facts.bookstore.district, facts.reader.district if facts.reader else None
             )
+            paced = self.pacer.check(
+                s,
+                price_fen=request.price_fen,
+                clc_class=request.clc_class,
+                at=facts.now,
+                bookstore_id=request.bookstore_id,
+                district=district,
+            )
+            if not paced.approved:
+                violations.append(Violation(DeclineCode.PACED_LOW_VALUE, paced.message_en))
+                return self._store(s, request, key, actor, facts, violations, None, paced)
             hold = ledger.reserve(s, request.price_fen, facts.now, request.bookstore_id, district)
             if hold.refused is not None:
                 violations.append(Violation(hold.refused, _BUDGET_MESSAGES[hold.refused]))
+            return self._store(s, request, key, actor, facts, violations, hold, paced)
         return self._store(s, request, key, actor, facts, violations, hold)
 
     def _gather(self, s: Session, request: PurchaseRequestIn, isbn13: str | None) -> _Facts:
@@ -384,6 +412,7 @@ class CounterService:
         facts: _Facts,
         violations: list[Violation],
         hold: ledger.Hold | None,
+        paced: PacingNote | None = None,
     ) -> Decision:
         """Insert the decided request (and its reservation when the price was reserved) with its audit rows."""
         now, price_fen = facts.now, request.price_fen
@@ -405,6 +434,8 @@ class CounterService:
             # what the terminal claimed, for the record: never a rule's, a period's or an expiry's input
             "terminal_time": request.requested_at.isoformat() if request.requested_at else None,
         }
+        if paced is not None:
+            details["pacing"] = paced.model_dump()
         REQUESTS.start(request_id, status, "decide", actor=actor, at=now, details=details, audit=audit)
         row = _request_row(request, request_id, key, facts.isbn13, now)
         s.execute(
@@ -424,6 +455,7 @@ class CounterService:
             message=message,
             budget_reservation_id=reservation_id,
             status=status.value,
+            pacing=paced,
         )
 
     @staticmethod

@@ -146,6 +146,42 @@ class FundConfig(_Strict):
         return value
 
 
+#: Default seasonal weights of the programme year (January..December): Spring Festival (January or
+#: February), World Book Day (23 April) and the summer holidays (July and August) draw more readers.
+SEASONAL_PLAN = (9.0, 9.0, 7.0, 11.0, 8.0, 7.0, 10.0, 10.0, 7.0, 7.0, 7.0, 8.0)
+
+
+class PacingConfig(_Strict):
+    """How the counter spends an annual fund across the year (see docs/pacing.md)."""
+
+    policy: Literal["fcfs", "paced"] = Field(
+        default="fcfs", description="fcfs: approve while money lasts (today); paced: a bid price per fund."
+    )
+    seasonal_plan: tuple[float, ...] = Field(
+        default=SEASONAL_PLAN,
+        description="Twelve weights (Jan..Dec) of the year's spend and arrivals; a fund's own monthly_plan wins.",
+    )
+    lead_sensitivity: float = Field(
+        default=8.0, ge=0, description="The bar is multiplied by exp(this x lead), lead = share of the year's money."
+    )
+    month_slack_pct: float = Field(
+        default=5.0, ge=0, le=100, description="Spend never passes the plan to the month's end by more than this, %."
+    )
+    warmup_days: float = Field(
+        default=14.0, ge=0, description="Days of arrivals observed before the forecast sets a bid price, days."
+    )
+    reference_loans_per_yuan: float = Field(
+        default=0.0, ge=0, description="Bid price before the forecast has data, loans per yuan (0 = none)."
+    )
+
+    @field_validator("seasonal_plan")
+    @classmethod
+    def _twelve(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != 12 or min(value) < 0 or sum(value) <= 0:
+            raise ValueError("must be 12 non-negative weights (January to December) with a positive sum")
+        return value
+
+
 class Policy(_Strict):
     """Eligibility rules, limits and budgets of one "you choose, I buy" programme (DOMAIN.md §3)."""
 
@@ -201,6 +237,7 @@ class Policy(_Strict):
     funds: tuple[FundConfig, ...] = Field(
         default=(), description="The fund hierarchy of the programme year(s); loaded with the budget lines."
     )
+    pacing: PacingConfig = Field(default_factory=PacingConfig, description="Pacing of annual funds.")
     # --- settlement with bookstores ---
     discount_pct: float = Field(
         default=0.0, ge=0, lt=100, description="Agreed discount off the list price, percent (all bookstores)."

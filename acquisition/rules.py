@@ -40,6 +40,7 @@ class DeclineCode(StrEnum):
     DUPLICATE_PENDING = "DUPLICATE_PENDING"
     NO_BUDGET_LINE = "NO_BUDGET_LINE"
     BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    PACED_LOW_VALUE = "PACED_LOW_VALUE"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from acquisition.errors import (
     ReservationExpired,
 )
 from acquisition.holdings import receive_request
-from acquisition.policy import Blocklist, Policy
+from acquisition.policy import Blocklist, PacingConfig, Policy
 from acquisition.rules import DeclineCode
 
 from ._counter_data import FRESH, HELD3, NOW, SHELF_HOME, decide_at, isbn, make_service, request
@@ -43,6 +43,8 @@ def ledger(svc) -> dict[str, tuple[int, int, int]]:
     with svc.db.session_scope() as s:
         return {r.budget_id: (r.amount_fen, r.reserved_fen, r.committed_fen) for r in s.scalars(select(BudgetLineRow))}
 
+
+NO_SPRING = (0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1)
 
 # (code, policy overrides, earlier requests that must be approved first, the request's overrides)
 CASES = [
@@ -89,6 +91,8 @@ CASES = [
     (DeclineCode.DUPLICATE_PENDING, {}, [dict(reader_id="R-ok2")], {}),
     (DeclineCode.NO_BUDGET_LINE, {}, [], dict(at=datetime(2027, 2, 1, 9, 0), pub_year=2026)),
     (DeclineCode.BUDGET_EXHAUSTED, {}, [dict(isbn=isbn(7), price=99.0, reader_id="R-ok2")], dict(price=99.0)),
+    # paced, with a plan that gives January to May nothing: May's month ceiling is 0 yuan of the year fund
+    (DeclineCode.PACED_LOW_VALUE, dict(pacing=PacingConfig(policy="paced", seasonal_plan=NO_SPRING, month_slack_pct=0)), [], {}),
 ]
 
 
