@@ -130,15 +130,17 @@ class Replay:
     served_truth: pl.DataFrame | None = None
 
 
-def _month_batches(year: pl.DataFrame) -> list[tuple[str, pl.DataFrame, datetime, bool]]:
+def _month_batches(year: pl.DataFrame, on_arrival: bool = False) -> list[tuple[str, pl.DataFrame, datetime, bool]]:
     """``(period, lines, as_of, per_line)`` batches: each month's counter lines as of the month's first
-    instant (decided on arrival, each alone), its online lines as of the month's end (one batch)."""
+    instant (decided on arrival, each alone), its online lines as of the month's end (one batch).
+    ``on_arrival``: every line is valued as a counter line (as of the month's start, each alone)."""
     out = []
     for period in sorted(year["period"].unique().to_list()):  # twelve months, not rows
         month = year.filter(pl.col("period") == period)
         first = month["requested_at"].min().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        counter = month.filter(pl.col("channel") == "counter")
-        online = month.filter(pl.col("channel") != "counter")
+        is_counter = pl.lit(True) if on_arrival else pl.col("channel") == "counter"
+        counter = month.filter(is_counter)
+        online = month.filter(~is_counter)
         if counter.height:
             out.append((period, counter, first, True))
         if online.height:
@@ -152,8 +154,10 @@ def prepare_replay(
     policy: Policy | None = None,
     params: RankingParams | None = None,
     history: History | None = None,
+    on_arrival: bool = False,
 ) -> Replay:
-    """Value every request of the last 365 days as of its decision time (:func:`_month_batches`).
+    """Value every request of the last 365 days as of its decision time (:func:`_month_batches`;
+    ``on_arrival``: every request as a counter request, as of its month's start).
 
     The demand model is calibrated at the year's start on purchases whose first year ended before it
     (:func:`purchase_labels`, bought in the year before ``start - 365 days``); the content model on the
@@ -180,7 +184,7 @@ def prepare_replay(
     )
     circ = Circulation.from_loans(history.loans, start)
     batches = []
-    for period, batch, as_of, per_line in _month_batches(year):  # 24 batches, not rows
+    for period, batch, as_of, per_line in _month_batches(year, on_arrival):  # 24 batches, not rows
         run = rank_requests(
             batch.drop("period"),
             data_dir,

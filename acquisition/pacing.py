@@ -59,17 +59,29 @@ def _weights(plan: Sequence[float]) -> np.ndarray:
     return w / w.sum()
 
 
-def plan_share(plan: Sequence[float], at: datetime) -> float:
-    """Share of the year's money the ``plan`` (12 weights, Jan..Dec) has used by ``at`` (linear in a month)."""
-    w = _weights(plan)
+def _calendar_share(w: np.ndarray, at: datetime) -> float:
+    """Share of the calendar year's plan ``w`` used by ``at`` (linear within a month)."""
     days = calendar.monthrange(at.year, at.month)[1]
     into = (at - at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)).total_seconds() / (days * 86400)
     return float(w[: at.month - 1].sum() + w[at.month - 1] * min(max(into, 0.0), 1.0))
 
 
-def month_end_share(plan: Sequence[float], at: datetime) -> float:
-    """Share of the year's money the ``plan`` has used by the end of ``at``'s month."""
-    return float(_weights(plan)[: at.month].sum())
+def plan_share(plan: Sequence[float], at: datetime, start: datetime | None = None) -> float:
+    """Share of the year's money the ``plan`` (12 weights, Jan..Dec) has used by ``at``, linear within
+    a month. The year is the calendar year, or the 12 months from ``start`` (a programme year that
+    begins mid-year: the calendar weights wrap around)."""
+    w = _weights(plan)
+    if start is None:
+        return _calendar_share(w, at)
+    done = _calendar_share(w, at) - _calendar_share(w, start) + (at.year - start.year)
+    return float(min(max(done, 0.0), 1.0))
+
+
+def month_end_share(plan: Sequence[float], at: datetime, start: datetime | None = None) -> float:
+    """Share of the year's money the ``plan`` has used by the end of ``at``'s month (see :func:`plan_share`)."""
+    days = calendar.monthrange(at.year, at.month)[1]
+    end = at.replace(day=days, hour=23, minute=59, second=59, microsecond=0)
+    return plan_share(plan, end, start)
 
 
 def bid_price(dual: float, lead: float, sensitivity: float) -> float:
@@ -91,9 +103,7 @@ class Forecast:
     reference: float = 0.0
 
     @classmethod
-    def from_arrivals(
-        cls, ratio: np.ndarray, price: np.ndarray, seen_share: float, reference: float = 0.0
-    ) -> Forecast:
+    def from_arrivals(cls, ratio: np.ndarray, price: np.ndarray, seen_share: float, reference: float = 0.0) -> Forecast:
         order = np.argsort(-np.asarray(ratio, dtype=float), kind="stable")
         return cls(np.asarray(ratio, float)[order], np.asarray(price, float)[order], float(seen_share), reference)
 
@@ -186,18 +196,22 @@ def pace(
     at: datetime,
     forecast: Forecast,
     fund_id: str | None = None,
+    start: datetime | None = None,
 ) -> PacingNote:
     """Approve or decline one eligible request against one fund (money in any one unit, e.g. yuan).
 
     ``used`` is the fund's encumbered + spent money before this request, ``value`` the request's
-    expected loans; the bar is the fund's :func:`bid_price` at ``at``."""
-    share = plan_share(plan, at)
+    expected loans; the bar is the fund's :func:`bid_price` at ``at`` (``start``: the programme year's
+    first day when it is not 1 January)."""
+    share = plan_share(plan, at, start)
     lead = (used / budget - share) if budget > 0 else 0.0
     dual = forecast.dual_price(budget - used, 1.0 - share)
     bar = bid_price(dual, lead, cfg.lead_sensitivity)
     ratio = value / price if price > 0 else math.inf
-    facts = dict(fund_id=fund_id, bid_price=round(bar, 6), value_per_yuan=round(ratio, 6), lead_pct=round(lead * 100, 2))
-    ceiling = (month_end_share(plan, at) + cfg.month_slack_pct / 100.0) * budget
+    facts = dict(
+        fund_id=fund_id, bid_price=round(bar, 6), value_per_yuan=round(ratio, 6), lead_pct=round(lead * 100, 2)
+    )
+    ceiling = (min(month_end_share(plan, at, start), 1.0) + cfg.month_slack_pct / 100.0) * budget
     if used + price > ceiling + 1e-9:
         return note("paced", "month_ceiling", **facts)
     if ratio < bar:
@@ -251,7 +265,14 @@ class Pacer:
         return self.cfg.seasonal_plan
 
     def check(
-        self, s: Session, *, price_fen: int, clc_class: str | None, at: datetime, bookstore_id: str, district: str | None
+        self,
+        s: Session,
+        *,
+        price_fen: int,
+        clc_class: str | None,
+        at: datetime,
+        bookstore_id: str,
+        district: str | None,
     ) -> PacingNote:
         """Pace one eligible counter request against every annual fund it draws on; the binding fund
         (the first that declines, else the one with the highest bar) is reported."""
@@ -293,7 +314,9 @@ class Pacer:
             self._cache[key] = (at, forecast)
         return forecast
 
-    def forecast_from_ledger(self, s: Session, district: str | None, bookstore_id: str | None, at: datetime) -> Forecast:
+    def forecast_from_ledger(
+        self, s: Session, district: str | None, bookstore_id: str | None, at: datetime
+    ) -> Forecast:
         """The year's eligible counter arrivals before ``at`` drawing on a fund of this scope."""
         start = at.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
         stmt = _ARRIVALS
@@ -301,7 +324,11 @@ class Pacer:
             stmt = stmt.where(_r.bookstore_id == bookstore_id)
         if district is not None:
             home = ReaderRow if self.policy.budget_district_of == "reader" else BookstoreRow
-            on = _r.reader_id == ReaderRow.reader_id if home is ReaderRow else _r.bookstore_id == BookstoreRow.bookstore_id
+            on = (
+                _r.reader_id == ReaderRow.reader_id
+                if home is ReaderRow
+                else _r.bookstore_id == BookstoreRow.bookstore_id
+            )
             stmt = stmt.join(home, on).where(home.district == district)
         rows = [
             (fen, clc)

@@ -92,7 +92,12 @@ CASES = [
     (DeclineCode.NO_BUDGET_LINE, {}, [], dict(at=datetime(2027, 2, 1, 9, 0), pub_year=2026)),
     (DeclineCode.BUDGET_EXHAUSTED, {}, [dict(isbn=isbn(7), price=99.0, reader_id="R-ok2")], dict(price=99.0)),
     # paced, with a plan that gives January to May nothing: May's month ceiling is 0 yuan of the year fund
-    (DeclineCode.PACED_LOW_VALUE, dict(pacing=PacingConfig(policy="paced", seasonal_plan=NO_SPRING, month_slack_pct=0)), [], {}),
+    (
+        DeclineCode.PACED_LOW_VALUE,
+        dict(pacing=PacingConfig(policy="paced", seasonal_plan=NO_SPRING, month_slack_pct=0)),
+        [],
+        {},
+    ),
 ]
 
 
