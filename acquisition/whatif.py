@@ -21,15 +21,16 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition.backtest import BACKTEST_PARAMS, Replay, _batch, _Book, served_score
 from acquisition.funds import split_fen
 from acquisition.pacing import Forecast, pace, plan_share
-from acquisition.policy import Policy
+from acquisition.policy import MAX_PRICE_YUAN, Category, Policy
 from acquisition.ranking import build_problem
 from acquisition.value import copy_value
 
@@ -343,3 +344,31 @@ def plot_whatif(report: dict[str, Any], out: str | Path) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+class WhatIfIn(BaseModel):
+    """Changes to the policy in force to replay against it; an absent field keeps the policy's value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    price_cap_yuan: float | None = Field(
+        default=None, gt=0, le=MAX_PRICE_YUAN, allow_inf_nan=False, description="Price cap per book, yuan."
+    )
+    books_per_month: int | None = Field(default=None, ge=1, le=1000, description="Books per reader per month.")
+    excluded_categories: list[Category] | None = Field(
+        default=None, max_length=7, description="Book categories never bought."
+    )
+    pacing: Literal["fcfs", "paced"] | None = Field(default=None, description="Pacing of the annual funds.")
+    budget_yuan: float | None = Field(
+        default=None, gt=0, le=1e10, allow_inf_nan=False, description="Annual money of both policies, yuan."
+    )
+
+
+class WhatIfOut(BaseModel):
+    """The year replayed under both policies: spend by month, money left, the date money runs out,
+    loans served, requesters served and district equity of each."""
+
+    data: str
+    year: dict[str, Any]
+    in_force: dict[str, Any]
+    proposed: dict[str, Any]

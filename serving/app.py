@@ -32,6 +32,7 @@ from serving.routes import (
     readers,
     staff,
     titles,
+    whatif,
 )
 from serving.settings import Settings, get_settings
 from serving.state import AppState
@@ -85,7 +86,20 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     openapi.install(app)
     app.state.yuedu = state
     errors.install(app)
-    for module in (readers, titles, catalogue, booklists, counter, acquisition, audit, funds, ops, staff, counter_page):
+    for module in (
+        readers,
+        titles,
+        catalogue,
+        booklists,
+        counter,
+        acquisition,
+        audit,
+        funds,
+        whatif,
+        ops,
+        staff,
+        counter_page,
+    ):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles

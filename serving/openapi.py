@@ -41,6 +41,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),
     ("get", "/v1/funds"): ("getFundReport", "Funds: planned, encumbered, spent, free"),
     ("get", "/v1/settlements"): ("getSettlement", "A month's settlement with the bookstores"),
+    ("post", "/v1/acquisition/whatif"): ("replayWhatIf", "Replay last year under another policy"),
+    ("get", "/v1/reports/programme"): ("getProgrammeFigures", "The programme's own figures"),
     ("get", "/healthz"): ("getLiveness", "Liveness probe"),
     ("get", "/readyz"): ("getReadiness", "Readiness probe"),
     ("get", "/metrics"): ("getMetrics", "Prometheus metrics"),
@@ -58,6 +60,8 @@ EXTRA: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/purchase-requests/{request_id}/cancel"): {"409"},
     ("post", "/v1/acquisition/rounds"): {"409"},
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): {"409"},
+    ("post", "/v1/acquisition/whatif"): {"404"},
+    ("get", "/v1/reports/programme"): {"404"},
     ("get", "/v1/reports/collection"): {"503"},
 }
 #: Operations answering 503 while no model is loaded (they need the served model bundle).
@@ -232,6 +236,7 @@ EXAMPLES: dict[str, dict] = {
         "requested_at": "2026-06-15T10:02:00+08:00",
     },
     "RoundIn": {"period": "2026-06", "budget_yuan": 5000.0, "max_lines": 200},
+    "WhatIfIn": {"pacing": "paced", "price_cap_yuan": 80.0, "budget_yuan": 300000.0},
     "DecisionIn": {"request_id": "PR-1f3a", "decision": "approve", "note": "local author"},
     "DecisionsIn": {"decisions": [{"request_id": "PR-1f3a", "decision": "approve"}]},
     "LoginIn": {"username": "alice", "password": "correct horse battery staple"},

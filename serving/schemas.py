@@ -20,10 +20,13 @@ from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
 from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
+from acquisition.whatif import WhatIfIn, WhatIfOut
 from features import bounds
 from features.schema import RequestStatus
 
 __all__ = [
+    "WhatIfIn",
+    "WhatIfOut",
     "BooklistDetail",
     "BranchOut",
     "Page",

@@ -39,6 +39,8 @@ ENDPOINTS = [
     ("get", "/v1/budgets", "/v1/budgets", STAFF),
     ("get", "/v1/funds", "/v1/funds", STAFF),
     ("get", "/v1/settlements", "/v1/settlements?month=2026-06", STAFF),
+    ("post", "/v1/acquisition/whatif", "/v1/acquisition/whatif", STAFF),
+    ("get", "/v1/reports/programme", "/v1/reports/programme", STAFF),
     ("get", "/v1/reports/collection", "/v1/reports/collection", STAFF),
     ("get", "/v1/audit", "/v1/audit", STAFF),
     ("post", "/v1/admin/reload", "/v1/admin/reload", ("admin",)),
