@@ -112,9 +112,20 @@ class Forecast:
         ``money_left`` (yuan) over the ``share_left`` of the year still to come; 0 when they all fit."""
         if self.seen_share <= 1e-9 or self.ratio.size == 0:
             return self.reference
-        spend = np.cumsum(self.price) * (max(share_left, 0.0) / self.seen_share)
-        k = int(np.searchsorted(spend, max(money_left, 0.0), side="right"))
+        scale = max(share_left, 0.0) / self.seen_share
+        if scale <= 0:
+            return 0.0
+        k = int(np.searchsorted(self.spend, max(money_left, 0.0) / scale, side="right"))
         return float(self.ratio[k]) if k < self.ratio.size else 0.0
+
+    @property
+    def spend(self) -> np.ndarray:
+        """Cumulative price of the arrivals, best first (computed once)."""
+        cached = self.__dict__.get("_spend")
+        if cached is None:
+            cached = np.cumsum(self.price)
+            object.__setattr__(self, "_spend", cached)
+        return cached
 
 
 class PacingNote(BaseModel):
@@ -249,7 +260,7 @@ class Pacer:
 
     policy: Policy
     value_of: Callable[[str | None, float], float] = lambda clc, price: 1.0
-    refresh: timedelta = timedelta(hours=1)
+    refresh: timedelta = timedelta(days=1)
     _cache: dict[tuple[str, int], tuple[datetime, Forecast]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -186,6 +186,7 @@ ZH: dict[str, str] = {
     "DUPLICATE_PENDING": "同一 ISBN 已有待处理的荐购",
     "NO_BUDGET_LINE": "没有适用的预算",
     "BUDGET_EXHAUSTED": "预算已用完",
+    "PACED_LOW_VALUE": "为保证全年都有荐购经费，暂时只批准预计借阅较多或价格较低的图书",
 }
 
 ZH.update(DISTRICT_ZH)
@@ -213,6 +214,7 @@ EN: dict[str, str] = {
     "DUPLICATE_PENDING": "the same ISBN is already pending",
     "NO_BUDGET_LINE": "no budget line applies",
     "BUDGET_EXHAUSTED": "budget used up",
+    "PACED_LOW_VALUE": "kept for the rest of the year: today only books many readers will borrow, or cheaper ones",
 }
 
 
