@@ -24,6 +24,7 @@ lines (no lock: pacing is advice on top of the ledger's guarantee, never the gua
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -54,26 +55,31 @@ PACED = "PACED_LOW_VALUE"
 LEAD_CLIP = 0.5
 
 
-def _weights(plan: Sequence[float]) -> np.ndarray:
-    w = np.asarray(plan, dtype=float)
-    return w / w.sum()
+@functools.lru_cache(maxsize=64)
+def _cumulative(plan: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(share of each month, share used before each month)`` of a 12-weight plan (cached: the
+    counter asks on every decision)."""
+    total = float(sum(plan))
+    w = tuple(float(x) / total for x in plan)
+    return w, tuple(float(sum(w[:m])) for m in range(12))
 
 
-def _calendar_share(w: np.ndarray, at: datetime) -> float:
-    """Share of the calendar year's plan ``w`` used by ``at`` (linear within a month)."""
+def _calendar_share(plan: tuple[float, ...], at: datetime) -> float:
+    """Share of the calendar year's plan used by ``at`` (linear within a month)."""
+    w, before = _cumulative(plan)
     days = calendar.monthrange(at.year, at.month)[1]
     into = (at - at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)).total_seconds() / (days * 86400)
-    return float(w[: at.month - 1].sum() + w[at.month - 1] * min(max(into, 0.0), 1.0))
+    return before[at.month - 1] + w[at.month - 1] * min(max(into, 0.0), 1.0)
 
 
 def plan_share(plan: Sequence[float], at: datetime, start: datetime | None = None) -> float:
     """Share of the year's money the ``plan`` (12 weights, Jan..Dec) has used by ``at``, linear within
     a month. The year is the calendar year, or the 12 months from ``start`` (a programme year that
     begins mid-year: the calendar weights wrap around)."""
-    w = _weights(plan)
+    plan = tuple(plan)
     if start is None:
-        return _calendar_share(w, at)
-    done = _calendar_share(w, at) - _calendar_share(w, start) + (at.year - start.year)
+        return _calendar_share(plan, at)
+    done = _calendar_share(plan, at) - _calendar_share(plan, start) + (at.year - start.year)
     return float(min(max(done, 0.0), 1.0))
 
 
@@ -196,7 +202,21 @@ def note(policy: str, outcome: str, **kw) -> PacingNote:
     )
 
 
-def pace(
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Pacing of one request against one fund, as numbers (:func:`assess`); ``outcome`` as in :class:`PacingNote`."""
+
+    outcome: str
+    bar: float
+    ratio: float
+    lead: float
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == "approved"
+
+
+def assess(
     cfg: PacingConfig,
     plan: Sequence[float],
     *,
@@ -206,28 +226,39 @@ def pace(
     value: float,
     at: datetime,
     forecast: Forecast,
-    fund_id: str | None = None,
     start: datetime | None = None,
-) -> PacingNote:
+) -> Verdict:
     """Approve or decline one eligible request against one fund (money in any one unit, e.g. yuan).
 
     ``used`` is the fund's encumbered + spent money before this request, ``value`` the request's
     expected loans; the bar is the fund's :func:`bid_price` at ``at`` (``start``: the programme year's
-    first day when it is not 1 January)."""
+    first day when it is not 1 January). Declined when the request would take the fund past its
+    month ceiling or its loans per yuan are under the bar."""
     share = plan_share(plan, at, start)
     lead = (used / budget - share) if budget > 0 else 0.0
-    dual = forecast.dual_price(budget - used, 1.0 - share)
-    bar = bid_price(dual, lead, cfg.lead_sensitivity)
+    bar = bid_price(forecast.dual_price(budget - used, 1.0 - share), lead, cfg.lead_sensitivity)
     ratio = value / price if price > 0 else math.inf
-    facts = dict(
-        fund_id=fund_id, bid_price=round(bar, 6), value_per_yuan=round(ratio, 6), lead_pct=round(lead * 100, 2)
-    )
     ceiling = (min(month_end_share(plan, at, start), 1.0) + cfg.month_slack_pct / 100.0) * budget
     if used + price > ceiling + 1e-9:
-        return note("paced", "month_ceiling", **facts)
-    if ratio < bar:
-        return note("paced", "below_bid", **facts)
-    return note("paced", "approved", **facts)
+        return Verdict("month_ceiling", bar, ratio, lead)
+    return Verdict("below_bid" if ratio < bar else "approved", bar, ratio, lead)
+
+
+def explain(verdict: Verdict, fund_id: str | None = None) -> PacingNote:
+    """The :class:`PacingNote` of a verdict, with its sentences in zh-CN and en."""
+    return note(
+        "paced",
+        verdict.outcome,
+        fund_id=fund_id,
+        bid_price=round(verdict.bar, 6),
+        value_per_yuan=round(verdict.ratio, 6) if math.isfinite(verdict.ratio) else None,
+        lead_pct=round(verdict.lead * 100, 2),
+    )
+
+
+def pace(cfg: PacingConfig, plan: Sequence[float], *, fund_id: str | None = None, **facts) -> PacingNote:
+    """:func:`assess` explained (:func:`explain`)."""
+    return explain(assess(cfg, plan, **facts), fund_id)
 
 
 # --- the live counter's pacer ----------------------------------------------------------------------
@@ -295,22 +326,24 @@ class Pacer:
             return note("paced", "no_fund")
         price = price_fen / 100.0
         value = self.value_of(clc_class, price)
-        notes = [
-            pace(
-                self.cfg,
-                self.plan_of(fund_id),
-                budget=amount / 100.0,
-                used=used / 100.0,
-                price=price,
-                value=value,
-                at=at,
-                forecast=self._forecast(s, fund_id, f_district, f_store, at),
-                fund_id=fund_id,
+        verdicts = [
+            (
+                assess(
+                    self.cfg,
+                    self.plan_of(fund_id),
+                    budget=amount / 100.0,
+                    used=used / 100.0,
+                    price=price,
+                    value=value,
+                    at=at,
+                    forecast=self._forecast(s, fund_id, f_district, f_store, at),
+                ),
+                fund_id,
             )
             for fund_id, amount, used, f_district, f_store in funds
         ]
-        declined = [n for n in notes if not n.approved]
-        return declined[0] if declined else max(notes, key=lambda n: n.bid_price or 0.0)
+        declined = [v for v in verdicts if not v[0].approved]
+        return explain(*(declined[0] if declined else max(verdicts, key=lambda v: v[0].bar)))
 
     def _forecast(
         self, s: Session, fund_id: str, district: str | None, bookstore_id: str | None, at: datetime

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from acquisition.backtest import Replay
 from acquisition.policy import Policy, load_policy
@@ -28,6 +31,11 @@ def scenario(prepared: Replay, policy: Policy, share: float, oracle_seconds: flo
         t0 = time.perf_counter()
         run = run_year(prepared, pol, budget, lines=lines)
         out[mode] = {**run_figures(run, prepared, lines, requesters), "seconds": round(time.perf_counter() - t0, 2)}
+    # diagnostic, not a policy: paced deciding on the truth's intents (what perfect demand prediction gives)
+    knows = replace(prepared, lines=prepared.lines.with_columns(pl.col("true_intents").alias("predicted_intents")))
+    pol = policy.model_copy(update={"pacing": policy.pacing.model_copy(update={"policy": "paced"})})
+    run = run_year(knows, pol, budget, lines=lines.with_columns(pl.col("true_intents").alias("predicted_intents")))
+    out["paced_at_truth"] = {**run_figures(run, prepared, lines, requesters), "seconds": 0.0}
     t0 = time.perf_counter()
     run = oracle_year(prepared, budget, lines, oracle_seconds)
     out["oracle"] = {**run_figures(run, prepared, lines, requesters), "seconds": round(time.perf_counter() - t0, 2)}
@@ -66,7 +74,7 @@ def _section(s: dict[str, Any]) -> str:
         "| first refusal for money | money ran out on | max district deviation % | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for k in ("fcfs", "paced", "oracle"):
+    for k in ("fcfs", "paced", "paced_at_truth", "oracle"):
         f = s[k]
         rows.append(
             f"| {k} | {f['bought']} | {f['spend']:,.2f} | {f['loans_served']:,.1f} | {f['requesters_served_pct']:.2f} "

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition.backtest import BACKTEST_PARAMS, Replay, _batch, _Book, served_score
 from acquisition.funds import split_fen
-from acquisition.pacing import Forecast, pace, plan_share
+from acquisition.pacing import Forecast, assess, plan_share
 from acquisition.policy import MAX_PRICE_YUAN, Category, Policy
 from acquisition.ranking import build_problem
 from acquisition.value import copy_value
@@ -134,9 +134,9 @@ def run_year(prepared: Replay, policy: Policy, budget: float, *, name: str | Non
             no_money[j] = True
             continue
         if paced:
-            verdict = pace(
+            verdict = assess(
                 policy.pacing, policy.pacing.seasonal_plan, budget=funds[d], used=state.used[d], price=price[j],
-                value=gain, at=at[j], forecast=state.forecasts[d], fund_id=d, start=prepared.start,
+                value=gain, at=at[j], forecast=state.forecasts[d], start=prepared.start,
             )  # fmt: skip
             if not verdict.approved:
                 paced_out[j] = True
