@@ -20,7 +20,7 @@ from acquisition.whatif import eligible_lines, oracle_year, prepared_year, run_f
 _log = logging.getLogger(__name__)
 
 
-def scenario(prepared: Replay, policy: Policy, share: float, oracle_seconds: float = 60.0) -> dict[str, Any]:
+def scenario(prepared: Replay, policy: Policy, share: float) -> dict[str, Any]:
     """fcfs, paced and the oracle at an annual budget of ``share`` x the year's eligible spend."""
     lines = eligible_lines(prepared, policy)
     budget = share * float(lines["price"].sum())
@@ -37,7 +37,7 @@ def scenario(prepared: Replay, policy: Policy, share: float, oracle_seconds: flo
     run = run_year(knows, pol, budget, lines=lines.with_columns(pl.col("true_intents").alias("predicted_intents")))
     out["paced_at_truth"] = {**run_figures(run, prepared, lines, requesters), "seconds": 0.0}
     t0 = time.perf_counter()
-    run = oracle_year(prepared, budget, lines, oracle_seconds)
+    run = oracle_year(prepared, budget, lines, policy)
     out["oracle"] = {**run_figures(run, prepared, lines, requesters), "seconds": round(time.perf_counter() - t0, 2)}
     out["goals"] = goals(out)
     return out

@@ -27,11 +27,10 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from acquisition.backtest import BACKTEST_PARAMS, Replay, _batch, _Book, served_score
+from acquisition.backtest import Replay, served_score
 from acquisition.funds import split_fen
 from acquisition.pacing import Forecast, assess, plan_share
 from acquisition.policy import MAX_PRICE_YUAN, Category, Policy
-from acquisition.ranking import build_problem
 from acquisition.value import copy_value
 
 _log = logging.getLogger(__name__)
@@ -149,19 +148,35 @@ def run_year(prepared: Replay, policy: Policy, budget: float, *, name: str | Non
     return YearRun(label, budget, chosen, no_money, paced_out, funds)
 
 
-def oracle_year(prepared: Replay, budget: float, lines: pl.DataFrame, time_limit: float = 60.0) -> YearRun:
-    """The hindsight oracle: the MILP over the whole year at the truth's intents within the same
-    district funds (at most :data:`TITLE_CAP` copies of an ISBN, the programme's 5 books per reader)."""
+def oracle_year(prepared: Replay, budget: float, lines: pl.DataFrame, policy: Policy | None = None) -> YearRun:
+    """The hindsight oracle: the whole year seen at once at the truth's intents, within the same
+    district funds, title cap and monthly limit per reader.
+
+    Every line's value is the marginal first-year loans of its copy at the truth (the k-th cheapest
+    line of an ISBN is its k-th copy on top of the network's); lines are taken by loans per yuan,
+    best first, while their fund has the money. Copies' values are concave in k, so this is the
+    greedy solution of the year's knapsack: with books far smaller than a fund it is within one book
+    per fund of the LP bound (the year-long MILP, :func:`acquisition.optimize.select_milp`, takes too
+    long on the city: over 10 minutes on a shared 2-core machine)."""
     funds = district_funds(budget, prepared.district_readers)
-    params = replace(BACKTEST_PARAMS, time_limit=time_limit, title_cap=TITLE_CAP)
-    isbns, codes = np.unique(lines["isbn13"].to_numpy().astype(str), return_inverse=True)
-    book = _Book(np.zeros(lines.height, dtype=bool), np.zeros(len(isbns), dtype=np.int64))
-    base = build_problem(lines, prepared.district_readers, params, budget)
-    left = dict(funds)
-    idx = np.arange(lines.height)
-    _batch(lines, idx, codes, book, base, left, "oracle", params, prepared.circulation, truth=True)
+    limit = (policy or Policy()).books_per_month
+    rank = lines.select(pl.col("price").rank("ordinal").over("isbn13").cast(pl.Int64) - 1).to_series().to_numpy()
+    held = lines["network_copies"].to_numpy().astype(np.int64)
+    served = copy_value(lines["true_intents"].to_numpy(), int(held.max(initial=0)) + TITLE_CAP + 1).served
+    k = np.minimum(held + rank, served.shape[1] - 2)
+    rows = np.arange(lines.height)
+    gain = served[rows, k + 1] - served[rows, k]
+    price, dist = lines["price"].to_numpy(), lines["district"].to_numpy().astype(str)
+    who = (lines["reader_id"] + "|" + lines["period"]).to_numpy().astype(str)
+    left, taken = dict(funds), dict.fromkeys(set(who.tolist()), 0)
+    chosen = np.zeros(lines.height, dtype=bool)
+    for j in np.argsort(-gain / price, kind="stable"):  # the year's lines, best loans per yuan first
+        if rank[j] < TITLE_CAP and price[j] <= left.get(dist[j], 0.0) + 1e-9 and taken[who[j]] < limit:
+            chosen[j] = True
+            left[dist[j]] -= price[j]
+            taken[who[j]] += 1
     none = np.zeros(lines.height, dtype=bool)
-    return YearRun("oracle", budget, book.chosen, none, none.copy(), funds)
+    return YearRun("oracle", budget, chosen, none, none.copy(), funds)
 
 
 # --- figures of a run -------------------------------------------------------------------------------

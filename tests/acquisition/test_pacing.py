@@ -180,3 +180,17 @@ def test_paced_counter_declines_below_the_bid_price_without_moving_money(tmp_pat
     # the other rules stay in force before pacing: an ineligible book is declined for its own reason
     held = svc.decide(request(isbn=isbn(1)), "k-held")
     assert held.reason_codes == ["ALREADY_HELD"] and held.pacing is None
+
+
+def test_the_hindsight_oracle_keeps_to_the_funds_and_serves_at_least_what_fcfs_does():
+    from acquisition.backtest import served_score
+    from acquisition.whatif import oracle_year
+
+    prepared = fake_year(400, 11)
+    oracle = oracle_year(prepared, 3000.0, prepared.lines)
+    fcfs = run_year(prepared, load_policy(), 3000.0)
+    lines = prepared.lines.with_columns(pl.Series("x", oracle.chosen))
+    for district, amount in lines.filter("x").group_by("district").agg(pl.col("price").sum()).iter_rows():
+        assert amount <= oracle.funds[district] + 1e-6
+    assert lines.filter("x").group_by("isbn13").len()["len"].max() <= 3
+    assert served_score(prepared, oracle.chosen) >= served_score(prepared, fcfs.chosen)
