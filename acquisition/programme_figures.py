@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, Field
 
-from features.schema import clc_top, scan_table
+from features.schema import LocalDateTime, clc_top, scan_table
 
 #: Request statuses in which the programme bought (or is buying) the book.
 FILLED = ("approved", "reserved", "checked_out", "ordered", "received", "fulfilled")
@@ -63,7 +63,9 @@ class DistrictBand(BaseModel):
 class ProgrammeFigures(BaseModel):
     """The programme's figures as of ``as_of`` over the ``window_days`` before it."""
 
-    as_of: datetime
+    as_of: LocalDateTime = Field(
+        description="Figures as of this time (the last request by default), with its UTC offset."
+    )
     window_days: int
     circulation: Circulation
     dead_on_arrival: list[DeadOnArrival]
