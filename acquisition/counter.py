@@ -350,27 +350,19 @@ class CounterService:
             return replay
         facts = self._gather(s, request, isbn13)
         violations = self._check(s, request, facts)
-        hold = None
+        hold = paced = None
         if not violations and request.channel == "counter":
             district = ledger.budget_district(
                 self.policy, facts.bookstore.district, facts.reader.district if facts.reader else None
             )
-            paced = self.pacer.check(
-                s,
-                price_fen=request.price_fen,
-                clc_class=request.clc_class,
-                at=facts.now,
-                bookstore_id=request.bookstore_id,
-                district=district,
-            )
+            paced = self.pacer.check(s, request, facts.now, district)  # the pacing hook (acquisition.pacing)
             if not paced.approved:
                 violations.append(Violation(DeclineCode.PACED_LOW_VALUE, paced.message_en))
-                return self._store(s, request, key, actor, facts, violations, None, paced)
-            hold = ledger.reserve(s, request.price_fen, facts.now, request.bookstore_id, district)
-            if hold.refused is not None:
-                violations.append(Violation(hold.refused, _BUDGET_MESSAGES[hold.refused]))
-            return self._store(s, request, key, actor, facts, violations, hold, paced)
-        return self._store(s, request, key, actor, facts, violations, hold)
+            else:
+                hold = ledger.reserve(s, request.price_fen, facts.now, request.bookstore_id, district)
+                if hold.refused is not None:
+                    violations.append(Violation(hold.refused, _BUDGET_MESSAGES[hold.refused]))
+        return self._store(s, request, key, actor, facts, violations, hold, paced)
 
     def _gather(self, s: Session, request: PurchaseRequestIn, isbn13: str | None) -> _Facts:
         now = self.clock()  # the server decides; a terminal's requested_at is only recorded

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -38,6 +39,9 @@ from sqlalchemy.orm import Session
 
 from acquisition.db import BookstoreRow, BudgetLineRow, PurchaseRequestRow, ReaderRow
 from acquisition.policy import PacingConfig, Policy
+
+if TYPE_CHECKING:  # the counter imports this module
+    from acquisition.counter import PurchaseRequestIn
 
 __all__ = [
     "Forecast",
@@ -306,20 +310,13 @@ class Pacer:
                 return fund.monthly_plan
         return self.cfg.seasonal_plan
 
-    def check(
-        self,
-        s: Session,
-        *,
-        price_fen: int,
-        clc_class: str | None,
-        at: datetime,
-        bookstore_id: str,
-        district: str | None,
-    ) -> PacingNote:
-        """Pace one eligible counter request against every annual fund it draws on; the binding fund
+    def check(self, s: Session, request: PurchaseRequestIn, at: datetime, district: str | None) -> PacingNote:
+        """Pace one eligible counter ``request`` (:class:`acquisition.counter.PurchaseRequestIn`)
+        against every annual fund it draws on (``district``: its budget district); the binding fund
         (the first that declines, else the one with the highest bar) is reported."""
         if self.cfg.policy != "paced":
             return note("fcfs", "fcfs")
+        price_fen, clc_class, bookstore_id = request.price_fen, request.clc_class, request.bookstore_id
         params = {"year": str(at.year), "bookstore_id": bookstore_id, "district": district, "channel": "counter"}
         funds = s.connection().execute(_YEAR_LINES, params).all()
         if not funds:
