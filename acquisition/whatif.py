@@ -367,7 +367,11 @@ class WhatIfIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     price_cap_yuan: float | None = Field(
-        default=None, gt=0, le=MAX_PRICE_YUAN, allow_inf_nan=False, description="Price cap per book, yuan."
+        default=None,
+        ge=0.01,
+        le=MAX_PRICE_YUAN,
+        allow_inf_nan=False,
+        description="Price cap per book, yuan (>= 1 fen).",
     )
     books_per_month: int | None = Field(default=None, ge=1, le=1000, description="Books per reader per month.")
     excluded_categories: list[Category] | None = Field(
@@ -375,7 +379,11 @@ class WhatIfIn(BaseModel):
     )
     pacing: Literal["fcfs", "paced"] | None = Field(default=None, description="Pacing of the annual funds.")
     budget_yuan: float | None = Field(
-        default=None, gt=0, le=1e10, allow_inf_nan=False, description="Annual money of both policies, yuan."
+        default=None,
+        ge=0.01,
+        le=1e10,
+        allow_inf_nan=False,
+        description="Annual money of both policies, yuan (>= 1 fen).",
     )
 
 
