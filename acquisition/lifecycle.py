@@ -62,6 +62,8 @@ __all__ = [
     "REQUESTS",
     "RESERVATIONS",
     "ROUNDS",
+    "ROUND_ACTIONS",
+    "ROUND_OPEN",
     "LineDecision",
     "Lifecycle",
     "RequestStatus",
@@ -92,6 +94,12 @@ class RoundStatus(StrEnum):
     DRAFT = "draft"
     #: Staff have decided at least one line.
     REVIEWED = "reviewed"
+    #: Sent for approval: decisions are frozen until it is approved or sent back.
+    SUBMITTED = "submitted"
+    #: Approved: the order can go out; decisions stay frozen.
+    APPROVED = "approved"
+    #: Finished (ordered) or abandoned; final.
+    CLOSED = "closed"
 
 
 class LineDecision(StrEnum):
@@ -131,11 +139,23 @@ RESERVATION_TRANSITIONS: Mapping[ReservationStatus | None, frozenset[Reservation
     _S.INVOICED: frozenset({_S.RETURNED}),
 }
 
+_D = RoundStatus
 #: Allowed round moves.
 ROUND_TRANSITIONS: Mapping[RoundStatus | None, frozenset[RoundStatus]] = {
-    None: frozenset({RoundStatus.DRAFT}),
-    RoundStatus.DRAFT: frozenset({RoundStatus.REVIEWED}),
-    RoundStatus.REVIEWED: frozenset({RoundStatus.REVIEWED}),
+    None: frozenset({_D.DRAFT}),
+    _D.DRAFT: frozenset({_D.REVIEWED, _D.SUBMITTED, _D.CLOSED}),
+    _D.REVIEWED: frozenset({_D.REVIEWED, _D.SUBMITTED, _D.CLOSED}),
+    _D.SUBMITTED: frozenset({_D.APPROVED, _D.REVIEWED, _D.CLOSED}),
+    _D.APPROVED: frozenset({_D.CLOSED}),
+}
+#: The round states whose lines staff may still decide (later ones are frozen).
+ROUND_OPEN: frozenset[RoundStatus] = frozenset({_D.DRAFT, _D.REVIEWED})
+#: A round's lifecycle actions (staff buttons, ``POST .../transitions``) and the state each moves to.
+ROUND_ACTIONS: Mapping[str, RoundStatus] = {
+    "submit": _D.SUBMITTED,
+    "approve": _D.APPROVED,
+    "return": _D.REVIEWED,
+    "close": _D.CLOSED,
 }
 
 

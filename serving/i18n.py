@@ -68,6 +68,15 @@ ZH: dict[str, str] = {
     "draft": "草稿",
     "reviewed": "已审核",
     "closed": "已关闭",
+    "submitted": "已提交审批",
+    "Fund": "经费",
+    "free": "可用",
+    "none (month lines only)": "不指定（只用月度预算）",
+    "decisions are frozen": "决定已冻结",
+    "round:submit": "提交审批",
+    "round:approve": "审批通过",
+    "round:return": "退回修改",
+    "round:close": "关闭批次",
     # bookstore counter
     "Bookstore counter": "书店荐购柜台",
     "Set up this terminal": "设置本终端",
@@ -213,6 +222,10 @@ EN: dict[str, str] = {
     "DUPLICATE_PENDING": "the same ISBN is already pending",
     "NO_BUDGET_LINE": "no budget line applies",
     "BUDGET_EXHAUSTED": "budget used up",
+    "round:submit": "Submit for approval",
+    "round:approve": "Approve the round",
+    "round:return": "Send back for changes",
+    "round:close": "Close the round",
 }
 
 

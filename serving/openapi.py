@@ -36,6 +36,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/acquisition/rounds/{round_id}"): ("getRound", "Get a round's ranked lines"),
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): ("decideRoundLines", "Approve or reject lines"),
     ("get", "/v1/acquisition/rounds/{round_id}/export"): ("exportRound", "Download a round's purchase list"),
+    ("post", "/v1/acquisition/rounds/{round_id}/transitions"): ("moveRound", "Submit, approve, return or close a round"),
     ("get", "/v1/budgets"): ("getBudgets", "Budget used and left"),
     ("get", "/v1/reports/collection"): ("getCollectionReport", "Collection turnover, supply vs demand"),
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),
@@ -58,6 +59,7 @@ EXTRA: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/purchase-requests/{request_id}/cancel"): {"409"},
     ("post", "/v1/acquisition/rounds"): {"409"},
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): {"409"},
+    ("post", "/v1/acquisition/rounds/{round_id}/transitions"): {"409"},
     ("get", "/v1/reports/collection"): {"503"},
 }
 #: Operations answering 503 while no model is loaded (they need the served model bundle).
@@ -234,6 +236,7 @@ EXAMPLES: dict[str, dict] = {
     "RoundIn": {"period": "2026-06", "budget_yuan": 5000.0, "max_lines": 200},
     "DecisionIn": {"request_id": "PR-1f3a", "decision": "approve", "note": "local author"},
     "DecisionsIn": {"decisions": [{"request_id": "PR-1f3a", "decision": "approve"}]},
+    "RoundTransitionIn": {"action": "submit", "note": "请科长审批"},
     "LoginIn": {"username": "alice", "password": "correct horse battery staple"},
     "TokenOut": {"access_token": "eyJhbGciOi...", "token_type": "bearer", "role": "staff", "expires_in": 3600},
     "ReloadIn": {"model_dir": "models/itemknn"},

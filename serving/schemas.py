@@ -54,6 +54,7 @@ __all__ = [
     "ReloadOut",
     "RequestStateOut",
     "RoundIn",
+    "RoundTransitionIn",
     "RoundLine",
     "Round",
     "RoundSummary",
@@ -261,6 +262,12 @@ class RoundIn(_In):
         description="Money to spend in this round, yuan (default: what the month has left).",
     )
     max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
+    fund_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=bounds.ID_MAX,
+        description="A fund of the month's year (GET /v1/funds): the budget must fit what it has free.",
+    )
 
     @field_validator("period")
     @classmethod
@@ -268,6 +275,13 @@ class RoundIn(_In):
         if period is not None:
             check_period(period)  # year 0000 and the like: a 422 naming body.period, not a 500 later
         return period
+
+
+class RoundTransitionIn(_In):
+    """A lifecycle move of a round: submit for approval, approve, return (send back), close."""
+
+    action: Literal["submit", "approve", "return", "close"]
+    note: str | None = Field(None, max_length=bounds.NOTE_MAX, description="Why (kept with who and when).")
 
 
 class DecisionIn(_In):

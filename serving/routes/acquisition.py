@@ -16,7 +16,7 @@ from acquisition.errors import InvalidPeriod
 from acquisition.export import export_round
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
-from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary
+from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary, RoundTransitionIn
 
 router = APIRouter(tags=["staff"])
 
@@ -58,6 +58,7 @@ def create_round(params: RoundIn, principal: StaffCaller, state: State) -> Round
         period=params.period,
         budget_yuan=params.budget_yuan,
         max_lines=params.max_lines,
+        fund_id=params.fund_id,
     )
     return load_round(state, round_id)
 
@@ -83,6 +84,16 @@ def post_decisions(round_id: RoundId, body: DecisionsIn, principal: StaffCaller,
         round_id,
         [rounds.StaffDecision(d.request_id, d.decision, d.note) for d in body.decisions],
         f"{principal.role}:{principal.subject}",
+    )
+    return load_round(state, round_id)
+
+
+@router.post("/v1/acquisition/rounds/{round_id}/transitions", response_model=Round)
+def post_transition(round_id: RoundId, body: RoundTransitionIn, principal: StaffCaller, state: State) -> Round:
+    """Submit a round for approval, approve it, return it for changes or close it; who and when are kept
+    (``history``). 409 when the lifecycle does not allow the move; a submitted round's decisions are frozen."""
+    rounds.move_round(
+        state.db, round_id, body.action, actor=f"{principal.role}:{principal.subject}", now=state.now(), note=body.note
     )
     return load_round(state, round_id)
 

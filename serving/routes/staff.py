@@ -20,7 +20,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
 from acquisition import ledger, rounds
-from acquisition.lifecycle import LineDecision
+from acquisition.lifecycle import ROUND_OPEN, LineDecision, RoundStatus
 from features import bounds
 from features.errors import YueduError
 from serving import i18n
@@ -39,6 +39,15 @@ from serving.security import (
 )
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
+
+#: The lifecycle buttons a round's page shows in each status (the table may allow more: closing an
+#: abandoned round is refused while lines are approved, and the page says so).
+ROUND_MOVES = {
+    RoundStatus.DRAFT: ("submit", "close"),
+    RoundStatus.REVIEWED: ("submit", "close"),
+    RoundStatus.SUBMITTED: ("approve", "return", "close"),
+    RoundStatus.APPROVED: ("close",),
+}
 
 
 def _staff(request: Request, state) -> Principal | None:
@@ -92,6 +101,7 @@ def home(request: Request, state: State, error: str | None = None) -> Response:
         state,
         rounds=rounds.list_rounds(state.db, period),
         budget=ledger.budgets(state.db, period),
+        funds=rounds.fund_choices(state.db, period),
         error=error,
         model=state.bundle.version if state.bundle else None,
     )
@@ -153,6 +163,7 @@ def new_round(
     period: Annotated[str, Form(max_length=7)] = "",
     budget_yuan: Annotated[str, Form(max_length=20)] = "",
     max_lines: Annotated[str, Form(max_length=6)] = "",
+    fund_id: Annotated[str, Form(max_length=bounds.ID_MAX)] = "",
 ) -> Response:
     """Rank the pending online requests into a new round: for a month, within a budget and a line cap
     when given (the same checks as ``POST /v1/acquisition/rounds``)."""
@@ -164,6 +175,7 @@ def new_round(
     if isinstance(principal, Response):
         return principal
     given = {"period": period.strip(), "budget_yuan": budget_yuan.strip(), "max_lines": max_lines.strip()}
+    given["fund_id"] = fund_id.strip()
     try:
         params = RoundIn(**{k: v for k, v in given.items() if v})
     except ValidationError as exc:
@@ -175,6 +187,7 @@ def new_round(
             period=params.period,
             budget_yuan=params.budget_yuan,
             max_lines=params.max_lines,
+            fund_id=params.fund_id,
         )
     except YueduError as exc:
         return back("/staff", str(exc))
@@ -202,6 +215,8 @@ def round_page(round_id: str, request: Request, state: State, error: str | None 
         "view": view,
         "districts": sorted({x.district for x in round_.lines if x.district}),
         "budget": ledger.budgets(state.db, round_.period),
+        "open": round_.status in ROUND_OPEN,
+        "actions": ROUND_MOVES.get(round_.status, ()),
         "error": error,
     }
     return _page(request, "round.html", principal, state, **context)
@@ -237,6 +252,29 @@ async def decide(round_id: str, request: Request, state: State) -> Response:
     except YueduError as exc:
         return back(here, str(exc))
     return back(here + f"#r-{ids[0]}")
+
+
+@router.post("/rounds/{round_id}/status")
+def round_status(
+    round_id: str,
+    request: Request,
+    state: State,
+    csrf: Annotated[str, Form()] = "",
+    action: Annotated[str, Form(max_length=10)] = "",
+    note: Annotated[str, Form(max_length=bounds.NOTE_MAX)] = "",
+) -> Response:
+    """Submit, approve, return or close the round (``acquisition.rounds.move_round``; refusals shown)."""
+    principal = _guard(request, state, csrf)
+    if isinstance(principal, Response):
+        return principal
+    here = f"/staff/rounds/{round_id}"
+    try:
+        rounds.move_round(
+            state.db, round_id, action, actor=f"{principal.role}:{principal.subject}", now=state.now(), note=note or None
+        )
+    except YueduError as exc:
+        return back(here, str(exc))
+    return back(here + "#lifecycle")
 
 
 @router.get("/rounds/{round_id}/export.{fmt}")

@@ -1,0 +1,130 @@
+"""The round lifecycle (draft -> submitted -> approved -> closed, with who and when; decisions frozen
+once submitted) and the fund a round is checked against, over HTTP: the API and the staff page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.serving._helpers import counter_body, eligible_readers, key
+from tests.serving.conftest import make_settings, token
+
+STAFF = token("staff", "alice")
+FUND = "BUD-2026-ALL"  # the small city's programme-year line
+
+
+@pytest.fixture(scope="module")
+def client(small_city, model_dir, tmp_path_factory):
+    from serving.app import create_app
+
+    app = create_app(make_settings(small_city, tmp_path_factory.mktemp("life") / "yuedu.db", model_dir))
+    with TestClient(app) as c:
+        h = token("bookstore", "BS-11")
+        for i, reader in enumerate(eligible_readers(small_city, 4, "Dehui")):
+            body = counter_body(reader, "BS-11", 6.0, channel="online", title=f"流程{i}")
+            assert c.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()["status"] == "pending"
+        yield c
+
+
+def _new(c, **body) -> dict:
+    r = c.post("/v1/acquisition/rounds", json=body, headers=STAFF)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _move(c, round_id, action, note=None):
+    return c.post(
+        f"/v1/acquisition/rounds/{round_id}/transitions", json={"action": action, "note": note}, headers=STAFF
+    )
+
+
+def _eligible(round_: dict) -> list[str]:
+    return [x["request_id"] for x in round_["lines"] if not x["reason_codes"]]
+
+
+def test_a_round_goes_draft_submitted_approved_closed_with_who_and_when(client):
+    c = client
+    r = _new(c, fund_id=FUND)
+    assert r["status"] == "draft" and r["fund_id"] == FUND and r["history"] == []
+    rid = r["round_id"]
+    first = _eligible(r)[0]
+    decided = c.post(
+        f"/v1/acquisition/rounds/{rid}/decisions", json={"decisions": [{"request_id": first, "decision": "approve"}]},
+        headers=STAFF,
+    )  # fmt: skip
+    assert decided.json()["status"] == "reviewed"
+    sub = _move(c, rid, "submit", "请科长审批")
+    assert sub.status_code == 200 and sub.json()["status"] == "submitted"
+    step = sub.json()["history"][-1]
+    assert step["status"] == "submitted" and step["by"] == "staff:alice" and step["note"] == "请科长审批"
+    assert step["at"].startswith("2026-06-15") and step["at"][-6] in "+-"
+    frozen = c.post(
+        f"/v1/acquisition/rounds/{rid}/decisions", json={"decisions": [{"request_id": first, "decision": "pending"}]},
+        headers=STAFF,
+    )  # fmt: skip
+    assert frozen.status_code == 409 and "frozen" in frozen.text
+    assert _move(c, rid, "approve").json()["status"] == "approved"
+    refused = _move(c, rid, "submit")
+    assert refused.status_code == 409 and "'approved' cannot become 'submitted'" in refused.text
+    assert _move(c, rid, "close").json()["status"] == "closed"
+    assert [h["status"] for h in c.get(f"/v1/acquisition/rounds/{rid}", headers=STAFF).json()["history"]] == [
+        "submitted", "approved", "closed",
+    ]  # fmt: skip
+    assert _move(c, rid, "return").status_code == 409  # closed is final
+    audit = c.get("/v1/audit", params={"entity": "acquisition_round", "entity_id": rid}, headers=STAFF).json()
+    assert {x["action"] for x in audit["items"]} >= {"create", "review", "submit", "approve", "close"}
+
+
+def test_sent_back_a_round_opens_again_and_an_abandoned_round_keeps_no_approval(client):
+    c = client
+    r = _new(c)
+    rid, line = r["round_id"], _eligible(r)[-1]
+    assert _move(c, rid, "submit").status_code == 200
+    assert _move(c, rid, "return", "价格再核").json()["status"] == "reviewed"
+    ok = c.post(
+        f"/v1/acquisition/rounds/{rid}/decisions", json={"decisions": [{"request_id": line, "decision": "approve"}]},
+        headers=STAFF,
+    )  # fmt: skip
+    assert ok.status_code == 200
+    closing = _move(c, rid, "close")
+    assert closing.status_code == 409 and "never approved" in closing.text
+    c.post(
+        f"/v1/acquisition/rounds/{rid}/decisions", json={"decisions": [{"request_id": line, "decision": "pending"}]},
+        headers=STAFF,
+    )  # fmt: skip
+    assert _move(c, rid, "close").json()["status"] == "closed"
+    assert c.post(f"/v1/acquisition/rounds/{rid}/transitions", json={"action": "reopen"}, headers=STAFF).status_code == 422
+
+
+def test_the_fund_bounds_the_budget_and_an_unknown_fund_is_refused(client):
+    c = client
+    fund = next(r for r in c.get("/v1/funds", params={"year": "2026"}, headers=STAFF).json()["rows"] if r["fund_id"] == FUND)
+    free = min(fund["free_fen"], fund["room_fen"]) / 100
+    over = c.post("/v1/acquisition/rounds", json={"fund_id": FUND, "budget_yuan": free + 1}, headers=STAFF)
+    assert over.status_code == 409 and f"fund {FUND} has free" in over.text
+    unknown = c.post("/v1/acquisition/rounds", json={"fund_id": "NOPE"}, headers=STAFF)
+    assert unknown.status_code == 409 and FUND in unknown.text  # names the funds there are
+    assert _new(c, fund_id=FUND, budget_yuan=free)["fund_id"] == FUND
+
+
+def test_the_page_creates_a_round_on_a_fund_and_moves_it_by_its_buttons(client):
+    c = client
+    assert c.post("/staff/login", data={"username": "alice", "password": "alice-pw"}).status_code == 200
+    home = c.get("/staff").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home).group(1)
+    assert f'<option value="{FUND}">' in home
+    made = c.post("/staff/rounds", data={"csrf": csrf, "fund_id": FUND}, follow_redirects=False)
+    rid = made.headers["location"].rsplit("/", 1)[-1]
+    page = c.get(f"/staff/rounds/{rid}").text
+    assert 'id="round-submit"' in page and 'id="round-fund">BUD-2026-ALL' in page and 'id="bulk"' in page
+    moved = c.post(f"/staff/rounds/{rid}/status", data={"csrf": csrf, "action": "submit", "note": "月度"}, follow_redirects=False)
+    assert moved.status_code == 303 and "error" not in moved.headers["location"]
+    page = c.get(f"/staff/rounds/{rid}").text
+    assert 'data-status="submitted"' in page and "已提交审批" in page and "决定已冻结" in page
+    assert 'id="bulk"' not in page and 'id="round-approve"' in page  # no decision forms once frozen
+    again = c.post(f"/staff/rounds/{rid}/status", data={"csrf": csrf, "action": "submit"}, follow_redirects=False)
+    assert "error=" in again.headers["location"]
+    refused = c.post(f"/staff/rounds/{rid}/status", data={"csrf": "x", "action": "approve"}, follow_redirects=False)
+    assert refused.status_code == 403
