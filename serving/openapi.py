@@ -41,6 +41,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/reports/collection"): ("getCollectionReport", "Collection turnover, supply vs demand"),
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),
     ("get", "/v1/funds"): ("getFundReport", "Funds: planned, encumbered, spent, free"),
+    ("get", "/v1/funds/burndown"): ("getFundBurnDown", "A fund's burn-down and projected exhaustion"),
     ("get", "/v1/settlements"): ("getSettlement", "A month's settlement with the bookstores"),
     ("get", "/healthz"): ("getLiveness", "Liveness probe"),
     ("get", "/readyz"): ("getReadiness", "Readiness probe"),
@@ -60,6 +61,7 @@ EXTRA: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/acquisition/rounds"): {"409"},
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): {"409"},
     ("post", "/v1/acquisition/rounds/{round_id}/transitions"): {"409"},
+    ("get", "/v1/funds/burndown"): {"409"},
     ("get", "/v1/reports/collection"): {"503"},
 }
 #: Operations answering 503 while no model is loaded (they need the served model bundle).

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from acquisition import ledger, rounds
+from acquisition.burndown import BurnDown, burn_down
 from acquisition.errors import InvalidPeriod
 from acquisition.export import export_round
 from serving.deps import StaffCaller, State
@@ -133,3 +134,19 @@ def collection(_principal: StaffCaller, state: State) -> CollectionReport:
     """Turnover per class and per district x class over the last 365 days of loans, supply vs demand,
     dead stock, reader-chosen vs regular copies: the same figures as ``yuedu acquisition report``."""
     return state.collection_report()
+
+
+@router.get("/v1/funds/burndown", response_model=BurnDown)
+def get_burndown(
+    _principal: StaffCaller,
+    state: State,
+    fund: Annotated[str, Query(min_length=1, max_length=64, description="A fund: a year line of GET /v1/funds.")],
+    year: Annotated[
+        str | None,
+        Query(pattern=r"^(20\d\d|2100)$", description="Programme year 'YYYY', 2000-2100 (default: this year)."),
+    ] = None,
+) -> BurnDown:
+    """A fund's burn-down: cumulative plan and use (encumbered + spent) per month, fen, and the date the
+    plan runs out at the pace so far (409 when the fund is not one of the year)."""
+    now = state.now()
+    return burn_down(state.db, year or now.strftime("%Y"), fund, now.date())

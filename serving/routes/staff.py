@@ -380,3 +380,52 @@ def analytics_page(request: Request, state: State) -> Response:
         "class_zh": CLC_TOP_ZH,
     }
     return _page(request, "analytics.html", principal, state, **context)
+
+
+def _budget_view(request: Request, state) -> dict:
+    """The budgets page's choice (year, month, fund, district, bookstore) from the query string, with
+    the funds report rows it keeps (the year's funds and the month's lines) and the options to pick."""
+    from acquisition import funds
+
+    now = state.now()
+    q = {k: (request.query_params.get(k) or "").strip()[: bounds.ID_MAX] for k in BUDGET_FIELDS}
+    year = q["year"] if len(q["year"]) == 4 and q["year"].isdigit() and "2000" <= q["year"] <= "2100" else f"{now:%Y}"
+    month = q["month"] if q["month"][:5] == f"{year}-" and len(q["month"]) == 7 else None
+    month = month or (f"{now:%Y-%m}" if now.year == int(year) else f"{year}-01")
+    report = funds.budget_report(state.db, year)
+    kept = [
+        r
+        for r in report.rows
+        if r.period in (year, month)
+        and (not q["fund"] or q["fund"] in (r.fund_id, r.parent_id))
+        and (not q["district"] or r.district == q["district"])
+        and (not q["bookstore"] or r.bookstore_id == q["bookstore"])
+    ]
+    return {
+        "q": q | {"year": year, "month": month},
+        "rows": kept,
+        "fund_ids": [r.fund_id for r in report.rows if r.period == year],
+        "districts": sorted({r.district for r in report.rows if r.district}),
+        "bookstores": sorted({r.bookstore_id for r in report.rows if r.bookstore_id}),
+        "closed": report.closed,
+    }
+
+
+BUDGET_FIELDS = ("year", "month", "fund", "district", "bookstore")
+
+
+@router.get("/budgets", response_class=HTMLResponse)
+def budgets_page(request: Request, state: State) -> Response:
+    """Budgets by year, month, fund, district and bookstore (planned / encumbered / spent / free: the
+    rows of GET /v1/funds) and the chosen fund's burn-down (GET /v1/funds/burndown)."""
+    from acquisition.burndown import burn_down
+    from serving.charts import burn_chart
+
+    principal = _staff(request, state)
+    if principal is None:
+        return back("/staff")
+    view = _budget_view(request, state)
+    fund = view["q"]["fund"] if view["q"]["fund"] in view["fund_ids"] else next(iter(view["fund_ids"]), None)
+    bd = burn_down(state.db, view["q"]["year"], fund, state.now().date()) if fund else None
+    chart = burn_chart(bd) if bd else None
+    return _page(request, "budgets.html", principal, state, **view, burn=bd, chart=chart)

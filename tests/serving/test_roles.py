@@ -39,6 +39,7 @@ ENDPOINTS = [
     ("post", "/v1/acquisition/rounds/{round_id}/transitions", "/v1/acquisition/rounds/x/transitions", STAFF),
     ("get", "/v1/budgets", "/v1/budgets", STAFF),
     ("get", "/v1/funds", "/v1/funds", STAFF),
+    ("get", "/v1/funds/burndown", "/v1/funds/burndown?fund=BUD-2026-ALL", STAFF),
     ("get", "/v1/settlements", "/v1/settlements?month=2026-06", STAFF),
     ("get", "/v1/reports/collection", "/v1/reports/collection", STAFF),
     ("get", "/v1/audit", "/v1/audit", STAFF),

@@ -3,9 +3,12 @@ once submitted) and the fund a round is checked against, over HTTP: the API and 
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fastapi.testclient import TestClient
 
 from tests.serving._helpers import counter_body, eligible_readers, key
@@ -128,3 +131,67 @@ def test_the_page_creates_a_round_on_a_fund_and_moves_it_by_its_buttons(client):
     assert "error=" in again.headers["location"]
     refused = c.post(f"/staff/rounds/{rid}/status", data={"csrf": "x", "action": "approve"}, follow_redirects=False)
     assert refused.status_code == 403
+
+
+def _page_rows(html: str) -> dict[tuple[str, str], list[int]]:
+    rows = re.findall(r'<tr data-fund="([^"]+)" data-period="([^"]+)">(.*?)</tr>', html, re.S)
+    return {(html_lib.unescape(f), p): [int(x) for x in re.findall(r'data-fen="(-?\d+)"', body)] for f, p, body in rows}
+
+
+def test_the_budgets_page_shows_the_figures_of_get_funds_and_its_filters_keep_rows(client):
+    c = client
+    c.post("/staff/login", data={"username": "alice", "password": "alice-pw"})
+    api = c.get("/v1/funds", params={"year": "2026"}, headers=STAFF).json()["rows"]
+    page = c.get("/staff/budgets", params={"year": "2026", "month": "2026-06"}).text
+    shown = _page_rows(page)
+    expected = {
+        (r["fund_id"], r["period"]): [r["planned_fen"], r["encumbered_fen"], r["spent_fen"], r["free_fen"]]
+        for r in api
+        if r["period"] in ("2026", "2026-06")
+    }
+    assert shown == expected and len(shown) > 5
+    dehui = _page_rows(c.get("/staff/budgets", params={"month": "2026-06", "district": "Dehui"}).text)
+    assert dehui and all("Dehui" in f for f, p in dehui if p == "2026-06")
+    may = _page_rows(c.get("/staff/budgets", params={"month": "2026-05"}).text)
+    assert {p for _, p in may} == {"2026", "2026-05"}
+
+
+def test_the_burn_down_moves_with_an_approval_and_the_page_shows_the_api_figures(client):
+    c = client
+    before = c.get("/v1/funds/burndown", params={"fund": FUND}, headers=STAFF).json()
+    assert [m["month"] for m in before["months"]][:2] == ["2026-01", "2026-02"]
+    assert before["months"][-1]["planned_fen"] == before["planned_fen"]
+    assert before["months"][5]["used_fen"] is not None and before["months"][6]["used_fen"] is None  # July is ahead
+    r = _new(c)
+    line = next(x for x in r["lines"] if not x["reason_codes"])
+    c.post(
+        f"/v1/acquisition/rounds/{r['round_id']}/decisions",
+        json={"decisions": [{"request_id": line["request_id"], "decision": "approve"}]}, headers=STAFF,
+    )  # fmt: skip
+    after = c.get("/v1/funds/burndown", params={"fund": FUND}, headers=STAFF).json()
+    price = round(line["price"] * 100)
+    assert after["used_fen"] == before["used_fen"] + price
+    assert after["months"][5]["used_fen"] == before["months"][5]["used_fen"] + price
+    page = c.get("/staff/budgets", params={"fund": FUND}).text
+    assert f'data-used="{after["used_fen"]}"' in page and 'id="used-line"' in page
+    assert re.search(r'data-month="2026-06" data-fen="(\d+)"', page).group(1) == str(after["months"][5]["used_fen"])
+    assert f'data-exhaustion="{after["projected_exhaustion"] or ""}"' in page
+    assert c.get("/v1/funds/burndown", params={"fund": "NOPE"}, headers=STAFF).status_code == 409
+
+
+@settings(deadline=None, max_examples=80)
+@given(used=st.integers(0, 10**8), planned=st.integers(1, 10**8), day=st.integers(0, 364))
+def test_the_projection_runs_out_when_the_pace_reaches_the_plan(used, planned, day):
+    from datetime import date, timedelta
+
+    from acquisition.burndown import _projection
+
+    as_of = date(2026, 1, 1) + timedelta(days=day)
+    rate, end = _projection(used, planned, 2026, as_of)
+    if used == 0:
+        assert end is None
+    elif end is not None:
+        days = (end - date(2026, 1, 1)).days + 1
+        assert end.year == 2026 and (used >= planned or rate * days >= planned > rate * (days - 1) - 1e-6)
+    else:
+        assert rate * 365 < planned
