@@ -744,3 +744,9 @@ def _n_approved(s: Session, round_id: str) -> int:
             .where(RoundLineRow.round_id == round_id, RoundLineRow.decision == LineDecision.APPROVE.value)
         )
     )
+
+
+def bookstore_branches(db: Database) -> dict[str, str | None]:
+    """Bookstore id -> the branch that catalogues its purchases (an order sheet's receiving branch)."""
+    with db.session_scope() as s:
+        return {b: branch for b, branch in s.execute(select(BookstoreRow.bookstore_id, BookstoreRow.branch_id))}

@@ -36,6 +36,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/acquisition/rounds/{round_id}"): ("getRound", "Get a round's ranked lines"),
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): ("decideRoundLines", "Approve or reject lines"),
     ("get", "/v1/acquisition/rounds/{round_id}/export"): ("exportRound", "Download a round's purchase list"),
+    ("get", "/v1/acquisition/rounds/{round_id}/order-sheet"): ("exportOrderSheet", "Download a round's order sheet"),
     ("post", "/v1/acquisition/rounds/{round_id}/transitions"): ("moveRound", "Submit, approve, return or close a round"),
     ("get", "/v1/budgets"): ("getBudgets", "Budget used and left"),
     ("get", "/v1/reports/collection"): ("getCollectionReport", "Collection turnover, supply vs demand"),

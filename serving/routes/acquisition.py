@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from acquisition import ledger, rounds
 from acquisition.burndown import BurnDown, burn_down
 from acquisition.errors import InvalidPeriod
-from acquisition.export import export_round
+from acquisition.export import export_order_sheet, export_round
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
 from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary, RoundTransitionIn
@@ -87,6 +87,31 @@ def post_decisions(round_id: RoundId, body: DecisionsIn, principal: StaffCaller,
         f"{principal.role}:{principal.subject}",
     )
     return load_round(state, round_id)
+
+
+def order_sheet_response(state, round_: Round, fmt: Literal["csv", "xlsx"]) -> Response:
+    """The round's order sheet (approved lines per ISBN and branch, quantities, fund, totals) as a file."""
+    return Response(
+        export_order_sheet(round_, rounds.bookstore_branches(state.db), fmt),
+        media_type=MEDIA[fmt],
+        headers={"Content-Disposition": f'attachment; filename="order-{export_name(round_).removeprefix("round-")}.{fmt}"'},
+    )
+
+
+@router.get(
+    "/v1/acquisition/rounds/{round_id}/order-sheet",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, MEDIA["xlsx"]: {}}}},
+)
+def order_sheet(
+    round_id: RoundId,
+    _principal: StaffCaller,
+    state: State,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="File format.")] = "xlsx",
+) -> Response:
+    """The order sheet for the bookstores: title, author, publisher, ISBN, price, quantity, branch, fund,
+    amount, and a totals row (copies, yuan)."""
+    return order_sheet_response(state, load_round(state, round_id), format)
 
 
 @router.post("/v1/acquisition/rounds/{round_id}/transitions", response_model=Round)

@@ -27,7 +27,7 @@ from serving import i18n
 from serving.deps import STAFF_COOKIE, State
 from serving.line_filters import LineFilter
 from serving.pages import back, cookie_secure, page_lang, render, same_origin
-from serving.routes.acquisition import decide_lines, export_response, load_round
+from serving.routes.acquisition import decide_lines, export_response, load_round, order_sheet_response
 from serving.security import (
     Principal,
     TokenError,
@@ -285,6 +285,33 @@ def export_file(round_id: str, fmt: str, request: Request, state: State) -> Resp
     if fmt not in ("csv", "xlsx"):
         return back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
     return export_response(load_round(state, round_id), fmt)
+
+
+@router.get("/rounds/{round_id}/order-sheet.{fmt}")
+def order_sheet_file(round_id: str, fmt: str, request: Request, state: State) -> Response:
+    """The round's order sheet as formatted XLSX or CSV (the API's ``.../order-sheet``)."""
+    if _staff(request, state) is None:
+        return back("/staff")
+    if fmt not in ("csv", "xlsx"):
+        return back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
+    return order_sheet_response(state, load_round(state, round_id), fmt)
+
+
+@router.get("/settlement", response_class=HTMLResponse)
+def settlement_page(request: Request, state: State) -> Response:
+    """The month's settlement with the bookstores: the figures of GET /v1/settlements."""
+    from acquisition import settlement
+
+    principal = _staff(request, state)
+    if principal is None:
+        return back("/staff")
+    month = (request.query_params.get("month") or "").strip()[:7] or state.now().strftime("%Y-%m")
+    try:
+        rounds.check_period(month)
+        report = settlement.settlement_report(state.db, state.policy, month)
+    except YueduError as exc:
+        return back("/staff/settlement", str(exc))
+    return _page(request, "settlement.html", principal, state, report=report, month=month)
 
 
 def _audit_rows(request: Request, state, limit: int) -> tuple[dict, list, int]:

@@ -36,6 +36,7 @@ ENDPOINTS = [
     ("get", "/v1/acquisition/rounds/{round_id}", "/v1/acquisition/rounds/x", STAFF),
     ("post", "/v1/acquisition/rounds/{round_id}/decisions", "/v1/acquisition/rounds/x/decisions", STAFF),
     ("get", "/v1/acquisition/rounds/{round_id}/export", "/v1/acquisition/rounds/x/export", STAFF),
+    ("get", "/v1/acquisition/rounds/{round_id}/order-sheet", "/v1/acquisition/rounds/x/order-sheet", STAFF),
     ("post", "/v1/acquisition/rounds/{round_id}/transitions", "/v1/acquisition/rounds/x/transitions", STAFF),
     ("get", "/v1/budgets", "/v1/budgets", STAFF),
     ("get", "/v1/funds", "/v1/funds", STAFF),

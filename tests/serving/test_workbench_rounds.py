@@ -195,3 +195,49 @@ def test_the_projection_runs_out_when_the_pace_reaches_the_plan(used, planned, d
         assert end.year == 2026 and (used >= planned or rate * days >= planned > rate * (days - 1) - 1e-6)
     else:
         assert rate * 365 < planned
+
+
+def test_the_order_sheet_lists_approved_lines_with_branch_fund_and_exact_totals(client, small_city):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    c = client
+    h = token("bookstore", "BS-11")
+    reader = eligible_readers(small_city, 5, "Dehui")[4]
+    body = counter_body(reader, "BS-11", 7.35, channel="online", title="=HYPERLINK(1)")
+    assert c.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()["status"] == "pending"
+    r = _new(c, fund_id=FUND)
+    ids = _eligible(r)[:3]
+    c.post(
+        f"/v1/acquisition/rounds/{r['round_id']}/decisions",
+        json={"decisions": [{"request_id": i, "decision": "approve"} for i in ids]}, headers=STAFF,
+    )  # fmt: skip
+    lines = {x["request_id"]: x for x in c.get(f"/v1/acquisition/rounds/{r['round_id']}", headers=STAFF).json()["lines"]}
+    want_fen = sum(round(lines[i]["price"] * 100) for i in ids)
+    got = c.get(f"/v1/acquisition/rounds/{r['round_id']}/order-sheet", headers=STAFF)
+    assert got.status_code == 200 and got.headers["content-disposition"].startswith('attachment; filename="order-2026-06')
+    wb = load_workbook(io.BytesIO(got.content))
+    rows = list(wb["order"].iter_rows(values_only=True))
+    header, body_rows, total = rows[0], rows[1:-1], rows[-1]
+    assert header == ("isbn", "title", "author", "publisher", "price", "quantity", "branch", "bookstore_id", "fund", "amount")
+    assert total[0] == "合计 total" and total[5] == 3 and round(total[9] * 100) == want_fen
+    assert sum(x[5] for x in body_rows) == 3 and {x[6] for x in body_rows} == {"D-Dehui"} and {x[8] for x in body_rows} == {FUND}
+    assert wb["order"]["E2"].number_format == "0.00" and wb["order"].cell(len(rows), 1).font.b
+    assert not any(str(x[1]).startswith("=") for x in body_rows)  # a formula-like title is neutralised
+    summary = dict(wb["summary"].iter_rows(values_only=True))
+    assert summary["copies"] == 3 and round(summary["amount"] * 100) == want_fen and summary["fund"] == FUND
+    text = c.get(f"/staff/rounds/{r['round_id']}/order-sheet.csv").content.decode("utf-8-sig")
+    csv_rows = list(csv.DictReader(io.StringIO(text)))
+    assert csv_rows[-1]["isbn"] == "合计 total" and round(float(csv_rows[-1]["amount"]) * 100) == want_fen
+
+
+def test_the_settlement_page_shows_the_figures_of_get_settlements(client):
+    c = client
+    api = c.get("/v1/settlements", params={"month": "2026-06"}, headers=STAFF).json()
+    page = c.get("/staff/settlement", params={"month": "2026-06"}).text
+    assert f'id="settlement-total" data-fen="{api["net_due_fen"]}"' in page and "书店结算" in page
+    for b in api["bookstores"]:
+        assert f'data-bookstore="{b["bookstore_id"]}"' in page
+    assert "error=" in c.get("/staff/settlement", params={"month": "0000-01"}, follow_redirects=False).headers["location"]
