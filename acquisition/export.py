@@ -142,7 +142,11 @@ def order_table(round_: Round, branch_of: dict[str, str | None]) -> pl.DataFrame
 def order_totals(table: pl.DataFrame) -> dict[str, Any]:
     """Copies and yuan of an order sheet (summed in fen, so the total is exact to the fen)."""
     fen = int((table["amount"] * 100).round(0).sum()) if table.height else 0
-    return {"titles": table["isbn"].n_unique() if table.height else 0, "copies": int(table["quantity"].sum()), "amount": fen / 100}
+    return {
+        "titles": table["isbn"].n_unique() if table.height else 0,
+        "copies": int(table["quantity"].sum()),
+        "amount": fen / 100,
+    }
 
 
 def export_order_sheet(round_: Round, branch_of: dict[str, str | None], fmt: Format) -> bytes:
@@ -242,7 +246,9 @@ def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any], *, bold_last: bool 
             cell.font = Font(bold=True)
     info = wb.create_sheet("summary")
     for key, value in summary.items():
-        info.append([_cell(info, str(key)), _cell(info, value if isinstance(value, int | float | None) else str(value))])
+        info.append(
+            [_cell(info, str(key)), _cell(info, value if isinstance(value, int | float | None) else str(value))]
+        )
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -180,9 +180,12 @@ class RoundSummary(BaseModel):
     n_lines: int
     n_selected: int
     n_approved: int
-    fund_id: str | None = Field(None, description="The fund the round's budget was checked against (None: none chosen).")
+    fund_id: str | None = Field(
+        None, description="The fund the round's budget was checked against (None: none chosen)."
+    )
     history: list[RoundStep] = Field(
-        default_factory=list, description="Every lifecycle move after creation (submitted, approved, ...), oldest first."
+        default_factory=list,
+        description="Every lifecycle move after creation (submitted, approved, ...), oldest first.",
     )
 
     @field_serializer("created_at", when_used="json")
@@ -519,7 +522,9 @@ def _summary(row: AcquisitionRoundRow, n: int, sel: int, app: int, *, default_pe
         n_selected=int(sel),
         n_approved=int(app),
         fund_id=(row.params or {}).get("fund_id"),
-        history=[RoundStep(**{**h, "at": datetime.fromisoformat(h["at"])}) for h in (row.params or {}).get("history", [])],
+        history=[
+            RoundStep(**{**h, "at": datetime.fromisoformat(h["at"])}) for h in (row.params or {}).get("history", [])
+        ],
     )
 
 
@@ -719,7 +724,9 @@ def move_round(db: Database, round_id: str, action: str, *, actor: str, now: dat
     """
     to = ROUND_ACTIONS.get(action)
     if to is None:
-        raise InvalidTransition(f"acquisition round {round_id}: unknown action {action!r} (one of {', '.join(ROUND_ACTIONS)})")
+        raise InvalidTransition(
+            f"acquisition round {round_id}: unknown action {action!r} (one of {', '.join(ROUND_ACTIONS)})"
+        )
     with db.session_scope(write=True) as s:
         row = s.get(AcquisitionRoundRow, round_id, with_for_update=True)
         if row is None:

@@ -37,7 +37,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): ("decideRoundLines", "Approve or reject lines"),
     ("get", "/v1/acquisition/rounds/{round_id}/export"): ("exportRound", "Download a round's purchase list"),
     ("get", "/v1/acquisition/rounds/{round_id}/order-sheet"): ("exportOrderSheet", "Download a round's order sheet"),
-    ("post", "/v1/acquisition/rounds/{round_id}/transitions"): ("moveRound", "Submit, approve, return or close a round"),
+    ("post", "/v1/acquisition/rounds/{round_id}/transitions"): (
+        "moveRound",
+        "Submit, approve, return or close a round",
+    ),
     ("get", "/v1/budgets"): ("getBudgets", "Budget used and left"),
     ("get", "/v1/reports/collection"): ("getCollectionReport", "Collection turnover, supply vs demand"),
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),

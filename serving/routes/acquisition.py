@@ -94,7 +94,9 @@ def order_sheet_response(state, round_: Round, fmt: Literal["csv", "xlsx"]) -> R
     return Response(
         export_order_sheet(round_, rounds.bookstore_branches(state.db), fmt),
         media_type=MEDIA[fmt],
-        headers={"Content-Disposition": f'attachment; filename="order-{export_name(round_).removeprefix("round-")}.{fmt}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="order-{export_name(round_).removeprefix("round-")}.{fmt}"'
+        },
     )
 
 

@@ -270,7 +270,12 @@ def round_status(
     here = f"/staff/rounds/{round_id}"
     try:
         rounds.move_round(
-            state.db, round_id, action, actor=f"{principal.role}:{principal.subject}", now=state.now(), note=note or None
+            state.db,
+            round_id,
+            action,
+            actor=f"{principal.role}:{principal.subject}",
+            now=state.now(),
+            note=note or None,
         )
     except YueduError as exc:
         return back(here, str(exc))
@@ -393,17 +398,18 @@ def analytics_page(request: Request, state: State) -> Response:
         report = state.collection_report()
     except YueduError as exc:
         return back("/staff", str(exc))
-    districts = sorted({c.district for c in report.cells})
-    letters = [c.clc_top for c in report.classes]
-    grid = {(c.district, c.clc_top): c for c in report.cells}
-    top = max((c.loans_per_copy_per_year for c in report.cells), default=1.0) or 1.0
-    heat = {key: min(5, int(5 * cell.loans_per_copy_per_year / top)) for key, cell in grid.items()}
+    measure = (
+        "loans_per_copy_per_year" if request.query_params.get("heat") == "demand" else "home_loans_per_copy_per_year"
+    )
+    grid = {(c.district, c.clc_top): getattr(c, measure) for c in report.cells}
+    top = max(grid.values(), default=1.0) or 1.0
     context = {
         "report": report,
-        "districts": districts,
-        "letters": letters,
+        "districts": sorted({c.district for c in report.cells}),
+        "letters": [c.clc_top for c in report.classes],
         "grid": grid,
-        "heat": heat,
+        "heat": {key: min(5, int(5 * value / top)) for key, value in grid.items()},
+        "measure": measure,
         "class_zh": CLC_TOP_ZH,
     }
     return _page(request, "analytics.html", principal, state, **context)

@@ -155,10 +155,14 @@ def test_collection_report_api_page_and_cli_agree_to_the_digit(client, small_cit
     page = client.get("/staff/analytics").text
     assert f'id="turnover">{body["turnover_per_year"]:.2f}<' in page and 'id="heatmap"' in page
     cell = body["cells"][0]
-    assert (
-        f'data-district="{cell["district"]}" data-class="{cell["clc_top"]}">{cell["loans_per_copy_per_year"]:.1f}<'
-        in page
-    )
+    where = f'data-district="{cell["district"]}" data-class="{cell["clc_top"]}">'
+    assert f"{where}{cell['home_loans_per_copy_per_year']:.1f}" in page  # the district's own copies
+    demand = client.get("/staff/analytics", params={"heat": "demand"}).text
+    assert f"{where}{cell['loans_per_copy_per_year']:.1f}" in demand  # demand at its branches
+    md = out.read_text()
+    assert "## Dead on arrival" in md and "## Holds-to-copies alerts" in md
+    doa = body["dead_on_arrival"]
+    assert doa and doa[0]["copy_id"] in md  # the CLI lists the same copies, first first
 
 
 def test_staff_login_issues_a_working_token(client):

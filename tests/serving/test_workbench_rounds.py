@@ -7,9 +7,9 @@ import html as html_lib
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from fastapi.testclient import TestClient
 
 from tests.serving._helpers import counter_body, eligible_readers, key
 from tests.serving.conftest import make_settings, token
@@ -98,12 +98,16 @@ def test_sent_back_a_round_opens_again_and_an_abandoned_round_keeps_no_approval(
         headers=STAFF,
     )  # fmt: skip
     assert _move(c, rid, "close").json()["status"] == "closed"
-    assert c.post(f"/v1/acquisition/rounds/{rid}/transitions", json={"action": "reopen"}, headers=STAFF).status_code == 422
+    assert (
+        c.post(f"/v1/acquisition/rounds/{rid}/transitions", json={"action": "reopen"}, headers=STAFF).status_code == 422
+    )
 
 
 def test_the_fund_bounds_the_budget_and_an_unknown_fund_is_refused(client):
     c = client
-    fund = next(r for r in c.get("/v1/funds", params={"year": "2026"}, headers=STAFF).json()["rows"] if r["fund_id"] == FUND)
+    fund = next(
+        r for r in c.get("/v1/funds", params={"year": "2026"}, headers=STAFF).json()["rows"] if r["fund_id"] == FUND
+    )
     free = min(fund["free_fen"], fund["room_fen"]) / 100
     over = c.post("/v1/acquisition/rounds", json={"fund_id": FUND, "budget_yuan": free + 1}, headers=STAFF)
     assert over.status_code == 409 and f"fund {FUND} has free" in over.text
@@ -122,7 +126,9 @@ def test_the_page_creates_a_round_on_a_fund_and_moves_it_by_its_buttons(client):
     rid = made.headers["location"].rsplit("/", 1)[-1]
     page = c.get(f"/staff/rounds/{rid}").text
     assert 'id="round-submit"' in page and 'id="round-fund">BUD-2026-ALL' in page and 'id="bulk"' in page
-    moved = c.post(f"/staff/rounds/{rid}/status", data={"csrf": csrf, "action": "submit", "note": "月度"}, follow_redirects=False)
+    moved = c.post(
+        f"/staff/rounds/{rid}/status", data={"csrf": csrf, "action": "submit", "note": "月度"}, follow_redirects=False
+    )
     assert moved.status_code == 303 and "error" not in moved.headers["location"]
     page = c.get(f"/staff/rounds/{rid}").text
     assert 'data-status="submitted"' in page and "已提交审批" in page and "决定已冻结" in page
@@ -214,16 +220,35 @@ def test_the_order_sheet_lists_approved_lines_with_branch_fund_and_exact_totals(
         f"/v1/acquisition/rounds/{r['round_id']}/decisions",
         json={"decisions": [{"request_id": i, "decision": "approve"} for i in ids]}, headers=STAFF,
     )  # fmt: skip
-    lines = {x["request_id"]: x for x in c.get(f"/v1/acquisition/rounds/{r['round_id']}", headers=STAFF).json()["lines"]}
+    lines = {
+        x["request_id"]: x for x in c.get(f"/v1/acquisition/rounds/{r['round_id']}", headers=STAFF).json()["lines"]
+    }
     want_fen = sum(round(lines[i]["price"] * 100) for i in ids)
     got = c.get(f"/v1/acquisition/rounds/{r['round_id']}/order-sheet", headers=STAFF)
-    assert got.status_code == 200 and got.headers["content-disposition"].startswith('attachment; filename="order-2026-06')
+    assert got.status_code == 200 and got.headers["content-disposition"].startswith(
+        'attachment; filename="order-2026-06'
+    )
     wb = load_workbook(io.BytesIO(got.content))
     rows = list(wb["order"].iter_rows(values_only=True))
     header, body_rows, total = rows[0], rows[1:-1], rows[-1]
-    assert header == ("isbn", "title", "author", "publisher", "price", "quantity", "branch", "bookstore_id", "fund", "amount")
+    assert header == (
+        "isbn",
+        "title",
+        "author",
+        "publisher",
+        "price",
+        "quantity",
+        "branch",
+        "bookstore_id",
+        "fund",
+        "amount",
+    )
     assert total[0] == "合计 total" and total[5] == 3 and round(total[9] * 100) == want_fen
-    assert sum(x[5] for x in body_rows) == 3 and {x[6] for x in body_rows} == {"D-Dehui"} and {x[8] for x in body_rows} == {FUND}
+    assert (
+        sum(x[5] for x in body_rows) == 3
+        and {x[6] for x in body_rows} == {"D-Dehui"}
+        and {x[8] for x in body_rows} == {FUND}
+    )
     assert wb["order"]["E2"].number_format == "0.00" and wb["order"].cell(len(rows), 1).font.b
     assert not any(str(x[1]).startswith("=") for x in body_rows)  # a formula-like title is neutralised
     summary = dict(wb["summary"].iter_rows(values_only=True))
@@ -240,4 +265,26 @@ def test_the_settlement_page_shows_the_figures_of_get_settlements(client):
     assert f'id="settlement-total" data-fen="{api["net_due_fen"]}"' in page and "书店结算" in page
     for b in api["bookstores"]:
         assert f'data-bookstore="{b["bookstore_id"]}"' in page
-    assert "error=" in c.get("/staff/settlement", params={"month": "0000-01"}, follow_redirects=False).headers["location"]
+    assert (
+        "error=" in c.get("/staff/settlement", params={"month": "0000-01"}, follow_redirects=False).headers["location"]
+    )
+
+
+def test_analytics_page_lists_holds_alerts_and_dead_on_arrival_as_the_api_and_explains_the_heat_map(client):
+    c = client
+    api = c.get("/v1/reports/collection", headers=STAFF).json()
+    assert api["holds_alerts"] and api["dead_on_arrival_total"] == sum(api["dead_on_arrival_by_source"].values())
+    assert all(x["holds_per_copy"] > 2 for x in api["holds_alerts"])
+    cap = api["copy_capacity_per_year"]
+    assert all(cell["home_loans_per_copy_per_year"] <= cap for cell in api["cells"])  # never impossible
+    page = c.get("/staff/analytics").text
+    assert f'id="doa-total">{api["dead_on_arrival_total"]}<' in page
+    assert f'id="holds-alerts-title">预约与馆藏比预警 · {len(api["holds_alerts"])}<' in page
+    assert all(f'data-copy="{d["copy_id"]}"' in page for d in api["dead_on_arrival"][:50])
+    cells = re.findall(r'data-district="([^"]+)" data-class="([A-Z])">([\d.]+)', page)
+    want = {(x["district"], x["clc_top"]): f"{x['home_loans_per_copy_per_year']:.1f}" for x in api["cells"]}
+    assert cells and all(want[(html_lib.unescape(d), k)] == v for d, k, v in cells)
+    assert 'class="over"' not in page and "一册书一年最多可借出约" in page
+    demand = c.get("/staff/analytics", params={"heat": "demand"}).text
+    over = [x for x in api["cells"] if x["loans_per_copy_per_year"] > cap]
+    assert over and demand.count('class="over"') == len(over) and "标 * 的格子" in demand
