@@ -73,6 +73,7 @@ ZH: dict[str, str] = {
     "free": "可用",
     "none (month lines only)": "不指定（只用月度预算）",
     "decisions are frozen": "决定已冻结",
+    "Note on this step": "流程备注",
     "round:submit": "提交审批",
     "round:approve": "审批通过",
     "round:return": "退回修改",
