@@ -392,7 +392,7 @@ def save_round(
         AcquisitionRoundRow(
             round_id=result.round_id,
             created_by=created_by,
-            created_at=result.created_at,
+            created_at=now,  # the service clock, as the round's id and its audit row (not the ranking's wall clock)
             params={"budget": result.budget, **_jsonable(result.params), "summary": summary, **(params or {})},
             status=RoundStatus.DRAFT.value,
         )
@@ -600,7 +600,8 @@ def apply_decisions(
     """
     changed = 0
     with db.session_scope(write=True) as s:
-        row = s.get(AcquisitionRoundRow, round_id)
+        # locked: a concurrent submit waits for these decisions, or they see it and are refused
+        row = s.get(AcquisitionRoundRow, round_id, with_for_update=True)
         if row is None:
             raise RoundNotFound(f"acquisition round {round_id}: not found")
         if RoundStatus(row.status) not in ROUND_OPEN:

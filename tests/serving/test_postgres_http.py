@@ -141,3 +141,40 @@ def test_data_rights_flow_on_postgresql(server, small_city, tmp_path):
     reader = [r for r in eligible_readers(small_city, 200, "Dehui") if r in borrowers][1]
     with httpx.Client(base_url=url, timeout=30) as c:
         assert_data_rights_flow(c, app, small_city, reader, "BS-11", tmp_path)
+
+
+def test_round_lifecycle_and_fund_on_postgresql(server, small_city):
+    """A round on a fund goes draft -> reviewed -> submitted (decisions frozen) -> approved -> closed, its
+    history (a JSON column rewritten at each move) kept by PostgreSQL; the order sheet totals the approval."""
+    _, url = server
+    staff, h = token("staff", "alice"), token("bookstore", "BS-04")
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for reader in eligible_readers(small_city, 2, "Nanguan"):
+            body = counter_body(reader, "BS-04", 12.5, channel="online", title="审批流程")
+            assert (
+                c.post("/v1/purchase-requests", json=body, headers={**h, "Idempotency-Key": uuid.uuid4().hex}).json()[
+                    "status"
+                ]
+                == "pending"
+            )
+        made = c.post("/v1/acquisition/rounds", json={"fund_id": "BUD-2026-ALL"}, headers=staff)
+        assert made.status_code == 201, made.text
+        rid = made.json()["round_id"]
+        line = next(x["request_id"] for x in made.json()["lines"] if not x["reason_codes"] and x["title"] == "审批流程")
+        decide = {"decisions": [{"request_id": line, "decision": "approve"}]}
+        assert (
+            c.post(f"/v1/acquisition/rounds/{rid}/decisions", json=decide, headers=staff).json()["status"] == "reviewed"
+        )
+        for action in ("submit", "approve", "close"):
+            moved = c.post(f"/v1/acquisition/rounds/{rid}/transitions", json={"action": action}, headers=staff)
+            assert moved.status_code == 200, moved.text
+            if action == "submit":
+                assert c.post(f"/v1/acquisition/rounds/{rid}/decisions", json=decide, headers=staff).status_code == 409
+        got = c.get(f"/v1/acquisition/rounds/{rid}", headers=staff).json()
+        assert got["status"] == "closed" and [x["status"] for x in got["history"]] == [
+            "submitted",
+            "approved",
+            "closed",
+        ]
+        sheet = c.get(f"/v1/acquisition/rounds/{rid}/order-sheet", params={"format": "csv"}, headers=staff)
+        assert sheet.content.decode("utf-8-sig").strip().splitlines()[-1].endswith(",1,,,,12.5")
