@@ -15,11 +15,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from acquisition.analytics import ClassSupply, CollectionReport
+from acquisition.analytics import ClassSupply, CollectionReport, DeadOnArrival, HoldsAlert
+from acquisition.burndown import BurnDown, BurnMonth
 from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
-from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
+from acquisition.rounds import Round, RoundLine, RoundStep, RoundSummary, check_period
 from features import bounds
 from features.schema import RequestStatus
 
@@ -55,6 +56,11 @@ __all__ = [
     "RequestStateOut",
     "RoundIn",
     "RoundTransitionIn",
+    "RoundStep",
+    "BurnDown",
+    "BurnMonth",
+    "HoldsAlert",
+    "DeadOnArrival",
     "RoundLine",
     "Round",
     "RoundSummary",
