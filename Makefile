@@ -45,7 +45,7 @@ test: install system-deps
 
 # The staff and counter screens at 1400 and 1024 px into docs/screenshots/ (the pictures docs/serving.md links).
 screenshots: install system-deps
-	YUEDU_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/serving/test_browser.py -k photographed
+	YUEDU_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/serving/test_browser.py -k "photographed or workbench_flow"
 
 # Every API operation fuzzed with 300 schemathesis examples (the suite runs 60).
 test-api-deep: install

@@ -21,7 +21,12 @@ def burn_chart(bd: BurnDown) -> dict:
         return round(TOP + plot_h * (1 - fen / top), 1)
 
     plan = [(x(0), y(0))] + [(x(i + 1), y(m.planned_fen)) for i, m in enumerate(bd.months)]
-    used = [(x(0), y(0))] + [(x(i + 1), y(m.used_fen)) for i, m in enumerate(bd.months) if m.used_fen is not None]
+    now = f"{bd.as_of:%Y-%m}"
+
+    def at(i: int, month: str) -> float:  # the month's end, or today within the current month
+        return x(i + bd.as_of.day / 31) if month == now else x(i + 1)
+
+    used = [(x(0), y(0))] + [(at(i, m.month), y(m.used_fen)) for i, m in enumerate(bd.months) if m.used_fen is not None]
     marker = None
     if bd.projected_exhaustion is not None:
         day = bd.projected_exhaustion

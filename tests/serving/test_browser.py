@@ -311,6 +311,23 @@ def _api(url: str, path: str, **params) -> dict:
     return httpx.get(f"{url}{path}", params=params, headers=token("staff", "alice")).json()
 
 
+def _photograph(page, screens: dict[str, str]) -> None:
+    """Each screen at 1400 and 1024 px into SCREENSHOTS, with axe-core's check (when installed)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, url in screens.items():
+        for width in (1400, 1024):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(url)
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1040 or width > 1024, name
+        try:
+            found = _serious(page)
+        except ImportError:
+            continue
+        assert not found, (name, found)
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
 def test_the_workbench_flow_round_filter_bulk_undo_burn_down_analytics_order_sheet_language(flow_server, tmp_path):
     """Issue 16's "done when": log in, create a round on a fund, filter, bulk-approve 20 lines with a
     note, undo one, see the burn-down move, open analytics, export the order sheet (totals checked in
@@ -386,6 +403,9 @@ def test_the_workbench_flow_round_filter_bulk_undo_burn_down_analytics_order_she
             page.click("#round-approve")
             assert page.locator("#round-status").get_attribute("data-status") == "approved"
             assert "alice" in page.locator("#history").inner_text()
+            round_url = page.url
+            _photograph(page, {"flow-budgets": f"{url}/staff/budgets", "flow-round": round_url})
+            page.goto(round_url)
 
             assert page.locator("html").get_attribute("lang") == "zh-CN"
             page.click("#lang-switch a")
