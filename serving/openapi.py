@@ -265,7 +265,15 @@ EXAMPLES: dict[str, dict] = {
     },
     "ReaderDataOut": {
         "reader_id": "R0000042",
-        "loans": [{"loan_id": "L-1", "title_id": "T0000002", "branch_id": "CEN", "borrowed_at": "2026-03-02T10:00:00"}],
+        "loans": [
+            {
+                "loan_id": "L-1",
+                "title_id": "T0000002",
+                "branch_id": "CEN",
+                "borrowed_at": "2026-03-02T10:00:00",
+                "pseudonymised": False,
+            }
+        ],
         "holds": [],
         "ebook_events": [],
         "live_events": ["T0000003"],

@@ -150,7 +150,10 @@ class ReaderDataOut(_Out):
     """Everything the library holds about a reader's reading (PIPL Art. 45), as JSON."""
 
     reader_id: str
-    loans: list[dict[str, Any]] = Field(description="Loans from the library's records (also after erasure).")
+    loans: list[dict[str, Any]] = Field(
+        description="Loans from the library's records; after an erasure the kept ones, pseudonymised, are "
+        "marked pseudonymised: true."
+    )
     holds: list[dict[str, Any]]
     ebook_events: list[dict[str, Any]]
     live_events: list[str] = Field(description="Titles recorded by the service since the model was built.")
@@ -164,7 +167,9 @@ class ProfileErasedOut(_Out):
     reader_id: str
     live_events_dropped: int
     excluded_from_training: bool = True
-    loans_kept: int = Field(description="Loan records the library must keep (not used for recommendation).")
+    loans_kept: int = Field(
+        description="Loan records the library must keep: pseudonymised, never used for recommendation again."
+    )
 
 
 class EventIn(_In):

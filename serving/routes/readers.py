@@ -12,7 +12,7 @@ from features import bounds
 from features.privacy import pseudonymise
 from recsys.explain import render
 from recsys.service import UnknownTitleError
-from serving.data_rights import library_records
+from serving.data_rights import library_records, pseudonymise_records
 from serving.deps import Bundle, Language, OwnReader, SelfOrAdmin, State
 from serving.errors import field_error
 from serving.schemas import (
@@ -163,13 +163,18 @@ def export_data(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> Re
 @router.delete("/{reader_id}/profile", response_model=ProfileErasedOut)
 def erase_profile(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> ProfileErasedOut:
     """Erase the profile used for recommendation: live events dropped, preferences forgotten, the reader
-    left out of the next training (and of personalisation until then). Loan records stay (audited)."""
+    left out of the next training (and of personalisation until then). The loan records the library must
+    keep stay, pseudonymised (their reader id replaced), so no training reads them (audited)."""
     bundle = state.bundle
     dropped = bundle.service.forget_reader(reader_id) if bundle is not None else 0
     state.preferences.forget(reader_id)
     state.data_rights.exclude(reader_id, state.now())
+    rewritten = pseudonymise_records(state.settings.data_dir, reader_id)
     kept = len(library_records(state.settings.data_dir, reader_id)["loans"])
     actor = f"{principal.role}:{principal.subject}"
-    state.data_rights.audit(reader_id, "erase", actor, state.now(), f"live events dropped: {dropped}")
+    detail = f"live events dropped: {dropped}; rows pseudonymised: " + ", ".join(
+        f"{table} {n}" for table, n in rewritten.items()
+    )
+    state.data_rights.audit(reader_id, "erase", actor, state.now(), detail)
     _log.info("profile of %s erased (%d live events)", pseudonymise(reader_id), dropped)
     return ProfileErasedOut(reader_id=reader_id, live_events_dropped=dropped, loans_kept=kept)
