@@ -98,10 +98,11 @@ _TITLE = {
     "isbn13": "9787886084294",
     "ebook": False,
     "available_at": ["CEN", "D-Chaoyang"],
+    "available_names": ["长春市图书馆（中心馆）", "朝阳区图书馆"],
     "popularity": 214.0,
 }
 _TITLE_OUT = {"title_id": "T0000002", "title": "最后的百科", "author": "冯娜伟", "clc_class": "N49", "score": 0.41}
-_BRANCH = {"branch_id": "CEN", "name": "Changchun Library (central)", "district": "Chaoyang", "delivers": True}
+_BRANCH = {"branch_id": "CEN", "name": "长春市图书馆（中心馆）", "district": "Chaoyang", "delivers": True}
 _BOOKLIST = {
     "booklist_id": "BL-001",
     "name": "世界读书日",
@@ -119,6 +120,7 @@ _RECOMMENDATION = {
     "score": 0.82,
     "reasons": [_REASON],
     "available_at": ["D-Chaoyang", "CEN"],
+    "available_names": ["朝阳区图书馆", "长春市图书馆（中心馆）"],
     "delivery": True,
 }
 #: Hand-written examples by schema name (a test validates each against its model).

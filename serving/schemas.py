@@ -107,6 +107,10 @@ class RecommendationOut(_Out):
     score: float = Field(description="Relevance after promotion; comparable within one list only.")
     reasons: list[ReasonOut]
     available_at: list[str] = Field(description="Branches with an on-shelf copy, the reader's branch first.")
+    available_names: list[str] = Field(
+        default_factory=list,
+        description="Names of the available_at branches, same order, in the language asked for (Accept-Language).",
+    )
     delivery: bool = Field(description="Home delivery can bring it.")
 
 
@@ -202,7 +206,10 @@ class Page(_Out, Generic[T]):
 
 class BranchOut(_Out):
     branch_id: str = Field(description="The code used in available_at (e.g. 'O-0022').")
-    name: str = Field(description="The branch's name as the library's data gives it.")
+    name: str = Field(
+        description="The branch's name in the language asked for (Accept-Language: zh-CN, the default, or en): "
+        "the data's own name in its language, derived from the kind and district in the other."
+    )
     district: str
     delivers: bool = Field(description="Home delivery from this branch.")
 
@@ -216,6 +223,9 @@ class TitleDetail(_Out):
     isbn13: str | None = None
     ebook: bool
     available_at: list[str] = Field(description="Branches with an on-shelf copy now.")
+    available_names: list[str] = Field(
+        default_factory=list, description="Names of the available_at branches, same order (Accept-Language)."
+    )
     popularity: float = Field(description="Loans and e-book events over the history.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from recsys.service import UnknownTitleError
 from serving.data_rights import library_records, pseudonymise_records
 from serving.deps import Bundle, Language, OwnReader, SelfOrAdmin, State
 from serving.errors import field_error
+from serving.routes.catalogue import name_of
 from serving.schemas import (
     EventIn,
     EventOut,
@@ -77,6 +79,7 @@ async def recommendations(
     recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion, personalised)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
     response.headers["Content-Language"] = lang
+    name = name_of(bundle, state.settings.data_dir, lang)
     return RecommendationsOut(
         reader_id=reader_id,
         model_version=bundle.version,
@@ -91,14 +94,26 @@ async def recommendations(
                 author=r.author,
                 clc_class=r.clc_class,
                 score=r.score,
-                reasons=[ReasonOut(code=str(x.code), text=render(x, lang), ref=x.ref) for x in r.reasons],
+                reasons=[_reason(x, lang, name) for x in r.reasons],
                 available_at=r.available_at,
+                available_names=[name(b) for b in r.available_at],
                 delivery=r.delivery,
             )
             for r in recs
         ],
         limitations=[ReasonOut(code=code, text=text) for code, text in bundle.context.limitations()],
     )
+
+
+#: Reason templates whose one parameter is a branch name (recsys.explain.TEXTS) and whose ref is its id.
+_BRANCH_REASONS = {"branch", "available"}
+
+
+def _reason(x, lang: str, name) -> ReasonOut:
+    """A reason in ``lang``; a branch it cites is named in that language too."""
+    if x.key in _BRANCH_REASONS and x.ref is not None:
+        x = dataclasses.replace(x, params=(name(x.ref),))
+    return ReasonOut(code=str(x.code), text=render(x, lang), ref=x.ref)
 
 
 @router.post("/{reader_id}/events", response_model=EventOut, status_code=status.HTTP_202_ACCEPTED)
