@@ -77,7 +77,11 @@ def branch_names(branches: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.concat_str([pl.col("district"), kind_en, number], separator=" ", ignore_nulls=True))
     )
     frame = branches.with_columns(
-        *(pl.lit(None, pl.String).alias(c) for c in ("name_zh", "name_en", "kind", "district") if c not in branches.columns)
+        *(
+            pl.lit(None, pl.String).alias(c)
+            for c in ("name_zh", "name_en", "kind", "district")
+            if c not in branches.columns
+        )
     )
     zh = pl.coalesce(pl.col("name_zh"), pl.when(han).then(name), pl.when(kind_zh.is_not_null()).then(derived_zh), name)
     en = pl.coalesce(pl.col("name_en"), pl.when(~han).then(name), pl.when(kind_en.is_not_null()).then(derived_en), name)
