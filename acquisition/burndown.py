@@ -66,8 +66,10 @@ def _projection(used: int, planned: int, year: int, as_of: date) -> tuple[float,
         return 0.0, None
     if used >= planned:
         return rate, as_of
-    end = start + timedelta(days=math.ceil(planned / rate) - 1)
-    return rate, end if end.year == year else None
+    days = math.ceil(planned / rate)  # may be far beyond any date: compare before making one
+    if days > (date(year, 12, 31) - start).days + 1:
+        return rate, None
+    return rate, start + timedelta(days=days - 1)
 
 
 def burn_down(db: Database, year: str, fund_id: str, as_of: date) -> BurnDown:

@@ -106,10 +106,11 @@ _TITLE = {
     "isbn13": "9787886084294",
     "ebook": False,
     "available_at": ["CEN", "D-Chaoyang"],
+    "available_names": ["长春市图书馆（中心馆）", "朝阳区图书馆"],
     "popularity": 214.0,
 }
 _TITLE_OUT = {"title_id": "T0000002", "title": "最后的百科", "author": "冯娜伟", "clc_class": "N49", "score": 0.41}
-_BRANCH = {"branch_id": "CEN", "name": "Changchun Library (central)", "district": "Chaoyang", "delivers": True}
+_BRANCH = {"branch_id": "CEN", "name": "长春市图书馆（中心馆）", "district": "Chaoyang", "delivers": True}
 _BOOKLIST = {
     "booklist_id": "BL-001",
     "name": "世界读书日",
@@ -127,6 +128,7 @@ _RECOMMENDATION = {
     "score": 0.82,
     "reasons": [_REASON],
     "available_at": ["D-Chaoyang", "CEN"],
+    "available_names": ["朝阳区图书馆", "长春市图书馆（中心馆）"],
     "delivery": True,
 }
 #: Hand-written examples by schema name (a test validates each against its model).
@@ -186,7 +188,80 @@ _CLASS = {
     "supply": "balanced",
 }
 
-EXAMPLES: dict[str, dict] = {
+_AUDIT_ENTRY = {
+    "id": 812,
+    "at": "2026-06-15T10:02:03+08:00",
+    "entity": "purchase_request",
+    "entity_id": "PR-3f9a1c2e",
+    "action": "decide",
+    "from_state": None,
+    "to_state": "reserved",
+    "actor": "bookstore:BS-11",
+    "details": {"reader": "r:5e1c0a9b7d3f2a10", "price_fen": 3980},
+}
+_FUND_ROW = {
+    "fund_id": "FUND-2026-Dehui",
+    "parent_id": None,
+    "period": "2026",
+    "district": "Dehui",
+    "bookstore_id": None,
+    "channel": None,
+    "planned_fen": 1_440_000,
+    "encumbered_fen": 3_150,
+    "spent_fen": 1_800,
+    "free_fen": 1_435_050,
+    "room_fen": 1_435_050,
+}
+_FUND_MONTH = {"fund_id": "FUND-2026-Dehui", "month": "2026-06", "encumbered_fen": 3_150, "spent_fen": 1_800}
+_BOOKSTORE_TOTALS = {
+    "bookstore_id": "BS-11",
+    "bookstore": "新华书店 (Dehui)",
+    "books": 3,
+    "list_fen": 9_840,
+    "purchases_due_fen": 8_856,
+    "returns": 1,
+    "returns_fen": -2_682,
+    "net_due_fen": 6_174,
+}
+_STATEMENT_LINE = {
+    "bookstore_id": "BS-11",
+    "bookstore": "新华书店 (Dehui)",
+    "kind": "purchase",
+    "request_id": "PR-3f9a1c2e",
+    "isbn": "9787020002207",
+    "title": "呼兰河传",
+    "date": "2026-06-12",
+    "list_price_fen": 2_980,
+    "discount_pct": 10.0,
+    "due_fen": 2_682,
+}
+_CELL = {"district": "Dehui", "clc_top": "I", "copies": 180, "loans_per_copy_per_year": 3.5}
+
+#: Examples of the bodies declared outside serving.schemas (audit, funds, settlement) and of the enums.
+OTHER_EXAMPLES: dict[str, object] = {
+    "AuditEntry": _AUDIT_ENTRY,
+    "AuditPage": {"items": [_AUDIT_ENTRY], "total": 1, "offset": 0, "limit": 100},
+    "FundRow": _FUND_ROW,
+    "FundMonth": _FUND_MONTH,
+    "FundReport": {"year": "2026", "closed": False, "rows": [_FUND_ROW], "months": [_FUND_MONTH]},
+    "BookstoreTotals": _BOOKSTORE_TOTALS,
+    "StatementLine": _STATEMENT_LINE,
+    "Settlement": {
+        "month": "2026-06",
+        "bookstores": [_BOOKSTORE_TOTALS],
+        "lines": [_STATEMENT_LINE],
+        "net_due_fen": 6_174,
+        "ledger_spend_fen": 6_174,
+        "balanced": True,
+        "unsettled": 0,
+    },
+    "DistrictCell": _CELL,
+    "LineDecision": "approve",
+    "RoundStatus": "draft",
+    "RequestStatus": "pending",
+}
+
+EXAMPLES: dict[str, object] = {
     "BudgetLine": _BUDGET_LINE,
     "DistrictBudget": {"district": "Dehui", "amount": 120.0, "used": 49.5, "left": 70.5},
     "Budgets": {
@@ -206,7 +281,7 @@ EXAMPLES: dict[str, dict] = {
         "turnover_per_year": 3.43,
         "dead_share": 0.072,
         "classes": [_CLASS],
-        "cells": [{"district": "Dehui", "clc_top": "I", "copies": 180, "loans_per_copy_per_year": 3.5}],
+        "cells": [_CELL],
         "by_source": {"regular_order": 3.43, "reader_choice": 3.16},
     },
     "ErrorBody": _EXAMPLE,
@@ -292,6 +367,8 @@ EXAMPLES: dict[str, dict] = {
     "SimilarOut": {"title_id": "T0000001", "model_version": "v7", "items": [_TITLE_OUT]},
     "BooklistOut": _BOOKLIST,
     "BooklistDetail": {**_BOOKLIST, "titles": [_TITLE_OUT]},
+    "Page_BooklistOut_": {"items": [_BOOKLIST], "total": 1, "offset": 0, "limit": 50},
+    "Page_RoundSummary_": {"items": [_ROUND_SUMMARY], "total": 1, "offset": 0, "limit": 50},
     "RecommendationsOut": {
         "reader_id": "R0000042",
         "model_version": "v7",
@@ -303,7 +380,15 @@ EXAMPLES: dict[str, dict] = {
     },
     "ReaderDataOut": {
         "reader_id": "R0000042",
-        "loans": [{"loan_id": "L-1", "title_id": "T0000002", "branch_id": "CEN", "borrowed_at": "2026-03-02T10:00:00"}],
+        "loans": [
+            {
+                "loan_id": "L-1",
+                "title_id": "T0000002",
+                "branch_id": "CEN",
+                "borrowed_at": "2026-03-02T10:00:00",
+                "pseudonymised": False,
+            }
+        ],
         "holds": [],
         "ebook_events": [],
         "live_events": ["T0000003"],
@@ -312,6 +397,7 @@ EXAMPLES: dict[str, dict] = {
         "excluded_from_training": False,
         "audit": [{"action": "export", "actor": "reader:R0000042", "at": "2026-06-15T09:31:00", "detail": ""}],
     },
+    **OTHER_EXAMPLES,
 }
 
 

@@ -114,6 +114,10 @@ class RecommendationOut(_Out):
     score: float = Field(description="Relevance after promotion; comparable within one list only.")
     reasons: list[ReasonOut]
     available_at: list[str] = Field(description="Branches with an on-shelf copy, the reader's branch first.")
+    available_names: list[str] = Field(
+        default_factory=list,
+        description="Names of the available_at branches, same order, in the language asked for (Accept-Language).",
+    )
     delivery: bool = Field(description="Home delivery can bring it.")
 
 
@@ -157,7 +161,10 @@ class ReaderDataOut(_Out):
     """Everything the library holds about a reader's reading (PIPL Art. 45), as JSON."""
 
     reader_id: str
-    loans: list[dict[str, Any]] = Field(description="Loans from the library's records (also after erasure).")
+    loans: list[dict[str, Any]] = Field(
+        description="Loans from the library's records; after an erasure the kept ones, pseudonymised, are "
+        "marked pseudonymised: true."
+    )
     holds: list[dict[str, Any]]
     ebook_events: list[dict[str, Any]]
     live_events: list[str] = Field(description="Titles recorded by the service since the model was built.")
@@ -171,7 +178,9 @@ class ProfileErasedOut(_Out):
     reader_id: str
     live_events_dropped: int
     excluded_from_training: bool = True
-    loans_kept: int = Field(description="Loan records the library must keep (not used for recommendation).")
+    loans_kept: int = Field(
+        description="Loan records the library must keep: pseudonymised, never used for recommendation again."
+    )
 
 
 class EventIn(_In):
@@ -204,7 +213,10 @@ class Page(_Out, Generic[T]):
 
 class BranchOut(_Out):
     branch_id: str = Field(description="The code used in available_at (e.g. 'O-0022').")
-    name: str = Field(description="The branch's name as the library's data gives it.")
+    name: str = Field(
+        description="The branch's name in the language asked for (Accept-Language: zh-CN, the default, or en): "
+        "the data's own name in its language, derived from the kind and district in the other."
+    )
     district: str
     delivers: bool = Field(description="Home delivery from this branch.")
 
@@ -218,6 +230,9 @@ class TitleDetail(_Out):
     isbn13: str | None = None
     ebook: bool
     available_at: list[str] = Field(description="Branches with an on-shelf copy now.")
+    available_names: list[str] = Field(
+        default_factory=list, description="Names of the available_at branches, same order (Accept-Language)."
+    )
     popularity: float = Field(description="Loans and e-book events over the history.")
 
 

@@ -17,7 +17,17 @@ from acquisition.errors import InvalidPeriod
 from acquisition.export import export_order_sheet, export_round
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
-from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary, RoundTransitionIn
+from serving.routes.catalogue import Limit, Offset
+from serving.schemas import (
+    Budgets,
+    CollectionReport,
+    DecisionsIn,
+    Page,
+    Round,
+    RoundIn,
+    RoundSummary,
+    RoundTransitionIn,
+)
 
 router = APIRouter(tags=["staff"])
 
@@ -64,10 +74,11 @@ def create_round(params: RoundIn, principal: StaffCaller, state: State) -> Round
     return load_round(state, round_id)
 
 
-@router.get("/v1/acquisition/rounds", response_model=list[RoundSummary])
-def list_rounds(_principal: StaffCaller, state: State) -> list[RoundSummary]:
-    """Every round, newest first."""
-    return rounds.list_rounds(state.db, state.now().strftime("%Y-%m"))
+@router.get("/v1/acquisition/rounds", response_model=Page[RoundSummary])
+def list_rounds(_principal: StaffCaller, state: State, offset: Offset = 0, limit: Limit = 50) -> Page[RoundSummary]:
+    """Every round, newest first, a page at a time (``{items, total, offset, limit}``; a bare array before)."""
+    every = rounds.list_rounds(state.db, state.now().strftime("%Y-%m"))
+    return Page[RoundSummary](items=every[offset : offset + limit], total=len(every), offset=offset, limit=limit)
 
 
 @router.get("/v1/acquisition/rounds/{round_id}", response_model=Round)

@@ -132,15 +132,27 @@ def test_opt_out_flow_on_postgresql(server, small_city):
     assert "reader_preferences" in inspect(app.state.yuedu.db.engine).get_table_names()
 
 
-def test_data_rights_flow_on_postgresql(server, small_city, tmp_path):
-    """Export and erasure end to end over HTTP; exclusion list and audit trail in PostgreSQL."""
+def test_data_rights_flow_on_postgresql(pg_url, erasable_city, model_dir, tmp_path, monkeypatch):  # noqa: F811
+    """Export and erasure end to end over HTTP; exclusion list and audit trail in PostgreSQL; the kept
+    loans of the city's own copy pseudonymised."""
     import polars as pl
 
-    app, url = server
-    borrowers = set(pl.read_parquet(small_city / "loans.parquet")["reader_id"])
-    reader = [r for r in eligible_readers(small_city, 200, "Dehui") if r in borrowers][1]
-    with httpx.Client(base_url=url, timeout=30) as c:
-        assert_data_rights_flow(c, app, small_city, reader, "BS-11", tmp_path)
+    from serving.app import create_app
+
+    db_url = fresh_database(pg_url)
+    monkeypatch.setenv("YUEDU_DB_URL", db_url)
+    sqlite = make_settings(erasable_city, tmp_path / "unused.db", model_dir)
+    fields = sqlite.model_dump(include={"data_dir", "model_dir", "secret_key", "staff_users", "today", "model_poll_s"})
+    app = create_app(Settings(**fields))
+    borrowers = set(pl.read_parquet(erasable_city / "loans.parquet")["reader_id"])
+    reader = [r for r in eligible_readers(erasable_city, 200, "Dehui") if r in borrowers][1]
+    try:
+        with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+            assert app.state.yuedu.db.engine.dialect.name == "postgresql"
+            assert_data_rights_flow(c, app, erasable_city, reader, "BS-11", tmp_path)
+    finally:
+        app.state.yuedu.db.dispose()
+        drop_database(db_url)
 
 
 def test_round_lifecycle_and_fund_on_postgresql(server, small_city):

@@ -123,7 +123,10 @@ def test_export_csv_and_xlsx_hold_every_line(client, round_):
 
 def test_rounds_list_and_budget_period_validation(client, round_):
     listed = client.get("/v1/acquisition/rounds", headers=STAFF).json()
-    assert round_["round_id"] in [r["round_id"] for r in listed]
+    assert round_["round_id"] in [r["round_id"] for r in listed["items"]]
+    assert listed["total"] == len(listed["items"]) and (listed["offset"], listed["limit"]) == (0, 50)
+    beyond = client.get("/v1/acquisition/rounds", params={"offset": listed["total"]}, headers=STAFF).json()
+    assert beyond["items"] == [] and beyond["total"] == listed["total"]
     r = client.get("/v1/budgets", params={"period": "2026-13"}, headers=STAFF)
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.period"
     lines = client.get("/v1/budgets", params={"period": "2026-06"}, headers=STAFF).json()["lines"]
