@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             tasks.append(asyncio.create_task(state.poll_alias(settings.model_poll_s)))
         if settings.reservation_sweep_s > 0:
             tasks.append(asyncio.create_task(state.sweep_reservations(settings.reservation_sweep_s)))
+        if settings.live_sync_s > 0:
+            tasks.append(asyncio.create_task(state.poll_shared(settings.live_sync_s)))
         try:
             yield
         finally:

@@ -122,7 +122,7 @@ async def record_event(
 ) -> EventOut:
     """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
     try:
-        await state.coalescer.call(bundle.service.record_event, reader_id, event.title_id)
+        await state.record_live(reader_id, event.title_id)
     except UnknownTitleError:
         raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
     _log.info("event %s for %s", event.kind, pseudonymise(reader_id))
@@ -180,8 +180,7 @@ def erase_profile(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> 
     """Erase the profile used for recommendation: live events dropped, preferences forgotten, the reader
     left out of the next training (and of personalisation until then). The loan records the library must
     keep stay, pseudonymised (their reader id replaced), so no training reads them (audited)."""
-    bundle = state.bundle
-    dropped = bundle.service.forget_reader(reader_id) if bundle is not None else 0
+    dropped = state.forget_live(reader_id)
     state.preferences.forget(reader_id)
     state.data_rights.exclude(reader_id, state.now())
     rewritten = pseudonymise_records(state.settings.data_dir, reader_id)
