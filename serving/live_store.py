@@ -127,6 +127,8 @@ class LiveStore:
                 s.execute(insert(served_model).values(slot=1, generation=1, model_dir=model_dir, requested_at=now))
                 return 1
             s.execute(
-                update(served_model).where(c.slot == 1).values(generation=current + 1, model_dir=model_dir, requested_at=now)
+                update(served_model)
+                .where(c.slot == 1)
+                .values(generation=current + 1, model_dir=model_dir, requested_at=now)
             )
             return int(current) + 1

@@ -178,28 +178,26 @@ def _serve_workers(
     """Run ``workers`` uvicorn worker processes of one service. The database is prepared once here
     (tables, reference data, the served-model generation reset to the configured model), so the
     workers never race to create it; each worker builds its app from the environment."""
-    import uvicorn
-
     from serving.cli.errors import fail
+    from serving.workers import port_is_free, serve_workers
 
     if ":memory:" in settings.db_url or settings.db_url == "sqlite://":
         fail("--workers needs a database every worker can open: a SQLite file or a PostgreSQL URL")
     _create_app_or_exit(console, settings, workers=workers)
     os.environ.update(_worker_environment(settings))
-    console.print(
-        f"yuedu serving on http://{host}:{port} with {workers} workers (docs /docs, staff page /staff)"
-    )
+    # N processes each with a BLAS / OpenMP pool as wide as the machine oversubscribe the cores (and
+    # spin-waiting pools then halve the throughput): give each worker its share, unless set already
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, share)
+    console.print(f"yuedu serving on http://{host}:{port} with {workers} workers (docs /docs, staff page /staff)")
     if info:
         _print_demo_credentials(console, info, overrides)
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-    )
+    try:
+        port_is_free(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    serve_workers(workers, host, port, log_level)
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
@@ -219,7 +217,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port"),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
         workers: int = typer.Option(
-            1, "--workers", min=1, max=32, help="Worker processes (they share live events and reloads via the database)."
+            1,
+            "--workers",
+            min=1,
+            max=32,
+            help="Worker processes (they share live events and reloads via the database).",
         ),
     ) -> None:
         """Start the HTTP service (OpenAPI docs at /docs, staff page at /staff)."""

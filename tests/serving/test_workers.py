@@ -81,7 +81,10 @@ def test_an_erasure_on_one_worker_empties_both(two_workers, city_facts):
     apps, a, b = two_workers
     reader = city_facts["other_reader"]
     title = str(apps[0].state.yuedu.bundle.context.title_ids[9])
-    assert b.post(f"/v1/readers/{reader}/events", json={"title_id": title}, headers=token("reader", reader)).status_code == 202
+    assert (
+        b.post(f"/v1/readers/{reader}/events", json={"title_id": title}, headers=token("reader", reader)).status_code
+        == 202
+    )
     _wait(lambda: title in _live(a, reader), what="the event on worker a")
     erased = a.delete(f"/v1/readers/{reader}/profile", headers=token("reader", reader))
     assert erased.status_code == 200 and erased.json()["live_events_dropped"] == 1
@@ -116,7 +119,12 @@ _readers = itertools.count()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(st.tuples(st.sampled_from(["event", "forget"]), st.integers(0, 1), st.integers(0, 2), st.integers(0, 5)), max_size=25))
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["event", "forget"]), st.integers(0, 1), st.integers(0, 2), st.integers(0, 5)),
+        max_size=25,
+    )
+)
 def test_every_worker_ends_with_the_same_view_as_the_log(two_workers, ops):
     """Random events and erasures on either worker: once both have synced, each worker's live events
     equal what the sequence implies (set semantics, an erasure empties the reader)."""
@@ -155,7 +163,9 @@ def _client_on_other_worker(base: str, pid: str, tries: int = 200) -> tuple[http
     pytest.fail(f"{tries} connections all landed on worker {pid}")
 
 
-def test_yuedu_serve_with_two_workers_shares_events_and_survives_a_killed_worker(small_city, model_dir, tmp_path, city_facts):
+def test_yuedu_serve_with_two_workers_shares_events_and_survives_a_killed_worker(
+    small_city, model_dir, tmp_path, city_facts
+):
     yuedu = Path(sys.executable).parent / "yuedu"
     if not yuedu.exists():
         pytest.skip(f"{yuedu} not installed (pip install -e .)")
