@@ -47,15 +47,16 @@ def port_is_free(host: str, port: int) -> None:
 
 
 def _worker(host: str, port: int, log_level: str) -> None:
-    """One worker process: its own socket on the shared port, one uvicorn server, app from the env."""
+    """One worker process: the app from the environment first (model loaded), then its own socket on
+    the shared port, so the kernel never hands connections to a worker that cannot answer yet."""
     import uvicorn
 
+    from serving.app import create_app
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops workers with SIGTERM
-    sock = _reuseport_socket(host, port)
-    config = uvicorn.Config(
-        "serving.app:create_app", factory=True, log_level=log_level, access_log=False, lifespan="on"
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    app = create_app()
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[_reuseport_socket(host, port)])
 
 
 class Supervisor:
