@@ -157,7 +157,11 @@ def _client_on_other_worker(base: str, pid: str, tries: int = 50) -> tuple[httpx
     connections all landed on ``pid``: the other worker may still be starting; the caller retries)."""
     for _ in range(tries):
         c = httpx.Client(base_url=base, timeout=10)
-        (other,) = _pids(c.get("/metrics").text)
+        try:
+            (other,) = _pids(c.get("/metrics").text)
+        except httpx.TransportError:  # a connection queued on a worker as it was killed is reset: retry
+            c.close()
+            continue
         if other != pid:
             return c, other
         c.close()
