@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from acquisition.db import AuditLog
+from acquisition.db import AuditLog, NoticeRow
+from acquisition.notices import notice_rows
 from features.privacy import pseudonymise  # noqa: F401  (re-exported: the counter logs with it)
 
 _log = logging.getLogger(__name__)
@@ -52,9 +53,13 @@ def audit_rows(
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Append audit rows in one statement (inside the caller's transaction)."""
+    """Append audit rows in one statement (inside the caller's transaction), with the reader's notice
+    of every purchase-request status change among them (:mod:`acquisition.notices`)."""
     if rows:
         session.execute(insert(AuditLog), rows)
+        notices = notice_rows(rows)
+        if notices:
+            session.execute(insert(NoticeRow), notices)
 
 
 def record(

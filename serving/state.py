@@ -24,6 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from acquisition import rounds
+from acquisition.alternatives import Availability
 from acquisition.counter import CounterService
 from acquisition.db import Database, init_db
 from acquisition.holdings import Holdings
@@ -171,12 +172,15 @@ class AppState:
         _load_reference_data(db, data_dir)
         policy = load_policy(settings.policy_file)
         holdings = Holdings.from_data_dir(data_dir) if (data_dir / "copies.parquet").exists() else Holdings()
+        availability = Availability.from_data_dir(data_dir) if (data_dir / "copies.parquet").exists() else None
         today = date.fromisoformat(settings.today) if settings.today else date.today()
         state = cls(
             settings=settings,
             db=db,
             policy=policy,
-            counter=CounterService(db, policy, holdings, clock=_clock(today if settings.today else None)),
+            counter=CounterService(
+                db, policy, holdings, clock=_clock(today if settings.today else None), availability=availability
+            ),
             metrics=Metrics(),
             staff_users=parse_staff_users(settings.staff_users),
             today=today,
