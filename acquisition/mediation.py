@@ -133,9 +133,9 @@ def answer(
     with db.session_scope(write=True) as s:
         req = s.get(PurchaseRequestRow, request_id, with_for_update=True)
         med = s.get(MediationRow, request_id, with_for_update=True)
-        if req is None or med is None:
-            raise RequestNotFound(f"mediated request {request_id}: not found")
-        if req.status != RequestStatus.MEDIATED:
+        if req is None:
+            raise RequestNotFound(f"purchase request {request_id}: not found")
+        if med is None or req.status != RequestStatus.MEDIATED:
             raise InvalidTransition(f"purchase request {request_id}: status '{req.status}' is not awaiting mediation")
         res = s.scalar(select(ReservationRow).where(ReservationRow.request_id == request_id).with_for_update())
         if res is None or res.status != ReservationStatus.RESERVED:
