@@ -28,6 +28,8 @@ from serving.routes import (
     counter,
     counter_page,
     funds,
+    mediation,
+    notices,
     ops,
     readers,
     staff,
@@ -87,7 +89,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     openapi.install(app)
     app.state.yuedu = state
     errors.install(app)
-    for module in (readers, titles, catalogue, booklists, counter, acquisition, audit, funds, ops, staff, counter_page):
+    routers = (readers, titles, catalogue, booklists, counter, acquisition, audit, funds, mediation, notices, ops)
+    for module in (*routers, staff, counter_page):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles

@@ -41,6 +41,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),
     ("get", "/v1/funds"): ("getFundReport", "Funds: planned, encumbered, spent, free"),
     ("get", "/v1/settlements"): ("getSettlement", "A month's settlement with the bookstores"),
+    ("post", "/v1/purchase-requests/{request_id}/alternative"): ("takeAlternative", "Record the way a reader took"),
+    ("get", "/v1/purchase-requests/{request_id}/placement"): ("getPlacement", "Where a returned copy should go"),
+    ("get", "/v1/mediations"): ("listMediations", "Requests awaiting staff (mediation band)"),
+    ("post", "/v1/mediations/{request_id}/decision"): ("answerMediation", "Approve or decline a mediated request"),
+    ("get", "/v1/readers/{reader_id}/notices"): ("listReaderNotices", "A reader's notices"),
     ("get", "/healthz"): ("getLiveness", "Liveness probe"),
     ("get", "/readyz"): ("getReadiness", "Readiness probe"),
     ("get", "/metrics"): ("getMetrics", "Prometheus metrics"),
@@ -59,6 +64,9 @@ EXTRA: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/acquisition/rounds"): {"409"},
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): {"409"},
     ("get", "/v1/reports/collection"): {"503"},
+    ("post", "/v1/purchase-requests/{request_id}/alternative"): {"409"},
+    ("post", "/v1/mediations/{request_id}/decision"): {"409"},
+    ("get", "/v1/purchase-requests/{request_id}/placement"): {"503"},
 }
 #: Operations answering 503 while no model is loaded (they need the served model bundle).
 NEEDS_MODEL = (
@@ -122,6 +130,31 @@ _RECOMMENDATION = {
     "available_at": ["D-Chaoyang", "CEN"],
     "available_names": ["朝阳区图书馆", "长春市图书馆（中心馆）"],
     "delivery": True,
+}
+_ALTERNATIVE = {
+    "kind": "hold",
+    "branch_id": "D-Nanguan",
+    "wait_days": 1.0,
+    "cost_fen": 0,
+    "text": "南关区图书馆有在架副本，可预约后到馆取书，约 1 天。",
+    "text_en": "A copy is on the shelf at Nanguan District Library: place a hold and pick it up there in about 1 days.",
+}
+_MEDIATION = {
+    "request_id": "PR-1f3a",
+    "title": "城南旧事",
+    "isbn13": "9787886084294",
+    "category": "general",
+    "price_fen": 12800,
+    "bookstore_id": "BS-11",
+    "reasons": ["PRICE_OVER_CAP"],
+    "mediated_at": "2026-06-15T10:00:00",
+    "answer_by": "2026-06-17T10:00:00",
+    "status": "mediated",
+    "decision": None,
+    "decided_by": None,
+    "decided_at": None,
+    "overdue": True,
+    "hours_late": 1.0,
 }
 #: Hand-written examples by schema name (a test validates each against its model).
 _BUDGET_LINE = {
@@ -315,12 +348,59 @@ EXAMPLES: dict[str, object] = {
     "RequestStateOut": {"request_id": "PR-1f3a", "status": "checked_out"},
     "Decision": {
         "request_id": "PR-1f3a",
-        "eligible": True,
-        "reason_codes": [],
-        "message": "approved: 39.80 yuan reserved",
-        "budget_reservation_id": "RSV-77c0",
-        "status": "reserved",
+        "eligible": False,
+        "reason_codes": ["ALREADY_HELD"],
+        "message": "Declined: The library network already holds 3 copies; please reserve one.",
+        "budget_reservation_id": None,
+        "status": "declined",
         "replayed": False,
+        "alternative": _ALTERNATIVE,
+        "other_alternatives": [
+            {
+                "kind": "transfer",
+                "branch_id": "D-Nanguan",
+                "wait_days": 3.0,
+                "cost_fen": 300,
+                "text": "可将南关区图书馆的在架副本调拨到您的分馆，预计 3 天。",
+                "text_en": "The copy on the shelf at Nanguan District Library can be sent to your branch in about 3 days.",
+            }
+        ],
+        "answer_by": None,
+    },
+    "AlternativeTakenIn": {"kind": "transfer"},
+    "Taken": {"request_id": "PR-1f3a", "kind": "transfer", "offered_first": False, "taken_at": "2026-06-15T10:05:00"},
+    "MediationAnswerIn": {"decision": "approve", "note": "local history, worth the price"},
+    "MediationOut": _MEDIATION,
+    "MediationQueueOut": {"as_of": "2026-06-17T11:00:00", "overdue": 1, "items": [_MEDIATION]},
+    "NoticesOut": {
+        "reader_id": "R0000042",
+        "items": [
+            {
+                "notice_id": 17,
+                "request_id": "PR-1f3a",
+                "status": "mediated",
+                "created_at": "2026-06-15T10:00:00",
+                "delivered_at": "2026-06-15T10:00:05",
+                "text": "您荐购的《城南旧事》已转馆员审核，我们将在 2026-06-17 10:00 前答复您。",
+            }
+        ],
+    },
+    "Placement": {
+        "request_id": "PR-1f3a",
+        "isbn13": "9787886084294",
+        "clc_class": "I247",
+        "as_of": "2026-07-20T09:00:00",
+        "suggested_branch": "D-Nanguan",
+        "branches": [
+            {
+                "branch_id": "D-Nanguan",
+                "district": "Nanguan",
+                "title_demand": 2,
+                "class_loans": 140,
+                "class_copies": 60,
+                "class_turnover": 2.33,
+            }
+        ],
     },
     "Health": {"status": "ready", "model_loaded": True, "model_version": "dir-8ce277938b83", "database": True},
     "ReloadOut": {"reloaded": True, "model_version": "v7", "previous_version": "v6", "seconds": 1.8},

@@ -15,15 +15,28 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acquisition.alternatives import Alternative, Taken
 from acquisition.analytics import ClassSupply, CollectionReport
 from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
+from acquisition.mediation import MediationOut
+from acquisition.placement import BranchDemand, Placement
 from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
 from features import bounds
 from features.schema import RequestStatus
 
 __all__ = [
+    "Alternative",
+    "AlternativeTakenIn",
+    "BranchDemand",
+    "MediationAnswerIn",
+    "MediationOut",
+    "MediationQueueOut",
+    "NoticeOut",
+    "NoticesOut",
+    "Placement",
+    "Taken",
     "BooklistDetail",
     "BranchOut",
     "Page",
@@ -330,3 +343,39 @@ class ReloadOut(_Out):
     previous_version: str | None = None
     reason: str | None = Field(None, description="Why the reload failed (the old model keeps serving).")
     seconds: float
+
+
+# --- issue 15 §3 and §5: alternatives taken, mediation, notices, placement ---------------------------------
+
+
+class AlternativeTakenIn(_In):
+    kind: Literal["hold", "transfer", "delivery", "ebook", "queue"] = Field(
+        description="The way the reader took (one of those the decision offered)."
+    )
+
+
+class MediationAnswerIn(_In):
+    decision: Literal["approve", "decline"] = Field(
+        description="approve: the held price is encumbered; decline: it is released."
+    )
+    note: str | None = Field(None, max_length=bounds.NOTE_MAX, description="Staff's note (kept with the answer).")
+
+
+class MediationQueueOut(_Out):
+    as_of: datetime = Field(description="Server time the overdue flags are computed at.")
+    overdue: int = Field(ge=0, description="Mediations unanswered past their promised answer time.")
+    items: list[MediationOut]
+
+
+class NoticeOut(_Out):
+    notice_id: int
+    request_id: str
+    status: str = Field(description="The request's status the notice announces.")
+    created_at: datetime
+    delivered_at: datetime | None = Field(None, description="When the channel took it; null while queued.")
+    text: str = Field(description="The notice in the language asked for (Accept-Language, zh-CN by default).")
+
+
+class NoticesOut(_Out):
+    reader_id: str
+    items: list[NoticeOut]
