@@ -280,18 +280,19 @@ def _days(d: float) -> str:
 def sentences(way: Way, branch_name: str) -> tuple[str, str]:
     """The (zh-CN, en) sentence of one way."""
     d = _days(way.wait_days)
+    days = f"{d} day" if way.wait_days == 1 else f"{d} days"
     return {
         "hold": (
             f"{branch_name}有在架副本，可预约后到馆取书，约 {d} 天。",
-            f"A copy is on the shelf at {branch_name}: place a hold and pick it up there in about {d} days.",
+            f"A copy is on the shelf at {branch_name}: place a hold and pick it up there in about {days}.",
         ),
         "transfer": (
             f"可将{branch_name}的在架副本调拨到您的分馆，预计 {d} 天。",
-            f"The copy on the shelf at {branch_name} can be sent to your branch in about {d} days.",
+            f"The copy on the shelf at {branch_name} can be sent to your branch in about {days}.",
         ),
         "delivery": (
             f"可通过“U书到家”送书上门，预计 {d} 天。",
-            f"U Book to Home can bring it to your door in about {d} days.",
+            f"U Book to Home can bring it to your door in about {days}.",
         ),
         "ebook": (
             "馆藏有电子版，可立即在App或小程序阅读。",
@@ -299,7 +300,7 @@ def sentences(way: Way, branch_name: str) -> tuple[str, str]:
         ),
         "queue": (
             f"全部副本已借出，可预约排队（前面 {way.ahead} 人），预计约 {d} 天。",
-            f"Every copy is out: place a hold ({way.ahead} ahead of you), expected in about {d} days.",
+            f"Every copy is out: place a hold ({way.ahead} ahead of you), expected in about {days}.",
         ),
     }[way.kind]
 
@@ -380,8 +381,10 @@ def stored(s: Session, request_id: str) -> list[AlternativeOfferRow]:
     )
 
 
-def from_row(row: AlternativeOfferRow) -> Alternative:
-    zh, en = offer_sentences(row)
+def from_row(row: AlternativeOfferRow, avail: Availability | None = None) -> Alternative:
+    """A stored offer as the decision shows it (branches named when the index is at hand)."""
+    name = avail.name(row.branch_id) if avail is not None else (row.branch_id or "")
+    zh, en = sentences(Way(row.kind, row.branch_id, row.wait_days, row.cost_fen), name)
     return Alternative(
         kind=row.kind, branch_id=row.branch_id, wait_days=row.wait_days, cost_fen=row.cost_fen, text=zh, text_en=en
     )

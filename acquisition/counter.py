@@ -312,7 +312,9 @@ class CounterService:
         ):
             raise IdempotencyConflict(f"idempotency key {key!r} was already used for request {row.request_id}")
         res_id = s.scalar(select(ReservationRow.reservation_id).where(ReservationRow.request_id == row.request_id))
-        return _decision_from_row(row, res_id, replayed=True, extras=_stored_extras(s, row.request_id))
+        return _decision_from_row(
+            row, res_id, replayed=True, extras=_stored_extras(s, row.request_id, self.availability)
+        )
 
     @staticmethod
     def _facts(
@@ -602,12 +604,12 @@ _BUDGET_MESSAGES = {
 }
 
 
-def _stored_extras(s: Session, request_id: str) -> dict[str, Any]:
+def _stored_extras(s: Session, request_id: str, avail: Availability | None) -> dict[str, Any]:
     """A replayed decision's mediation promise or alternatives, from their stored rows."""
     med = s.get(MediationRow, request_id)
     if med is not None:
         return {"answer_by": med.answer_by}
-    offers = [alternatives.from_row(o) for o in alternatives.stored(s, request_id)]
+    offers = [alternatives.from_row(o, avail) for o in alternatives.stored(s, request_id)]
     return {"alternative": offers[0], "other_alternatives": offers[1:]} if offers else {}
 
 

@@ -137,7 +137,7 @@ _ALTERNATIVE = {
     "wait_days": 1.0,
     "cost_fen": 0,
     "text": "南关区图书馆有在架副本，可预约后到馆取书，约 1 天。",
-    "text_en": "A copy is on the shelf at Nanguan District Library: place a hold and pick it up there in about 1 days.",
+    "text_en": "A copy is on the shelf at Nanguan District Library: place a hold and pick it up there in about 1 day.",
 }
 _MEDIATION = {
     "request_id": "PR-1f3a",
