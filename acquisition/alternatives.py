@@ -325,14 +325,17 @@ def applies(reason_codes: Sequence[str]) -> bool:
 # --- storing ----------------------------------------------------------------------------------------
 
 
+_INSERT_OFFERS = insert(AlternativeOfferRow.__table__)
+
+
 def store_offers(
     s: Session, request_id: str, found: Sequence[Way], *, at: datetime, actor: str, audit: list[dict[str, Any]]
 ) -> None:
     """Store the ways offered with a decline (rank 0 = offered first) and their audit row."""
     if not found:
         return
-    s.execute(
-        insert(AlternativeOfferRow),
+    s.connection().execute(
+        _INSERT_OFFERS,
         [
             {
                 "request_id": request_id,
