@@ -44,7 +44,7 @@ from acquisition.audit import record_many
 from acquisition.db import AlternativeOfferRow, Database, PurchaseRequestRow
 from acquisition.errors import InvalidTransition, RequestNotFound
 from acquisition.policy import AlternativesConfig, yuan_to_fen
-from features.schema import scan_table, table_path
+from features.schema import LocalDateTime, scan_table, table_path
 
 _log = logging.getLogger(__name__)
 
@@ -399,7 +399,7 @@ class Taken(BaseModel):
     request_id: str
     kind: str
     offered_first: bool = Field(description="Whether it was the way offered first (the cheapest).")
-    taken_at: datetime
+    taken_at: LocalDateTime
 
 
 def take(db: Database, request_id: str, kind: str, *, at: datetime, actor: str) -> Taken:

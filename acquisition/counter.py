@@ -64,7 +64,7 @@ from acquisition.rules import (
     normalise_isbn,
 )
 from features import bounds
-from features.schema import RequestStatus
+from features.schema import LocalDateTime, RequestStatus
 
 _log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class Decision(BaseModel):
         default=None, description="Declined because the network holds the book: the cheapest way to get it."
     )
     other_alternatives: list[Alternative] = Field(default_factory=list, description="The other ways, cheapest first.")
-    answer_by: datetime | None = Field(default=None, description="Mediated: the staff answer promised by then.")
+    answer_by: LocalDateTime | None = Field(default=None, description="Mediated: the staff answer promised by then.")
 
     def in_language(self, lang: str) -> Decision:
         """The decision with the alternatives' sentences in ``lang`` (zh-CN as stored, or en)."""

@@ -33,7 +33,7 @@ from acquisition.errors import InvalidTransition, RequestNotFound
 from acquisition.lifecycle import REQUESTS, ReservationStatus
 from acquisition.policy import Policy, yuan_to_fen
 from acquisition.rules import DeclineCode, Violation
-from features.schema import RequestStatus
+from features.schema import LocalDateTime, RequestStatus
 
 _log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ class MediationOut(BaseModel):
     price_fen: int
     bookstore_id: str
     reasons: list[str] = Field(description="Decline codes staff are asked to override.")
-    mediated_at: datetime
-    answer_by: datetime = Field(description="The answer time promised to the reader.")
+    mediated_at: LocalDateTime
+    answer_by: LocalDateTime = Field(description="The answer time promised to the reader.")
     status: str = Field(description="Request status: mediated while unanswered, then approved or declined.")
     decision: str | None = None
     decided_by: str | None = None
-    decided_at: datetime | None = None
+    decided_at: LocalDateTime | None = None
     overdue: bool = Field(description="Unanswered past the promise (as of the server clock).")
     hours_late: float = Field(ge=0, description="Hours past the promise while unanswered, else 0.")
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from acquisition.db import Database, PurchaseRequestRow
 from acquisition.errors import RequestNotFound
-from features.schema import scan_table, table_path
+from features.schema import LocalDateTime, scan_table, table_path
 
 _log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Placement(BaseModel):
     request_id: str | None = None
     isbn13: str | None
     clc_class: str | None
-    as_of: datetime
+    as_of: LocalDateTime
     suggested_branch: str | None = Field(description="The branch with the highest demand; null without branches.")
     branches: list[BranchDemand] = Field(description="The best branches, highest demand first.")
 

@@ -147,8 +147,8 @@ _MEDIATION = {
     "price_fen": 12800,
     "bookstore_id": "BS-11",
     "reasons": ["PRICE_OVER_CAP"],
-    "mediated_at": "2026-06-15T10:00:00",
-    "answer_by": "2026-06-17T10:00:00",
+    "mediated_at": "2026-06-15T10:00:00+08:00",
+    "answer_by": "2026-06-17T10:00:00+08:00",
     "status": "mediated",
     "decision": None,
     "decided_by": None,
@@ -368,10 +368,15 @@ EXAMPLES: dict[str, object] = {
         "answer_by": None,
     },
     "AlternativeTakenIn": {"kind": "transfer"},
-    "Taken": {"request_id": "PR-1f3a", "kind": "transfer", "offered_first": False, "taken_at": "2026-06-15T10:05:00"},
+    "Taken": {
+        "request_id": "PR-1f3a",
+        "kind": "transfer",
+        "offered_first": False,
+        "taken_at": "2026-06-15T10:05:00+08:00",
+    },
     "MediationAnswerIn": {"decision": "approve", "note": "local history, worth the price"},
     "MediationOut": _MEDIATION,
-    "MediationQueueOut": {"as_of": "2026-06-17T11:00:00", "overdue": 1, "items": [_MEDIATION]},
+    "MediationQueueOut": {"as_of": "2026-06-17T11:00:00+08:00", "overdue": 1, "items": [_MEDIATION]},
     "NoticesOut": {
         "reader_id": "R0000042",
         "items": [
@@ -379,8 +384,8 @@ EXAMPLES: dict[str, object] = {
                 "notice_id": 17,
                 "request_id": "PR-1f3a",
                 "status": "mediated",
-                "created_at": "2026-06-15T10:00:00",
-                "delivered_at": "2026-06-15T10:00:05",
+                "created_at": "2026-06-15T10:00:00+08:00",
+                "delivered_at": "2026-06-15T10:00:05+08:00",
                 "text": "您荐购的《城南旧事》已转馆员审核，我们将在 2026-06-17 10:00 前答复您。",
             }
         ],
@@ -389,7 +394,7 @@ EXAMPLES: dict[str, object] = {
         "request_id": "PR-1f3a",
         "isbn13": "9787886084294",
         "clc_class": "I247",
-        "as_of": "2026-07-20T09:00:00",
+        "as_of": "2026-07-20T09:00:00+08:00",
         "suggested_branch": "D-Nanguan",
         "branches": [
             {

@@ -24,7 +24,7 @@ from acquisition.mediation import MediationOut
 from acquisition.placement import BranchDemand, Placement
 from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
 from features import bounds
-from features.schema import RequestStatus
+from features.schema import LocalDateTime, RequestStatus
 
 __all__ = [
     "Alternative",
@@ -362,7 +362,7 @@ class MediationAnswerIn(_In):
 
 
 class MediationQueueOut(_Out):
-    as_of: datetime = Field(description="Server time the overdue flags are computed at.")
+    as_of: LocalDateTime = Field(description="Server time the overdue flags are computed at.")
     overdue: int = Field(ge=0, description="Mediations unanswered past their promised answer time.")
     items: list[MediationOut]
 
@@ -371,8 +371,8 @@ class NoticeOut(_Out):
     notice_id: int
     request_id: str
     status: str = Field(description="The request's status the notice announces.")
-    created_at: datetime
-    delivered_at: datetime | None = Field(None, description="When the channel took it; null while queued.")
+    created_at: LocalDateTime
+    delivered_at: LocalDateTime | None = Field(None, description="When the channel took it; null while queued.")
     text: str = Field(description="The notice in the language asked for (Accept-Language, zh-CN by default).")
 
 
