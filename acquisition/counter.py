@@ -78,14 +78,18 @@ __all__ = [
 ]
 
 _R = RequestStatus
-#: Requests that count against a reader's limits (everything not declined or cancelled).
+#: Requests that count against a reader's limits (everything not declined or cancelled; a mediated
+#: request counts while staff decide).
 ACTIVE_STATUSES = tuple(
-    s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.RECEIVED, _R.FULFILLED)
+    s.value
+    for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.RECEIVED, _R.FULFILLED, _R.MEDIATED)
 )
 #: Requests whose book the reader has (or is about to have) and has not returned.
 OPEN_STATUSES = (_R.RESERVED.value, _R.CHECKED_OUT.value)
 #: Requests for an ISBN that the library is buying but has not catalogued yet.
-PIPELINE_STATUSES = tuple(s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED))
+PIPELINE_STATUSES = tuple(
+    s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.MEDIATED)
+)
 
 
 def _count(cond) -> object:

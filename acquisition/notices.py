@@ -393,7 +393,7 @@ def reader_notices(db: Database, reader_id: str, *, language: str = "zh-CN", lim
             .limit(limit)
         ).all()
         out = []
-        for row in rows:
+        for row in rows:  # joined on the request, so its context exists
             zh, en = (row.text_zh, row.text_en) if row.text_zh else render(row.status, _context(s, row.request_id))
             text = zh if language == "zh-CN" else en
             out.append(ReaderNotice(row.id, row.request_id, row.status, row.created_at, row.delivered_at, text))

@@ -139,3 +139,12 @@ def test_mediation_never_overspends(stream):
                         mediation.answer(svc.db, rid, op[0], actor="staff:x", now=NOW + timedelta(minutes=i))
             assert_ledger_consistent(svc)
         svc.db.dispose()
+
+
+def test_a_mediated_request_counts_for_the_readers_limits_and_the_duplicate_rule(tmp_path):
+    svc = make_service(tmp_path, Policy(books_per_month=1, mediation=BAND))
+    assert svc.decide(request(price=120.0), "k1").status == "mediated"
+    second = svc.decide(request(isbn=isbn(6)), "k2")
+    assert "READER_MONTHLY_LIMIT" in second.reason_codes
+    other = svc.decide(request(reader_id="R-ok2", price=120.0), "k3")  # same ISBN, another reader
+    assert "DUPLICATE_PENDING" in other.reason_codes and other.status == "declined"
