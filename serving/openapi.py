@@ -440,6 +440,7 @@ EXAMPLES: dict[str, object] = {
         "ebook_events": [],
         "live_events": ["T0000003"],
         "requests": [],
+        "notices": [],
         "preferences": _PREFS,
         "excluded_from_training": False,
         "audit": [{"action": "export", "actor": "reader:R0000042", "at": "2026-06-15T09:31:00", "detail": ""}],

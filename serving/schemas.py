@@ -175,6 +175,9 @@ class ReaderDataOut(_Out):
     ebook_events: list[dict[str, Any]]
     live_events: list[str] = Field(description="Titles recorded by the service since the model was built.")
     requests: list[dict[str, Any]] = Field(description="Purchase requests (you choose, I buy).")
+    notices: list[dict[str, Any]] = Field(
+        default_factory=list, description="Notices of the requests' status changes (zh-CN), newest first."
+    )
     preferences: PreferencesOut
     excluded_from_training: bool = Field(description="The profile was erased: the next model leaves you out.")
     audit: list[dict[str, Any]] = Field(description="Earlier exports and erasures (who, when).")

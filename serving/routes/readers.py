@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from acquisition.notices import reader_notices
 from features import bounds
 from features.privacy import pseudonymise
 from recsys.explain import render
@@ -169,6 +170,7 @@ def export_data(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> Re
         **records,
         live_events=live,
         requests=rights.requests(reader_id),
+        notices=[vars(n) for n in reader_notices(state.db, reader_id, limit=bounds.PAGE_MAX)],
         preferences=_prefs_out(reader_id, state.preferences.get(reader_id)),
         excluded_from_training=rights.is_excluded(reader_id),
         audit=rights.audit_trail(reader_id),

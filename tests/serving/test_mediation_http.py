@@ -122,6 +122,8 @@ def test_readers_see_their_notices_in_their_language(client, readers):
     other = client.get(f"/v1/readers/{readers[4]}/notices", headers=token("reader", readers[5]))
     assert other.status_code == 403
     assert client.get(f"/v1/readers/{readers[4]}/notices?limit=0", headers=own).status_code == 422
+    export = client.get(f"/v1/readers/{readers[4]}/data", headers=own).json()
+    assert [n["status"] for n in export["notices"]] == ["checked_out", "reserved"]
 
 
 def test_placement_suggests_a_branch_for_a_request(client, readers, held_isbn):
