@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from acquisition.db import (
@@ -398,8 +398,3 @@ def reader_notices(db: Database, reader_id: str, *, language: str = "zh-CN", lim
             text = zh if language == "zh-CN" else en
             out.append(ReaderNotice(row.id, row.request_id, row.status, row.created_at, row.delivered_at, text))
     return out
-
-
-def mark_undelivered(s: Session, notice_ids: list[int]) -> None:
-    """Queue notices again (an operator re-sending after a gateway outage)."""
-    s.execute(update(NoticeRow).where(NoticeRow.id.in_(notice_ids)).values(delivered_at=None, channel=None))
