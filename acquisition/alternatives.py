@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
-from sqlalchemy import insert, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.orm import Session
 
 from acquisition.audit import record_many
@@ -418,3 +418,40 @@ def take(db: Database, request_id: str, kind: str, *, at: datetime, actor: str) 
         row.taken_at = at
         record_many(s, [_audit_row(request_id, "take", actor, at, {"kind": kind, "rank": row.rank})])
     return Taken(request_id=request_id, kind=kind, offered_first=row.rank == 0, taken_at=at)
+
+
+class KindCount(BaseModel):
+    """Offers and takes of one way."""
+
+    kind: str
+    offered_first: int = Field(ge=0, description="Declines where this way was offered first (the cheapest).")
+    listed: int = Field(ge=0, description="Declines that listed this way at all.")
+    taken: int = Field(ge=0, description="Readers who took it.")
+
+
+class AlternativesReport(BaseModel):
+    """What was offered with declines of held books, and what readers took."""
+
+    declines_with_offer: int = Field(ge=0)
+    taken: int = Field(ge=0, description="Declines whose reader took one of the ways.")
+    took_first: int = Field(ge=0, description="... of which the way offered first.")
+    kinds: list[KindCount]
+
+
+def report(db: Database) -> AlternativesReport:
+    """Counts per way of the stored offers (one GROUP BY)."""
+    o = AlternativeOfferRow
+    first = func.sum(case((o.rank == 0, 1), else_=0))
+    taken = func.sum(case((o.taken_at.is_not(None), 1), else_=0))
+    taken_first = func.sum(case(((o.taken_at.is_not(None)) & (o.rank == 0), 1), else_=0))
+    with db.session_scope() as s:
+        rows = s.execute(
+            select(o.kind, first, func.count(), taken, taken_first).group_by(o.kind).order_by(o.kind)
+        ).all()
+    kinds = [KindCount(kind=k, offered_first=int(f), listed=int(n), taken=int(t)) for k, f, n, t, _ in rows]
+    return AlternativesReport(
+        declines_with_offer=sum(k.offered_first for k in kinds),
+        taken=sum(k.taken for k in kinds),
+        took_first=sum(int(r[4]) for r in rows),
+        kinds=kinds,
+    )

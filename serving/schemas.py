@@ -15,7 +15,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from acquisition.alternatives import Alternative, Taken
+from acquisition.alternatives import Alternative, AlternativesReport, KindCount, Taken
 from acquisition.analytics import ClassSupply, CollectionReport
 from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
@@ -29,6 +29,8 @@ from features.schema import LocalDateTime, RequestStatus
 __all__ = [
     "Alternative",
     "AlternativeTakenIn",
+    "AlternativesReport",
+    "KindCount",
     "BranchDemand",
     "MediationAnswerIn",
     "MediationOut",

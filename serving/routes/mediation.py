@@ -4,6 +4,7 @@ workbench's queue page reads ``GET /v1/mediations`` (see docs/acquisition-counte
 - ``GET /v1/mediations``: mediated requests awaiting an answer (oldest promise first), overdue flagged;
 - ``POST /v1/mediations/{request_id}/decision``: approve (the held price is encumbered) or decline
   (released), through :func:`acquisition.mediation.answer`;
+- ``GET /v1/reports/alternatives``: the ways offered with declines of held books and those taken;
 - ``GET /v1/purchase-requests/{request_id}/placement``: the branch with the highest demand after the
   requester, for the copy when it comes back (:func:`acquisition.placement.for_request`).
 """
@@ -16,9 +17,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
 
-from acquisition import mediation, placement
+from acquisition import alternatives, mediation, placement
 from serving.deps import StaffCaller, State
-from serving.schemas import MediationAnswerIn, MediationOut, MediationQueueOut, Placement
+from serving.schemas import AlternativesReport, MediationAnswerIn, MediationOut, MediationQueueOut, Placement
 
 router = APIRouter(tags=["staff"])
 
@@ -52,6 +53,12 @@ def answer_mediation(
         now=state.now(),
         note=body.note,
     )
+
+
+@router.get("/v1/reports/alternatives", response_model=AlternativesReport)
+def get_alternatives_report(_principal: StaffCaller, state: State) -> AlternativesReport:
+    """Ways offered with declines of held books (first and listed) and those readers took, per way."""
+    return alternatives.report(state.db)
 
 
 @router.get("/v1/purchase-requests/{request_id}/placement", response_model=Placement)

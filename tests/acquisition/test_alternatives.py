@@ -173,6 +173,13 @@ def test_taking_a_way_is_recorded_once_and_only_for_a_way_offered(tmp_path):
         assert row.taken_at == NOW
         take = s.scalar(select(AuditLog).where(AuditLog.entity == "alternative_offer", AuditLog.action == "take"))
         assert take.details == {"kind": "transfer", "rank": 1}
+    rep = alternatives.report(svc.db)
+    assert (rep.declines_with_offer, rep.taken, rep.took_first) == (1, 1, 0)
+    assert {k.kind: (k.offered_first, k.listed, k.taken) for k in rep.kinds} == {
+        "hold": (1, 1, 0),
+        "transfer": (0, 1, 1),
+        "delivery": (0, 1, 0),
+    }
 
 
 def test_an_empty_data_directory_gives_no_ways(tmp_path):

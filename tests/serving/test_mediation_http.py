@@ -80,6 +80,9 @@ def test_a_held_book_is_declined_with_the_cheapest_way_and_taking_one_is_recorde
     assert r.json()["offered_first"] == (len(kinds) == 1)
     assert client.post(path, json={"kind": kinds[0]}, headers=BS).status_code == 409  # already taken
     assert client.post(path, json={"kind": "teleport"}, headers=BS).status_code == 422
+    rep = client.get("/v1/reports/alternatives", headers=STAFF).json()
+    assert rep["declines_with_offer"] >= 2 and rep["taken"] == 1 and rep["took_first"] == int(len(kinds) == 1)
+    assert {k["kind"] for k in rep["kinds"]} >= set(kinds)
     missing = client.post("/v1/purchase-requests/nope/alternative", json={"kind": "hold"}, headers=STAFF)
     assert missing.status_code == 404
 

@@ -48,6 +48,7 @@ ENDPOINTS = [
     ),
     ("get", "/v1/purchase-requests/{request_id}/placement", "/v1/purchase-requests/x/placement", STAFF),
     ("get", "/v1/mediations", "/v1/mediations", STAFF),
+    ("get", "/v1/reports/alternatives", "/v1/reports/alternatives", STAFF),
     ("post", "/v1/mediations/{request_id}/decision", "/v1/mediations/x/decision", STAFF),
     ("get", "/v1/readers/{reader_id}/notices", "/v1/readers/R-SELF/notices", ("reader", *STAFF)),
     ("get", "/v1/audit", "/v1/audit", STAFF),
