@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             tasks.append(asyncio.create_task(state.sweep_reservations(settings.reservation_sweep_s)))
         if settings.live_sync_s > 0:
             tasks.append(asyncio.create_task(state.poll_shared(settings.live_sync_s)))
+        if settings.notice_sweep_s > 0:
+            tasks.append(asyncio.create_task(state.deliver_notices(settings.notice_sweep_s)))
         try:
             yield
         finally:

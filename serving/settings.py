@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     reservation_sweep_s: float = Field(
         60.0, description="How often expired counter reservations are released, seconds (0 = never)."
     )
+    notice_sweep_s: float = Field(
+        0.0, description="How often queued reader notices are sent through the policy's channel, seconds (0 = never)."
+    )
     cookie_secure: bool | None = Field(
         None,
         description="Mark the staff cookie Secure: true, false, or unset = when the request came over https "

@@ -338,6 +338,20 @@ class AppState:
                 _log.info("alias %s moved %s -> %s; reloading", self.settings.model_alias, current, version)
                 await asyncio.to_thread(self.reload)
 
+    async def deliver_notices(self, interval_s: float) -> None:
+        """Background task: send the queued reader notices through the policy's ``[notices]`` channel."""
+        from acquisition.notices import channel_from_policy, deliver_pending
+
+        channel = channel_from_policy(self.policy.notices)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(
+                    deliver_pending, self.db, channel, now=self.now(), language=self.policy.notices.language
+                )
+            except Exception as exc:  # noqa: BLE001 - a failing gateway must not kill the sender
+                _log.warning("notice delivery failed: %s", type(exc).__name__)
+
     async def sweep_reservations(self, interval_s: float) -> None:
         """Background task: release counter reservations whose time ran out (their money returns)."""
         while True:

@@ -138,3 +138,27 @@ def test_placement_suggests_a_branch_for_a_request(client, readers, held_isbn):
     demand = [(b["title_demand"], b["class_turnover"]) for b in body["branches"]]
     assert demand == sorted(demand, reverse=True)
     assert client.get("/v1/purchase-requests/nope/placement", headers=STAFF).status_code == 404
+
+
+def test_the_service_sends_queued_notices_through_the_policy_channel(small_city, model_dir, tmp_path):
+    import json
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    outbox = tmp_path / "outbox.jsonl"
+    (tmp_path / "policy.toml").write_text(f'[notices]\noutbox_path = "{outbox}"\n', encoding="utf-8")
+    settings = make_settings(
+        small_city, tmp_path / "yuedu.db", model_dir, policy_file=tmp_path / "policy.toml", notice_sweep_s=0.05
+    )
+    reader = eligible_readers(small_city, 1, "Chaoyang")[0]
+    with TestClient(create_app(settings)) as c:
+        d = c.post("/v1/purchase-requests", json=counter_body(reader, "BS-01", 9.0), headers={**BS, **key()}).json()
+        for _ in range(200):  # wait for the background sender (bounded; not a speed assertion)
+            if outbox.exists() and outbox.read_text(encoding="utf-8").strip():
+                break
+            time.sleep(0.05)
+    sent = [json.loads(x) for x in outbox.read_text(encoding="utf-8").splitlines()]
+    assert [(n["request_id"], n["status"]) for n in sent] == [(d["request_id"], "reserved")]
