@@ -12,6 +12,10 @@ transaction (SQLite ``BEGIN IMMEDIATE``; row locks on PostgreSQL) it
    declined with ``BUDGET_EXHAUSTED``;
 4. stores the request, the reservation and the audit rows, and commits.
 
+Issue 15: a request failing only rules of the policy's mediation band is ``mediated`` instead of
+declined (its price reserved, an answer promised; :mod:`acquisition.mediation`), and a decline because
+the network holds the book carries the ways to get it (:mod:`acquisition.alternatives`).
+
 Money moves only in :mod:`acquisition.ledger`; status changes only through
 :mod:`acquisition.lifecycle` (which writes their audit rows).
 
@@ -424,7 +428,7 @@ class CounterService:
         else:
             status = RequestStatus.RESERVED if request.channel == "counter" else RequestStatus.PENDING
         expires = now + timedelta(minutes=self.policy.reservation_timeout_minutes)
-        if band:  # the money is held until staff answer (never expired by the sweep: not 'reserved')
+        if band:  # held until staff answer: the sweep expires only requests in 'reserved', not 'mediated'
             expires = now + timedelta(hours=self.policy.mediation.answer_hours)
         message = self._message(violations, request.channel, price_fen, expires, mediated=bool(band))
         reason_codes = [v.code.value for v in violations]
