@@ -140,6 +140,23 @@ _ALTERNATIVE = {
     "text": "南关区图书馆有在架副本，可预约后到馆取书，约 1 天。",
     "text_en": "A copy is on the shelf at Nanguan District Library: place a hold and pick it up there in about 1 day.",
 }
+_KIND_COUNT = {"kind": "hold", "offered_first": 330, "listed": 340, "taken": 90}
+_NOTICE = {
+    "notice_id": 17,
+    "request_id": "PR-1f3a",
+    "status": "mediated",
+    "created_at": "2026-06-15T10:00:00+08:00",
+    "delivered_at": "2026-06-15T10:00:05+08:00",
+    "text": "您荐购的《城南旧事》已转馆员审核，我们将在 2026-06-17 10:00 前答复您。",
+}
+_BRANCH_DEMAND = {
+    "branch_id": "D-Nanguan",
+    "district": "Nanguan",
+    "title_demand": 2,
+    "class_loans": 140,
+    "class_copies": 60,
+    "class_turnover": 2.33,
+}
 _MEDIATION = {
     "request_id": "PR-1f3a",
     "title": "城南旧事",
@@ -379,41 +396,24 @@ EXAMPLES: dict[str, object] = {
         "declines_with_offer": 364,
         "taken": 120,
         "took_first": 97,
-        "kinds": [{"kind": "hold", "offered_first": 330, "listed": 340, "taken": 90}],
+        "kinds": [_KIND_COUNT],
     },
+    "KindCount": _KIND_COUNT,
+    "Alternative": _ALTERNATIVE,
     "MediationAnswerIn": {"decision": "approve", "note": "local history, worth the price"},
     "MediationOut": _MEDIATION,
     "MediationQueueOut": {"as_of": "2026-06-17T11:00:00+08:00", "overdue": 1, "items": [_MEDIATION]},
-    "NoticesOut": {
-        "reader_id": "R0000042",
-        "items": [
-            {
-                "notice_id": 17,
-                "request_id": "PR-1f3a",
-                "status": "mediated",
-                "created_at": "2026-06-15T10:00:00+08:00",
-                "delivered_at": "2026-06-15T10:00:05+08:00",
-                "text": "您荐购的《城南旧事》已转馆员审核，我们将在 2026-06-17 10:00 前答复您。",
-            }
-        ],
-    },
+    "NoticesOut": {"reader_id": "R0000042", "items": [_NOTICE]},
+    "NoticeOut": _NOTICE,
     "Placement": {
         "request_id": "PR-1f3a",
         "isbn13": "9787886084294",
         "clc_class": "I247",
         "as_of": "2026-07-20T09:00:00+08:00",
         "suggested_branch": "D-Nanguan",
-        "branches": [
-            {
-                "branch_id": "D-Nanguan",
-                "district": "Nanguan",
-                "title_demand": 2,
-                "class_loans": 140,
-                "class_copies": 60,
-                "class_turnover": 2.33,
-            }
-        ],
+        "branches": [_BRANCH_DEMAND],
     },
+    "BranchDemand": _BRANCH_DEMAND,
     "Health": {"status": "ready", "model_loaded": True, "model_version": "dir-8ce277938b83", "database": True},
     "ReloadOut": {"reloaded": True, "model_version": "v7", "previous_version": "v6", "seconds": 1.8},
     "BranchOut": _BRANCH,
