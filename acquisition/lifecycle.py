@@ -23,6 +23,10 @@ Purchase requests (:class:`features.schema.RequestStatus`; ``None`` is "no row y
 | pending, approved, declined | declined | staff ``reject`` (an approval's money is refunded) |
 | pending, approved, declined | pending | staff reset to ``pending`` (an approval's money is refunded) |
 | checked_out, approved, ordered | received | ``receive``: the book is catalogued (the domain's "catalogued") |
+| (new) | mediated | ``decide``: in the mediation band (:mod:`acquisition.mediation`); its price is held |
+| mediated | approved | staff ``approve`` a mediated request: the held price is committed (encumbered) |
+| mediated | declined | staff ``decline`` a mediated request: the held price is released |
+| mediated | cancelled | ``cancel`` of a mediated request: the held price is released |
 
 ``pending -> pending`` and ``declined -> declined`` happen when one request is a line of two rounds.
 ``ordered`` and ``fulfilled`` come only with data (nothing in yuedu sets them); ``received``,
@@ -120,7 +124,8 @@ DECISION_TARGET: Mapping[LineDecision, RequestStatus] = {
 _R = RequestStatus
 #: Allowed request moves, from -> to (``None``: the row does not exist yet).
 REQUEST_TRANSITIONS: Mapping[RequestStatus | None, frozenset[RequestStatus]] = {
-    None: frozenset({_R.PENDING, _R.RESERVED, _R.DECLINED}),
+    None: frozenset({_R.PENDING, _R.RESERVED, _R.DECLINED, _R.MEDIATED}),
+    _R.MEDIATED: frozenset({_R.APPROVED, _R.DECLINED, _R.CANCELLED}),
     _R.RESERVED: frozenset({_R.CHECKED_OUT, _R.CANCELLED}),
     _R.PENDING: frozenset({_R.CANCELLED, _R.APPROVED, _R.DECLINED, _R.PENDING}),
     _R.DECLINED: frozenset({_R.APPROVED, _R.DECLINED, _R.PENDING}),

@@ -15,16 +15,31 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acquisition.alternatives import Alternative, AlternativesReport, KindCount, Taken
 from acquisition.analytics import ClassSupply, CollectionReport, DeadOnArrival, HoldsAlert
 from acquisition.burndown import BurnDown, BurnMonth
 from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
+from acquisition.mediation import MediationOut
+from acquisition.placement import BranchDemand, Placement
 from acquisition.rounds import Round, RoundLine, RoundStep, RoundSummary, check_period
 from features import bounds
-from features.schema import RequestStatus
+from features.schema import LocalDateTime, RequestStatus
 
 __all__ = [
+    "Alternative",
+    "AlternativeTakenIn",
+    "AlternativesReport",
+    "KindCount",
+    "BranchDemand",
+    "MediationAnswerIn",
+    "MediationOut",
+    "MediationQueueOut",
+    "NoticeOut",
+    "NoticesOut",
+    "Placement",
+    "Taken",
     "BooklistDetail",
     "BranchOut",
     "Page",
@@ -169,6 +184,9 @@ class ReaderDataOut(_Out):
     ebook_events: list[dict[str, Any]]
     live_events: list[str] = Field(description="Titles recorded by the service since the model was built.")
     requests: list[dict[str, Any]] = Field(description="Purchase requests (you choose, I buy).")
+    notices: list[dict[str, Any]] = Field(
+        default_factory=list, description="Notices of the requests' status changes (zh-CN), newest first."
+    )
     preferences: PreferencesOut
     excluded_from_training: bool = Field(description="The profile was erased: the next model leaves you out.")
     audit: list[dict[str, Any]] = Field(description="Earlier exports and erasures (who, when).")
@@ -350,3 +368,39 @@ class ReloadOut(_Out):
     previous_version: str | None = None
     reason: str | None = Field(None, description="Why the reload failed (the old model keeps serving).")
     seconds: float
+
+
+# --- issue 15 §3 and §5: alternatives taken, mediation, notices, placement ---------------------------------
+
+
+class AlternativeTakenIn(_In):
+    kind: Literal["hold", "transfer", "delivery", "ebook", "queue"] = Field(
+        description="The way the reader took (one of those the decision offered)."
+    )
+
+
+class MediationAnswerIn(_In):
+    decision: Literal["approve", "decline"] = Field(
+        description="approve: the held price is encumbered; decline: it is released."
+    )
+    note: str | None = Field(None, max_length=bounds.NOTE_MAX, description="Staff's note (kept with the answer).")
+
+
+class MediationQueueOut(_Out):
+    as_of: LocalDateTime = Field(description="Server time the overdue flags are computed at.")
+    overdue: int = Field(ge=0, description="Mediations unanswered past their promised answer time.")
+    items: list[MediationOut]
+
+
+class NoticeOut(_Out):
+    notice_id: int
+    request_id: str
+    status: str = Field(description="The request's status the notice announces.")
+    created_at: LocalDateTime
+    delivered_at: LocalDateTime | None = Field(None, description="When the channel took it; null while queued.")
+    text: str = Field(description="The notice in the language asked for (Accept-Language, zh-CN by default).")
+
+
+class NoticesOut(_Out):
+    reader_id: str
+    items: list[NoticeOut]

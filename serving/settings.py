@@ -33,8 +33,16 @@ class Settings(BaseSettings):
     staff_users: str = Field(
         "", description="Staff logins 'user:password[:role]' separated by ','; role staff (default) or admin."
     )
+    live_sync_s: float = Field(
+        0.2,
+        description="How often a worker applies the other workers' live events and reload requests, seconds "
+        "(0 = never; the delay within which every worker of `yuedu serve --workers N` has the same view).",
+    )
     reservation_sweep_s: float = Field(
         60.0, description="How often expired counter reservations are released, seconds (0 = never)."
+    )
+    notice_sweep_s: float = Field(
+        0.0, description="How often queued reader notices are sent through the policy's channel, seconds (0 = never)."
     )
     cookie_secure: bool | None = Field(
         None,

@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "serving.cli.acquisition_cmds",
     "serving.cli.demand_check_cmds",
     "serving.cli.funds_cmds",
+    "serving.cli.notices_cmds",
     "serving.cli.training_cmds",
     "serving.cli.serve_cmds",
     "serving.cli.bench_cmds",

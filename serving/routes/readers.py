@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from acquisition.notices import reader_notices
 from features import bounds
 from features.privacy import pseudonymise
 from recsys.explain import render
@@ -122,7 +123,7 @@ async def record_event(
 ) -> EventOut:
     """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
     try:
-        await state.coalescer.call(bundle.service.record_event, reader_id, event.title_id)
+        await state.record_live(reader_id, event.title_id)
     except UnknownTitleError:
         raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
     _log.info("event %s for %s", event.kind, pseudonymise(reader_id))
@@ -169,6 +170,7 @@ def export_data(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> Re
         **records,
         live_events=live,
         requests=rights.requests(reader_id),
+        notices=[vars(n) for n in reader_notices(state.db, reader_id, limit=bounds.PAGE_MAX)],
         preferences=_prefs_out(reader_id, state.preferences.get(reader_id)),
         excluded_from_training=rights.is_excluded(reader_id),
         audit=rights.audit_trail(reader_id),
@@ -180,8 +182,7 @@ def erase_profile(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> 
     """Erase the profile used for recommendation: live events dropped, preferences forgotten, the reader
     left out of the next training (and of personalisation until then). The loan records the library must
     keep stay, pseudonymised (their reader id replaced), so no training reads them (audited)."""
-    bundle = state.bundle
-    dropped = bundle.service.forget_reader(reader_id) if bundle is not None else 0
+    dropped = state.forget_live(reader_id)
     state.preferences.forget(reader_id)
     state.data_rights.exclude(reader_id, state.now())
     rewritten = pseudonymise_records(state.settings.data_dir, reader_id)

@@ -53,6 +53,7 @@ def test_stored_values_are_unchanged():
         "ordered",
         "received",
         "fulfilled",
+        "mediated",
     ]
     assert tuple(s.value for s in RequestStatus) == REQUEST_STATUSES
     assert [s.value for s in ReservationStatus] == ["reserved", "confirmed", "released", "invoiced", "returned"]

@@ -43,6 +43,17 @@ ENDPOINTS = [
     ("get", "/v1/funds/burndown", "/v1/funds/burndown?fund=BUD-2026-ALL", STAFF),
     ("get", "/v1/settlements", "/v1/settlements?month=2026-06", STAFF),
     ("get", "/v1/reports/collection", "/v1/reports/collection", STAFF),
+    (
+        "post",
+        "/v1/purchase-requests/{request_id}/alternative",
+        "/v1/purchase-requests/x/alternative",
+        ("bookstore", *STAFF),
+    ),
+    ("get", "/v1/purchase-requests/{request_id}/placement", "/v1/purchase-requests/x/placement", STAFF),
+    ("get", "/v1/mediations", "/v1/mediations", STAFF),
+    ("get", "/v1/reports/alternatives", "/v1/reports/alternatives", STAFF),
+    ("post", "/v1/mediations/{request_id}/decision", "/v1/mediations/x/decision", STAFF),
+    ("get", "/v1/readers/{reader_id}/notices", "/v1/readers/R-SELF/notices", ("reader", *STAFF)),
     ("get", "/v1/audit", "/v1/audit", STAFF),
     ("post", "/v1/admin/reload", "/v1/admin/reload", ("admin",)),
 ]
