@@ -46,13 +46,18 @@ def second_model(small_city, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_workers(small_city, model_dir, tmp_path_factory):
-    """Two apps on one database file, each with its own poller (live_sync_s = 0.05)."""
+    """Two apps on one database file, each with its own poller (live_sync_s = 0.05), on a copy of the
+    city (an erasure pseudonymises the reader's kept loans in the data directory)."""
+    import shutil
+
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
 
-    db = tmp_path_factory.mktemp("shared") / "yuedu.db"
-    apps = [create_app(make_settings(small_city, db, model_dir, live_sync_s=0.05)) for _ in range(2)]
+    shared = tmp_path_factory.mktemp("shared")
+    city = Path(shutil.copytree(small_city, shared / "city", ignore=shutil.ignore_patterns("truth")))
+    db = shared / "yuedu.db"
+    apps = [create_app(make_settings(city, db, model_dir, live_sync_s=0.05)) for _ in range(2)]
     with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
         yield apps, a, b
 
