@@ -134,6 +134,10 @@ class RecommendationOut(_Out):
         description="Names of the available_at branches, same order, in the language asked for (Accept-Language).",
     )
     delivery: bool = Field(description="Home delivery can bring it.")
+    expected_wait_days: float | None = Field(
+        None, description="Expected days until the reader can have it (0 = now); null when not computed."
+    )
+    readers_waiting: int | None = Field(None, description="Holds waiting ahead of the reader; null when not computed.")
 
 
 class RecommendationsOut(_Out):

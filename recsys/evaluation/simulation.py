@@ -36,6 +36,7 @@ batch.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -58,12 +59,21 @@ from recsys.exposure import dual_prices, exposure_capacity
 from recsys.filters import FilterConfig, allowed_titles, build_exclusions
 from recsys.metrics import borrowable_share, gini_exposure, ndcg_at_k, rank_biased_precision
 from recsys.models import make_model
-from recsys.queues import TURNAROUND_DAYS, Circulation, expected_wait, servable
+from recsys.queues import TURNAROUND_DAYS, Circulation, queue_wait, servable
 from recsys.rerank import QUEUE_AWARE, PromotionConfig, promoted_relevance, rerank
 
 _log = logging.getLogger(__name__)
 
-POLICIES = ("availability-blind", "today's filters", "queue-aware + exposure")
+#: Policy name -> list mode: ``none`` (no lists: the baseline of loans without recommendations),
+#: ``blind`` (no availability filter), ``shelf`` (today's filters), ``queue`` (expected wait,
+#: penalty and, with ``exposure_control``, the dual prices).
+POLICIES: dict[str, str] = {
+    "no lists": "none",
+    "availability-blind": "blind",
+    "today's filters": "shelf",
+    "queue-aware, no exposure control": "queue-only",
+    "queue-aware + exposure": "queue",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class SimulationConfig:
     model_params: dict = field(default_factory=lambda: {"lambda_": 100.0})
     candidates: int = 50
     queue_aware: PromotionConfig = PromotionConfig(**QUEUE_AWARE)
+    policies: tuple[str, ...] = tuple(POLICIES)
 
 
 @dataclass
@@ -210,39 +221,52 @@ class Lists:
 
 
 def _wait_all(world: World, circ: Circulation, cfg: PromotionConfig) -> np.ndarray:
-    """Readers × titles expected wait (days)."""
-    k, n_t = world.located.shape
-    titles = np.broadcast_to(np.arange(n_t), (k, n_t))
-    here = world.located & (circ.free > 0)[None, :]
-    return expected_wait(circ, titles, here, world.delivers, cfg.transfer_days, cfg.delivery_days).days
+    """Readers × titles expected wait (days): the rule of :func:`recsys.queues.expected_wait`, with
+    the queue part (the same for every reader) computed once per title."""
+    n_t = len(world.n_copies)
+    free = (circ.free > 0) & ~world.digital
+    away = np.where(world.delivers, cfg.delivery_days, cfg.transfer_days)[:, None]
+    shelf = np.where(world.located, 0.0, away)
+    days = np.where(free[None, :], shelf, queue_wait(circ, np.arange(n_t))[None, :])
+    return np.where(world.digital[None, :], 0.0, days)
 
 
 def _lists(world: World, policy: str, circ: Circulation, borrowed: sp.csr_matrix, cfg: SimulationConfig, on,
            exposures_per_loan: float) -> Lists:  # fmt: skip
     """This week's top-n lists of one policy for every reader, and each listed title's expected wait."""
     qa = cfg.queue_aware
-    promo = qa if policy == POLICIES[2] else PromotionConfig()
+    mode = POLICIES[policy]
+    if mode == "none":
+        empty = np.full((len(world.rows), cfg.n), -1, np.int32)
+        return Lists(empty, np.full(empty.shape, np.inf))
+    if mode == "queue-only":
+        qa = qa.model_copy(update={"exposure_control": False})
+    queue = mode.startswith("queue")
+    promo = qa if queue else PromotionConfig()
     fc = FilterConfig(require_available=False)
     per_reader, _ = build_exclusions(world.ctx, world.rows, fc, extra_borrowed=borrowed)
     wait = _wait_all(world, circ, qa)
     block = per_reader.toarray()
-    if policy == POLICIES[1]:
+    if mode == "shelf":
         block |= ~(world.digital[None, :] | ((circ.free > 0)[None, :] & (world.located | world.delivers[:, None])))
-    elif policy == POLICIES[2]:
+    elif queue and qa.max_wait_days is not None:
         block |= wait > qa.max_wait_days
     cand, scores = world.model.recommend(
         world.rows, cfg.candidates, candidates=allowed_titles(world.ctx, fc), exclude=sp.csr_matrix(block)
     )
     adjust = None
     safe = np.where(cand >= 0, cand, 0)
-    if policy == POLICIES[2]:
+    if queue:
         w = np.take_along_axis(wait, safe.astype(np.int64), axis=1)
-        penalty = qa.wait_penalty * np.where(np.isfinite(w), w / (w + qa.wait_half_days), 1.0)
+        penalty = qa.wait_penalty * np.where(
+            np.isfinite(w), w / (np.where(np.isfinite(w), w, 0.0) + qa.wait_half_days), 1.0
+        )
         rel, _ = promoted_relevance(cand, scores, world.ctx, promo, on)
-        need = np.maximum(servable(circ, qa.list_lifetime_days) - world.background_week, 0.0)
-        cap = exposure_capacity(need, exposures_per_loan)
-        prices = dual_prices(cand, rel - penalty, cap, cfg.n).prices
-        adjust = -penalty - prices[safe]
+        adjust = -penalty
+        if qa.exposure_control:
+            need = np.maximum(servable(circ, qa.list_lifetime_days) - world.background_week, 0.0)
+            cap = exposure_capacity(need, exposures_per_loan)
+            adjust = adjust - dual_prices(cand, rel - penalty, cap, cfg.n).prices[safe]
     recs, _, _ = rerank(cand, scores, world.ctx, world.rows, promo, cfg.n, on=on, adjust=adjust)
     return Lists(recs, np.take_along_axis(wait, np.where(recs >= 0, recs, 0).astype(np.int64), axis=1))
 
@@ -341,7 +365,8 @@ def _run_policy(world: World, items0: Items, policy: str, cfg: SimulationConfig,
     borrowed = sp.csr_matrix(shape, dtype=bool)
     horizon = 7.0 * cfg.weeks
     rng = np.random.default_rng([cfg.seed, 21])
-    tot = {"rec_intents": 0, "loans": 0, "print_loans": 0, "gone": 0, "print_intents": 0, "wait_sum": 0.0}
+    tot = dict.fromkeys(("rec_intents", "loans", "print_loans", "gone", "print_intents", "wait_sum"), 0)
+    tot |= dict.fromkeys(("bg_print_intents", "bg_print_loans", "bg_gone"), 0)
     exposures_per_loan, first = cfg.queue_aware.exposures_per_loan, None
     for w in range(cfg.weeks):
         t0 = 7.0 * w
@@ -351,19 +376,29 @@ def _run_policy(world: World, items0: Items, policy: str, cfg: SimulationConfig,
         rec = _recommended(world, np.random.default_rng([cfg.seed, w, 1]), lists.recs, t0, cfg)
         x = Intents.concat(backgrounds[w], rec)
         items, out = _serve_week(world, items, x, t0, horizon, rng)
-        r = x.recommended
-        pr = r & ~world.digital[x.title]
-        tot["rec_intents"] += int(r.sum())
-        tot["print_intents"] += int(pr.sum())
-        tot["loans"] += int((out.lent & r).sum())
-        tot["print_loans"] += int((out.lent & pr).sum())
-        tot["gone"] += int((out.gone & pr).sum())
-        tot["wait_sum"] += float(np.nansum(out.wait[pr & out.lent]))
+        _tally(tot, world, x, out)
         lent_any = out.lent | (out.wait >= 0)
         borrowed = borrowed + _borrowed_matrix(shape, x.reader[lent_any], x.title[lent_any])
         shown = int((lists.recs >= 0).sum())
-        exposures_per_loan = max(shown / max(int(r.sum()), 1), 1.0)  # measured: exposures per recommended intent
+        # measured, as a library can: readers shown a title per intent the lists caused
+        exposures_per_loan = max(shown / max(int(rec.title.size), 1), 1.0)
     return {**tot, "first": first}
+
+
+def _tally(tot: dict, world: World, x: Intents, out: Outcome) -> None:
+    """Add one week's recommended and background intents, loans and disappointments to ``tot``."""
+    r = x.recommended
+    printed = ~world.digital[x.title]
+    pr, bg = r & printed, ~r & printed
+    tot["rec_intents"] += int(r.sum())
+    tot["print_intents"] += int(pr.sum())
+    tot["loans"] += int((out.lent & r).sum())
+    tot["print_loans"] += int((out.lent & pr).sum())
+    tot["gone"] += int((out.gone & pr).sum())
+    tot["wait_sum"] += float(np.nansum(out.wait[pr & out.lent]))
+    tot["bg_print_intents"] += int(bg.sum())
+    tot["bg_print_loans"] += int((out.lent & bg).sum())
+    tot["bg_gone"] += int((out.gone & bg).sum())
 
 
 def simulate(data_dir: str | Path, cfg: SimulationConfig = SimulationConfig()) -> tuple[pl.DataFrame, dict]:
@@ -379,7 +414,8 @@ def simulate(data_dir: str | Path, cfg: SimulationConfig = SimulationConfig()) -
         everything = Intents.concat(everything, b)
     target = _borrowed_matrix(world.located.shape, everything.reader, everything.title).astype(np.float32)
     rows = [
-        _row(policy, _run_policy(world, items0, policy, cfg, backgrounds), target, len(titles)) for policy in POLICIES
+        _row(policy, _run_policy(world, items0, policy, cfg, backgrounds), target, len(titles))
+        for policy in cfg.policies
     ]
     table = pl.DataFrame(rows)
     info = {
@@ -417,8 +453,70 @@ def _row(policy: str, tot: dict, target: sp.csr_matrix, n_titles: int) -> dict:
         "found it gone": tot["gone"],
         "found it gone %": 100.0 * tot["gone"] / max(tot["print_intents"], 1),
         "mean wait days": tot["wait_sum"] / served,
+        "all print loans": tot["print_loans"] + tot["bg_print_loans"],
+        "others found it gone %": 100.0 * tot["bg_gone"] / max(tot["bg_print_intents"], 1),
         "ndcg@10": ndcg_at_k(recs, target, 10),
         "rbp(0.8)": rank_biased_precision(recs, target, 0.8, 10),
         "borrowable ≤7 d %": 100.0 * borrowable_share(recs, waits, 7.0, 10),
         "exposure gini": gini_exposure(recs, n_titles, 10),
     }
+
+
+def write_results(table: pl.DataFrame, info: dict, out_dir: Path, command: str, stem: str = "simulation") -> list[Path]:
+    """``<stem>.md`` (the table and how to read it), ``<stem>.json`` and ``<stem>.png`` under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js, png = (out_dir / f"{stem}.{ext}" for ext in ("md", "json", "png"))
+    js.write_text(json.dumps({"info": info, "rows": table.to_dicts()}, indent=1, ensure_ascii=False), encoding="utf-8")
+    cols = table.columns
+    lines = [
+        "# Recommendations replayed in the synthetic city (issue 21)",
+        "",
+        f"Train before {info['cutoff'][:10]}; {info['weeks']} weekly lists of 10 for {info['readers']:,} readers "
+        f"over {info['titles']:,} titles; readers' response lift {info['lift']}; model {info['model']}; "
+        f"{info['background_intents']:,} background intents; wall time {info['seconds']} s (shared 2-core machine).",
+        f"Queue-aware setting: {info['queue_aware']}.",
+        "",
+        "Reproduce: `" + command + "`",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for row in table.iter_rows():
+        lines.append("| " + " | ".join(v if isinstance(v, str) else f"{v:,.3f}" if isinstance(v, float) else f"{v:,}"
+                                       for v in row) + " |")  # fmt: skip
+    lines += ["", *SIMULATION_NOTES, ""]
+    md.write_text("\n".join(lines), encoding="utf-8")
+    _plot(table, png)
+    return [md, js, png]
+
+
+#: How to read the table (written under it).
+SIMULATION_NOTES = (
+    "Columns: *recommended intents* are the intents the lists caused (print and e-book); *loans served* the",
+    "print ones lent within the window; *found it gone* the print ones that found every copy out (they",
+    "walked away or queued); *mean wait* is over the served ones (days from wanting to borrowing);",
+    "*all print loans* adds the background readers' loans; *others found it gone* is the background",
+    "readers' share (what the lists take from readers who did not follow them); NDCG@10 and RBP are the",
+    "first week's lists against every reader's background intents in the window (the held-out intents);",
+    "*borrowable ≤7 d* is the share of the first week's top 10 whose expected wait is at most 7 days.",
+)
+
+
+def _plot(table: pl.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = table.filter(pl.col("policy") != "no lists")
+    names = [p.replace(", ", ",\n").replace(" + ", " +\n") for p in shown["policy"]]
+    metrics = ("loans served (print)", "found it gone %", "ndcg@10")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, m in zip(axes, metrics, strict=True):
+        ax.bar(range(len(names)), shown[m].to_list(), color=["#999999", "#4c72b0", "#dd8452", "#55a868"][: len(names)])
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_title(m)
+    fig.suptitle("lists replayed in the synthetic city")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

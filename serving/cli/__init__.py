@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "serving.cli.data_public",
     "serving.cli.recsys_cmds",
     "serving.cli.nightly_cmds",
+    "serving.cli.simulate_cmds",
     "serving.cli.counter_cmds",
     "serving.cli.acquisition_cmds",
     "serving.cli.demand_check_cmds",
