@@ -27,8 +27,8 @@ copies, :mod:`recsys.evaluation.simulation`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -63,6 +63,14 @@ class Circulation:
     cycle_days: float
     #: Digital titles (always available, no queue).
     digital: np.ndarray
+    #: Usual demand: loans started per day over the last year, per title (float; None = unknown).
+    loans_per_day: np.ndarray | None = None
+
+    def demand(self, days: float) -> np.ndarray:
+        """Loans the title's usual readers start in ``days`` days (0 when unknown)."""
+        if self.loans_per_day is None:
+            return np.zeros(len(self.copies))
+        return self.loans_per_day * days
 
     @property
     def n_out(self) -> np.ndarray:
@@ -120,7 +128,11 @@ def circulation_from_frames(
     back = _days_back(out, now, keep)
     okl = t_loan >= 0
     queue = _waiting_holds(holds, titles, now)
-    return Circulation.from_returns(live, free, queue, t_loan[okl], back[okl], keep + TURNAROUND_DAYS, digital)
+    circ = Circulation.from_returns(live, free, queue, t_loan[okl], back[okl], keep + TURNAROUND_DAYS, digital)
+    year = loans.filter((pl.col("borrowed_at") < now) & (pl.col("borrowed_at") >= now - timedelta(days=365)))
+    t_year = titles.index(year["title_id"]) if len(year) else np.zeros(0, np.int64)
+    per_day = np.bincount(t_year[t_year >= 0], minlength=n_t) / 365.0
+    return replace(circ, loans_per_day=per_day)
 
 
 def _mean_keep_days(loans: pl.DataFrame, now: datetime) -> float:

@@ -27,10 +27,10 @@ import scipy.sparse as sp
 from recsys.base import Recommender, top_n_dense
 from recsys.context import CLC_LETTERS, LibraryContext
 from recsys.explain import Reason, explain
-from recsys.exposure import load_prices
+from recsys.exposure import PriceResult, dual_prices, exposure_capacity, load_prices
 from recsys.filters import FilterConfig, allowed_titles, build_exclusions
-from recsys.queues import Waits, expected_wait, queue_wait
-from recsys.rerank import PromotionConfig, boost_vectors, rerank
+from recsys.queues import Waits, expected_wait, queue_wait, servable
+from recsys.rerank import PromotionConfig, boost_vectors, promoted_relevance, rerank
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +59,19 @@ class Recommendation:
     expected_wait_days: float | None = None
     #: Holds waiting ahead of the reader (0 when a copy is free; None when not computed).
     readers_waiting: int | None = None
+
+
+@dataclass
+class _Candidates:
+    """What :meth:`RecommendationService._candidates` hands to the re-ranking."""
+
+    titles: np.ndarray
+    scores: np.ndarray
+    adjust: np.ndarray
+    c_rows: np.ndarray
+    branches: np.ndarray
+    live: sp.csr_matrix
+    config: PromotionConfig
 
 
 class RecommendationService:
@@ -281,6 +294,40 @@ class RecommendationService:
         personalised: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
         """Title rows and scores (k × n) plus the context rows, branch rows and live history used."""
+        c = self._candidates(ids, n, branch, promotion, extra_history, personalised)
+        titles, scores, _ = rerank(c.titles, c.scores, self.context, c.c_rows, c.config, n, adjust=c.adjust)
+        return titles, scores, c.c_rows, c.branches, c.live
+
+    def exposure_prices_for(self, reader_ids: Sequence[str], n: int = 10, batch: int = 5_000) -> PriceResult:
+        """The nightly exposure prices (:mod:`recsys.exposure`) over these readers' candidates: each
+        title's exposures bounded by ``exposures_per_loan`` × the loans it can start within the
+        list's lifetime beyond its usual demand. Store them with :func:`recsys.exposure.save_prices`;
+        the service loads them with :meth:`load_exposure_prices`."""
+        cfg = self._queue_config(True)
+        if cfg is None:
+            raise ValueError("exposure prices need queue-aware promotion and holdings (PromotionConfig.queue_aware)")
+        ids = list(dict.fromkeys(reader_ids))
+        saved, self.exposure_prices = self.exposure_prices, np.zeros(len(self.context.titles))
+        try:
+            parts = [self._candidates(ids[i : i + batch], n, None, True, None) for i in range(0, len(ids), batch)]
+        finally:
+            self.exposure_prices = saved
+        cand = np.vstack([p.titles for p in parts])
+        rel = np.vstack([promoted_relevance(p.titles, p.scores, self.context, cfg)[0] + p.adjust for p in parts])
+        circ = self.context.circulation
+        spare = np.maximum(servable(circ, cfg.list_lifetime_days) - circ.demand(cfg.list_lifetime_days), 0.0)
+        return dual_prices(cand, rel, exposure_capacity(spare, cfg.exposures_per_loan), n)
+
+    def _candidates(
+        self,
+        ids: list[str],
+        n: int,
+        branch: str | None,
+        promotion: bool,
+        extra_history: Mapping[str, Iterable[str]] | None,
+        personalised: bool = True,
+    ) -> _Candidates:
+        """Each reader's filtered candidates (k × m) with their scores and the queue adjustment."""
         ctx, model = self.context, self.model
         k, n_t = len(ids), len(ctx.titles)
         c_rows = ctx.readers.index(ids).astype(np.int64)
@@ -328,11 +375,10 @@ class RecommendationService:
             int(by_history.sum()),
             int(cold.sum()),
         )
-        adjust = None
+        adjust = np.zeros(cand.shape)
         if qcfg is not None:
             cand, cand_scores, adjust = self._queue_adjust(cand, cand_scores, branches, qcfg)
-        titles, scores, _ = rerank(cand, cand_scores, ctx, c_rows, cfg, n, adjust=adjust)
-        return titles, scores, c_rows, branches, live
+        return _Candidates(cand, cand_scores, adjust, c_rows, branches, live, cfg)
 
     def _popular(
         self, branches: np.ndarray, m: int, blocked: sp.csr_matrix, allowed: np.ndarray

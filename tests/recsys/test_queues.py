@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.vocab import Vocabulary
-from recsys.exposure import dual_prices, load_prices, save_prices
 from recsys.explain import ReasonCode, render
+from recsys.exposure import dual_prices, load_prices, save_prices
 from recsys.metrics import (
     borrowable_share,
     exposure_gini_per_title,
@@ -267,3 +267,24 @@ def test_the_simulations_dense_wait_is_expected_wait():
     titles = np.broadcast_to(np.arange(n_t), (k, n_t))
     ref = expected_wait(circ, titles, located, delivers, cfg.transfer_days, cfg.delivery_days).days
     assert np.array_equal(dense, ref)
+
+
+def test_nightly_prices_bound_exposure_when_stored_and_loaded(queue_service, tmp_path):
+    ctx, svc, cfg = queue_service
+    tight = RecommendationService(svc.model, ctx, promotion_config=cfg.model_copy(update={"exposures_per_loan": 1.0}))
+    readers = list(ctx.readers.ids)
+    res = tight.exposure_prices_for(readers, n=5, batch=16)
+    assert res.prices.shape == (len(ctx.titles),) and (res.prices >= 0).all()
+    assert (res.prices > 0).any(), "a tight cap must price some title"
+
+    def shown(service) -> np.ndarray:
+        out = service.recommend_for_readers(readers, n=5)
+        idx = [ctx.titles.get(r.title_id) for recs in out.values() for r in recs]
+        return np.bincount(idx, minlength=len(ctx.titles))
+
+    before = shown(tight)
+    save_prices(tmp_path / "p.json", ctx.titles, res.prices)
+    tight.load_exposure_prices(tmp_path / "p.json")
+    after = shown(tight)
+    priced = res.prices > 0
+    assert after[priced].sum() < before[priced].sum()
