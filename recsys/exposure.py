@@ -18,7 +18,8 @@ projected subgradient step on the constraint violation, normalised by the capaci
 
 for ``iterations`` rounds (default 30), keeping the prices of the round with the least total
 overload. **Cost**: per round O(k·m) for the top-n selection plus O(k·n) for the loads — on the
-city (200,000 readers × 50 candidates) about 10 M operations a round, ~0.3 s; the prices are one
+city's size (200,000 readers × 50 candidates, 180,000 titles) 30 rounds took 60 s on one core of the
+shared machine (random candidates; measured for issue 21), a nightly job; the prices are one
 float per title (180,000 × 8 bytes), stored next to the model (:func:`save_prices`) and loaded at
 serve time, where a request only subtracts ``λ`` from its candidates' relevance (O(m)). Titles with
 room to spare keep ``λ = 0``; the relaxation is not exact (a price makes every reader drop the
