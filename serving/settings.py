@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="Wrong passwords before a login is locked.")
     login_lockout_s: float = Field(60.0, gt=0, description="First lockout, seconds; doubles each time (max 1 h).")
     today: str | None = Field(None, description="Override 'today' (ISO date) for booklist windows; default: now.")
+    queue_aware: bool = Field(
+        False,
+        description="Queue-aware lists (recsys.rerank.QUEUE_AWARE): borrowable within 21 days, wait penalty, "
+        "exposure prices, reasons that say when (docs/promotion.md §6-7).",
+    )
+    exposure_prices: Path | None = Field(
+        None,
+        description="Exposure prices JSON (recsys.exposure.save_prices) loaded with each model; "
+        "default: exposure_prices.json in the data directory when present.",
+    )
 
 
 @lru_cache

@@ -31,6 +31,7 @@ from acquisition.holdings import Holdings
 from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
+from recsys.rerank import QUEUE_AWARE, PromotionConfig
 from recsys.service import RecommendationService, UnknownTitleError
 from serving.coalescer import RequestCoalescer
 from serving.data_rights import DataRights
@@ -105,11 +106,24 @@ def _dir_version(model_dir: Path) -> str:
 
 
 def build_bundle(
-    model: Recommender, version: str, source: str, data_dir: Path, today: date, live: LiveStore | None = None
+    model: Recommender,
+    version: str,
+    source: str,
+    data_dir: Path,
+    today: date,
+    live: LiveStore | None = None,
+    queue_aware: bool = False,
+    exposure_prices: Path | None = None,
 ) -> ModelBundle:
-    """Context and service for ``model`` on ``data_dir``, with the whole shared live-event log applied."""
+    """Context and service for ``model`` on ``data_dir``, with the whole shared live-event log applied.
+    ``queue_aware`` switches on the queue-aware promotion, with the exposure prices of
+    ``exposure_prices`` (default ``data_dir/exposure_prices.json`` when present)."""
     context = LibraryContext.from_data_dir(data_dir, model.titles_, model.readers_, today)
-    service = RecommendationService(model, context)
+    promotion = PromotionConfig(**QUEUE_AWARE) if queue_aware else None
+    service = RecommendationService(model, context, promotion_config=promotion)
+    prices = exposure_prices or Path(data_dir) / "exposure_prices.json"
+    if queue_aware and prices.exists():
+        service.load_exposure_prices(prices)
     service.prepare()  # per-context caches now, not in the first request after the swap
     bundle = ModelBundle(model, context, service, version, source, time.time())
     while live is not None and (rows := live.since(bundle.cursor.seq)):
@@ -229,7 +243,10 @@ class AppState:
             previous = self.bundle
             try:
                 model, version, source = self._load(model_dir)
-                bundle = build_bundle(model, version, source, Path(self.settings.data_dir), self.today, self.live)
+                bundle = build_bundle(
+                    model, version, source, Path(self.settings.data_dir), self.today, self.live,
+                    self.settings.queue_aware, self.settings.exposure_prices,
+                )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - keep the old model whatever went wrong
                 reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
                 self.last_reload_error = reason
