@@ -99,6 +99,8 @@ async def recommendations(
                 available_at=r.available_at,
                 available_names=[name(b) for b in r.available_at],
                 delivery=r.delivery,
+                expected_wait_days=r.expected_wait_days,
+                readers_waiting=r.readers_waiting,
             )
             for r in recs
         ],

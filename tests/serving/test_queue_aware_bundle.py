@@ -31,3 +31,27 @@ def test_queue_aware_bundle_says_when_and_loads_the_prices(small_city, model_dir
     assert all(r.expected_wait_days is not None and r.expected_wait_days <= 21.0 for r in recs)
     codes = {x.code for r in recs for x in r.reasons}
     assert ReasonCode.WAIT in codes  # some listed title is out on loan now, and the list says until when
+
+
+def test_the_api_says_when_a_reader_can_have_each_book(small_city, model_dir, tmp_path, city_facts):
+    """YUEDU_QUEUE_AWARE over HTTP: every listed title carries its expected wait and queue, within the
+    configured limit; without it both stay null."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from tests.serving.conftest import make_settings, token
+
+    reader = city_facts["reader"]
+    for queue_aware in (False, True):
+        app = create_app(make_settings(small_city, tmp_path / f"q{queue_aware}.db", model_dir, queue_aware=queue_aware))
+        with TestClient(app) as c:
+            r = c.get(f"/v1/readers/{reader}/recommendations?n=10", headers=token("reader", reader))
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert items
+        waits = [i["expected_wait_days"] for i in items]
+        if queue_aware:
+            assert all(w is not None and 0 <= w <= 21.0 for w in waits)
+            assert all(i["readers_waiting"] is not None and i["readers_waiting"] >= 0 for i in items)
+        else:
+            assert waits == [None] * len(items)
