@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: install demo test test-fast lint format serve bench clean system-deps screenshots test-api-deep
+.PHONY: install demo test test-fast lint format serve bench bench-workers clean system-deps screenshots test-api-deep
 
 # The lock pins the core dependencies and both extras (dev, spark): one install has everything `make test`
 # needs. The editable install maps the top-level packages by name, so a new package in
@@ -45,7 +45,7 @@ test: install system-deps
 
 # The staff and counter screens at 1400 and 1024 px into docs/screenshots/ (the pictures docs/serving.md links).
 screenshots: install system-deps
-	YUEDU_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/serving/test_browser.py -k photographed
+	YUEDU_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/serving/test_browser.py -k "photographed or workbench_flow"
 
 # Every API operation fuzzed with 300 schemathesis examples (the suite runs 60).
 test-api-deep: install
@@ -67,6 +67,12 @@ serve: install
 
 bench: install
 	$(BIN)/yuedu bench
+
+# Throughput of `yuedu serve --workers 1,2` under mixed traffic from wrk (an external load generator).
+bench-workers: install
+	test -d $(DEMO_DIR)/model || $(BIN)/yuedu demo --out $(DEMO_DIR)
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(BIN)/python -m benchmarks.workers --data $(DEMO_DIR)/data --model $(DEMO_DIR)/model --out experiments/results/workers.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache mlruns

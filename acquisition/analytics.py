@@ -10,6 +10,11 @@ loaded :class:`recsys.context.LibraryContext`; both classify supply vs demand pe
 * supply vs demand per class and district (:mod:`acquisition.gaps`);
 * holds-to-copies alerts: titles whose holds in the window exceed ``alert_ratio`` x their copies;
 * dead stock: copies (not lost / withdrawn) not borrowed in ``dead_months`` months;
+* dead on arrival: copies acquired in the window, at least ``doa_months`` months before its end,
+  never borrowed since (by acquisition source: reader-chosen copies should be rare here);
+* turnover per district x class two ways: by the district's branches' loans (demand, including
+  copies delivered from elsewhere: :mod:`acquisition.gaps`), and by the copies homed in the district
+  (``home_*``: what those copies themselves circulated, never above one copy's capacity);
 * the programme KPI: loans per copy of reader-chosen vs library-selected (regular order) copies;
 * age of the collection per class (years since acquisition).
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +33,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from acquisition.gaps import HOLDS_ALERT_RATIO, gap_table
+from acquisition.value import Circulation
 from features.schema import CLC_TOP_CLASSES, LocalDateTime, clc_top, scan_table
 from recsys.context import CLC_LETTERS, LibraryContext
 
@@ -46,6 +52,10 @@ class CollectionMetrics:
     holds_alerts: pl.DataFrame
     dead_stock: pl.DataFrame
     headline: dict[str, float]
+    #: Copies acquired in the window (``doa_months`` before its end at the latest) never borrowed.
+    dead_on_arrival: pl.DataFrame | None = None
+    #: Loans in the window of the copies homed in each district x class (copies, loans).
+    home_cells: pl.DataFrame | None = None
 
 
 def collection_metrics(
@@ -55,6 +65,7 @@ def collection_metrics(
     window_days: int = 365,
     dead_months: int = 24,
     alert_ratio: float = HOLDS_ALERT_RATIO,
+    doa_months: int = 6,
 ) -> CollectionMetrics:
     """Compute every table of the report over the ``window_days`` before ``as_of`` (default: last loan)."""
     loans = scan_table(data_dir, "loans")
@@ -99,6 +110,34 @@ def collection_metrics(
         holds_alerts=_holds_alerts(data_dir, copies, start, as_of, alert_ratio),
         dead_stock=dead_stock,
         headline=headline,
+        dead_on_arrival=_dead_on_arrival(data_dir, copy_stats, start, as_of, doa_months),
+        home_cells=_home_cells(data_dir, copy_stats),
+    )
+
+
+def _dead_on_arrival(
+    data_dir: str | Path, copy_stats: pl.DataFrame, start: datetime, as_of: datetime, doa_months: int
+) -> pl.DataFrame:
+    """Copies acquired between the window's start and ``doa_months`` before ``as_of``, never borrowed."""
+    latest = (as_of - timedelta(days=round(doa_months * 30.44))).date()
+    titles = scan_table(data_dir, "titles").select("title_id", "title", "clc_class").collect()
+    return (
+        copy_stats.filter(pl.col("borrowed_at").is_null() & pl.col("acquired_at").is_between(start.date(), latest))
+        .join(titles, on="title_id", how="left")
+        .select("copy_id", "title_id", "title", "clc_class", "top", "branch_id", "source", "acquired_at")
+        .sort("acquired_at", "copy_id")
+    )
+
+
+def _home_cells(data_dir: str | Path, copy_stats: pl.DataFrame) -> pl.DataFrame:
+    """Copies and their loans in the window per district (of the copy's home branch) x class."""
+    branches = scan_table(data_dir, "branches").select("branch_id", "district").collect()
+    return (
+        copy_stats.join(branches, on="branch_id")
+        .filter(pl.col("top").is_not_null())
+        .group_by("district", "top")
+        .agg(pl.len().alias("copies"), pl.col("loans").sum().alias("loans"))
+        .sort("district", "top")
     )
 
 
@@ -240,7 +279,41 @@ class DistrictCell(BaseModel):
     district: str
     clc_top: str
     copies: int
-    loans_per_copy_per_year: float
+    loans_per_copy_per_year: float = Field(
+        description="Loans made at the district's branches per copy held there, per year (demand: includes "
+        "copies delivered from other districts, so it can exceed what one copy can circulate)."
+    )
+    home_copies: int = Field(0, description="Copies whose home branch is in the district.")
+    home_loans_per_copy_per_year: float = Field(
+        0.0, description="Loans of those copies themselves per copy per year (bounded by one copy's capacity)."
+    )
+
+
+class HoldsAlert(BaseModel):
+    """A title whose holds in the window exceed the alert ratio times its copies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title_id: str
+    title: str | None
+    clc_class: str | None
+    holds: int
+    copies: int
+    holds_per_copy: float
+
+
+class DeadOnArrival(BaseModel):
+    """A copy acquired in the window that has never been borrowed (months after its arrival)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    copy_id: str
+    title_id: str
+    title: str | None
+    clc_class: str | None
+    branch_id: str | None
+    source: str | None
+    acquired_at: date
 
 
 class CollectionReport(BaseModel):
@@ -259,6 +332,15 @@ class CollectionReport(BaseModel):
     classes: list[ClassSupply]
     cells: list[DistrictCell]
     by_source: dict[str, float] = Field(description="Loans per copy per year by acquisition source.")
+    holds_alerts: list[HoldsAlert] = Field(default_factory=list, description="Every holds-to-copies alert.")
+    dead_on_arrival: list[DeadOnArrival] = Field(
+        default_factory=list, description="Copies acquired in the window, never borrowed 6 months on (first 200)."
+    )
+    dead_on_arrival_total: int = Field(0, description="How many such copies there are in all.")
+    dead_on_arrival_by_source: dict[str, int] = Field(default_factory=dict, description="Their count per source.")
+    copy_capacity_per_year: float = Field(
+        0.0, description="Most loans one copy can serve in a year (acquisition.value.Circulation's capacity)."
+    )
 
 
 def report_from_metrics(m: CollectionMetrics) -> CollectionReport:
@@ -277,12 +359,17 @@ def report_from_metrics(m: CollectionMetrics) -> CollectionReport:
         for r in m.by_class.filter(pl.col("top").is_not_null()).iter_rows(named=True)
     ]
     years = m.window_days / 365.0
+    home = {
+        (r["district"], r["top"]): r
+        for r in (m.home_cells if m.home_cells is not None else pl.DataFrame()).iter_rows(named=True)
+    }
     cells = [
         DistrictCell(
             district=r["district"],
             clc_top=r["top"],
             copies=int(r["copies"]),
             loans_per_copy_per_year=float(r["loans_per_copy"]) / years,
+            **_home_figures(home.get((r["district"], r["top"])), years),
         )
         for r in m.gaps.filter(pl.col("copies") > 0).iter_rows(named=True)
     ]
@@ -297,7 +384,42 @@ def report_from_metrics(m: CollectionMetrics) -> CollectionReport:
         classes=classes,
         cells=cells,
         by_source=by_source,
+        **_lists(m),
     )
+
+
+def _home_figures(row: dict | None, years: float) -> dict:
+    if not row:
+        return {}
+    return {"home_copies": int(row["copies"]), "home_loans_per_copy_per_year": row["loans"] / row["copies"] / years}
+
+
+#: Dead-on-arrival copies the served report lists (the total and per-source counts cover them all).
+DOA_LISTED = 200
+
+
+def _lists(m: CollectionMetrics) -> dict:
+    """The report's holds alerts and dead-on-arrival copies."""
+    alerts = [
+        HoldsAlert(
+            title_id=r["title_id"], title=r["title"], clc_class=r["clc_class"], holds=int(r["holds"]),
+            copies=int(r["copies"]), holds_per_copy=float(r["holds_per_copy"]),
+        )
+        for r in m.holds_alerts.iter_rows(named=True)
+    ]  # fmt: skip
+    doa = m.dead_on_arrival if m.dead_on_arrival is not None else pl.DataFrame({"copy_id": [], "source": []})
+    listed = [
+        DeadOnArrival(**{k: r[k] for k in DeadOnArrival.model_fields})
+        for r in doa.head(DOA_LISTED).iter_rows(named=True)
+    ]
+    by_source = dict(doa.group_by("source").len().sort("source").iter_rows()) if doa.height else {}
+    return {
+        "holds_alerts": alerts,
+        "dead_on_arrival": listed,
+        "dead_on_arrival_total": doa.height,
+        "dead_on_arrival_by_source": {str(k): int(v) for k, v in by_source.items()},
+        "copy_capacity_per_year": Circulation().capacity,
+    }
 
 
 def class_demand(context: LibraryContext | None) -> dict[str, float]:
@@ -398,6 +520,10 @@ def write_report(m: CollectionMetrics, out: str | Path) -> tuple[Path, Path]:
         _md_table(m.holds_alerts.head(30)) if m.holds_alerts.height else "None.\n",
         "## Dead stock per class\n",
         _md_table(m.dead_stock),
+        "## Dead on arrival (acquired in the window, never borrowed 6 months on)\n",
+        _md_table(m.dead_on_arrival.head(30))
+        if m.dead_on_arrival is not None and m.dead_on_arrival.height
+        else "None.\n",
     ]
     md = "\n".join(sections)
     out.write_text(md)

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from acquisition.db import AuditLog
+from acquisition.db import AuditLog, NoticeRow
+from acquisition.notices import notice_rows
 from features.privacy import pseudonymise  # noqa: F401  (re-exported: the counter logs with it)
 
 _log = logging.getLogger(__name__)
@@ -51,10 +52,18 @@ def audit_rows(
     ]
 
 
+#: Core INSERT of notice rows (built once; cheaper than the ORM bulk path on the counter's hot path).
+_INSERT_NOTICES = insert(NoticeRow.__table__)
+
+
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Append audit rows in one statement (inside the caller's transaction)."""
+    """Append audit rows in one statement (inside the caller's transaction), with the reader's notice
+    of every purchase-request status change among them (:mod:`acquisition.notices`)."""
     if rows:
         session.execute(insert(AuditLog), rows)
+        notices = notice_rows(rows)
+        if notices:
+            session.connection().execute(_INSERT_NOTICES, notices)
 
 
 def record(

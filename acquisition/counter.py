@@ -12,6 +12,10 @@ transaction (SQLite ``BEGIN IMMEDIATE``; row locks on PostgreSQL) it
    declined with ``BUDGET_EXHAUSTED``;
 4. stores the request, the reservation and the audit rows, and commits.
 
+Issue 15: a request failing only rules of the policy's mediation band is ``mediated`` instead of
+declined (its price reserved, an answer promised; :mod:`acquisition.mediation`), and a decline because
+the network holds the book carries the ways to get it (:mod:`acquisition.alternatives`).
+
 Money moves only in :mod:`acquisition.ledger`; status changes only through
 :mod:`acquisition.lifecycle` (which writes their audit rows).
 
@@ -41,9 +45,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from acquisition import ledger
+from acquisition import alternatives, ledger, mediation
+from acquisition.alternatives import Alternative, Availability
 from acquisition.audit import pseudonymise, record_many
-from acquisition.db import AuditLog, BookstoreRow, Database, PurchaseRequestRow, ReaderRow, ReservationRow
+from acquisition.db import AuditLog, BookstoreRow, Database, MediationRow, PurchaseRequestRow, ReaderRow, ReservationRow
 from acquisition.errors import (
     IdempotencyConflict,
     InvalidTransition,
@@ -64,7 +69,7 @@ from acquisition.rules import (
     normalise_isbn,
 )
 from features import bounds
-from features.schema import RequestStatus
+from features.schema import LocalDateTime, RequestStatus
 
 _log = logging.getLogger(__name__)
 
@@ -78,14 +83,18 @@ __all__ = [
 ]
 
 _R = RequestStatus
-#: Requests that count against a reader's limits (everything not declined or cancelled).
+#: Requests that count against a reader's limits (everything not declined or cancelled; a mediated
+#: request counts while staff decide).
 ACTIVE_STATUSES = tuple(
-    s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.RECEIVED, _R.FULFILLED)
+    s.value
+    for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.RECEIVED, _R.FULFILLED, _R.MEDIATED)
 )
 #: Requests whose book the reader has (or is about to have) and has not returned.
 OPEN_STATUSES = (_R.RESERVED.value, _R.CHECKED_OUT.value)
 #: Requests for an ISBN that the library is buying but has not catalogued yet.
-PIPELINE_STATUSES = tuple(s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED))
+PIPELINE_STATUSES = tuple(
+    s.value for s in (_R.PENDING, _R.APPROVED, _R.RESERVED, _R.CHECKED_OUT, _R.ORDERED, _R.MEDIATED)
+)
 
 
 def _count(cond) -> object:
@@ -207,17 +216,30 @@ class Decision(BaseModel):
     reason_codes: list[str]
     message: str
     budget_reservation_id: str | None = None
-    status: str = Field(description="Request status after the decision: reserved, pending or declined.")
+    status: str = Field(description="Request status after the decision: reserved, pending, mediated or declined.")
     replayed: bool = Field(default=False, description="True when returned from the idempotency store.")
     pacing: PacingNote | None = Field(
         default=None, description="What the pacing policy did (counter requests that passed the rules)."
     )
+    alternative: Alternative | None = Field(
+        default=None, description="Declined because the network holds the book: the cheapest way to get it."
+    )
+    other_alternatives: list[Alternative] = Field(default_factory=list, description="The other ways, cheapest first.")
+    answer_by: LocalDateTime | None = Field(default=None, description="Mediated: the staff answer promised by then.")
+
+    def in_language(self, lang: str) -> Decision:
+        """The decision with the alternatives' sentences in ``lang`` (zh-CN as stored, or en)."""
+        if lang != "en" or self.alternative is None:
+            return self
+        en = [a.model_copy(update={"text": a.text_en}) for a in (self.alternative, *self.other_alternatives)]
+        return self.model_copy(update={"alternative": en[0], "other_alternatives": en[1:]})
 
 
 def _decision_from_row(
-    row: PurchaseRequestRow | Row, reservation_id: str | None, replayed: bool, pacing: PacingNote | None = None
+    row: PurchaseRequestRow | Row, reservation_id: str | None, replayed: bool, extras: dict | None = None
 ) -> Decision:
     return Decision(
+        **(extras or {}),
         request_id=row.request_id,
         eligible=row.eligible,
         reason_codes=list(row.reason_codes),
@@ -225,7 +247,6 @@ def _decision_from_row(
         budget_reservation_id=reservation_id,
         status=row.status,
         replayed=replayed,
-        pacing=pacing,
     )
 
 
@@ -256,6 +277,7 @@ class CounterService:
         *,
         clock: Callable[[], datetime] = datetime.now,
         pacer: Pacer | None = None,
+        availability: Availability | None = None,
     ) -> None:
         """``clock`` is the service's time (naive local, like every time in the ledger): it alone
         decides limits, budget periods and expiry. Replays and tools that decide "as of" a past time
@@ -266,6 +288,8 @@ class CounterService:
         self.clock = clock
         #: Pacing of annual funds (acquisition.pacing); reads ``policy.pacing`` (fcfs by default).
         self.pacer = pacer or Pacer(policy)
+        #: Copies, loans and holds for the ways to get a held book (issue 15 §3); none without data.
+        self.availability = availability
 
     # --- decide -----------------------------------------------------------------------------------
 
@@ -303,13 +327,16 @@ class CounterService:
         ):
             raise IdempotencyConflict(f"idempotency key {key!r} was already used for request {row.request_id}")
         res_id = s.scalar(select(ReservationRow.reservation_id).where(ReservationRow.request_id == row.request_id))
+        extras = _stored_extras(s, row.request_id, self.availability)
         decided = s.scalar(
             select(AuditLog.details).where(
                 AuditLog.entity == "purchase_request", AuditLog.entity_id == row.request_id, AuditLog.action == "decide"
             )
         )
         paced = (decided or {}).get("pacing")
-        return _decision_from_row(row, res_id, replayed=True, pacing=PacingNote(**paced) if paced else None)
+        if paced:
+            extras["pacing"] = PacingNote(**paced)
+        return _decision_from_row(row, res_id, replayed=True, extras=extras)
 
     @staticmethod
     def _facts(
@@ -350,19 +377,23 @@ class CounterService:
             return replay
         facts = self._gather(s, request, isbn13)
         violations = self._check(s, request, facts)
-        hold = paced = None
-        if not violations and request.channel == "counter":
+        hold, band, paced = None, None, None
+        if violations and request.channel == "counter":
+            band = mediation.in_band(self.policy, violations, request.price_fen, request.category)
+        if (not violations or band) and request.channel == "counter":
             district = ledger.budget_district(
                 self.policy, facts.bookstore.district, facts.reader.district if facts.reader else None
             )
-            paced = self.pacer.check(s, request, facts.now, district)  # the pacing hook (acquisition.pacing)
-            if not paced.approved:
+            if not band:  # staff answer a mediated request; pacing bars only the counter's own approvals
+                paced = self.pacer.check(s, request, facts.now, district)  # the pacing hook (acquisition.pacing)
+            if paced is not None and not paced.approved:
                 violations.append(Violation(DeclineCode.PACED_LOW_VALUE, paced.message_en))
             else:
                 hold = ledger.reserve(s, request.price_fen, facts.now, request.bookstore_id, district)
                 if hold.refused is not None:
                     violations.append(Violation(hold.refused, _BUDGET_MESSAGES[hold.refused]))
-        return self._store(s, request, key, actor, facts, violations, hold, paced)
+                    band = None
+        return self._store(s, request, key, actor, facts, violations, hold, band, paced)
 
     def _gather(self, s: Session, request: PurchaseRequestIn, isbn13: str | None) -> _Facts:
         now = self.clock()  # the server decides; a terminal's requested_at is only recorded
@@ -404,17 +435,22 @@ class CounterService:
         facts: _Facts,
         violations: list[Violation],
         hold: ledger.Hold | None,
+        band: list[str] | None = None,
         paced: PacingNote | None = None,
     ) -> Decision:
         """Insert the decided request (and its reservation when the price was reserved) with its audit rows."""
         now, price_fen = facts.now, request.price_fen
         eligible = not violations
-        if not eligible:
+        if band:
+            status = RequestStatus.MEDIATED
+        elif not eligible:
             status = RequestStatus.DECLINED
         else:
             status = RequestStatus.RESERVED if request.channel == "counter" else RequestStatus.PENDING
         expires = now + timedelta(minutes=self.policy.reservation_timeout_minutes)
-        message = self._message(violations, request.channel, price_fen, expires)
+        if band:  # held until staff answer: the sweep expires only requests in 'reserved', not 'mediated'
+            expires = now + timedelta(hours=self.policy.mediation.answer_hours)
+        message = self._message(violations, request.channel, price_fen, expires, mediated=bool(band))
         reason_codes = [v.code.value for v in violations]
         request_id = uuid.uuid4().hex
         audit: list[dict[str, Any]] = []
@@ -435,10 +471,11 @@ class CounterService:
             {**row, "status": status.value, "eligible": eligible, "reason_codes": reason_codes, "message": message},
         )
         reservation_id = None
-        if eligible and hold is not None:
+        if (eligible or band) and hold is not None:
             reservation_id = ledger.open_reservation(
                 s, hold, request_id, price_fen, at=now, expires_at=expires, actor=actor, audit=audit
             )
+        extras = self._extras(s, request_id, status, reason_codes, facts, band, actor, audit)
         record_many(s, audit)
         return Decision(
             request_id=request_id,
@@ -448,10 +485,41 @@ class CounterService:
             budget_reservation_id=reservation_id,
             status=status.value,
             pacing=paced,
+            **extras,
         )
 
+    def _extras(
+        self,
+        s: Session,
+        request_id: str,
+        status: RequestStatus,
+        reason_codes: list[str],
+        facts: _Facts,
+        band: list[str] | None,
+        actor: str,
+        audit: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Issue 15's additions to a decision: the mediation promise, or the ways to get a held book."""
+        if band:
+            return {"answer_by": mediation.open_mediation(s, request_id, band, at=facts.now, policy=self.policy)}
+        if status != RequestStatus.DECLINED or self.availability is None or not alternatives.applies(reason_codes):
+            return {}
+        avail, home = self.availability, facts.reader.home_branch_id if facts.reader else None
+        delivers = bool((avail.branches.get(home or "") or {}).get("delivers"))
+        found = alternatives.ways(avail, self.policy.alternatives, facts.isbn13, home, facts.now, delivers)
+        alternatives.store_offers(s, request_id, found, at=facts.now, actor=actor, audit=audit)
+        worded = [alternatives.worded(avail, w) for w in found]
+        return {"alternative": worded[0], "other_alternatives": worded[1:]} if worded else {}
+
     @staticmethod
-    def _message(violations: Sequence[Violation], channel: str, price_fen: int, expires: datetime) -> str:
+    def _message(
+        violations: Sequence[Violation], channel: str, price_fen: int, expires: datetime, *, mediated: bool = False
+    ) -> str:
+        if mediated:
+            return (
+                f"Put to library staff: {price_fen / 100:.2f} yuan held; an answer by {expires:%Y-%m-%d %H:%M}. "
+                + " ".join(v.message for v in violations)
+            )
         if violations:
             return "Declined: " + " ".join(v.message for v in violations)
         if channel == "online":
@@ -489,6 +557,9 @@ class CounterService:
                 raise RequestNotFound(f"purchase request {request_id}: not found")
             if req.status == RequestStatus.PENDING:
                 REQUESTS.move(s, req, RequestStatus.CANCELLED, "cancel", actor=actor, at=now)
+                return
+            if req.status == RequestStatus.MEDIATED:
+                mediation.cancel(s, req, actor=actor, now=now)
                 return
             _, res = self._reserved(s, request_id)
             self._release(s, [(res.reservation_id, request_id)], now, actor, "cancel")
@@ -562,6 +633,15 @@ _BUDGET_MESSAGES = {
     DeclineCode.NO_BUDGET_LINE: "No programme budget covers this bookstore this month.",
     DeclineCode.BUDGET_EXHAUSTED: "The programme budget for this bookstore or period is used up.",
 }
+
+
+def _stored_extras(s: Session, request_id: str, avail: Availability | None) -> dict[str, Any]:
+    """A replayed decision's mediation promise or alternatives, from their stored rows."""
+    med = s.get(MediationRow, request_id)
+    if med is not None:
+        return {"answer_by": med.answer_by}
+    offers = [alternatives.from_row(o, avail) for o in alternatives.stored(s, request_id)]
+    return {"alternative": offers[0], "other_alternatives": offers[1:]} if offers else {}
 
 
 def _request_row(request: PurchaseRequestIn, request_id: str, key: str, isbn13: str | None, now: datetime) -> dict:

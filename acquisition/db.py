@@ -244,6 +244,57 @@ class StaffDecisionRow(Base):
     note: Mapped[str | None] = mapped_column(String(bounds.NOTE_MAX))
 
 
+class MediationRow(Base):
+    """A request put to staff instead of declined (:mod:`acquisition.mediation`), with the answer promised."""
+
+    __tablename__ = "mediations"
+    request_id: Mapped[str] = mapped_column(ForeignKey("purchase_requests.request_id"), primary_key=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list, doc="Decline codes staff may override.")
+    mediated_at: Mapped[datetime] = mapped_column(DateTime)
+    answer_by: Mapped[datetime] = mapped_column(DateTime, index=True, doc="The answer time promised to the reader.")
+    decision: Mapped[str | None] = mapped_column(String(16), doc="approve or decline; null while unanswered.")
+    decided_by: Mapped[str | None] = mapped_column(String(bounds.ACTOR_MAX))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    note: Mapped[str | None] = mapped_column(String(bounds.NOTE_MAX))
+
+
+class AlternativeOfferRow(Base):
+    """One way to get a held book offered with a decline (:mod:`acquisition.alternatives`); rank 0 is
+    the one offered first (the cheapest), ``taken_at`` is set when the reader takes it."""
+
+    __tablename__ = "alternative_offers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("purchase_requests.request_id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), doc="hold, transfer, delivery, ebook or queue.")
+    branch_id: Mapped[str | None] = mapped_column(String(ID_MAX), doc="Where the copy is (or is picked up).")
+    wait_days: Mapped[float] = mapped_column(Float, doc="Expected wait, days, as known at the decision.")
+    cost_fen: Mapped[int] = mapped_column(Integer, doc="The library's cost of the way, fen.")
+    offered_at: Mapped[datetime] = mapped_column(DateTime)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("request_id", "kind", name="uq_offer_kind"),)
+
+
+class NoticeRow(Base):
+    """One notice to the reader per status change of their request (:mod:`acquisition.notices`): written
+    with the change's audit row, rendered in zh-CN and en and sent through a channel afterwards."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), doc="The request's new status.")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(200))
+    text_zh: Mapped[str | None] = mapped_column(String(bounds.NOTE_MAX))
+    text_en: Mapped[str | None] = mapped_column(String(bounds.NOTE_MAX))
+
+
 class AuditLogAppendOnly(RuntimeError):
     """Raised when code tries to change or delete an audit row."""
 

@@ -17,6 +17,7 @@ gives the HTTP status and the CLI exit code in one place each (``serving.errors`
 | :class:`DecisionRefused` | Conflict | a staff decision the request's state or the budget refuses |
 | :class:`InvalidPeriod` | InvalidInput | a round's budget month is not 'YYYY-MM' within 2000-01..2100-12 |
 | :class:`PeriodWithoutBudget` | Conflict | a round for a month that no budget line (month or year) covers |
+| :class:`FundRefused` | Conflict | a round names no fund of its year, or a budget above what the fund has free |
 | :class:`BudgetInvariantError` | (a bug) | the ledger disagrees with a reservation; the transaction rolls back |
 """
 
@@ -65,6 +66,10 @@ class LineNotInRound(NotFound):
 class DecisionRefused(Conflict):
     """A staff decision cannot be applied (the request moved on, it is ineligible, or a budget line
     has no room: the message names the line)."""
+
+
+class FundRefused(Conflict):
+    """A round's fund is not a fund of its year, or its budget is above what the fund has free."""
 
 
 class BudgetInvariantError(RuntimeError):

@@ -92,6 +92,85 @@ def round_summary(round_: Round) -> dict[str, Any]:
     }
 
 
+#: Columns of an order sheet, in order, with their types.
+_ORDER_SCHEMA = {
+    "isbn": pl.String,
+    "title": pl.String,
+    "author": pl.String,
+    "publisher": pl.String,
+    "price": pl.Float64,
+    "quantity": pl.Int64,
+    "branch": pl.String,
+    "bookstore_id": pl.String,
+    "fund": pl.String,
+    "amount": pl.Float64,
+}
+ORDER_COLUMNS = tuple(_ORDER_SCHEMA)
+#: The text of the totals row's first cell.
+TOTAL_LABEL = "合计 total"
+
+
+def order_table(round_: Round, branch_of: dict[str, str | None]) -> pl.DataFrame:
+    """The order sheet of a round: its approved lines, one row per ISBN, price and receiving branch
+    (``branch_of``: bookstore id -> branch id), with the quantity and the amount (price x quantity,
+    yuan), by branch then title; no totals row (:func:`order_totals`)."""
+    approved = [line for line in round_.lines if line.decision == "approve"]
+    frame = pl.DataFrame(
+        {
+            "isbn": [x.isbn for x in approved],
+            "title": [x.title for x in approved],
+            "author": [x.author for x in approved],
+            "publisher": [x.publisher for x in approved],
+            "price_fen": [round(x.price * 100) for x in approved],
+            "branch": [branch_of.get(x.bookstore_id) or "" for x in approved],
+            "bookstore_id": [x.bookstore_id for x in approved],
+        },
+        schema={"isbn": pl.String, "title": pl.String, "author": pl.String, "publisher": pl.String,
+                "price_fen": pl.Int64, "branch": pl.String, "bookstore_id": pl.String},
+    )  # fmt: skip
+    keys = ["isbn", "price_fen", "branch", "bookstore_id"]
+    grouped = frame.group_by(keys, maintain_order=True).agg(
+        pl.col("title").first(), pl.col("author").first(), pl.col("publisher").first(), pl.len().alias("quantity")
+    )
+    return grouped.sort("branch", "title", "isbn", nulls_last=True).select(
+        "isbn", "title", "author", "publisher", (pl.col("price_fen") / 100).alias("price"),
+        pl.col("quantity").cast(pl.Int64), "branch", "bookstore_id", pl.lit(round_.fund_id or "").alias("fund"),
+        (pl.col("price_fen") * pl.col("quantity") / 100).alias("amount"),
+    )  # fmt: skip
+
+
+def order_totals(table: pl.DataFrame) -> dict[str, Any]:
+    """Copies and yuan of an order sheet (summed in fen, so the total is exact to the fen)."""
+    fen = int((table["amount"] * 100).round(0).sum()) if table.height else 0
+    return {
+        "titles": table["isbn"].n_unique() if table.height else 0,
+        "copies": int(table["quantity"].sum()),
+        "amount": fen / 100,
+    }
+
+
+def export_order_sheet(round_: Round, branch_of: dict[str, str | None], fmt: Format) -> bytes:
+    """The order sheet as CSV or XLSX bytes, ending with a totals row (copies, amount); the XLSX
+    summary sheet names the round, its month, fund and status."""
+    table = order_table(round_, branch_of)
+    totals = order_totals(table)
+    total_row = pl.DataFrame(
+        {"isbn": [TOTAL_LABEL], "quantity": [totals["copies"]], "amount": [totals["amount"]]},
+        schema={"isbn": pl.String, "quantity": pl.Int64, "amount": pl.Float64},
+    )
+    sheet = pl.concat([table, total_row], how="diagonal_relaxed").select(ORDER_COLUMNS)
+    if fmt == "csv":
+        return csv_bytes(sheet)
+    summary = {
+        "round_id": round_.round_id,
+        "period": round_.period,
+        "fund": round_.fund_id or "",
+        "status": str(round_.status),
+        **totals,
+    }
+    return xlsx_bytes(sheet, summary, bold_last=True, sheet="order")
+
+
 #: First characters that make a spreadsheet program read a text cell as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -146,24 +225,29 @@ def _format_sheet(ws: Any, table: pl.DataFrame) -> None:
                 cell.number_format = "0.00"
 
 
-def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any]) -> bytes:
-    """The table as an Excel workbook: sheet ``lines`` (every row) and sheet ``summary`` (key, value)."""
+def xlsx_bytes(table: pl.DataFrame, summary: dict[str, Any], *, bold_last: bool = False, sheet: str = "lines") -> bytes:
+    """The table as an Excel workbook: sheet ``sheet`` (every row; ``bold_last``: the last is a totals
+    row, in bold) and sheet ``summary`` (key, value)."""
     from openpyxl import Workbook
+    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     wb = Workbook()
     ws = wb.active
-    ws.title = "lines"
+    ws.title = sheet
     ws.append([_cell(ws, c) for c in table.columns])
     for row in table.iter_rows():  # openpyxl appends row by row; there is no columnar writer
         ws.append([_cell(ws, v) for v in row])
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(max(1, len(table.columns)))}{table.height + 1}"
     _format_sheet(ws, table)
-    sheet = wb.create_sheet("summary")
+    if bold_last and table.height:
+        for cell in ws[table.height + 1]:
+            cell.font = Font(bold=True)
+    info = wb.create_sheet("summary")
     for key, value in summary.items():
-        sheet.append(
-            [_cell(sheet, str(key)), _cell(sheet, value if isinstance(value, int | float | None) else str(value))]
+        info.append(
+            [_cell(info, str(key)), _cell(info, value if isinstance(value, int | float | None) else str(value))]
         )
     out = io.BytesIO()
     wb.save(out)

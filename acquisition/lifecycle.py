@@ -23,6 +23,10 @@ Purchase requests (:class:`features.schema.RequestStatus`; ``None`` is "no row y
 | pending, approved, declined | declined | staff ``reject`` (an approval's money is refunded) |
 | pending, approved, declined | pending | staff reset to ``pending`` (an approval's money is refunded) |
 | checked_out, approved, ordered | received | ``receive``: the book is catalogued (the domain's "catalogued") |
+| (new) | mediated | ``decide``: in the mediation band (:mod:`acquisition.mediation`); its price is held |
+| mediated | approved | staff ``approve`` a mediated request: the held price is committed (encumbered) |
+| mediated | declined | staff ``decline`` a mediated request: the held price is released |
+| mediated | cancelled | ``cancel`` of a mediated request: the held price is released |
 
 ``pending -> pending`` and ``declined -> declined`` happen when one request is a line of two rounds.
 ``ordered`` and ``fulfilled`` come only with data (nothing in yuedu sets them); ``received``,
@@ -62,6 +66,8 @@ __all__ = [
     "REQUESTS",
     "RESERVATIONS",
     "ROUNDS",
+    "ROUND_ACTIONS",
+    "ROUND_OPEN",
     "LineDecision",
     "Lifecycle",
     "RequestStatus",
@@ -92,6 +98,12 @@ class RoundStatus(StrEnum):
     DRAFT = "draft"
     #: Staff have decided at least one line.
     REVIEWED = "reviewed"
+    #: Sent for approval: decisions are frozen until it is approved or sent back.
+    SUBMITTED = "submitted"
+    #: Approved: the order can go out; decisions stay frozen.
+    APPROVED = "approved"
+    #: Finished (ordered) or abandoned; final.
+    CLOSED = "closed"
 
 
 class LineDecision(StrEnum):
@@ -112,7 +124,8 @@ DECISION_TARGET: Mapping[LineDecision, RequestStatus] = {
 _R = RequestStatus
 #: Allowed request moves, from -> to (``None``: the row does not exist yet).
 REQUEST_TRANSITIONS: Mapping[RequestStatus | None, frozenset[RequestStatus]] = {
-    None: frozenset({_R.PENDING, _R.RESERVED, _R.DECLINED}),
+    None: frozenset({_R.PENDING, _R.RESERVED, _R.DECLINED, _R.MEDIATED}),
+    _R.MEDIATED: frozenset({_R.APPROVED, _R.DECLINED, _R.CANCELLED}),
     _R.RESERVED: frozenset({_R.CHECKED_OUT, _R.CANCELLED}),
     _R.PENDING: frozenset({_R.CANCELLED, _R.APPROVED, _R.DECLINED, _R.PENDING}),
     _R.DECLINED: frozenset({_R.APPROVED, _R.DECLINED, _R.PENDING}),
@@ -131,11 +144,23 @@ RESERVATION_TRANSITIONS: Mapping[ReservationStatus | None, frozenset[Reservation
     _S.INVOICED: frozenset({_S.RETURNED}),
 }
 
+_D = RoundStatus
 #: Allowed round moves.
 ROUND_TRANSITIONS: Mapping[RoundStatus | None, frozenset[RoundStatus]] = {
-    None: frozenset({RoundStatus.DRAFT}),
-    RoundStatus.DRAFT: frozenset({RoundStatus.REVIEWED}),
-    RoundStatus.REVIEWED: frozenset({RoundStatus.REVIEWED}),
+    None: frozenset({_D.DRAFT}),
+    _D.DRAFT: frozenset({_D.REVIEWED, _D.SUBMITTED, _D.CLOSED}),
+    _D.REVIEWED: frozenset({_D.REVIEWED, _D.SUBMITTED, _D.CLOSED}),
+    _D.SUBMITTED: frozenset({_D.APPROVED, _D.REVIEWED, _D.CLOSED}),
+    _D.APPROVED: frozenset({_D.CLOSED}),
+}
+#: The round states whose lines staff may still decide (later ones are frozen).
+ROUND_OPEN: frozenset[RoundStatus] = frozenset({_D.DRAFT, _D.REVIEWED})
+#: A round's lifecycle actions (staff buttons, ``POST .../transitions``) and the state each moves to.
+ROUND_ACTIONS: Mapping[str, RoundStatus] = {
+    "submit": _D.SUBMITTED,
+    "approve": _D.APPROVED,
+    "return": _D.REVIEWED,
+    "close": _D.CLOSED,
 }
 
 

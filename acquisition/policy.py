@@ -180,6 +180,48 @@ class PacingConfig(_Strict):
         if len(value) != 12 or min(value) < 0 or sum(value) <= 0:
             raise ValueError("must be 12 non-negative weights (January to December) with a positive sum")
         return value
+class MediationConfig(_Strict):
+    """The mediation band (``[mediation]``, as Ebook Central's "mediate"): requests staff decide instead
+    of the counter declining them."""
+
+    enabled: bool = Field(default=False, description="Put band requests to staff instead of declining them.")
+    band_limit_yuan: float | None = Field(
+        default=None, gt=0, description="Prices above the cap up to this are mediated, yuan; absent = none."
+    )
+    categories: tuple[Category, ...] = Field(
+        default=(), description="Excluded categories whose requests are mediated instead of declined."
+    )
+    answer_hours: float = Field(default=48.0, gt=0, le=24 * 60, description="Answer promised to the reader, hours.")
+
+
+class AlternativesConfig(_Strict):
+    """Ways to get a held book (``[alternatives]``, :mod:`acquisition.alternatives`): waits and costs."""
+
+    pickup_days: float = Field(default=1.0, ge=0, description="A copy on the shelf is held for pick-up within, days.")
+    transfer_days: float = Field(default=3.0, ge=0, description="A transfer between branches takes, days.")
+    delivery_days: float = Field(default=3.0, ge=0, description="U Book to Home delivery takes, days.")
+    loan_cycle_days: float = Field(
+        default=25.0, gt=0, description="Mean days a copy is away per loan (keeping plus turnaround), days."
+    )
+    hold_horizon_days: float = Field(
+        default=90.0, gt=0, description="An unfulfilled hold older than this counts as given up, days."
+    )
+    transfer_cost_yuan: float = Field(default=3.0, ge=0, description="The library's cost of a transfer, yuan.")
+    delivery_cost_yuan: float = Field(default=8.0, ge=0, description="The library's cost of a home delivery, yuan.")
+    ebook_cost_yuan: float = Field(default=0.0, ge=0, description="The library's cost of an e-book loan, yuan.")
+    wait_cost_yuan_per_day: float = Field(
+        default=0.5, ge=0, description="What a day of the reader's wait weighs against the library's cost, yuan."
+    )
+
+
+class NoticesConfig(_Strict):
+    """Notices to the reader (``[notices]``, :mod:`acquisition.notices`)."""
+
+    channel: Literal["outbox", "app", "sms", "wechat"] = Field(
+        default="outbox", description="Delivery channel; outbox (a JSON-lines file) by default."
+    )
+    outbox_path: str = Field(default="notices-outbox.jsonl", min_length=1, description="The outbox channel's file.")
+    language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="Language sent to readers.")
 
 
 class Policy(_Strict):
@@ -245,6 +287,11 @@ class Policy(_Strict):
     bookstore_discount_pct: dict[str, float] = Field(
         default_factory=dict, description="Agreed discount per bookstore id, percent (overrides discount_pct)."
     )
+
+    # --- issue 15 §3 and §5: alternatives, the mediation band, notices ---
+    mediation: MediationConfig = Field(default_factory=MediationConfig, description="The mediation band.")
+    alternatives: AlternativesConfig = Field(default_factory=AlternativesConfig, description="Ways to get a held book.")
+    notices: NoticesConfig = Field(default_factory=NoticesConfig, description="Notices to the reader.")
 
     @field_validator("bookstore_discount_pct")
     @classmethod

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from acquisition import ledger
+from acquisition import funds, ledger
 from acquisition.analytics import class_demand
 from acquisition.audit import record_many
 from acquisition.db import (
@@ -52,13 +52,22 @@ from acquisition.db import (
 )
 from acquisition.errors import (
     DecisionRefused,
+    FundRefused,
     InvalidPeriod,
     InvalidTransition,
     LineNotInRound,
     PeriodWithoutBudget,
     RoundNotFound,
 )
-from acquisition.lifecycle import DECISION_TARGET, REQUESTS, ROUNDS, LineDecision, RoundStatus
+from acquisition.lifecycle import (
+    DECISION_TARGET,
+    REQUESTS,
+    ROUND_ACTIONS,
+    ROUND_OPEN,
+    ROUNDS,
+    LineDecision,
+    RoundStatus,
+)
 from acquisition.policy import Policy, yuan_to_fen
 from acquisition.ranking import RankingParams, RankingResult, rank_pending, rank_requests
 from features.privacy import pseudonymise
@@ -94,6 +103,26 @@ def _require_budget(s: Session, period: str) -> None:
         raise PeriodWithoutBudget(f"period {period}: no budget line covers this month or its year; load budgets first")
 
 
+def fund_choices(db: Database, period: str) -> list[funds.FundRow]:
+    """The funds a round for ``period`` may name: the year lines of its programme year (the rows of
+    ``GET /v1/funds`` whose period is the year)."""
+    year = period[:4]
+    return [r for r in funds.budget_report(db, year).rows if r.period == year]
+
+
+def fund_free_fen(db: Database, fund_id: str, period: str) -> int:
+    """What fund ``fund_id`` has free for month ``period``, fen (>= 0): the least of its year row's and,
+    when its plan has the month, that month row's ``free_fen`` and ``room_fen`` (``GET /v1/funds``)."""
+    year = period[:4]
+    rows = funds.budget_report(db, year).rows
+    fund = next((r for r in rows if r.fund_id == fund_id and r.period == year), None)
+    if fund is None:
+        known = ", ".join(r.fund_id for r in rows if r.period == year) or "none"
+        raise FundRefused(f"fund {fund_id!r}: not a fund of programme year {year} (funds: {known})")
+    scoped = [fund, *(r for r in rows if r.parent_id == fund_id and r.period == period)]
+    return max(0, min(min(r.free_fen, r.room_fen) for r in scoped))
+
+
 class RoundLine(BaseModel):
     """One ranked request of a round, joined with the request it ranks."""
 
@@ -123,6 +152,21 @@ class RoundLine(BaseModel):
     request_status: RequestStatus
 
 
+class RoundStep(BaseModel):
+    """One lifecycle move of a round: to which status, by whom, when, with the note given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: RoundStatus
+    by: str
+    at: datetime = Field(description="RFC 3339 in JSON: the service's local time with its offset.")
+    note: str | None = None
+
+    @field_serializer("at", when_used="json")
+    def _with_offset(self, at: datetime) -> str:
+        return (at if at.tzinfo is not None else at.astimezone()).isoformat()
+
+
 class RoundSummary(BaseModel):
     """A round with its line, selected and approved counts."""
 
@@ -136,6 +180,13 @@ class RoundSummary(BaseModel):
     n_lines: int
     n_selected: int
     n_approved: int
+    fund_id: str | None = Field(
+        None, description="The fund the round's budget was checked against (None: none chosen)."
+    )
+    history: list[RoundStep] = Field(
+        default_factory=list,
+        description="Every lifecycle move after creation (submitted, approved, ...), oldest first.",
+    )
 
     @field_serializer("created_at", when_used="json")
     def _with_offset(self, at: datetime) -> str:
@@ -192,22 +243,31 @@ def create_round(
     period: str | None = None,
     budget_yuan: float | None = None,
     max_lines: int = 500,
+    fund_id: str | None = None,
 ) -> str:
     """Rank the pending online requests into a new round; returns the round id.
 
-    ``budget_yuan`` defaults to what the month's district lines (else the year line) have left.
-    Raises :class:`InvalidPeriod` (not a month in :data:`PERIOD_RANGE`) or
-    :class:`PeriodWithoutBudget` (no budget line covers the month or its year).
+    ``budget_yuan`` defaults to what the month's district lines (else the year line) have left, and
+    never to more than ``fund_id`` has free (:func:`fund_free_fen`). Raises :class:`InvalidPeriod`
+    (not a month in :data:`PERIOD_RANGE`), :class:`PeriodWithoutBudget` (no budget line covers the
+    month or its year) or :class:`FundRefused` (no such fund, or a budget above what it has free).
     """
     period = period or now.strftime("%Y-%m")
     check_period(period)
+    free_fen = fund_free_fen(db, fund_id, period) if fund_id else None
     with db.session_scope() as s:
         _require_budget(s, period)
         frame = _pending_online(s, max_lines)
         budget_fen = yuan_to_fen(budget_yuan) if budget_yuan is not None else ledger.left_fen(s, period)
         district_fen = ledger.district_left_fen(s, period)
+    if free_fen is not None and budget_yuan is not None and budget_fen > free_fen:
+        raise FundRefused(
+            f"budget {budget_fen / 100:.2f} yuan is above what fund {fund_id} has free for {period}: "
+            f"{free_fen / 100:.2f} yuan"
+        )
+    budget_fen = budget_fen if free_fen is None else min(budget_fen, free_fen)
     result, fallback = _rank_with_model(frame, data_dir, policy, budget_fen, now, district_fen)
-    params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines}
+    params = {"period": period, "budget_fen": budget_fen, "max_lines": max_lines, "fund_id": fund_id}
     with db.session_scope(write=True) as s:
         if result is not None:
             ranker = MODEL_RANKER
@@ -332,7 +392,7 @@ def save_round(
         AcquisitionRoundRow(
             round_id=result.round_id,
             created_by=created_by,
-            created_at=result.created_at,
+            created_at=now,  # the service clock, as the round's id and its audit row (not the ranking's wall clock)
             params={"budget": result.budget, **_jsonable(result.params), "summary": summary, **(params or {})},
             status=RoundStatus.DRAFT.value,
         )
@@ -461,6 +521,10 @@ def _summary(row: AcquisitionRoundRow, n: int, sel: int, app: int, *, default_pe
         n_lines=int(n),
         n_selected=int(sel),
         n_approved=int(app),
+        fund_id=(row.params or {}).get("fund_id"),
+        history=[
+            RoundStep(**{**h, "at": datetime.fromisoformat(h["at"])}) for h in (row.params or {}).get("history", [])
+        ],
     )
 
 
@@ -536,9 +600,15 @@ def apply_decisions(
     """
     changed = 0
     with db.session_scope(write=True) as s:
-        row = s.get(AcquisitionRoundRow, round_id)
+        # locked: a concurrent submit waits for these decisions, or they see it and are refused
+        row = s.get(AcquisitionRoundRow, round_id, with_for_update=True)
         if row is None:
             raise RoundNotFound(f"acquisition round {round_id}: not found")
+        if RoundStatus(row.status) not in ROUND_OPEN:
+            raise DecisionRefused(
+                f"acquisition round {round_id} is '{row.status}': its decisions are frozen"
+                + (" (send it back to change them)" if row.status == RoundStatus.SUBMITTED else "")
+            )
         period = _period(row, now.strftime("%Y-%m"))
         for d in decisions:
             if _decide_line(s, policy, round_id, period, d, actor=actor, now=now):
@@ -641,3 +711,50 @@ def _move_request(
         audit[:0] = rows
     else:
         audit.extend(rows)
+
+
+# --- the round's lifecycle ----------------------------------------------------------------------------
+
+
+def move_round(db: Database, round_id: str, action: str, *, actor: str, now: datetime, note: str | None = None) -> str:
+    """Move a round by a lifecycle action (:data:`acquisition.lifecycle.ROUND_ACTIONS`: submit, approve,
+    return, close); who, when and the note are stored on the round and audited. Returns the new status.
+
+    Raises :class:`RoundNotFound`, :class:`InvalidTransition` (the table refuses the move: a 409), or
+    :class:`DecisionRefused` (closing a round that was never approved while lines are approved).
+    """
+    to = ROUND_ACTIONS.get(action)
+    if to is None:
+        raise InvalidTransition(
+            f"acquisition round {round_id}: unknown action {action!r} (one of {', '.join(ROUND_ACTIONS)})"
+        )
+    with db.session_scope(write=True) as s:
+        row = s.get(AcquisitionRoundRow, round_id, with_for_update=True)
+        if row is None:
+            raise RoundNotFound(f"acquisition round {round_id}: not found")
+        if to == RoundStatus.CLOSED and row.status != RoundStatus.APPROVED and _n_approved(s, round_id):
+            raise DecisionRefused(
+                f"acquisition round {round_id} was never approved and has approved lines: "
+                "undo them or submit the round for approval before closing it"
+            )
+        ROUNDS.move(s, row, to, action, actor=actor, at=now, details={"note": note} if note else None)
+        step = {"status": to.value, "by": actor, "at": now.isoformat(), "note": note}
+        row.params = {**(row.params or {}), "history": [*(row.params or {}).get("history", []), step]}
+    _log.info("round %s: %s by %s", round_id, action, actor)
+    return to.value
+
+
+def _n_approved(s: Session, round_id: str) -> int:
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(RoundLineRow)
+            .where(RoundLineRow.round_id == round_id, RoundLineRow.decision == LineDecision.APPROVE.value)
+        )
+    )
+
+
+def bookstore_branches(db: Database) -> dict[str, str | None]:
+    """Bookstore id -> the branch that catalogues its purchases (an order sheet's receiving branch)."""
+    with db.session_scope() as s:
+        return {b: branch for b, branch in s.execute(select(BookstoreRow.bookstore_id, BookstoreRow.branch_id))}

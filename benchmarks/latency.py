@@ -81,22 +81,31 @@ def run(ctx: BenchContext) -> Iterator[Row]:
     yield (_row("recalculate after a new loan (model, 1 reader)", rc, RECOMMEND_GOAL, rss))
 
     # the service path costs ~1 s per call on the city today (see notes): at most 100 calls
-    yield _service(ctx, model, readers[: min(calls, 100) + 10])
+    yield from _service(ctx, model, readers[: min(calls, 100) + 10])
     yield (_decision(ctx, calls))
 
 
-def _service(ctx: BenchContext, model: ALSRecommender, reader_rows: np.ndarray) -> Row:
+def _service(ctx: BenchContext, model: ALSRecommender, reader_rows: np.ndarray) -> Iterator[Row]:
+    """The service path with today's filters, then queue-aware + exposure-controlled (issue 21:
+    the expected wait of every candidate, the wait penalty and the exposure prices)."""
     from recsys.context import LibraryContext
+    from recsys.rerank import QUEUE_AWARE, PromotionConfig
     from recsys.service import RecommendationService
 
     data = city_dir(ctx)
     context = LibraryContext.from_data_dir(data, model.titles_, model.readers_, today=date(2026, 6, 30))
-    service = RecommendationService(model, context)
     ids = model.readers_.lookup(reader_rows)
-    rss = PeakRSS()
-    with rss:
-        samples = latencies_ms(lambda i: service.recommend_for_reader(ids[i], N), len(ids) - 10)
-    return _row("recommend (service: filters, promotion, reasons)", samples, RECOMMEND_GOAL, rss)
+    settings = (
+        ("recommend (service: filters, promotion, reasons)", PromotionConfig()),
+        ("recommend (service: queue-aware + exposure)", PromotionConfig(**QUEUE_AWARE)),
+    )
+    for name, promotion in settings:
+        service = RecommendationService(model, context, promotion_config=promotion)
+        service.prepare()
+        rss = PeakRSS()
+        with rss:
+            samples = latencies_ms(lambda i, s=service: s.recommend_for_reader(ids[i], N), len(ids) - 10)
+        yield _row(name, samples, RECOMMEND_GOAL, rss)
 
 
 def _decision(ctx: BenchContext, calls: int) -> Row:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
+from features.privacy import ERASED_PREFIX
 from features.schema import INTERACTIONS, conform, scan_table, table_path
 
 _log = logging.getLogger(__name__)
@@ -149,6 +150,9 @@ def load_interactions(
             then dropped.
         end: keep events with ``occurred_at < end`` (exclusive).
 
+    Rows whose reader id carries :data:`features.privacy.ERASED_PREFIX` (loans kept, pseudonymised,
+    after a reader erased their profile) are left out: no model and no profile is built from them.
+
     Raises:
         FileNotFoundError: the directory has neither ``interactions.parquet`` nor ``loans.parquet``.
     """
@@ -163,6 +167,8 @@ def load_interactions(
         raise FileNotFoundError(f"{d}: no interactions.parquet or loans.parquet: not a yuedu data directory")
     _log.debug("interactions of %s from %s", d, "+".join(sources))
     lf = events_from_tables({name: scan_table(d, name) for name in sources})
+    # records kept after a reader erased their profile carry a pseudonym: nobody's history any more
+    lf = lf.filter(~pl.col("reader_id").str.starts_with(ERASED_PREFIX))
     if start is not None:
         lf = lf.filter(pl.col("occurred_at") >= pl.lit(start).cast(pl.Datetime("us")))
     if end is not None:

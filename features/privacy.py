@@ -18,6 +18,10 @@ from functools import lru_cache
 _log = logging.getLogger(__name__)
 
 PSEUDONYM_ENV = "YUEDU_PSEUDONYM_KEY"
+#: Reader id of the records a reader's erasure kept (loans the library must keep): these rows are no
+#: one's reading history any more, so event readers (:func:`features.interactions.load_interactions`)
+#: leave them out and no training or profile sees them.
+ERASED_PREFIX = "erased:"
 
 
 @lru_cache(maxsize=1)
@@ -35,3 +39,9 @@ def pseudonymise(reader_id: str, key: bytes | str | None = None) -> str:
     """A stable, non-reversible pseudonym ``r:<16 hex>`` for a reader id (keyed HMAC-SHA256)."""
     k = _key() if key is None else (key.encode() if isinstance(key, str) else key)
     return "r:" + hmac.new(k, str(reader_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def erased_pseudonym(reader_id: str, key: bytes | str | None = None) -> str:
+    """The reader id written into the records an erasure keeps: ``erased:<16 hex>`` (the same keyed HMAC
+    as :func:`pseudonymise`, so the library, holding the key, can still answer the reader about them)."""
+    return ERASED_PREFIX + pseudonymise(reader_id, key)[2:]

@@ -147,6 +147,9 @@ class RequestStatus(StrEnum):
     RECEIVED = "received"
     #: A counter purchase that completed its cycle (returned and catalogued; synthetic history).
     FULFILLED = "fulfilled"
+    #: Put to staff instead of declined (the mediation band: above the price cap up to a band limit, or
+    #: a category the policy marks); its price is held until staff approve or decline.
+    MEDIATED = "mediated"
 
 
 REQUEST_STATUSES: tuple[str, ...] = tuple(s.value for s in RequestStatus)

@@ -41,6 +41,7 @@ from features.schema import (
     table_path,
 )
 from features.vocab import Vocabulary
+from recsys.queues import Circulation, circulation_from_frames
 
 _log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ CONTEXT_TABLES: tuple[str, ...] = (
     "booklists",
     "booklist_items",
     "interactions",
+    "holds",
 )
 
 
@@ -158,6 +160,8 @@ class LibraryContext:
     booklist_items: sp.csr_matrix
     #: Whether copies were known (False for interaction-only data sets).
     has_holdings: bool = True
+    #: Copies, loans out and holds waiting per title on ``today`` (recsys.queues); None without holdings.
+    circulation: Circulation | None = None
     #: The context tables the data directory had (the others were treated as empty).
     tables: frozenset[str] = frozenset(CONTEXT_TABLES)
     meta: dict = field(default_factory=dict)
@@ -210,6 +214,11 @@ class LibraryContext:
             **_booklists(f["booklists"], f["booklist_items"], titles),
             has_holdings=has_holdings,
             tables=frozenset(frames) & frozenset(CONTEXT_TABLES),
+            circulation=circulation_from_frames(
+                f["copies"], f["loans"], f["holds"], titles, today, title_facts["digital"]
+            )
+            if has_holdings
+            else None,
         )
         _log.info(
             "context: %d titles (%d withdrawn, %d digital), %d readers, %d branches, %d booklists (%d active on %s)",

@@ -17,6 +17,9 @@ Reasons, in display order:
 * ``popular_at_branch`` / ``popular_in_city`` — among the most borrowed titles (cold start, or no
   personal evidence).
 * ``ebook`` / ``available_at`` / ``home_delivery`` — how the reader can get it now.
+* ``wait`` — every copy is out: about how many days until the reader can have it, and how many
+  readers are waiting ahead (only with the expected waits of ``recsys.queues``; with them the
+  delivery and transfer reasons also say the days).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.context import LibraryContext
+from recsys.queues import Waits
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ class ReasonCode(StrEnum):
     EBOOK = "ebook"
     AVAILABLE_AT = "available_at"
     HOME_DELIVERY = "home_delivery"
+    WAIT = "wait"
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "city": {"zh-CN": "全市热门", "en": "Popular in the city"},
     "ebook": {"zh-CN": "可立即阅读电子书", "en": "Read it now as an e-book"},
     "delivery": {"zh-CN": "可送书上门", "en": "Home delivery available"},
-    "available": {"zh-CN": "{0}现有在架可借", "en": "Available now at {0}"},
+    "available": {"zh-CN": "在{0}架上可借", "en": "On the shelf at {0}"},
+    "delivery_days": {"zh-CN": "约 {0} 天送书上门", "en": "Home delivery in about {0} days"},
+    "transfer": {"zh-CN": "约 {0} 天：从{1}调来", "en": "About {0} days: sent from {1}"},
+    "queue": {"zh-CN": "约 {0} 天：{1} 位读者在排队", "en": "About {0} days: {1} {2} waiting"},
+    "returning": {"zh-CN": "约 {0} 天：全部在借，归还后可借", "en": "About {0} days: every copy is out until then"},
 }
 LANGUAGES = ("zh-CN", "en")
 
@@ -337,6 +346,10 @@ class _Evidence:
     #: Booklist ids and names in row order.
     list_ids: list[str]
     list_names: list[str]
+    #: [k][n] expected wait (days), holds ahead, a copy free now; None without waits.
+    wait_days: list[list[float]] | None = None
+    ahead: list[list[int]] | None = None
+    free_now: list[list[bool]] | None = None
 
 
 def _branch_delivers(context: LibraryContext, branches: np.ndarray) -> np.ndarray:
@@ -359,6 +372,7 @@ def _gather_evidence(
     on: date | None,
     new_arrival_days: int,
     popular_top: int,
+    waits: Waits | None = None,
 ) -> _Evidence:
     """Every fact :func:`explain` needs, computed with whole-array operations."""
     hist = _history_rows(context, rows, extra_history)
@@ -391,6 +405,9 @@ def _gather_evidence(
         new=context.new_arrivals(new_arrival_days, on),
         list_ids=list_ids,
         list_names=list_names,
+        wait_days=None if waits is None else waits.days.tolist(),
+        ahead=None if waits is None else waits.ahead.tolist(),
+        free_now=None if waits is None else waits.free_now.tolist(),
     )
 
 
@@ -404,6 +421,7 @@ def explain(
     on: date | None = None,
     new_arrival_days: int = 90,
     popular_top: int = 50,
+    waits: Waits | None = None,
 ) -> list[list[list[Reason]]]:
     """Reasons for each recommended title: ``result[i][j]`` explains ``title_rows[i, j]``.
 
@@ -417,11 +435,15 @@ def explain(
         on: day for booklists and new arrivals (default ``context.today``).
         new_arrival_days: the promotion's new-arrival window, days.
         popular_top: a title is "popular" when within the top this-many by loans.
+        waits: expected waits of ``title_rows`` (:func:`recsys.queues.expected_wait`): the access
+            reason then says when the reader can have each title, also when every copy is out.
     """
     rows = np.asarray(reader_rows, dtype=np.int64)
     recs = np.asarray(title_rows, dtype=np.int64)
     branches = context.branch_of(rows) if branch_rows is None else np.asarray(branch_rows, dtype=np.int64)
-    ev = _gather_evidence(context, rows, recs, branches, extra_history, similar, on, new_arrival_days, popular_top)
+    ev = _gather_evidence(
+        context, rows, recs, branches, extra_history, similar, on, new_arrival_days, popular_top, waits
+    )
     return [[_title_reasons(context, ev, i, j, t) for j, t in enumerate(row)] for i, row in enumerate(recs.tolist())]
 
 
@@ -468,10 +490,32 @@ def _history_reasons(context: LibraryContext, ev: _Evidence, i: int, j: int, h: 
     ]
 
 
+def _wait_reason(context: LibraryContext, ev: _Evidence, i: int, j: int, t: int) -> Reason | None:
+    """When the reader can have a print title, from the expected waits: on the shelf here, by
+    delivery or transfer in about N days, or about N days behind the holds waiting."""
+    days = ev.wait_days[i][j]
+    if days == float("inf"):
+        return None
+    d = max(int(np.ceil(days)), 1)
+    if not ev.free_now[i][j]:
+        ahead = ev.ahead[i][j]
+        if ahead == 0:
+            return reason(ReasonCode.WAIT, "returning", d)
+        return reason(ReasonCode.WAIT, "queue", d, ahead, "reader is" if ahead == 1 else "readers are")
+    if context.first_shelf_branch[t] < 0:
+        return None
+    b = int(context.first_shelf_branch[t])
+    if ev.delivers[i]:
+        return reason(ReasonCode.HOME_DELIVERY, "delivery_days", d, ref=context.branch_ids[b])
+    return reason(ReasonCode.AVAILABLE_AT, "transfer", d, context.branch_name[b], ref=context.branch_ids[b])
+
+
 def _access_reason(context: LibraryContext, ev: _Evidence, i: int, j: int, t: int) -> Reason | None:
     """How the reader gets the title now: e-book, on shelf at their branch, delivery, another branch."""
     if context.digital[t]:
         return reason(ReasonCode.EBOOK, "ebook")
+    if ev.wait_days is not None and not (ev.free_now[i][j] and ev.here[i][j]):
+        return _wait_reason(context, ev, i, j, t)
     if ev.here[i][j]:
         b = ev.branches[i]
     elif context.first_shelf_branch[t] >= 0:

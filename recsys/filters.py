@@ -12,7 +12,8 @@ Rules (each can be switched off):
 * **Availability** — a print title needs an on-shelf copy at the reader's branch; when home delivery
   reaches that branch, an on-shelf copy anywhere in the city suffices. E-books are always available.
   A reader with no known branch is treated like a delivery reader (any on-shelf copy). Titles on
-  shelf nowhere are excluded globally.
+  shelf nowhere are excluded globally. With queue-aware promotion (``PromotionConfig.max_wait_days``,
+  :mod:`recsys.queues`) the service replaces this rule by "borrowable within N days".
 * **Audience** — ``adult_only`` titles never reach a child card nor a minor's age band; in addition
   each age band may be restricted to the audiences in ``audiences_by_age_band`` (by default young
   children see children's titles only, 7-12 see children's and teen titles). Adults may still get

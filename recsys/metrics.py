@@ -171,6 +171,61 @@ def gini_exposure(recs: np.ndarray, n_titles: int, k: int | None = None) -> floa
     return float(((2 * i - n - 1) * x).sum() / (n * total))
 
 
+def rank_biased_precision(recs: np.ndarray, target: sp.csr_matrix, p: float = 0.8, k: int | None = None) -> float:
+    """Rank-biased precision (Moffat & Zobel 2008): ``(1 - p) · Σ_i hit_i · p^i`` (i from 0), the
+    expected share of relevant titles seen by a reader who goes on to the next position with
+    probability ``p``; in [0, 1 - p^k]. Mean over readers with a non-empty target."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"rank_biased_precision: persistence p must be in (0, 1), got {p}")
+    r = _cut(recs, k)
+    hits = hit_matrix(r, target)
+    per = (1.0 - p) * (hits * p ** np.arange(r.shape[1])).sum(axis=1)
+    has = np.diff(sp.csr_matrix(target).indptr) > 0
+    return _mean(np.where(has, per, np.nan))
+
+
+def serendipity(recs: np.ndarray, target: sp.csr_matrix, expected: np.ndarray, k: int | None = None) -> float:
+    """Share of listed titles that are relevant (in the target) and *unexpected*: not in the
+    reader's ``expected`` list (k × n', e.g. the most popular titles or a popularity model's top
+    list), after Ge et al. 2010 and Kaminskas & Bridge 2016. Mean over readers with a non-empty
+    target; in [0, 1]."""
+    r = _cut(recs, k)
+    hits = hit_matrix(r, target)
+    exp = np.asarray(expected)
+    if exp.shape[0] != r.shape[0]:
+        raise ValueError(f"serendipity: expected has {exp.shape[0]} rows, recs {r.shape[0]}")
+    width = max(int(exp.max(initial=-1)), int(r.max(initial=-1))) + 2
+    rows = np.arange(r.shape[0], dtype=np.int64)[:, None] * width
+    known = np.sort((rows + np.where(exp >= 0, exp, -1) + 1).ravel())
+    key = (rows + r + 1).ravel()
+    pos = np.minimum(np.searchsorted(known, key), known.size - 1)
+    in_expected = (known[pos] == key).reshape(r.shape) if known.size else np.zeros(r.shape, bool)
+    listed = np.maximum((r >= 0).sum(axis=1), 1)
+    per = (hits & ~in_expected).sum(axis=1) / listed
+    has = np.diff(sp.csr_matrix(target).indptr) > 0
+    return _mean(np.where(has, per, np.nan))
+
+
+def exposure_gini_per_title(recs: np.ndarray, n_titles: int, k: int | None = None) -> float:
+    """Gini of how many lists show each title, over the whole catalogue (the library's "one copy
+    shown to everyone" figure; the same number as :func:`gini_exposure`, named for the reports)."""
+    return gini_exposure(recs, n_titles, k)
+
+
+def borrowable_share(recs: np.ndarray, wait_days: np.ndarray, within_days: float = 7.0, k: int | None = 10) -> float:
+    """Share of listed titles (over all lists) the reader can have within ``within_days`` days:
+    ``wait_days`` (same shape as ``recs``) is each listed title's expected wait
+    (:func:`recsys.queues.expected_wait`, ``inf`` = never). In [0, 1]; NaN when nothing is listed."""
+    r = _cut(recs, k)
+    w = _cut(wait_days, k)
+    if r.shape != w.shape:
+        raise ValueError(f"borrowable_share: recs {r.shape} and wait_days {w.shape} differ")
+    listed = r >= 0
+    if not listed.any():
+        return float("nan")
+    return float(((w <= within_days) & listed).sum() / listed.sum())
+
+
 def novelty(recs: np.ndarray, popularity: np.ndarray, n_readers: int, k: int | None = None) -> float:
     """Mean self-information ``-log2 p(title)`` of recommended titles, bits; ``p`` = share of the
     ``n_readers`` training readers who borrowed the title (unborrowed titles count as 1 reader)."""

@@ -63,6 +63,33 @@ class PromotionConfig(BaseModel):
         0.05, ge=0.0, lt=1.0, description="Lowest normalised relevance of a valid candidate (keeps novelty meaningful)."
     )
     candidate_factor: int = Field(5, ge=1, description="Candidates asked from the model per final result.")
+    # --- queues and exposure (issue 21; recsys.queues, recsys.exposure) ---
+    max_wait_days: float | None = Field(
+        None,
+        ge=0.0,
+        description="Borrowable within N days: drop print titles whose expected wait is longer; "
+        "None = off (then the shelf filter of FilterConfig.require_available applies).",
+    )
+    wait_penalty: float = Field(
+        0.0, ge=0.0, description="Soft penalty, relevance units: wait_penalty × wait / (wait + wait_half_days)."
+    )
+    wait_half_days: float = Field(14.0, gt=0.0, description="Wait (days) at which half the wait penalty applies.")
+    transfer_days: float = Field(3.0, ge=0.0, description="Days to bring a copy on the shelf at another branch.")
+    delivery_days: float = Field(2.0, ge=0.0, description="U Book to Home delivery days (branches that deliver).")
+    exposure_control: bool = Field(False, description="Subtract the exposure dual prices (recsys.exposure).")
+    exposures_per_loan: float = Field(
+        30.0, gt=0.0, description="Readers shown a title per loan it causes: exposure cap = this × spare servable loans."
+    )
+    list_lifetime_days: float = Field(7.0, gt=0.0, description="Days a nightly list is shown (capacity horizon).")
+
+    @property
+    def queue_aware(self) -> bool:
+        """Whether the expected wait enters the list (filter or penalty)."""
+        return self.max_wait_days is not None or self.wait_penalty > 0
+
+
+#: The queue-aware, exposure-controlled setting compared in docs/promotion.md and the simulation.
+QUEUE_AWARE = dict(max_wait_days=21.0, wait_penalty=0.3, exposure_control=True)
 
 
 def boost_vectors(
@@ -139,6 +166,24 @@ def mmr_select(relevance: np.ndarray, classes: np.ndarray, valid: np.ndarray, la
     return picks
 
 
+def promoted_relevance(
+    candidates: np.ndarray, scores: np.ndarray, context: LibraryContext, config: PromotionConfig, on: date | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(k × m) relevance after normalisation, novelty and boosts (``-inf`` for padding), and the
+    per-title boost flags: what the diversity step (and the exposure prices) work on."""
+    cand = np.asarray(candidates, dtype=np.int64)
+    sc = np.asarray(scores, dtype=np.float64)
+    valid = (cand >= 0) & np.isfinite(sc)
+    safe = np.where(valid, cand, 0)
+    rel = _normalise(sc, valid, config.relevance_floor)
+    if config.novelty_exponent > 0:
+        rel = rel * (1.0 + context.popularity[safe]) ** -config.novelty_exponent
+        top = rel.max(axis=1, keepdims=True)
+        rel = np.where(top > 0, rel / np.where(top > 0, top, 1.0), rel)
+    boost, flags = boost_vectors(context, config, on)
+    return np.where(valid, rel + boost[safe], -np.inf), flags
+
+
 def rerank(
     candidates: np.ndarray,
     scores: np.ndarray,
@@ -147,6 +192,7 @@ def rerank(
     config: PromotionConfig,
     n: int,
     on: date | None = None,
+    adjust: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Choose n of each reader's candidates with promotion applied.
 
@@ -158,6 +204,8 @@ def rerank(
         config: promotion settings.
         n: results per reader.
         on: date for booklist windows and arrivals (default ``context.today``).
+        adjust: (k × m) added to the promoted relevance before the diversity step (the wait
+            penalty and exposure prices, negative); ignored for ``opt_out``.
 
     Returns:
         ``(title_rows int32 (k × n), scores float32 (k × n), applied_boosts uint8 (k × n))``; scores
@@ -184,13 +232,9 @@ def rerank(
         out_scores[:, :w] = np.where(take, np.take_along_axis(sc, order, axis=1), -np.inf)
         return out_ids, out_scores, out_flags
 
-    rel = _normalise(sc, valid, config.relevance_floor)
-    if config.novelty_exponent > 0:
-        rel = rel * (1.0 + context.popularity[safe]) ** -config.novelty_exponent
-        top = rel.max(axis=1, keepdims=True)
-        rel = np.where(top > 0, rel / np.where(top > 0, top, 1.0), rel)
-    boost, flags = boost_vectors(context, config, on)
-    promoted = np.where(valid, rel + boost[safe], -np.inf)
+    promoted, flags = promoted_relevance(cand, sc, context, config, on)
+    if adjust is not None:
+        promoted = promoted + np.asarray(adjust, np.float64)
     # Sort by promoted relevance first so that MMR ties (e.g. λ = 0) go to the more relevant title.
     order = np.argsort(-promoted, axis=1, kind="stable")
     cand_s = np.take_along_axis(safe, order, axis=1)

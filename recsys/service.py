@@ -27,8 +27,10 @@ import scipy.sparse as sp
 from recsys.base import Recommender, top_n_dense
 from recsys.context import CLC_LETTERS, LibraryContext
 from recsys.explain import Reason, explain
+from recsys.exposure import PriceResult, dual_prices, exposure_capacity, load_prices
 from recsys.filters import FilterConfig, allowed_titles, build_exclusions
-from recsys.rerank import PromotionConfig, boost_vectors, rerank
+from recsys.queues import Waits, expected_wait, queue_wait, servable
+from recsys.rerank import PromotionConfig, boost_vectors, promoted_relevance, rerank
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +54,24 @@ class Recommendation:
     available_at: list[str] = field(default_factory=list)
     #: Home delivery reaches the reader's branch and a copy is on shelf somewhere.
     delivery: bool = False
+    #: Expected days until the reader can have it (0 = now; None when not computed: queue-aware
+    #: promotion off or no holdings known).
+    expected_wait_days: float | None = None
+    #: Holds waiting ahead of the reader (0 when a copy is free; None when not computed).
+    readers_waiting: int | None = None
+
+
+@dataclass
+class _Candidates:
+    """What :meth:`RecommendationService._candidates` hands to the re-ranking."""
+
+    titles: np.ndarray
+    scores: np.ndarray
+    adjust: np.ndarray
+    c_rows: np.ndarray
+    branches: np.ndarray
+    live: sp.csr_matrix
+    config: PromotionConfig
 
 
 class RecommendationService:
@@ -82,6 +102,13 @@ class RecommendationService:
         self.promotion_config = promotion_config or PromotionConfig()
         #: Live events since the model and context were built: reader id -> title rows.
         self._live: dict[str, set[int]] = {}
+        #: Exposure dual prices per title row (recsys.exposure), subtracted when exposure control is on.
+        self.exposure_prices = np.zeros(len(context.titles))
+
+    def load_exposure_prices(self, path) -> None:
+        """Load the nightly exposure prices (:func:`recsys.exposure.save_prices`) for this model's titles."""
+        self.exposure_prices = load_prices(path, self.context.titles)
+        _log.info("exposure prices loaded: %d titles priced", int((self.exposure_prices > 0).sum()))
 
     def prepare(self) -> None:
         """Build the per-context facts every request uses (availability bitmasks, exclusion masks,
@@ -186,6 +213,8 @@ class RecommendationService:
         :meth:`recommend_for_reader`; ``extra_history`` maps reader id -> title ids)."""
         ids = list(dict.fromkeys(reader_ids))
         titles, scores, c_rows, branches, live = self._rank(ids, n, branch, promotion, extra_history, personalised)
+        qcfg = self._queue_config(promotion)
+        waits = self._waits(titles, branches, qcfg) if qcfg is not None else None
         reasons = explain(
             self.context,
             # Without personalisation no reason may cite the reader's history.
@@ -195,8 +224,65 @@ class RecommendationService:
             extra_history=live if personalised else None,
             similar=self.model.similar,
             new_arrival_days=self.promotion_config.new_arrival_days,
+            waits=waits,
         )
-        return {rid: self._assemble(titles[i], scores[i], reasons[i], int(branches[i])) for i, rid in enumerate(ids)}
+        return {
+            rid: self._assemble(titles[i], scores[i], reasons[i], int(branches[i]), waits, i)
+            for i, rid in enumerate(ids)
+        }
+
+    # ------------------------------------------------------------------ queues and exposure
+
+    def _queue_config(self, promotion: bool) -> PromotionConfig | None:
+        """The promotion config when the expected wait enters the list (queue-aware, promotion on,
+        holdings known), else None."""
+        cfg = self.promotion_config
+        if not promotion or cfg.opt_out or not cfg.queue_aware or self.context.circulation is None:
+            return None
+        return cfg
+
+    def _waits(self, titles: np.ndarray, branches: np.ndarray, cfg: PromotionConfig) -> Waits:
+        """Expected wait of each title (k × m rows, -1 padding) at each reader's branch."""
+        ctx = self.context
+        t = np.asarray(titles, np.int64)
+        here = np.zeros(t.shape, bool)
+        ok = branches >= 0
+        if ok.any() and ctx.on_shelf.shape[1]:
+            here[ok] = ctx.on_shelf_at(branches[ok][:, None], np.where(t[ok] >= 0, t[ok], 0))
+        delivers = np.ones(len(branches), bool)  # unknown branch: like a delivery reader (filters)
+        if ok.any() and len(ctx.branch_delivers):
+            delivers[ok] = ctx.branch_delivers[branches[ok]]
+        return expected_wait(ctx.circulation, t, here & (t >= 0), delivers, cfg.transfer_days, cfg.delivery_days)
+
+    def _queue_filters(self, cfg: PromotionConfig) -> tuple[FilterConfig, np.ndarray]:
+        """Filters without the shelf rule (the wait replaces it) and the titles whose wait can be
+        within ``max_wait_days`` for some reader (a copy free, or a short queue), memoised."""
+        ctx = self.context
+        fc = self.filter_config.model_copy(update={"require_available": False})
+
+        def build() -> np.ndarray:
+            allowed = allowed_titles(ctx, fc)
+            if cfg.max_wait_days is None:
+                return allowed.copy()
+            return allowed[queue_wait(ctx.circulation, allowed) <= cfg.max_wait_days]
+
+        return fc, ctx.memo(("queue_allowed", cfg.model_dump_json(), fc.model_dump_json()), build)
+
+    def _queue_adjust(
+        self, cand: np.ndarray, scores: np.ndarray, branches: np.ndarray, cfg: PromotionConfig
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Drop candidates the reader cannot have within ``max_wait_days``; the wait penalty and the
+        exposure prices as rerank's ``adjust``."""
+        w = self._waits(cand, branches, cfg).days
+        if cfg.max_wait_days is not None:
+            late = w > cfg.max_wait_days
+            cand, scores = np.where(late, -1, cand), np.where(late, -np.inf, scores)
+        adjust = -cfg.wait_penalty * np.where(
+            np.isfinite(w), w / (np.where(np.isfinite(w), w, 0.0) + cfg.wait_half_days), 1.0
+        )
+        if cfg.exposure_control:
+            adjust = adjust - self.exposure_prices[np.where(cand >= 0, cand, 0)]
+        return cand, scores, adjust
 
     def _rank(
         self,
@@ -208,14 +294,51 @@ class RecommendationService:
         personalised: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
         """Title rows and scores (k × n) plus the context rows, branch rows and live history used."""
+        c = self._candidates(ids, n, branch, promotion, extra_history, personalised)
+        titles, scores, _ = rerank(c.titles, c.scores, self.context, c.c_rows, c.config, n, adjust=c.adjust)
+        return titles, scores, c.c_rows, c.branches, c.live
+
+    def exposure_prices_for(self, reader_ids: Sequence[str], n: int = 10, batch: int = 5_000) -> PriceResult:
+        """The nightly exposure prices (:mod:`recsys.exposure`) over these readers' candidates: each
+        title's exposures bounded by ``exposures_per_loan`` × the loans it can start within the
+        list's lifetime beyond its usual demand. Store them with :func:`recsys.exposure.save_prices`;
+        the service loads them with :meth:`load_exposure_prices`."""
+        cfg = self._queue_config(True)
+        if cfg is None:
+            raise ValueError("exposure prices need queue-aware promotion and holdings (PromotionConfig.queue_aware)")
+        ids = list(dict.fromkeys(reader_ids))
+        saved, self.exposure_prices = self.exposure_prices, np.zeros(len(self.context.titles))
+        try:
+            parts = [self._candidates(ids[i : i + batch], n, None, True, None) for i in range(0, len(ids), batch)]
+        finally:
+            self.exposure_prices = saved
+        cand = np.vstack([p.titles for p in parts])
+        rel = np.vstack([promoted_relevance(p.titles, p.scores, self.context, cfg)[0] + p.adjust for p in parts])
+        circ = self.context.circulation
+        spare = np.maximum(servable(circ, cfg.list_lifetime_days) - circ.demand(cfg.list_lifetime_days), 0.0)
+        return dual_prices(cand, rel, exposure_capacity(spare, cfg.exposures_per_loan), n)
+
+    def _candidates(
+        self,
+        ids: list[str],
+        n: int,
+        branch: str | None,
+        promotion: bool,
+        extra_history: Mapping[str, Iterable[str]] | None,
+        personalised: bool = True,
+    ) -> _Candidates:
+        """Each reader's filtered candidates (k × m) with their scores and the queue adjustment."""
         ctx, model = self.context, self.model
         k, n_t = len(ids), len(ctx.titles)
         c_rows = ctx.readers.index(ids).astype(np.int64)
         m_rows = model.readers_.index(ids).astype(np.int64)
         branches = ctx.branch_of(c_rows, branch)
         live = self._live_matrix(ids, extra_history)
-        per_reader, _ = build_exclusions(ctx, c_rows, self.filter_config, branches, extra_borrowed=live)
-        allowed = allowed_titles(ctx, self.filter_config)
+        qcfg = self._queue_config(promotion)
+        fc, allowed = (self.filter_config, allowed_titles(ctx, self.filter_config))
+        if qcfg is not None:
+            fc, allowed = self._queue_filters(qcfg)
+        per_reader, _ = build_exclusions(ctx, c_rows, fc, branches, extra_borrowed=live)
         cfg = self.promotion_config if promotion else self.promotion_config.model_copy(update={"opt_out": True})
         m = n if cfg.opt_out else n * cfg.candidate_factor
 
@@ -252,8 +375,10 @@ class RecommendationService:
             int(by_history.sum()),
             int(cold.sum()),
         )
-        titles, scores, _ = rerank(cand, cand_scores, ctx, c_rows, cfg, n)
-        return titles, scores, c_rows, branches, live
+        adjust = np.zeros(cand.shape)
+        if qcfg is not None:
+            cand, cand_scores, adjust = self._queue_adjust(cand, cand_scores, branches, qcfg)
+        return _Candidates(cand, cand_scores, adjust, c_rows, branches, live, cfg)
 
     def _popular(
         self, branches: np.ndarray, m: int, blocked: sp.csr_matrix, allowed: np.ndarray
@@ -267,7 +392,9 @@ class RecommendationService:
             scores[ok] += ctx.branch_loans[branches[ok]].toarray()
         return top_n_dense(scores, m, blocked, allowed)
 
-    def _assemble(self, titles: np.ndarray, scores: np.ndarray, reasons: list, branch: int) -> list[Recommendation]:
+    def _assemble(
+        self, titles: np.ndarray, scores: np.ndarray, reasons: list, branch: int, waits: Waits | None = None, i: int = 0
+    ) -> list[Recommendation]:
         ctx = self.context
         out = []
         valid = np.flatnonzero(titles >= 0)
@@ -288,6 +415,10 @@ class RecommendationService:
                     reasons=list(reasons[j]),
                     available_at=[str(ctx.branch_ids[b]) for b in at],
                     delivery=delivers and bool(at) and not bool(ctx.digital[t]),
+                    expected_wait_days=None
+                    if waits is None or not np.isfinite(waits.days[i, j])
+                    else round(float(waits.days[i, j]), 1),
+                    readers_waiting=None if waits is None else int(waits.ahead[i, j]),
                 )
             )
         return out

@@ -28,6 +28,8 @@ from serving.routes import (
     counter,
     counter_page,
     funds,
+    mediation,
+    notices,
     ops,
     readers,
     staff,
@@ -63,6 +65,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             tasks.append(asyncio.create_task(state.poll_alias(settings.model_poll_s)))
         if settings.reservation_sweep_s > 0:
             tasks.append(asyncio.create_task(state.sweep_reservations(settings.reservation_sweep_s)))
+        if settings.live_sync_s > 0:
+            tasks.append(asyncio.create_task(state.poll_shared(settings.live_sync_s)))
+        if settings.notice_sweep_s > 0:
+            tasks.append(asyncio.create_task(state.deliver_notices(settings.notice_sweep_s)))
         try:
             yield
         finally:
@@ -86,20 +92,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     openapi.install(app)
     app.state.yuedu = state
     errors.install(app)
-    for module in (
-        readers,
-        titles,
-        catalogue,
-        booklists,
-        counter,
-        acquisition,
-        audit,
-        funds,
-        whatif,
-        ops,
-        staff,
-        counter_page,
-    ):
+    routers = (readers, titles, catalogue, booklists, counter, acquisition, audit, funds, whatif, mediation, notices, ops)
+    for module in (*routers, staff, counter_page):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles

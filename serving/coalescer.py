@@ -91,6 +91,11 @@ class RequestCoalescer:
         """Run ``fn(*args)`` on the model thread (e.g. ``service.record_event``)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the model thread from a worker thread (a sync route; never from the
+        event loop, which it would block) and wait for it."""
+        return self._executor.submit(fn, *args).result()
+
     async def _run(self, queue: asyncio.Queue[_Request]) -> None:
         loop = asyncio.get_running_loop()
         while True:

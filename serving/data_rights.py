@@ -5,12 +5,16 @@ directory), the live events the service holds, their purchase requests (ledger) 
 :meth:`DataRights.erase_profile` drops the live events, forgets the preferences and puts the reader
 on the training exclusion list (table ``training_exclusions``; ``yuedu`` training reads it as a file
 of ids, :func:`write_exclusions`) so the next model no longer knows them. The loan records the library
-must keep stay in its own tables. Both operations are written to ``data_rights_audit``
-(who, which reader, what, when) in the service database.
+must keep stay in its own tables, pseudonymised (:func:`pseudonymise_records`): their reader id becomes
+``erased:<HMAC>`` (:func:`features.privacy.erased_pseudonym`), which every event reader skips, so the
+next training cannot use them even without the exclusion list. Both operations are written to
+``data_rights_audit`` (who, which reader, what, when) in the service database.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, inser
 
 from acquisition.db import Database, PurchaseRequestRow
 from features.bounds import ACTOR_MAX, ID_MAX
+from features.privacy import erased_pseudonym
 
 metadata = MetaData()
 
@@ -44,17 +49,47 @@ data_rights_audit = Table(
 LIBRARY_TABLES = {"loans": "borrowed_at", "holds": "placed_at", "ebook_events": "occurred_at"}
 
 
+#: One rewrite of the data directory's tables at a time (in this process).
+_REWRITE = threading.Lock()
+
+
 def library_records(data_dir: Path, reader_id: str) -> dict[str, list[dict]]:
-    """The reader's rows of each library table present in ``data_dir`` (lazy scans, one filter each)."""
+    """The reader's rows of each library table present in ``data_dir`` (lazy scans, one filter each),
+    those kept pseudonymised after an erasure included and marked ``pseudonymised``."""
+    ids = [reader_id, erased_pseudonym(reader_id)]
     out = {}
     for table, order in LIBRARY_TABLES.items():
         path = Path(data_dir) / f"{table}.parquet"
         if path.exists():
-            frame = pl.scan_parquet(path).filter(pl.col("reader_id") == reader_id).sort(order).collect()
-            out[table] = frame.drop("reader_id").to_dicts()
+            frame = pl.scan_parquet(path).filter(pl.col("reader_id").is_in(ids)).sort(order).collect()
+            out[table] = frame.with_columns(pseudonymised=pl.col("reader_id") != reader_id).drop("reader_id").to_dicts()
         else:
             out[table] = []
     return out
+
+
+def pseudonymise_records(data_dir: Path, reader_id: str) -> dict[str, int]:
+    """Replace ``reader_id`` by its erased pseudonym in every library table of ``data_dir`` (rows kept,
+    nothing else changed); rows rewritten per table. Each file is replaced atomically (written beside
+    it, then renamed), so a reader of the table sees the old or the new file, never half of one."""
+    pseudonym = erased_pseudonym(reader_id)
+    done = {}
+    with _REWRITE:
+        for table in LIBRARY_TABLES:
+            path = Path(data_dir) / f"{table}.parquet"
+            if not path.exists():
+                continue
+            frame = pl.read_parquet(path)
+            mine = frame["reader_id"] == reader_id
+            done[table] = int(mine.sum())
+            if done[table]:
+                kept = frame.with_columns(
+                    reader_id=pl.when(mine).then(pl.lit(pseudonym)).otherwise(pl.col("reader_id"))
+                )
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                kept.write_parquet(tmp)
+                os.replace(tmp, path)
+    return done
 
 
 class DataRights:

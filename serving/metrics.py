@@ -8,6 +8,7 @@ paths, so reader ids never reach the metrics.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -36,6 +37,10 @@ class Metrics:
         self.model_version = Gauge(
             "yuedu_model_info", "Served model (value 1) by version", ["version"], registry=self.registry
         )
+        # which worker process answered (``yuedu serve --workers N`` runs several behind one port)
+        Gauge("yuedu_worker_info", "This worker process (value 1) by pid", ["pid"], registry=self.registry).labels(
+            pid=str(os.getpid())
+        ).set(1)
 
     def set_model_version(self, version: str) -> None:
         self.model_version.clear()

@@ -36,13 +36,25 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("get", "/v1/acquisition/rounds/{round_id}"): ("getRound", "Get a round's ranked lines"),
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): ("decideRoundLines", "Approve or reject lines"),
     ("get", "/v1/acquisition/rounds/{round_id}/export"): ("exportRound", "Download a round's purchase list"),
+    ("get", "/v1/acquisition/rounds/{round_id}/order-sheet"): ("exportOrderSheet", "Download a round's order sheet"),
+    ("post", "/v1/acquisition/rounds/{round_id}/transitions"): (
+        "moveRound",
+        "Submit, approve, return or close a round",
+    ),
     ("get", "/v1/budgets"): ("getBudgets", "Budget used and left"),
     ("get", "/v1/reports/collection"): ("getCollectionReport", "Collection turnover, supply vs demand"),
     ("get", "/v1/audit"): ("readAuditTrail", "Read the audit trail"),
     ("get", "/v1/funds"): ("getFundReport", "Funds: planned, encumbered, spent, free"),
+    ("get", "/v1/funds/burndown"): ("getFundBurnDown", "A fund's burn-down and projected exhaustion"),
     ("get", "/v1/settlements"): ("getSettlement", "A month's settlement with the bookstores"),
     ("post", "/v1/acquisition/whatif"): ("replayWhatIf", "Replay last year under another policy"),
     ("get", "/v1/reports/programme"): ("getProgrammeFigures", "The programme's own figures"),
+    ("post", "/v1/purchase-requests/{request_id}/alternative"): ("takeAlternative", "Record the way a reader took"),
+    ("get", "/v1/purchase-requests/{request_id}/placement"): ("getPlacement", "Where a returned copy should go"),
+    ("get", "/v1/reports/alternatives"): ("getAlternativesReport", "Ways offered with declines and taken"),
+    ("get", "/v1/mediations"): ("listMediations", "Requests awaiting staff (mediation band)"),
+    ("post", "/v1/mediations/{request_id}/decision"): ("answerMediation", "Approve or decline a mediated request"),
+    ("get", "/v1/readers/{reader_id}/notices"): ("listReaderNotices", "A reader's notices"),
     ("get", "/healthz"): ("getLiveness", "Liveness probe"),
     ("get", "/readyz"): ("getReadiness", "Readiness probe"),
     ("get", "/metrics"): ("getMetrics", "Prometheus metrics"),
@@ -62,7 +74,12 @@ EXTRA: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/acquisition/rounds/{round_id}/decisions"): {"409"},
     ("post", "/v1/acquisition/whatif"): {"404"},
     ("get", "/v1/reports/programme"): {"404"},
+    ("post", "/v1/acquisition/rounds/{round_id}/transitions"): {"409"},
+    ("get", "/v1/funds/burndown"): {"409"},
     ("get", "/v1/reports/collection"): {"503"},
+    ("post", "/v1/purchase-requests/{request_id}/alternative"): {"409"},
+    ("post", "/v1/mediations/{request_id}/decision"): {"409"},
+    ("get", "/v1/purchase-requests/{request_id}/placement"): {"503"},
 }
 #: Operations answering 503 while no model is loaded (they need the served model bundle).
 NEEDS_MODEL = (
@@ -102,10 +119,11 @@ _TITLE = {
     "isbn13": "9787886084294",
     "ebook": False,
     "available_at": ["CEN", "D-Chaoyang"],
+    "available_names": ["长春市图书馆（中心馆）", "朝阳区图书馆"],
     "popularity": 214.0,
 }
 _TITLE_OUT = {"title_id": "T0000002", "title": "最后的百科", "author": "冯娜伟", "clc_class": "N49", "score": 0.41}
-_BRANCH = {"branch_id": "CEN", "name": "Changchun Library (central)", "district": "Chaoyang", "delivers": True}
+_BRANCH = {"branch_id": "CEN", "name": "长春市图书馆（中心馆）", "district": "Chaoyang", "delivers": True}
 _BOOKLIST = {
     "booklist_id": "BL-001",
     "name": "世界读书日",
@@ -123,7 +141,50 @@ _RECOMMENDATION = {
     "score": 0.82,
     "reasons": [_REASON],
     "available_at": ["D-Chaoyang", "CEN"],
+    "available_names": ["朝阳区图书馆", "长春市图书馆（中心馆）"],
     "delivery": True,
+}
+_ALTERNATIVE = {
+    "kind": "hold",
+    "branch_id": "D-Nanguan",
+    "wait_days": 1.0,
+    "cost_fen": 0,
+    "text": "南关区图书馆有在架副本，可预约后到馆取书，约 1 天。",
+    "text_en": "A copy is on the shelf at Nanguan District Library: place a hold and pick it up there in about 1 day.",
+}
+_KIND_COUNT = {"kind": "hold", "offered_first": 330, "listed": 340, "taken": 90}
+_NOTICE = {
+    "notice_id": 17,
+    "request_id": "PR-1f3a",
+    "status": "mediated",
+    "created_at": "2026-06-15T10:00:00+08:00",
+    "delivered_at": "2026-06-15T10:00:05+08:00",
+    "text": "您荐购的《城南旧事》已转馆员审核，我们将在 2026-06-17 10:00 前答复您。",
+}
+_BRANCH_DEMAND = {
+    "branch_id": "D-Nanguan",
+    "district": "Nanguan",
+    "title_demand": 2,
+    "class_loans": 140,
+    "class_copies": 60,
+    "class_turnover": 2.33,
+}
+_MEDIATION = {
+    "request_id": "PR-1f3a",
+    "title": "城南旧事",
+    "isbn13": "9787886084294",
+    "category": "general",
+    "price_fen": 12800,
+    "bookstore_id": "BS-11",
+    "reasons": ["PRICE_OVER_CAP"],
+    "mediated_at": "2026-06-15T10:00:00+08:00",
+    "answer_by": "2026-06-17T10:00:00+08:00",
+    "status": "mediated",
+    "decision": None,
+    "decided_by": None,
+    "decided_at": None,
+    "overdue": True,
+    "hours_late": 1.0,
 }
 #: Hand-written examples by schema name (a test validates each against its model).
 _BUDGET_LINE = {
@@ -182,7 +243,80 @@ _CLASS = {
     "supply": "balanced",
 }
 
-EXAMPLES: dict[str, dict] = {
+_AUDIT_ENTRY = {
+    "id": 812,
+    "at": "2026-06-15T10:02:03+08:00",
+    "entity": "purchase_request",
+    "entity_id": "PR-3f9a1c2e",
+    "action": "decide",
+    "from_state": None,
+    "to_state": "reserved",
+    "actor": "bookstore:BS-11",
+    "details": {"reader": "r:5e1c0a9b7d3f2a10", "price_fen": 3980},
+}
+_FUND_ROW = {
+    "fund_id": "FUND-2026-Dehui",
+    "parent_id": None,
+    "period": "2026",
+    "district": "Dehui",
+    "bookstore_id": None,
+    "channel": None,
+    "planned_fen": 1_440_000,
+    "encumbered_fen": 3_150,
+    "spent_fen": 1_800,
+    "free_fen": 1_435_050,
+    "room_fen": 1_435_050,
+}
+_FUND_MONTH = {"fund_id": "FUND-2026-Dehui", "month": "2026-06", "encumbered_fen": 3_150, "spent_fen": 1_800}
+_BOOKSTORE_TOTALS = {
+    "bookstore_id": "BS-11",
+    "bookstore": "新华书店 (Dehui)",
+    "books": 3,
+    "list_fen": 9_840,
+    "purchases_due_fen": 8_856,
+    "returns": 1,
+    "returns_fen": -2_682,
+    "net_due_fen": 6_174,
+}
+_STATEMENT_LINE = {
+    "bookstore_id": "BS-11",
+    "bookstore": "新华书店 (Dehui)",
+    "kind": "purchase",
+    "request_id": "PR-3f9a1c2e",
+    "isbn": "9787020002207",
+    "title": "呼兰河传",
+    "date": "2026-06-12",
+    "list_price_fen": 2_980,
+    "discount_pct": 10.0,
+    "due_fen": 2_682,
+}
+_CELL = {"district": "Dehui", "clc_top": "I", "copies": 180, "loans_per_copy_per_year": 3.5}
+
+#: Examples of the bodies declared outside serving.schemas (audit, funds, settlement) and of the enums.
+OTHER_EXAMPLES: dict[str, object] = {
+    "AuditEntry": _AUDIT_ENTRY,
+    "AuditPage": {"items": [_AUDIT_ENTRY], "total": 1, "offset": 0, "limit": 100},
+    "FundRow": _FUND_ROW,
+    "FundMonth": _FUND_MONTH,
+    "FundReport": {"year": "2026", "closed": False, "rows": [_FUND_ROW], "months": [_FUND_MONTH]},
+    "BookstoreTotals": _BOOKSTORE_TOTALS,
+    "StatementLine": _STATEMENT_LINE,
+    "Settlement": {
+        "month": "2026-06",
+        "bookstores": [_BOOKSTORE_TOTALS],
+        "lines": [_STATEMENT_LINE],
+        "net_due_fen": 6_174,
+        "ledger_spend_fen": 6_174,
+        "balanced": True,
+        "unsettled": 0,
+    },
+    "DistrictCell": _CELL,
+    "LineDecision": "approve",
+    "RoundStatus": "draft",
+    "RequestStatus": "pending",
+}
+
+EXAMPLES: dict[str, object] = {
     "BudgetLine": _BUDGET_LINE,
     "DistrictBudget": {"district": "Dehui", "amount": 120.0, "used": 49.5, "left": 70.5},
     "Budgets": {
@@ -202,7 +336,7 @@ EXAMPLES: dict[str, dict] = {
         "turnover_per_year": 3.43,
         "dead_share": 0.072,
         "classes": [_CLASS],
-        "cells": [{"district": "Dehui", "clc_top": "I", "copies": 180, "loans_per_copy_per_year": 3.5}],
+        "cells": [_CELL],
         "by_source": {"regular_order": 3.43, "reader_choice": 3.16},
     },
     "ErrorBody": _EXAMPLE,
@@ -239,19 +373,90 @@ EXAMPLES: dict[str, dict] = {
     "WhatIfIn": {"pacing": "paced", "price_cap_yuan": 80.0, "budget_yuan": 300000.0},
     "DecisionIn": {"request_id": "PR-1f3a", "decision": "approve", "note": "local author"},
     "DecisionsIn": {"decisions": [{"request_id": "PR-1f3a", "decision": "approve"}]},
+    "RoundTransitionIn": {"action": "submit", "note": "请科长审批"},
+    "RoundStep": {"status": "submitted", "by": "staff:alice", "at": "2026-06-15T16:20:00+08:00", "note": "请科长审批"},
+    "BurnMonth": {"month": "2026-06", "planned_fen": 393000, "used_fen": 20150},
+    "BurnDown": {
+        "fund_id": "BUD-2026-ALL",
+        "year": "2026",
+        "as_of": "2026-06-15",
+        "planned_fen": 786000,
+        "used_fen": 20150,
+        "daily_use_fen": 121.39,
+        "projected_exhaustion": None,
+        "months": [{"month": "2026-06", "planned_fen": 393000, "used_fen": 20150}],
+    },
+    "HoldsAlert": {
+        "title_id": "T0000388",
+        "title": "温暖的古城",
+        "clc_class": "K92",
+        "holds": 24,
+        "copies": 1,
+        "holds_per_copy": 24.0,
+    },
+    "DeadOnArrival": {
+        "copy_id": "C000004123",
+        "title_id": "T0000912",
+        "title": "遥远的音乐",
+        "clc_class": "J2",
+        "branch_id": "D-Erdao",
+        "source": "regular_order",
+        "acquired_at": "2025-07-09",
+    },
     "LoginIn": {"username": "alice", "password": "correct horse battery staple"},
     "TokenOut": {"access_token": "eyJhbGciOi...", "token_type": "bearer", "role": "staff", "expires_in": 3600},
     "ReloadIn": {"model_dir": "models/itemknn"},
     "RequestStateOut": {"request_id": "PR-1f3a", "status": "checked_out"},
     "Decision": {
         "request_id": "PR-1f3a",
-        "eligible": True,
-        "reason_codes": [],
-        "message": "approved: 39.80 yuan reserved",
-        "budget_reservation_id": "RSV-77c0",
-        "status": "reserved",
+        "eligible": False,
+        "reason_codes": ["ALREADY_HELD"],
+        "message": "Declined: The library network already holds 3 copies; please reserve one.",
+        "budget_reservation_id": None,
+        "status": "declined",
         "replayed": False,
+        "alternative": _ALTERNATIVE,
+        "other_alternatives": [
+            {
+                "kind": "transfer",
+                "branch_id": "D-Nanguan",
+                "wait_days": 3.0,
+                "cost_fen": 300,
+                "text": "可将南关区图书馆的在架副本调拨到您的分馆，预计 3 天。",
+                "text_en": "The copy on the shelf at Nanguan District Library can be sent to your branch in about 3 days.",
+            }
+        ],
+        "answer_by": None,
     },
+    "AlternativeTakenIn": {"kind": "transfer"},
+    "Taken": {
+        "request_id": "PR-1f3a",
+        "kind": "transfer",
+        "offered_first": False,
+        "taken_at": "2026-06-15T10:05:00+08:00",
+    },
+    "AlternativesReport": {
+        "declines_with_offer": 364,
+        "taken": 120,
+        "took_first": 97,
+        "kinds": [_KIND_COUNT],
+    },
+    "KindCount": _KIND_COUNT,
+    "Alternative": _ALTERNATIVE,
+    "MediationAnswerIn": {"decision": "approve", "note": "local history, worth the price"},
+    "MediationOut": _MEDIATION,
+    "MediationQueueOut": {"as_of": "2026-06-17T11:00:00+08:00", "overdue": 1, "items": [_MEDIATION]},
+    "NoticesOut": {"reader_id": "R0000042", "items": [_NOTICE]},
+    "NoticeOut": _NOTICE,
+    "Placement": {
+        "request_id": "PR-1f3a",
+        "isbn13": "9787886084294",
+        "clc_class": "I247",
+        "as_of": "2026-07-20T09:00:00+08:00",
+        "suggested_branch": "D-Nanguan",
+        "branches": [_BRANCH_DEMAND],
+    },
+    "BranchDemand": _BRANCH_DEMAND,
     "Health": {"status": "ready", "model_loaded": True, "model_version": "dir-8ce277938b83", "database": True},
     "ReloadOut": {"reloaded": True, "model_version": "v7", "previous_version": "v6", "seconds": 1.8},
     "BranchOut": _BRANCH,
@@ -259,6 +464,8 @@ EXAMPLES: dict[str, dict] = {
     "SimilarOut": {"title_id": "T0000001", "model_version": "v7", "items": [_TITLE_OUT]},
     "BooklistOut": _BOOKLIST,
     "BooklistDetail": {**_BOOKLIST, "titles": [_TITLE_OUT]},
+    "Page_BooklistOut_": {"items": [_BOOKLIST], "total": 1, "offset": 0, "limit": 50},
+    "Page_RoundSummary_": {"items": [_ROUND_SUMMARY], "total": 1, "offset": 0, "limit": 50},
     "RecommendationsOut": {
         "reader_id": "R0000042",
         "model_version": "v7",
@@ -270,15 +477,25 @@ EXAMPLES: dict[str, dict] = {
     },
     "ReaderDataOut": {
         "reader_id": "R0000042",
-        "loans": [{"loan_id": "L-1", "title_id": "T0000002", "branch_id": "CEN", "borrowed_at": "2026-03-02T10:00:00"}],
+        "loans": [
+            {
+                "loan_id": "L-1",
+                "title_id": "T0000002",
+                "branch_id": "CEN",
+                "borrowed_at": "2026-03-02T10:00:00",
+                "pseudonymised": False,
+            }
+        ],
         "holds": [],
         "ebook_events": [],
         "live_events": ["T0000003"],
         "requests": [],
+        "notices": [],
         "preferences": _PREFS,
         "excluded_from_training": False,
         "audit": [{"action": "export", "actor": "reader:R0000042", "at": "2026-06-15T09:31:00", "detail": ""}],
     },
+    **OTHER_EXAMPLES,
 }
 
 

@@ -68,3 +68,9 @@ class ReaderPreferences:
         t = reader_preferences.c
         with self.db.session_scope() as s:
             return list(s.scalars(select(t.reader_id).where(t.personalised.is_(False))).all())
+
+    def promotion_refused(self) -> list[str]:
+        """Readers who turned the reading-promotion boosts off (for batch jobs)."""
+        t = reader_preferences.c
+        with self.db.session_scope() as s:
+            return list(s.scalars(select(t.reader_id).where(t.promotion.is_(False))).all())

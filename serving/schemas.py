@@ -15,18 +15,34 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from acquisition.analytics import ClassSupply, CollectionReport
+from acquisition.alternatives import Alternative, AlternativesReport, KindCount, Taken
+from acquisition.analytics import ClassSupply, CollectionReport, DeadOnArrival, HoldsAlert
+from acquisition.burndown import BurnDown, BurnMonth
 from acquisition.counter import Decision, PurchaseRequestIn
 from acquisition.ledger import BudgetLine, Budgets, DistrictBudget
 from acquisition.lifecycle import LineDecision
-from acquisition.rounds import Round, RoundLine, RoundSummary, check_period
+from acquisition.mediation import MediationOut
+from acquisition.placement import BranchDemand, Placement
+from acquisition.rounds import Round, RoundLine, RoundStep, RoundSummary, check_period
 from acquisition.whatif import WhatIfIn, WhatIfOut
 from features import bounds
-from features.schema import RequestStatus
+from features.schema import LocalDateTime, RequestStatus
 
 __all__ = [
     "WhatIfIn",
     "WhatIfOut",
+    "Alternative",
+    "AlternativeTakenIn",
+    "AlternativesReport",
+    "KindCount",
+    "BranchDemand",
+    "MediationAnswerIn",
+    "MediationOut",
+    "MediationQueueOut",
+    "NoticeOut",
+    "NoticesOut",
+    "Placement",
+    "Taken",
     "BooklistDetail",
     "BranchOut",
     "Page",
@@ -57,6 +73,12 @@ __all__ = [
     "ReloadOut",
     "RequestStateOut",
     "RoundIn",
+    "RoundTransitionIn",
+    "RoundStep",
+    "BurnDown",
+    "BurnMonth",
+    "HoldsAlert",
+    "DeadOnArrival",
     "RoundLine",
     "Round",
     "RoundSummary",
@@ -110,7 +132,15 @@ class RecommendationOut(_Out):
     score: float = Field(description="Relevance after promotion; comparable within one list only.")
     reasons: list[ReasonOut]
     available_at: list[str] = Field(description="Branches with an on-shelf copy, the reader's branch first.")
+    available_names: list[str] = Field(
+        default_factory=list,
+        description="Names of the available_at branches, same order, in the language asked for (Accept-Language).",
+    )
     delivery: bool = Field(description="Home delivery can bring it.")
+    expected_wait_days: float | None = Field(
+        None, description="Expected days until the reader can have it (0 = now); null when not computed."
+    )
+    readers_waiting: int | None = Field(None, description="Holds waiting ahead of the reader; null when not computed.")
 
 
 class RecommendationsOut(_Out):
@@ -153,11 +183,17 @@ class ReaderDataOut(_Out):
     """Everything the library holds about a reader's reading (PIPL Art. 45), as JSON."""
 
     reader_id: str
-    loans: list[dict[str, Any]] = Field(description="Loans from the library's records (also after erasure).")
+    loans: list[dict[str, Any]] = Field(
+        description="Loans from the library's records; after an erasure the kept ones, pseudonymised, are "
+        "marked pseudonymised: true."
+    )
     holds: list[dict[str, Any]]
     ebook_events: list[dict[str, Any]]
     live_events: list[str] = Field(description="Titles recorded by the service since the model was built.")
     requests: list[dict[str, Any]] = Field(description="Purchase requests (you choose, I buy).")
+    notices: list[dict[str, Any]] = Field(
+        default_factory=list, description="Notices of the requests' status changes (zh-CN), newest first."
+    )
     preferences: PreferencesOut
     excluded_from_training: bool = Field(description="The profile was erased: the next model leaves you out.")
     audit: list[dict[str, Any]] = Field(description="Earlier exports and erasures (who, when).")
@@ -167,7 +203,9 @@ class ProfileErasedOut(_Out):
     reader_id: str
     live_events_dropped: int
     excluded_from_training: bool = True
-    loans_kept: int = Field(description="Loan records the library must keep (not used for recommendation).")
+    loans_kept: int = Field(
+        description="Loan records the library must keep: pseudonymised, never used for recommendation again."
+    )
 
 
 class EventIn(_In):
@@ -200,7 +238,10 @@ class Page(_Out, Generic[T]):
 
 class BranchOut(_Out):
     branch_id: str = Field(description="The code used in available_at (e.g. 'O-0022').")
-    name: str = Field(description="The branch's name as the library's data gives it.")
+    name: str = Field(
+        description="The branch's name in the language asked for (Accept-Language: zh-CN, the default, or en): "
+        "the data's own name in its language, derived from the kind and district in the other."
+    )
     district: str
     delivers: bool = Field(description="Home delivery from this branch.")
 
@@ -214,6 +255,9 @@ class TitleDetail(_Out):
     isbn13: str | None = None
     ebook: bool
     available_at: list[str] = Field(description="Branches with an on-shelf copy now.")
+    available_names: list[str] = Field(
+        default_factory=list, description="Names of the available_at branches, same order (Accept-Language)."
+    )
     popularity: float = Field(description="Loans and e-book events over the history.")
 
 
@@ -264,6 +308,12 @@ class RoundIn(_In):
         description="Money to spend in this round, yuan (default: what the month has left).",
     )
     max_lines: int = Field(500, ge=1, le=10_000, description="Pending requests ranked at most.")
+    fund_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=bounds.ID_MAX,
+        description="A fund of the month's year (GET /v1/funds): the budget must fit what it has free.",
+    )
 
     @field_validator("period")
     @classmethod
@@ -271,6 +321,13 @@ class RoundIn(_In):
         if period is not None:
             check_period(period)  # year 0000 and the like: a 422 naming body.period, not a 500 later
         return period
+
+
+class RoundTransitionIn(_In):
+    """A lifecycle move of a round: submit for approval, approve, return (send back), close."""
+
+    action: Literal["submit", "approve", "return", "close"]
+    note: str | None = Field(None, max_length=bounds.NOTE_MAX, description="Why (kept with who and when).")
 
 
 class DecisionIn(_In):
@@ -318,3 +375,39 @@ class ReloadOut(_Out):
     previous_version: str | None = None
     reason: str | None = Field(None, description="Why the reload failed (the old model keeps serving).")
     seconds: float
+
+
+# --- issue 15 §3 and §5: alternatives taken, mediation, notices, placement ---------------------------------
+
+
+class AlternativeTakenIn(_In):
+    kind: Literal["hold", "transfer", "delivery", "ebook", "queue"] = Field(
+        description="The way the reader took (one of those the decision offered)."
+    )
+
+
+class MediationAnswerIn(_In):
+    decision: Literal["approve", "decline"] = Field(
+        description="approve: the held price is encumbered; decline: it is released."
+    )
+    note: str | None = Field(None, max_length=bounds.NOTE_MAX, description="Staff's note (kept with the answer).")
+
+
+class MediationQueueOut(_Out):
+    as_of: LocalDateTime = Field(description="Server time the overdue flags are computed at.")
+    overdue: int = Field(ge=0, description="Mediations unanswered past their promised answer time.")
+    items: list[MediationOut]
+
+
+class NoticeOut(_Out):
+    notice_id: int
+    request_id: str
+    status: str = Field(description="The request's status the notice announces.")
+    created_at: LocalDateTime
+    delivered_at: LocalDateTime | None = Field(None, description="When the channel took it; null while queued.")
+    text: str = Field(description="The notice in the language asked for (Accept-Language, zh-CN by default).")
+
+
+class NoticesOut(_Out):
+    reader_id: str
+    items: list[NoticeOut]

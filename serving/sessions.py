@@ -12,12 +12,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, DateTime, String, Table, insert, select, update
 
 from acquisition.db import Database
 from features.bounds import ID_MAX
-
-metadata = MetaData()
+from serving.store import metadata
 
 staff_sessions = Table(
     "staff_sessions",

@@ -33,8 +33,16 @@ class Settings(BaseSettings):
     staff_users: str = Field(
         "", description="Staff logins 'user:password[:role]' separated by ','; role staff (default) or admin."
     )
+    live_sync_s: float = Field(
+        0.2,
+        description="How often a worker applies the other workers' live events and reload requests, seconds "
+        "(0 = never; the delay within which every worker of `yuedu serve --workers N` has the same view).",
+    )
     reservation_sweep_s: float = Field(
         60.0, description="How often expired counter reservations are released, seconds (0 = never)."
+    )
+    notice_sweep_s: float = Field(
+        0.0, description="How often queued reader notices are sent through the policy's channel, seconds (0 = never)."
     )
     cookie_secure: bool | None = Field(
         None,
@@ -47,6 +55,16 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="Wrong passwords before a login is locked.")
     login_lockout_s: float = Field(60.0, gt=0, description="First lockout, seconds; doubles each time (max 1 h).")
     today: str | None = Field(None, description="Override 'today' (ISO date) for booklist windows; default: now.")
+    queue_aware: bool = Field(
+        False,
+        description="Queue-aware lists (recsys.rerank.QUEUE_AWARE): borrowable within 21 days, wait penalty, "
+        "exposure prices, reasons that say when (docs/promotion.md §6-7).",
+    )
+    exposure_prices: Path | None = Field(
+        None,
+        description="Exposure prices JSON (recsys.exposure.save_prices) loaded with each model; "
+        "default: exposure_prices.json in the data directory when present.",
+    )
 
 
 @lru_cache

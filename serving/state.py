@@ -6,8 +6,9 @@ Request handlers take ``state.bundle`` ONCE at the start and use that object to 
 mixes a request: in-flight requests finish on the old model, new ones see the new model. A failed
 reload leaves ``state.bundle`` untouched and records why in ``state.last_reload_error``.
 
-Live reader events (``POST /v1/readers/{id}/events``) are carried over to the new bundle, so a
-reader's just-borrowed titles survive a reload.
+Live reader events (``POST /v1/readers/{id}/events``) are kept in the database's log
+(:mod:`serving.live_store`) and replayed into every new bundle, so a reader's just-borrowed titles
+survive a reload, a restart, and reach every worker of ``yuedu serve --workers N``.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ from datetime import date, datetime
 from pathlib import Path
 
 from acquisition import rounds
+from acquisition.alternatives import Availability
 from acquisition.counter import CounterService
 from acquisition.db import Database, init_db
 from acquisition.holdings import Holdings
 from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
-from recsys.service import RecommendationService
+from recsys.rerank import QUEUE_AWARE, PromotionConfig
+from recsys.service import RecommendationService, UnknownTitleError
 from serving.coalescer import RequestCoalescer
 from serving.data_rights import DataRights
+from serving.live_store import SYNC_BATCH, LiveStore, LogRow
 from serving.metrics import Metrics
 from serving.preferences import ReaderPreferences
 from serving.security import LoginGuard, parse_staff_users
@@ -45,9 +49,17 @@ class ModelLoadError(RuntimeError):
     """A model source could not be loaded (missing directory, bad format, registry unreachable...)."""
 
 
+@dataclass
+class LiveCursor:
+    """How far into the shared live-event log a bundle's service has applied (``seq``)."""
+
+    seq: int = 0
+
+
 @dataclass(frozen=True)
 class ModelBundle:
-    """One served model with everything built on it. Never mutated after construction."""
+    """One served model with everything built on it. Never rebound after construction; only its
+    service's live events grow, on the model thread, as the cursor moves along the shared log."""
 
     model: Recommender
     context: LibraryContext
@@ -55,6 +67,27 @@ class ModelBundle:
     version: str
     source: str
     loaded_at: float
+    cursor: LiveCursor = field(default_factory=LiveCursor)
+
+
+def apply_log(bundle: ModelBundle, rows: list[LogRow]) -> int:
+    """Apply live-event log rows (in ``seq`` order) to ``bundle``'s service; the events applied.
+    Runs on the model thread (or before the bundle is published). A title the model does not know
+    (a newer catalogue's) is skipped."""
+    applied = 0
+    for row in rows:
+        if row.seq <= bundle.cursor.seq:
+            continue
+        if row.kind == "forget":
+            bundle.service.forget_reader(row.reader_id)
+        else:
+            try:
+                bundle.service.record_event(row.reader_id, row.title_id)
+                applied += 1
+            except UnknownTitleError:
+                pass
+        bundle.cursor.seq = row.seq
+    return applied
 
 
 def _dir_version(model_dir: Path) -> str:
@@ -73,21 +106,31 @@ def _dir_version(model_dir: Path) -> str:
 
 
 def build_bundle(
-    model: Recommender, version: str, source: str, data_dir: Path, today: date, prior: ModelBundle | None = None
+    model: Recommender,
+    version: str,
+    source: str,
+    data_dir: Path,
+    today: date,
+    live: LiveStore | None = None,
+    queue_aware: bool = False,
+    exposure_prices: Path | None = None,
 ) -> ModelBundle:
-    """Context and service for ``model`` on ``data_dir``; live events of ``prior`` are carried over."""
+    """Context and service for ``model`` on ``data_dir``, with the whole shared live-event log applied.
+    ``queue_aware`` switches on the queue-aware promotion, with the exposure prices of
+    ``exposure_prices`` (default ``data_dir/exposure_prices.json`` when present)."""
     context = LibraryContext.from_data_dir(data_dir, model.titles_, model.readers_, today)
-    service = RecommendationService(model, context)
+    promotion = PromotionConfig(**QUEUE_AWARE) if queue_aware else None
+    service = RecommendationService(model, context, promotion_config=promotion)
+    prices = exposure_prices or Path(data_dir) / "exposure_prices.json"
+    if queue_aware and prices.exists():
+        service.load_exposure_prices(prices)
     service.prepare()  # per-context caches now, not in the first request after the swap
-    if prior is not None:
-        # Snapshot first: the model thread may record events meanwhile.
-        for reader_id, title_ids in prior.service.live_events().items():
-            for title_id in title_ids:
-                if context.titles.get(title_id) is not None:
-                    service.record_event(reader_id, title_id)
+    bundle = ModelBundle(model, context, service, version, source, time.time())
+    while live is not None and (rows := live.since(bundle.cursor.seq)):
+        apply_log(bundle, rows)
     # A smoke recommendation: a model that loads but cannot recommend must not replace a working one.
     service.recommend_for_reader("__smoke__", n=1)
-    return ModelBundle(model, context, service, version, source, time.time())
+    return bundle
 
 
 @dataclass
@@ -105,6 +148,7 @@ class AppState:
     preferences: ReaderPreferences
     data_rights: DataRights
     login_guard: LoginGuard
+    live: LiveStore
     bundle: ModelBundle | None = None
     last_reload_error: str | None = None
     #: Coalesces concurrent recommendation requests; owns the one thread that touches the model.
@@ -118,6 +162,8 @@ class AppState:
     _collection: tuple | None = None
     #: The ledger holds readers (checked until true, see registered).
     _has_readers: bool = False
+    #: The served-model generation this worker runs (see serving.live_store).
+    generation: int = 0
 
     # ------------------------------------------------------------------ construction
 
@@ -140,12 +186,15 @@ class AppState:
         _load_reference_data(db, data_dir)
         policy = load_policy(settings.policy_file)
         holdings = Holdings.from_data_dir(data_dir) if (data_dir / "copies.parquet").exists() else Holdings()
+        availability = Availability.from_data_dir(data_dir) if (data_dir / "copies.parquet").exists() else None
         today = date.fromisoformat(settings.today) if settings.today else date.today()
         state = cls(
             settings=settings,
             db=db,
             policy=policy,
-            counter=CounterService(db, policy, holdings, clock=_clock(today if settings.today else None)),
+            counter=CounterService(
+                db, policy, holdings, clock=_clock(today if settings.today else None), availability=availability
+            ),
             metrics=Metrics(),
             staff_users=parse_staff_users(settings.staff_users),
             today=today,
@@ -153,10 +202,13 @@ class AppState:
             preferences=ReaderPreferences(db),
             data_rights=DataRights(db),
             login_guard=LoginGuard.create(settings.login_max_failures, settings.login_lockout_s),
+            live=LiveStore(db),
             alias_resolver=alias_resolver,
             alias_loader=alias_loader,
         )
-        result = state.reload()
+        # a worker (re)started while the server runs serves what the others serve
+        state.generation, model_dir = state.live.generation()
+        result = state.reload(model_dir)
         if not result["reloaded"]:
             _log.error("no model at start-up: %s", result["reason"])
         return state
@@ -191,7 +243,10 @@ class AppState:
             previous = self.bundle
             try:
                 model, version, source = self._load(model_dir)
-                bundle = build_bundle(model, version, source, Path(self.settings.data_dir), self.today, previous)
+                bundle = build_bundle(
+                    model, version, source, Path(self.settings.data_dir), self.today, self.live,
+                    self.settings.queue_aware, self.settings.exposure_prices,
+                )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - keep the old model whatever went wrong
                 reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
                 self.last_reload_error = reason
@@ -221,6 +276,60 @@ class AppState:
             "seconds": time.perf_counter() - t0,
         }
 
+    def request_reload(self, model_dir: str | Path | None = None) -> dict:
+        """An admin's reload: this worker reloads now; when it succeeds, the served-model generation is
+        bumped so that every other worker reloads the same source in its next poll."""
+        result = self.reload(model_dir)
+        if result["reloaded"]:
+            self.generation = self.live.bump_generation(str(model_dir) if model_dir else None, self.now())
+        return result
+
+    # ------------------------------------------------------------------ live events (shared log)
+
+    def sync_live(self) -> int:
+        """Apply the shared log's rows this worker has not seen to the served bundle; the events
+        applied. Runs on the model thread (``coalescer.call``), so it never races a recommendation."""
+        bundle = self.bundle
+        applied = 0
+        while bundle is not None:
+            rows = self.live.since(bundle.cursor.seq)
+            applied += apply_log(bundle, rows)
+            if len(rows) < SYNC_BATCH:
+                break
+        return applied
+
+    async def record_live(self, reader_id: str, title_id: str) -> None:
+        """Store a reader's event (committed before returning), then apply it here at once; the other
+        workers apply it in their next poll. UnknownTitleError for a title the model does not know."""
+        bundle = self.bundle
+        if bundle is None or bundle.context.titles.get(title_id) is None:
+            raise UnknownTitleError(f"title '{title_id}' is not in the served catalogue")
+        await asyncio.to_thread(self.live.append, reader_id, title_id, self.now())
+        await self.coalescer.call(self.sync_live)
+
+    def forget_live(self, reader_id: str) -> int:
+        """Erase the reader's stored live events on every worker (this one at once); how many were
+        stored. Called from a worker thread (a sync route), never from the event loop."""
+        dropped, _ = self.live.forget(reader_id, self.now())
+        self.coalescer.call_sync(self.sync_live)
+        return dropped
+
+    async def poll_shared(self, interval_s: float) -> None:
+        """Background task: apply the other workers' live events, and reload when another worker was
+        asked to (the served-model generation moved)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.coalescer.call(self.sync_live)
+                generation, model_dir = await asyncio.to_thread(self.live.generation)
+            except Exception as exc:  # noqa: BLE001 - a busy database must not kill the poller
+                _log.warning("live-event sync failed: %s", exc)
+                continue
+            if generation > self.generation:
+                _log.info("served-model generation %d -> %d; reloading", self.generation, generation)
+                self.generation = generation
+                await asyncio.to_thread(self.reload, model_dir)
+
     def alias_version(self) -> str | None:
         """The version the registry alias points at now (None without an alias)."""
         alias = self.settings.model_alias
@@ -245,6 +354,20 @@ class AppState:
             if version is not None and version != current:
                 _log.info("alias %s moved %s -> %s; reloading", self.settings.model_alias, current, version)
                 await asyncio.to_thread(self.reload)
+
+    async def deliver_notices(self, interval_s: float) -> None:
+        """Background task: send the queued reader notices through the policy's ``[notices]`` channel."""
+        from acquisition.notices import channel_from_policy, deliver_pending
+
+        channel = channel_from_policy(self.policy.notices)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(
+                    deliver_pending, self.db, channel, now=self.now(), language=self.policy.notices.language
+                )
+            except Exception as exc:  # noqa: BLE001 - a failing gateway must not kill the sender
+                _log.warning("notice delivery failed: %s", type(exc).__name__)
 
     async def sweep_reservations(self, interval_s: float) -> None:
         """Background task: release counter reservations whose time ran out (their money returns)."""

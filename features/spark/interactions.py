@@ -28,6 +28,7 @@ from pyspark.sql import types as T
 
 from features.interactions import DEFAULT_CHANNEL, EBOOK_CHANNEL_PREFIX
 from features.matrix import InteractionMatrix, WeightingConfig
+from features.privacy import ERASED_PREFIX
 from features.schema import INTERACTIONS, TABLES, table_path
 from features.vocab import Vocabulary
 
@@ -115,7 +116,8 @@ def load_interactions(
     """Every reader–title event of a data directory in the ``interactions`` schema (lazy Spark plan).
 
     Same sources and rules as :func:`features.interactions.load_interactions`: a generic
-    ``interactions`` table, or ``loans`` (+ ``ebook_events``); ``start`` inclusive, ``end`` exclusive.
+    ``interactions`` table, or ``loans`` (+ ``ebook_events``); ``start`` inclusive, ``end`` exclusive;
+    rows kept pseudonymised after an erasure left out.
 
     Raises:
         FileNotFoundError: the directory has neither ``interactions.parquet`` nor ``loans.parquet``.
@@ -146,6 +148,7 @@ def load_interactions(
     else:
         raise FileNotFoundError(f"{d}: no interactions.parquet or loans.parquet: not a yuedu data directory")
     df = standardise(df)
+    df = df.filter(~F.col("reader_id").startswith(ERASED_PREFIX))  # kept after an erasure: nobody's history
     if start is not None:
         df = df.filter(F.col("occurred_at") >= _ts_literal(start))
     if end is not None:

@@ -4,7 +4,8 @@ The nightly refresh of the app: each reader's ``n`` best titles under the same b
 :func:`recsys.filters.build_exclusions` — **already borrowed** (loans and e-book events in the data
 directory, optionally within ``borrowed_window_days`` before ``today``) and **audience** (adult-only
 titles never reach minors or child cards; per-age-band audience whitelists) plus the explicit title
-blocklist. Readers who refused personalisation (``opted_out``) get no list at all. Availability is a live, per-branch fact and stays with the online service.
+blocklist. Readers who refused personalisation (``opted_out``) get no list here (`yuedu nightly` adds the
+service's non-personalised list for them, :mod:`serving.cli.nightly_cmds`). Availability is a live, per-branch fact and stays with the online service.
 
 The title factors and the audience masks are broadcast once; readers stream through
 ``mapInArrow`` in Arrow batches, each scored with one matrix product and cut with

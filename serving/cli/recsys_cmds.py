@@ -390,10 +390,9 @@ def recommend_cmd(
     for code, text in ctx.limitations():
         err.print(f"note ({code}): {text}", markup=False)
     service = RecommendationService(m, ctx)
-    refused = _opted_out(db_url, readers) if db_url else set()
-    kept = [r for r in readers if r not in refused]
-    out = service.recommend_for_readers(kept, n, branch, promotion, personalised=personalised)
-    out |= service.recommend_for_readers(sorted(refused), n, branch, promotion, personalised=False) if refused else {}
+    out = {}
+    for (mine, promoted), ids in _by_choice(db_url, readers, personalised, promotion).items():
+        out |= service.recommend_for_readers(ids, n, branch, promoted, personalised=mine)
     out = {r: out[r] for r in readers}
     if as_json:
         payload = {r: [asdict(x) for x in recs] for r, recs in out.items()}
@@ -413,13 +412,32 @@ def recommend_cmd(
         console.print(t)
 
 
-def _opted_out(db_url: str, readers: list[str]) -> set[str]:
-    """Readers among ``readers`` whose stored preference (``serving.preferences``) refuses personalisation."""
+def _by_choice(
+    db_url: str | None, readers: list[str], personalised: bool, promotion: bool
+) -> dict[tuple[bool, bool], list[str]]:
+    """Readers grouped by (personalised, promotion): the command's switches, turned off further for a
+    reader whose stored preference (``serving.preferences``, with ``--db``) refuses either."""
+    stored = _stored(db_url, readers) if db_url else {}
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for r in dict.fromkeys(readers):
+        mine, promoted = stored.get(r, (True, True))
+        groups.setdefault((personalised and mine, promotion and promoted), []).append(r)
+    return groups
+
+
+def _stored(db_url: str, readers: list[str]) -> dict[str, tuple[bool, bool]]:
+    """(personalised, promotion) of each reader with a stored preference; an erased profile is not
+    personalised either (until the next training leaves it out)."""
     from acquisition.db import init_db
+    from serving.data_rights import DataRights
     from serving.preferences import ReaderPreferences
 
-    prefs = ReaderPreferences(init_db(db_url))
-    return {r for r in readers if not prefs.get(r).personalised}
+    db = init_db(db_url)
+    try:
+        prefs, erased = ReaderPreferences(db), set(DataRights(db).excluded())
+        return {r: (p.personalised and r not in erased, p.promotion) for r in readers for p in [prefs.get(r)]}
+    finally:
+        db.dispose()
 
 
 def _known_reader(err, reader_id: str, model, data: Path) -> str:

@@ -85,14 +85,16 @@ def _serve_overrides(console: Console, options: dict[str, object], demo: Path | 
     return overrides, info
 
 
-def _create_app_or_exit(console: Console, settings: Settings) -> FastAPI:
-    """The application for ``settings``; a ledger that cannot be opened is one red line and exit code 2."""
+def _create_app_or_exit(console: Console, settings: Settings, *, workers: int = 1) -> FastAPI | None:
+    """The application for ``settings`` (None with several workers: they build their own, and this only
+    prepares the database); a ledger that cannot be opened is one red line and exit code 2."""
     from sqlalchemy.exc import DBAPIError
 
     from serving.app import create_app
 
     try:
-        return create_app(settings)
+        _reset_served_model(settings, load_reference=workers > 1)
+        return create_app(settings) if workers == 1 else None
     except ModuleNotFoundError as exc:
         # e.g. postgresql:// without its driver installed
         console.print(f"[red]cannot open the ledger {settings.db_url.split('@')[-1]!r}: {exc}[/red]")
@@ -135,6 +137,69 @@ def _check_serve_options(today: str | None, data: Path | None, model: Path | Non
         fail(f"--model {model}: not a model directory (no model.json; build one with `yuedu train`)")
 
 
+def _worker_environment(settings: Settings) -> dict[str, str]:
+    """``YUEDU_*`` variables that make every worker process build exactly ``settings``."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"YUEDU_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def _reset_served_model(settings: Settings, *, load_reference: bool = False) -> int:
+    """Start a server run on the configured model: bump the shared served-model generation with no
+    model directory, so that a reload an admin asked for in an earlier run is not inherited. With
+    ``load_reference`` also create the tables and load the reference data (once, before workers fork)."""
+    from datetime import datetime
+
+    from acquisition.db import init_db
+    from serving.live_store import LiveStore
+    from serving.state import _load_reference_data
+
+    db = init_db(settings.db_url)
+    try:
+        if load_reference:
+            _load_reference_data(db, Path(settings.data_dir))
+        return LiveStore(db).bump_generation(None, datetime.now())
+    finally:
+        db.dispose()
+
+
+def _serve_workers(
+    console: Console,
+    settings: Settings,
+    info: dict,
+    overrides: dict[str, object],
+    host: str,
+    port: int,
+    log_level: str,
+    workers: int,
+) -> None:
+    """Run ``workers`` uvicorn worker processes of one service. The database is prepared once here
+    (tables, reference data, the served-model generation reset to the configured model), so the
+    workers never race to create it; each worker builds its app from the environment."""
+    from serving.cli.errors import fail
+    from serving.workers import port_is_free, serve_workers
+
+    if ":memory:" in settings.db_url or settings.db_url == "sqlite://":
+        fail("--workers needs a database every worker can open: a SQLite file or a PostgreSQL URL")
+    _create_app_or_exit(console, settings, workers=workers)
+    os.environ.update(_worker_environment(settings))
+    # N processes each with a BLAS / OpenMP pool as wide as the machine oversubscribe the cores (and
+    # spin-waiting pools then halve the throughput): give each worker its share, unless set already
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, share)
+    console.print(f"yuedu serving on http://{host}:{port} with {workers} workers (docs /docs, staff page /staff)")
+    if info:
+        _print_demo_credentials(console, info, overrides)
+    try:
+        port_is_free(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    serve_workers(workers, host, port, log_level)
+
+
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     """Add ``serve`` and ``token issue`` to the ``yuedu`` app."""
 
@@ -151,6 +216,13 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host"),
         port: int = typer.Option(8000, "--port"),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+        workers: int = typer.Option(
+            1,
+            "--workers",
+            min=1,
+            max=32,
+            help="Worker processes (they share live events and reloads via the database).",
+        ),
     ) -> None:
         """Start the HTTP service (OpenAPI docs at /docs, staff page at /staff)."""
         import uvicorn
@@ -163,6 +235,9 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         options = {"data_dir": data, "db_url": db, "model_dir": model, "model_alias": alias, "today": today}
         overrides, info = _serve_overrides(console, options, demo)
         settings = Settings(**overrides)
+        if workers > 1:
+            _serve_workers(console, settings, info, overrides, host, port, log_level, workers)
+            return
         application = _create_app_or_exit(console, settings)
         state = application.state.yuedu
         if state.bundle is None:

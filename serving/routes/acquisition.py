@@ -12,11 +12,22 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from acquisition import ledger, rounds
+from acquisition.burndown import BurnDown, burn_down
 from acquisition.errors import InvalidPeriod
-from acquisition.export import export_round
+from acquisition.export import export_order_sheet, export_round
 from serving.deps import StaffCaller, State
 from serving.errors import field_error
-from serving.schemas import Budgets, CollectionReport, DecisionsIn, Round, RoundIn, RoundSummary
+from serving.routes.catalogue import Limit, Offset
+from serving.schemas import (
+    Budgets,
+    CollectionReport,
+    DecisionsIn,
+    Page,
+    Round,
+    RoundIn,
+    RoundSummary,
+    RoundTransitionIn,
+)
 
 router = APIRouter(tags=["staff"])
 
@@ -58,14 +69,16 @@ def create_round(params: RoundIn, principal: StaffCaller, state: State) -> Round
         period=params.period,
         budget_yuan=params.budget_yuan,
         max_lines=params.max_lines,
+        fund_id=params.fund_id,
     )
     return load_round(state, round_id)
 
 
-@router.get("/v1/acquisition/rounds", response_model=list[RoundSummary])
-def list_rounds(_principal: StaffCaller, state: State) -> list[RoundSummary]:
-    """Every round, newest first."""
-    return rounds.list_rounds(state.db, state.now().strftime("%Y-%m"))
+@router.get("/v1/acquisition/rounds", response_model=Page[RoundSummary])
+def list_rounds(_principal: StaffCaller, state: State, offset: Offset = 0, limit: Limit = 50) -> Page[RoundSummary]:
+    """Every round, newest first, a page at a time (``{items, total, offset, limit}``; a bare array before)."""
+    every = rounds.list_rounds(state.db, state.now().strftime("%Y-%m"))
+    return Page[RoundSummary](items=every[offset : offset + limit], total=len(every), offset=offset, limit=limit)
 
 
 @router.get("/v1/acquisition/rounds/{round_id}", response_model=Round)
@@ -83,6 +96,43 @@ def post_decisions(round_id: RoundId, body: DecisionsIn, principal: StaffCaller,
         round_id,
         [rounds.StaffDecision(d.request_id, d.decision, d.note) for d in body.decisions],
         f"{principal.role}:{principal.subject}",
+    )
+    return load_round(state, round_id)
+
+
+def order_sheet_response(state, round_: Round, fmt: Literal["csv", "xlsx"]) -> Response:
+    """The round's order sheet (approved lines per ISBN and branch, quantities, fund, totals) as a file."""
+    return Response(
+        export_order_sheet(round_, rounds.bookstore_branches(state.db), fmt),
+        media_type=MEDIA[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="order-{export_name(round_).removeprefix("round-")}.{fmt}"'
+        },
+    )
+
+
+@router.get(
+    "/v1/acquisition/rounds/{round_id}/order-sheet",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, MEDIA["xlsx"]: {}}}},
+)
+def order_sheet(
+    round_id: RoundId,
+    _principal: StaffCaller,
+    state: State,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="File format.")] = "xlsx",
+) -> Response:
+    """The order sheet for the bookstores: title, author, publisher, ISBN, price, quantity, branch, fund,
+    amount, and a totals row (copies, yuan)."""
+    return order_sheet_response(state, load_round(state, round_id), format)
+
+
+@router.post("/v1/acquisition/rounds/{round_id}/transitions", response_model=Round)
+def post_transition(round_id: RoundId, body: RoundTransitionIn, principal: StaffCaller, state: State) -> Round:
+    """Submit a round for approval, approve it, return it for changes or close it; who and when are kept
+    (``history``). 409 when the lifecycle does not allow the move; a submitted round's decisions are frozen."""
+    rounds.move_round(
+        state.db, round_id, body.action, actor=f"{principal.role}:{principal.subject}", now=state.now(), note=body.note
     )
     return load_round(state, round_id)
 
@@ -122,3 +172,19 @@ def collection(_principal: StaffCaller, state: State) -> CollectionReport:
     """Turnover per class and per district x class over the last 365 days of loans, supply vs demand,
     dead stock, reader-chosen vs regular copies: the same figures as ``yuedu acquisition report``."""
     return state.collection_report()
+
+
+@router.get("/v1/funds/burndown", response_model=BurnDown)
+def get_burndown(
+    _principal: StaffCaller,
+    state: State,
+    fund: Annotated[str, Query(min_length=1, max_length=64, description="A fund: a year line of GET /v1/funds.")],
+    year: Annotated[
+        str | None,
+        Query(pattern=r"^(20\d\d|2100)$", description="Programme year 'YYYY', 2000-2100 (default: this year)."),
+    ] = None,
+) -> BurnDown:
+    """A fund's burn-down: cumulative plan and use (encumbered + spent) per month, fen, and the date the
+    plan runs out at the pace so far (409 when the fund is not one of the year)."""
+    now = state.now()
+    return burn_down(state.db, year or now.strftime("%Y"), fund, now.date())

@@ -10,8 +10,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from features import bounds
 from serving.deps import Bundle, Caller
+from serving.routes.catalogue import Limit, Offset
 from serving.routes.titles import title_out
-from serving.schemas import BooklistDetail, BooklistOut
+from serving.schemas import BooklistDetail, BooklistOut, Page
 
 router = APIRouter(prefix="/v1/booklists", tags=["booklists"])
 
@@ -35,18 +36,24 @@ def _out(row: dict, active: bool, size: int) -> dict:
     }
 
 
-@router.get("", response_model=list[BooklistOut])
+@router.get("", response_model=Page[BooklistOut])
 def list_booklists(
     _principal: Caller,
     bundle: Bundle,
     active: Annotated[bool | None, Query(description="Only lists promoted today (true) or not (false).")] = None,
-) -> list[BooklistOut]:
-    """Every booklist, or only those active (promoted) today."""
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Page[BooklistOut]:
+    """Every booklist, or only those active (promoted) today, a page at a time (``{items, total, offset,
+    limit}``; this list was a bare array before the pagination envelope)."""
     frame, is_active, sizes = _rows(bundle)
     keep = np.ones(len(frame), bool) if active is None else is_active == active
-    return [
-        BooklistOut(**_out(row, is_active[i], sizes[i])) for i, row in enumerate(frame.iter_rows(named=True)) if keep[i]
+    rows = np.flatnonzero(keep)
+    items = [
+        BooklistOut(**_out(frame.row(int(i), named=True), is_active[i], sizes[i]))
+        for i in rows[offset : offset + limit]
     ]
+    return Page[BooklistOut](items=items, total=len(rows), offset=offset, limit=limit)
 
 
 @router.get("/{booklist_id}", response_model=BooklistDetail)

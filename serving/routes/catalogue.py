@@ -1,5 +1,8 @@
 """Branches, title detail and title search, so that the codes in ``available_at`` have names.
 
+Branch names come in the language of ``Accept-Language`` (zh-CN by default, or en), from
+:func:`features.names.branch_names`: the data's own name in its language, the other derived.
+
 Lists answer a pagination envelope ``{items, total, offset, limit}``. Search matches title, author
 (case-insensitive substring) or ISBN (hyphens and spaces ignored) over the served catalogue, most
 borrowed first. The catalogue frame is built once per model bundle (vectorised polars, no loops).
@@ -7,6 +10,7 @@ borrowed first. The catalogue frame is built once per model bundle (vectorised p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Annotated
 
@@ -15,6 +19,8 @@ import polars as pl
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from features import bounds
+from features.names import NAME_LANGUAGES
+from features.names import branch_names as localised
 from serving.deps import Bundle, Caller, Language, State
 from serving.schemas import BranchOut, Page, TitleDetail
 
@@ -53,7 +59,41 @@ def catalogue(bundle, data_dir: FsPath) -> pl.DataFrame:
     return _CATALOGUES[key]
 
 
-def _detail(bundle, frame: pl.DataFrame, row: int, lang: str) -> TitleDetail:
+#: Branch names by bundle and language, aligned to the context's branch rows (the last two bundles).
+_BRANCH_NAMES: dict[int, dict[str, np.ndarray]] = {}
+
+
+def branch_names(bundle, data_dir: FsPath) -> dict[str, np.ndarray]:
+    """Each language's branch names (:func:`features.names.branch_names`), row order = context rows;
+    the context's names in both languages when the data directory has no branches table."""
+    key = id(bundle.context)
+    if key not in _BRANCH_NAMES:
+        ctx = bundle.context
+        named = pl.DataFrame({"branch_id": np.asarray(ctx.branch_ids).astype(str), "fallback": ctx.branch_name})
+        path = FsPath(data_dir) / "branches.parquet"
+        if path.exists():
+            named = named.join(localised(pl.read_parquet(path)), on="branch_id", how="left")
+        while len(_BRANCH_NAMES) >= 2:
+            _BRANCH_NAMES.pop(next(iter(_BRANCH_NAMES)))
+        _BRANCH_NAMES[key] = {
+            lang: named[lang].fill_null(named["fallback"]).to_numpy() if lang in named.columns else ctx.branch_name
+            for lang in NAME_LANGUAGES
+        }
+    return _BRANCH_NAMES[key]
+
+
+def name_of(bundle, data_dir: FsPath, lang: str) -> Callable[[str], str]:
+    """Branch id -> its name in ``lang`` (the id itself for a branch the context does not know)."""
+    names, rows = branch_names(bundle, data_dir)[lang], bundle.context.branches
+
+    def name(branch_id: str) -> str:
+        row = rows.get(branch_id)
+        return branch_id if row is None else str(names[int(row)])
+
+    return name
+
+
+def _detail(bundle, frame: pl.DataFrame, row: int, lang: str, names: np.ndarray) -> TitleDetail:
     ctx = bundle.context
     shelves = sp_row(ctx.on_shelf, row)
     rec = frame.row(row, named=True)
@@ -66,6 +106,7 @@ def _detail(bundle, frame: pl.DataFrame, row: int, lang: str) -> TitleDetail:
         isbn13=rec["isbn13"],
         ebook=bool(ctx.digital[row]),
         available_at=[str(b) for b in np.asarray(ctx.branch_ids)[shelves]],
+        available_names=[str(b) for b in names[shelves]],
         popularity=float(rec["popularity"]),
     )
 
@@ -77,20 +118,30 @@ def sp_row(matrix, row: int) -> np.ndarray:
 
 
 @router.get("/v1/branches", response_model=Page[BranchOut], operation_id="listBranches", summary="List branches")
-def list_branches(_principal: Caller, bundle: Bundle, offset: Offset = 0, limit: Limit = 50) -> Page[BranchOut]:
-    """Every branch of the network with its name, district and whether it delivers."""
+def list_branches(
+    _principal: Caller,
+    bundle: Bundle,
+    state: State,
+    lang: Language,
+    response: Response,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Page[BranchOut]:
+    """Every branch of the network with its name (in the language asked for), district and whether it delivers."""
     ctx = bundle.context
     ids = np.asarray(ctx.branch_ids).astype(str)
+    names = branch_names(bundle, state.settings.data_dir)[lang]
     page = range(offset, min(offset + limit, len(ids)))
     items = [
         BranchOut(
             branch_id=ids[i],
-            name=str(ctx.branch_name[i]),
+            name=str(names[i]),
             district=str(ctx.branch_district[i]),
             delivers=bool(ctx.branch_delivers[i]),
         )
         for i in page
     ]
+    response.headers["Content-Language"] = lang
     return Page[BranchOut](items=items, total=len(ids), offset=offset, limit=limit)
 
 
@@ -120,9 +171,10 @@ def search_titles(
         hits = frame.filter(match)
     hits = hits.sort(["popularity", "row"], descending=[True, False])
     rows = hits["row"].slice(offset, limit).to_list()
+    names = branch_names(bundle, state.settings.data_dir)[lang]
     response.headers["Content-Language"] = lang
     return Page[TitleDetail](
-        items=[_detail(bundle, frame, r, lang) for r in rows], total=hits.height, offset=offset, limit=limit
+        items=[_detail(bundle, frame, r, lang, names) for r in rows], total=hits.height, offset=offset, limit=limit
     )
 
 
@@ -140,4 +192,5 @@ def get_title(
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"title '{title_id}' is not in the served catalogue")
     response.headers["Content-Language"] = lang
-    return _detail(bundle, catalogue(bundle, state.settings.data_dir), int(row), lang)
+    data_dir = state.settings.data_dir
+    return _detail(bundle, catalogue(bundle, data_dir), int(row), lang, branch_names(bundle, data_dir)[lang])

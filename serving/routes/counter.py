@@ -16,7 +16,7 @@ from acquisition.db import PurchaseRequestRow
 from acquisition.errors import RequestNotFound
 from features import bounds
 from features.schema import RequestStatus
-from serving.deps import BookstoreCaller, State
+from serving.deps import BookstoreCaller, Language, State
 from serving.schemas import Decision, PurchaseRequestIn, RequestStateOut
 from serving.security import Principal
 
@@ -38,6 +38,7 @@ def decide(
     principal: BookstoreCaller,
     state: State,
     response: Response,
+    lang: Language,
     idempotency_key: Annotated[
         str,
         Header(
@@ -48,14 +49,16 @@ def decide(
         ),
     ],
 ) -> Decision:
-    """Approve (reserving the price on every applicable budget line) or decline with reason codes, at once."""
+    """Approve (reserving the price on every applicable budget line), put to staff (the mediation band) or
+    decline with reason codes, at once; a decline because the network holds the book offers the cheapest
+    way to get it with the expected wait."""
     if request.bookstore_id != principal.subject:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this terminal may only send requests for its own bookstore")
     # a reused key (acquisition.errors.IdempotencyConflict) is a 409 through serving.errors
     decision = state.counter.decide(request, idempotency_key, actor=f"bookstore:{principal.subject}")
     if decision.replayed:
         response.status_code = status.HTTP_200_OK
-    return decision
+    return decision.in_language(lang)  # the alternatives' sentences: zh-CN, or en by Accept-Language
 
 
 def _own(state, principal: Principal, request_id: str) -> None:

@@ -58,11 +58,12 @@ def metrics(state: State) -> Response:
 
 @router.post("/v1/admin/reload", response_model=ReloadOut, responses={409: {"model": ReloadOut}})
 async def reload(state: State, _principal: AdminCaller, body: ReloadIn | None = None) -> JSONResponse:
-    """Load the model again (or ``model_dir``) and swap it in without dropping requests.
+    """Load the model again (or ``model_dir``) and swap it in without dropping requests; with several
+    workers the others load the same source within ``YUEDU_LIVE_SYNC_S``.
 
     409 with the reason when loading fails; the previous model keeps serving.
     """
-    result = await asyncio.to_thread(state.reload, body.model_dir if body else None)
+    result = await asyncio.to_thread(state.request_reload, body.model_dir if body else None)
     out = ReloadOut(**result)
     return JSONResponse(out.model_dump(mode="json"), status_code=200 if out.reloaded else 409)
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from acquisition.notices import reader_notices
 from features import bounds
 from features.privacy import pseudonymise
 from recsys.explain import render
 from recsys.service import UnknownTitleError
-from serving.data_rights import library_records
+from serving.data_rights import library_records, pseudonymise_records
 from serving.deps import Bundle, Language, OwnReader, SelfOrAdmin, State
 from serving.errors import field_error
+from serving.routes.catalogue import name_of
 from serving.schemas import (
     EventIn,
     EventOut,
@@ -77,6 +80,7 @@ async def recommendations(
     recs = await state.coalescer.recommend(bundle, reader_id, n, branch, promotion, personalised)
     _log.info("recommendations for %s: %d titles (cold=%s)", pseudonymise(reader_id), len(recs), cold)
     response.headers["Content-Language"] = lang
+    name = name_of(bundle, state.settings.data_dir, lang)
     return RecommendationsOut(
         reader_id=reader_id,
         model_version=bundle.version,
@@ -91,14 +95,28 @@ async def recommendations(
                 author=r.author,
                 clc_class=r.clc_class,
                 score=r.score,
-                reasons=[ReasonOut(code=str(x.code), text=render(x, lang), ref=x.ref) for x in r.reasons],
+                reasons=[_reason(x, lang, name) for x in r.reasons],
                 available_at=r.available_at,
+                available_names=[name(b) for b in r.available_at],
                 delivery=r.delivery,
+                expected_wait_days=r.expected_wait_days,
+                readers_waiting=r.readers_waiting,
             )
             for r in recs
         ],
         limitations=[ReasonOut(code=code, text=text) for code, text in bundle.context.limitations()],
     )
+
+
+#: Reason templates whose one parameter is a branch name (recsys.explain.TEXTS) and whose ref is its id.
+_BRANCH_REASONS = {"branch", "available"}
+
+
+def _reason(x, lang: str, name) -> ReasonOut:
+    """A reason in ``lang``; a branch it cites is named in that language too."""
+    if x.key in _BRANCH_REASONS and x.ref is not None:
+        x = dataclasses.replace(x, params=(name(x.ref),))
+    return ReasonOut(code=str(x.code), text=render(x, lang), ref=x.ref)
 
 
 @router.post("/{reader_id}/events", response_model=EventOut, status_code=status.HTTP_202_ACCEPTED)
@@ -107,7 +125,7 @@ async def record_event(
 ) -> EventOut:
     """A loan, return or e-book event: the reader's next recommendations reflect it at once (no retraining)."""
     try:
-        await state.coalescer.call(bundle.service.record_event, reader_id, event.title_id)
+        await state.record_live(reader_id, event.title_id)
     except UnknownTitleError:
         raise field_error("body.title_id", f"title '{event.title_id}' is not in the served catalogue") from None
     _log.info("event %s for %s", event.kind, pseudonymise(reader_id))
@@ -154,6 +172,7 @@ def export_data(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> Re
         **records,
         live_events=live,
         requests=rights.requests(reader_id),
+        notices=[vars(n) for n in reader_notices(state.db, reader_id, limit=bounds.PAGE_MAX)],
         preferences=_prefs_out(reader_id, state.preferences.get(reader_id)),
         excluded_from_training=rights.is_excluded(reader_id),
         audit=rights.audit_trail(reader_id),
@@ -163,13 +182,17 @@ def export_data(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> Re
 @router.delete("/{reader_id}/profile", response_model=ProfileErasedOut)
 def erase_profile(reader_id: ReaderId, principal: SelfOrAdmin, state: State) -> ProfileErasedOut:
     """Erase the profile used for recommendation: live events dropped, preferences forgotten, the reader
-    left out of the next training (and of personalisation until then). Loan records stay (audited)."""
-    bundle = state.bundle
-    dropped = bundle.service.forget_reader(reader_id) if bundle is not None else 0
+    left out of the next training (and of personalisation until then). The loan records the library must
+    keep stay, pseudonymised (their reader id replaced), so no training reads them (audited)."""
+    dropped = state.forget_live(reader_id)
     state.preferences.forget(reader_id)
     state.data_rights.exclude(reader_id, state.now())
+    rewritten = pseudonymise_records(state.settings.data_dir, reader_id)
     kept = len(library_records(state.settings.data_dir, reader_id)["loans"])
     actor = f"{principal.role}:{principal.subject}"
-    state.data_rights.audit(reader_id, "erase", actor, state.now(), f"live events dropped: {dropped}")
+    detail = f"live events dropped: {dropped}; rows pseudonymised: " + ", ".join(
+        f"{table} {n}" for table, n in rewritten.items()
+    )
+    state.data_rights.audit(reader_id, "erase", actor, state.now(), detail)
     _log.info("profile of %s erased (%d live events)", pseudonymise(reader_id), dropped)
     return ProfileErasedOut(reader_id=reader_id, live_events_dropped=dropped, loans_kept=kept)

@@ -20,14 +20,14 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
 from acquisition import ledger, rounds
-from acquisition.lifecycle import LineDecision
+from acquisition.lifecycle import ROUND_OPEN, LineDecision, RoundStatus
 from features import bounds
 from features.errors import YueduError
 from serving import i18n
 from serving.deps import STAFF_COOKIE, State
 from serving.line_filters import LineFilter
 from serving.pages import back, cookie_secure, page_lang, render, same_origin
-from serving.routes.acquisition import decide_lines, export_response, load_round
+from serving.routes.acquisition import decide_lines, export_response, load_round, order_sheet_response
 from serving.security import (
     Principal,
     TokenError,
@@ -39,6 +39,15 @@ from serving.security import (
 )
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
+
+#: The lifecycle buttons a round's page shows in each status (the table may allow more: closing an
+#: abandoned round is refused while lines are approved, and the page says so).
+ROUND_MOVES = {
+    RoundStatus.DRAFT: ("submit", "close"),
+    RoundStatus.REVIEWED: ("submit", "close"),
+    RoundStatus.SUBMITTED: ("approve", "return", "close"),
+    RoundStatus.APPROVED: ("close",),
+}
 
 
 def _staff(request: Request, state) -> Principal | None:
@@ -92,6 +101,7 @@ def home(request: Request, state: State, error: str | None = None) -> Response:
         state,
         rounds=rounds.list_rounds(state.db, period),
         budget=ledger.budgets(state.db, period),
+        funds=rounds.fund_choices(state.db, period),
         error=error,
         model=state.bundle.version if state.bundle else None,
     )
@@ -153,6 +163,7 @@ def new_round(
     period: Annotated[str, Form(max_length=7)] = "",
     budget_yuan: Annotated[str, Form(max_length=20)] = "",
     max_lines: Annotated[str, Form(max_length=6)] = "",
+    fund_id: Annotated[str, Form(max_length=bounds.ID_MAX)] = "",
 ) -> Response:
     """Rank the pending online requests into a new round: for a month, within a budget and a line cap
     when given (the same checks as ``POST /v1/acquisition/rounds``)."""
@@ -164,6 +175,7 @@ def new_round(
     if isinstance(principal, Response):
         return principal
     given = {"period": period.strip(), "budget_yuan": budget_yuan.strip(), "max_lines": max_lines.strip()}
+    given["fund_id"] = fund_id.strip()
     try:
         params = RoundIn(**{k: v for k, v in given.items() if v})
     except ValidationError as exc:
@@ -175,6 +187,7 @@ def new_round(
             period=params.period,
             budget_yuan=params.budget_yuan,
             max_lines=params.max_lines,
+            fund_id=params.fund_id,
         )
     except YueduError as exc:
         return back("/staff", str(exc))
@@ -202,6 +215,8 @@ def round_page(round_id: str, request: Request, state: State, error: str | None 
         "view": view,
         "districts": sorted({x.district for x in round_.lines if x.district}),
         "budget": ledger.budgets(state.db, round_.period),
+        "open": round_.status in ROUND_OPEN,
+        "actions": ROUND_MOVES.get(round_.status, ()),
         "error": error,
     }
     return _page(request, "round.html", principal, state, **context)
@@ -239,6 +254,34 @@ async def decide(round_id: str, request: Request, state: State) -> Response:
     return back(here + f"#r-{ids[0]}")
 
 
+@router.post("/rounds/{round_id}/status")
+def round_status(
+    round_id: str,
+    request: Request,
+    state: State,
+    csrf: Annotated[str, Form()] = "",
+    action: Annotated[str, Form(max_length=10)] = "",
+    note: Annotated[str, Form(max_length=bounds.NOTE_MAX)] = "",
+) -> Response:
+    """Submit, approve, return or close the round (``acquisition.rounds.move_round``; refusals shown)."""
+    principal = _guard(request, state, csrf)
+    if isinstance(principal, Response):
+        return principal
+    here = f"/staff/rounds/{round_id}"
+    try:
+        rounds.move_round(
+            state.db,
+            round_id,
+            action,
+            actor=f"{principal.role}:{principal.subject}",
+            now=state.now(),
+            note=note or None,
+        )
+    except YueduError as exc:
+        return back(here, str(exc))
+    return back(here + "#lifecycle")
+
+
 @router.get("/rounds/{round_id}/export.{fmt}")
 def export_file(round_id: str, fmt: str, request: Request, state: State) -> Response:
     """The round as CSV or formatted XLSX (the same file as the API's export)."""
@@ -247,6 +290,33 @@ def export_file(round_id: str, fmt: str, request: Request, state: State) -> Resp
     if fmt not in ("csv", "xlsx"):
         return back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
     return export_response(load_round(state, round_id), fmt)
+
+
+@router.get("/rounds/{round_id}/order-sheet.{fmt}")
+def order_sheet_file(round_id: str, fmt: str, request: Request, state: State) -> Response:
+    """The round's order sheet as formatted XLSX or CSV (the API's ``.../order-sheet``)."""
+    if _staff(request, state) is None:
+        return back("/staff")
+    if fmt not in ("csv", "xlsx"):
+        return back(f"/staff/rounds/{round_id}", "export as csv or xlsx")
+    return order_sheet_response(state, load_round(state, round_id), fmt)
+
+
+@router.get("/settlement", response_class=HTMLResponse)
+def settlement_page(request: Request, state: State) -> Response:
+    """The month's settlement with the bookstores: the figures of GET /v1/settlements."""
+    from acquisition import settlement
+
+    principal = _staff(request, state)
+    if principal is None:
+        return back("/staff")
+    month = (request.query_params.get("month") or "").strip()[:7] or state.now().strftime("%Y-%m")
+    try:
+        rounds.check_period(month)
+        report = settlement.settlement_report(state.db, state.policy, month)
+    except YueduError as exc:
+        return back("/staff/settlement", str(exc))
+    return _page(request, "settlement.html", principal, state, report=report, month=month)
 
 
 def _audit_rows(request: Request, state, limit: int) -> tuple[dict, list, int]:
@@ -328,17 +398,67 @@ def analytics_page(request: Request, state: State) -> Response:
         report = state.collection_report()
     except YueduError as exc:
         return back("/staff", str(exc))
-    districts = sorted({c.district for c in report.cells})
-    letters = [c.clc_top for c in report.classes]
-    grid = {(c.district, c.clc_top): c for c in report.cells}
-    top = max((c.loans_per_copy_per_year for c in report.cells), default=1.0) or 1.0
-    heat = {key: min(5, int(5 * cell.loans_per_copy_per_year / top)) for key, cell in grid.items()}
+    measure = (
+        "loans_per_copy_per_year" if request.query_params.get("heat") == "demand" else "home_loans_per_copy_per_year"
+    )
+    grid = {(c.district, c.clc_top): getattr(c, measure) for c in report.cells}
+    top = max(grid.values(), default=1.0) or 1.0
     context = {
         "report": report,
-        "districts": districts,
-        "letters": letters,
+        "districts": sorted({c.district for c in report.cells}),
+        "letters": [c.clc_top for c in report.classes],
         "grid": grid,
-        "heat": heat,
+        "heat": {key: min(5, int(5 * value / top)) for key, value in grid.items()},
+        "measure": measure,
         "class_zh": CLC_TOP_ZH,
     }
     return _page(request, "analytics.html", principal, state, **context)
+
+
+def _budget_view(request: Request, state) -> dict:
+    """The budgets page's choice (year, month, fund, district, bookstore) from the query string, with
+    the funds report rows it keeps (the year's funds and the month's lines) and the options to pick."""
+    from acquisition import funds
+
+    now = state.now()
+    q = {k: (request.query_params.get(k) or "").strip()[: bounds.ID_MAX] for k in BUDGET_FIELDS}
+    year = q["year"] if len(q["year"]) == 4 and q["year"].isdigit() and "2000" <= q["year"] <= "2100" else f"{now:%Y}"
+    month = q["month"] if q["month"][:5] == f"{year}-" and len(q["month"]) == 7 else None
+    month = month or (f"{now:%Y-%m}" if now.year == int(year) else f"{year}-01")
+    report = funds.budget_report(state.db, year)
+    kept = [
+        r
+        for r in report.rows
+        if r.period in (year, month)
+        and (not q["fund"] or q["fund"] in (r.fund_id, r.parent_id))
+        and (not q["district"] or r.district == q["district"])
+        and (not q["bookstore"] or r.bookstore_id == q["bookstore"])
+    ]
+    return {
+        "q": q | {"year": year, "month": month},
+        "rows": kept,
+        "fund_ids": [r.fund_id for r in report.rows if r.period == year],
+        "districts": sorted({r.district for r in report.rows if r.district}),
+        "bookstores": sorted({r.bookstore_id for r in report.rows if r.bookstore_id}),
+        "closed": report.closed,
+    }
+
+
+BUDGET_FIELDS = ("year", "month", "fund", "district", "bookstore")
+
+
+@router.get("/budgets", response_class=HTMLResponse)
+def budgets_page(request: Request, state: State) -> Response:
+    """Budgets by year, month, fund, district and bookstore (planned / encumbered / spent / free: the
+    rows of GET /v1/funds) and the chosen fund's burn-down (GET /v1/funds/burndown)."""
+    from acquisition.burndown import burn_down
+    from serving.charts import burn_chart
+
+    principal = _staff(request, state)
+    if principal is None:
+        return back("/staff")
+    view = _budget_view(request, state)
+    fund = view["q"]["fund"] if view["q"]["fund"] in view["fund_ids"] else next(iter(view["fund_ids"]), None)
+    bd = burn_down(state.db, view["q"]["year"], fund, state.now().date()) if fund else None
+    chart = burn_chart(bd) if bd else None
+    return _page(request, "budgets.html", principal, state, **view, burn=bd, chart=chart)

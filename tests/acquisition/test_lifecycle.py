@@ -53,10 +53,11 @@ def test_stored_values_are_unchanged():
         "ordered",
         "received",
         "fulfilled",
+        "mediated",
     ]
     assert tuple(s.value for s in RequestStatus) == REQUEST_STATUSES
     assert [s.value for s in ReservationStatus] == ["reserved", "confirmed", "released", "invoiced", "returned"]
-    assert [s.value for s in RoundStatus] == ["draft", "reviewed"]
+    assert [s.value for s in RoundStatus] == ["draft", "reviewed", "submitted", "approved", "closed"]
     assert [s.value for s in LineDecision] == ["approve", "reject", "pending"]
 
 
@@ -92,7 +93,8 @@ def test_every_move_in_the_table_is_allowed(name, frm, to):
 def test_unknown_states_are_refused():
     assert not REQUESTS.allowed("ordered-twice", RequestStatus.RECEIVED)
     assert not REQUESTS.allowed(RequestStatus.PENDING, "lost")
-    assert not ROUNDS.allowed(RoundStatus.REVIEWED, "closed")
+    assert not ROUNDS.allowed(RoundStatus.REVIEWED, "archived")
+    assert not ROUNDS.allowed(RoundStatus.CLOSED, RoundStatus.DRAFT)  # closed is final
 
 
 @pytest.fixture(scope="module")

@@ -191,6 +191,8 @@ def assert_data_rights_flow(client, app, data_dir: Path, reader: str, bookstore:
     assert not recs["personalised"] and recs["cold_start"]
     after = client.get(f"{url}/data", headers=token("admin", "root")).json()
     assert after["live_events"] == [] and after["excluded_from_training"] and len(after["loans"]) == n_loans
+    assert all(loan["pseudonymised"] for loan in after["loans"]) and not any(d["pseudonymised"] for d in data["loans"])
+    assert_kept_rows_pseudonymised(data_dir, reader, n_loans)
     assert [(a["action"], a["actor"]) for a in after["audit"]] == [
         ("export", f"reader:{reader}"),
         ("erase", f"reader:{reader}"),
@@ -198,3 +200,37 @@ def assert_data_rights_flow(client, app, data_dir: Path, reader: str, bookstore:
     ]
     assert write_exclusions(app.state.yuedu.data_rights, tmp / "excluded.txt") >= 1
     assert reader in (tmp / "excluded.txt").read_text().split()
+    assert_next_training_leaves_out(data_dir, reader, tmp / "excluded.txt")
+
+
+def assert_kept_rows_pseudonymised(data_dir: Path, reader: str, n_loans: int) -> None:
+    """The loans stay (same number of rows) but none names the reader: each carries the pseudonym."""
+    from features.privacy import erased_pseudonym
+
+    loans = pl.read_parquet(data_dir / "loans.parquet")
+    assert loans.filter(pl.col("reader_id") == reader).height == 0
+    assert loans.filter(pl.col("reader_id") == erased_pseudonym(reader)).height == n_loans
+    for table in ("holds", "ebook_events"):
+        if (data_dir / f"{table}.parquet").exists():
+            assert reader not in set(pl.read_parquet(data_dir / f"{table}.parquet")["reader_id"])
+
+
+def assert_next_training_leaves_out(data_dir: Path, reader: str, exclusions: Path) -> None:
+    """The training pipeline over the data directory (with or without the exclusion list) never sees
+    the reader nor the kept, pseudonymised rows."""
+    from features.privacy import ERASED_PREFIX
+    from training import pipeline
+    from training.config import ExperimentConfig
+
+    for extra in ({}, {"exclude_readers": str(exclusions)}):
+        config = ExperimentConfig(
+            name="t_erased",
+            dataset={"kind": "dir", "path": str(data_dir)},
+            split={"protocol": "temporal", "cutoff": "2026-01-01", "val_cutoff": "2025-07-01"},
+            model={"name": "itemknn"},
+            **extra,
+        )
+        split = pipeline.prepare(config).split
+        trained = set(split.train["reader_id"].unique()) | {str(r) for f in split.folds.values() for r in f.readers}
+        assert trained and reader not in trained
+        assert not any(r.startswith(ERASED_PREFIX) for r in trained)

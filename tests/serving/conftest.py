@@ -50,6 +50,14 @@ def app(small_city, model_dir, tmp_path_factory):
     return create_app(make_settings(small_city, tmp_path_factory.mktemp("db") / "yuedu.db", model_dir))
 
 
+@pytest.fixture
+def erasable_city(small_city, tmp_path) -> Path:
+    """A copy of the small city for tests that rewrite its tables (an erasure pseudonymises loans)."""
+    import shutil
+
+    return Path(shutil.copytree(small_city, tmp_path / "city", ignore=shutil.ignore_patterns("truth")))
+
+
 @pytest.fixture(scope="module")
 def client(app):
     from fastapi.testclient import TestClient

@@ -269,13 +269,16 @@ def test_pages_pass_axe_and_are_photographed_at_1400_and_1024(server):
             page.wait_for_selector("#lines")
             screens |= {"rounds": f"{server}/staff", "round": page.url, "audit": f"{server}/staff/audit"}
             screens["analytics"] = f"{server}/staff/analytics"
+            screens["budgets"] = f"{server}/staff/budgets"
+            screens["settlement"] = f"{server}/staff/settlement?month=2026-06"
             counter = browser.new_page(viewport={"width": 1400, "height": 900})
             counter.goto(f"{server}/counter")
             counter.fill("#key", token("bookstore", "BS-11")["Authorization"].split()[1])
             counter.click("#save-key")
+            anonymous = browser.new_context().new_page()  # the login screen, before anyone logs in
             problems = {}
             for name, url in [*screens.items(), ("counter", f"{server}/counter")]:
-                tab = counter if name == "counter" else page
+                tab = {"counter": counter, "login": anonymous}.get(name, page)
                 for width in (1400, 1024):
                     tab.set_viewport_size({"width": width, "height": 900})
                     tab.goto(url)
@@ -285,5 +288,129 @@ def test_pages_pass_axe_and_are_photographed_at_1400_and_1024(server):
                 if found := _serious(tab):
                     problems[name] = found
             assert not problems, problems
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def flow_server(small_city, model_dir, tmp_path_factory):
+    """A server of its own with 24 pending online requests at a Chaoyang bookstore (280 yuan in 2026-06)."""
+    from serving.app import create_app
+
+    app = create_app(make_settings(small_city, tmp_path_factory.mktemp("flow") / "yuedu.db", model_dir))
+    with running_server(app) as url:
+        h = token("bookstore", "BS-01")
+        with httpx.Client(base_url=url) as c:
+            for i, reader in enumerate(eligible_readers(small_city, 24, "Chaoyang")):
+                body = counter_body(reader, "BS-01", 8.0 + (i % 8) * 0.5, channel="online", title=f"馆员流程{i:02d}")
+                assert c.post("/v1/purchase-requests", json=body, headers={**h, **key()}).json()["status"] == "pending"
+        yield url
+
+
+def _api(url: str, path: str, **params) -> dict:
+    return httpx.get(f"{url}{path}", params=params, headers=token("staff", "alice")).json()
+
+
+def _photograph(page, screens: dict[str, str]) -> None:
+    """Each screen at 1400 and 1024 px into SCREENSHOTS, with axe-core's check (when installed)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, url in screens.items():
+        for width in (1400, 1024):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(url)
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1040 or width > 1024, name
+        try:
+            found = _serious(page)
+        except ImportError:
+            continue
+        assert not found, (name, found)
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def test_the_workbench_flow_round_filter_bulk_undo_burn_down_analytics_order_sheet_language(flow_server, tmp_path):
+    """Issue 16's "done when": log in, create a round on a fund, filter, bulk-approve 20 lines with a
+    note, undo one, see the burn-down move, open analytics, export the order sheet (totals checked in
+    the XLSX), submit and approve the round, switch language."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from openpyxl import load_workbook
+
+    url = flow_server
+    fund = "BUD-2026-ALL"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+            page.goto(f"{url}/staff")
+            page.fill("#username", "alice")
+            page.fill("#password", "alice-pw")
+            page.click("#login")
+            page.click("#nav-budgets")
+            page.select_option("#b-fund", fund)
+            page.click("#b-apply")
+            used_before = int(page.locator("#burndown").get_attribute("data-used"))
+
+            page.click("#nav-rounds")
+            page.select_option("#round-fund", fund)
+            page.click("#new-round")
+            page.wait_for_selector("#lines")
+            assert page.locator("#round-status").get_attribute("data-status") == "draft"
+            assert page.locator("#round-fund").inner_text() == fund
+            page.select_option("#f-district", "Chaoyang")
+            page.select_option("#f-eligible", "yes")
+            page.click("#apply-filters")
+            assert page.locator("#shown-count").inner_text().startswith("24 /")
+            ticks = page.locator("#lines input.tick")
+            for i in range(20):
+                ticks.nth(i).check()
+            page.fill("#note", "读者需求高，批量批准")
+            page.click("#bulk-approve")
+            page.wait_for_load_state()
+            assert page.locator("#approved-count").inner_text() == "20"
+            assert "district=Chaoyang" in page.url  # the filter survives the decision
+            page.locator("#lines tbody tr.approve button.undo").first.click()
+            page.wait_for_load_state()
+            assert page.locator("#approved-count").inner_text() == "19"
+
+            round_id = page.url.split("/staff/rounds/")[1].split("?")[0].split("#")[0]
+            lines = _api(url, f"/v1/acquisition/rounds/{round_id}")["lines"]
+            approved_fen = sum(round(x["price"] * 100) for x in lines if x["decision"] == "approve")
+            page.click("#nav-budgets")
+            page.select_option("#b-fund", fund)
+            page.click("#b-apply")
+            burn = page.locator("#burndown")
+            assert int(burn.get_attribute("data-used")) == used_before + approved_fen
+            assert int(burn.get_attribute("data-used")) == _api(url, "/v1/funds/burndown", fund=fund)["used_fen"]
+            june = page.locator('#burn-months td[data-month="2026-06"]').get_attribute("data-fen")
+            assert int(june) >= approved_fen and page.locator("#used-line").count() == 1
+
+            page.click("#nav-analytics")
+            assert page.locator("#heatmap").count() == 1 and page.locator("#doa-total").count() == 1
+
+            page.goto(f"{url}/staff/rounds/{round_id}")
+            with page.expect_download() as info:
+                page.click("#order-xlsx")
+            target = tmp_path / "order.xlsx"
+            info.value.save_as(target)
+            rows = list(load_workbook(target)["order"].iter_rows(values_only=True))
+            assert rows[-1][0] == "合计 total" and rows[-1][5] == 19 and round(rows[-1][9] * 100) == approved_fen
+            assert sum(r[5] for r in rows[1:-1]) == 19 and {r[8] for r in rows[1:-1]} == {fund}
+
+            page.fill("#status-note", "本月荐购")
+            page.click("#round-submit")
+            assert page.locator("#round-status").get_attribute("data-status") == "submitted"
+            assert page.locator("#bulk").count() == 0  # decisions frozen
+            page.click("#round-approve")
+            assert page.locator("#round-status").get_attribute("data-status") == "approved"
+            assert "alice" in page.locator("#history").inner_text()
+            round_url = page.url
+            _photograph(page, {"flow-budgets": f"{url}/staff/budgets", "flow-round": round_url})
+            page.goto(round_url)
+
+            assert page.locator("html").get_attribute("lang") == "zh-CN"
+            page.click("#lang-switch a")
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert page.locator("#round-status").inner_text() == "approved"
+            assert page.locator("#nav-budgets").inner_text() == "Budgets"
         finally:
             browser.close()

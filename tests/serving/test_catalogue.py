@@ -79,3 +79,59 @@ def test_language_choice():
     assert choose_language("en;q=0, zh") == "zh-CN"
     assert choose_language("fr, en-US;q=0.8") == "en"
     assert choose_language("fr") == "zh-CN"
+
+
+def _has_han(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_branch_names_follow_accept_language(client):
+    zh = client.get("/v1/branches", params={"limit": 200}, headers=H)
+    en = client.get("/v1/branches", params={"limit": 200}, headers={**H, "Accept-Language": "en"})
+    assert zh.headers["content-language"] == "zh-CN" and en.headers["content-language"] == "en"
+    zh_names = {b["branch_id"]: b["name"] for b in zh.json()["items"]}
+    en_names = {b["branch_id"]: b["name"] for b in en.json()["items"]}
+    assert zh_names["D-Chaoyang"] == "朝阳区图书馆" and en_names["D-Chaoyang"] == "Chaoyang District Library"
+    assert all(_has_han(n) for n in zh_names.values()) and not any(_has_han(n) for n in en_names.values())
+    # no two branches share a name in either language
+    assert len(set(zh_names.values())) == len(set(en_names.values())) == len(zh_names)
+
+
+def test_recommendations_name_their_branches_in_the_language_asked(client, city_facts):
+    reader = city_facts["reader"]
+    url, h = f"/v1/readers/{reader}/recommendations", token("reader", reader)
+    branches = {
+        lang: {
+            b["branch_id"]: b["name"]
+            for b in client.get("/v1/branches", params={"limit": 200}, headers={**H, "Accept-Language": lang}).json()[
+                "items"
+            ]
+        }
+        for lang in ("zh-CN", "en")
+    }
+    for lang in ("zh-CN", "en"):
+        items = client.get(url, params={"n": 30}, headers={**h, "Accept-Language": lang}).json()["items"]
+        named = [(b, n) for i in items for b, n in zip(i["available_at"], i["available_names"], strict=True)]
+        assert named and all(branches[lang][b] == n for b, n in named)
+        cited = [
+            (x["ref"], x["text"])
+            for i in items
+            for x in i["reasons"]
+            if x["code"] in {"available_at", "popular_at_branch"}
+        ]
+        assert cited and all(branches[lang][ref] in text for ref, text in cited)
+        other = "en" if lang == "zh-CN" else "zh-CN"
+        assert not any(
+            branches[other][ref] in text for ref, text in cited if branches[other][ref] != branches[lang][ref]
+        )
+
+
+def test_title_detail_names_its_branches(client):
+    page = client.get("/v1/titles", params={"limit": 50}, headers={**H, "Accept-Language": "en"}).json()
+    shelved = [i for i in page["items"] if i["available_at"]]
+    assert shelved
+    for item in shelved:
+        assert len(item["available_names"]) == len(item["available_at"])
+        assert not any(_has_han(n) for n in item["available_names"])
+    detail = client.get(f"/v1/titles/{shelved[0]['title_id']}", headers=H).json()
+    assert detail["available_at"] == shelved[0]["available_at"] and all(map(_has_han, detail["available_names"]))

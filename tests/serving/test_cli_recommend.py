@@ -65,3 +65,32 @@ def test_yuedu_recommend_honours_stored_opt_outs(small_city, model_dir, tmp_path
     assert list(with_db) == [refused, other]
     assert codes(without[refused]) & history and not codes(with_db[refused]) & history
     assert with_db[other] == without[other]
+
+
+def test_yuedu_recommend_honours_stored_promotion_refusal_and_erasure(small_city, model_dir, tmp_path):
+    """``--db``: a reader who refused promotion gets the ``--no-promotion`` list, an erased profile a
+    non-personalised one; a reader without stored choices keeps the command's switches."""
+    from acquisition.db import init_db
+    from serving.data_rights import DataRights
+    from serving.preferences import ReaderPreferences
+
+    top = pl.read_parquet(small_city / "loans.parquet").group_by("reader_id").len().sort("len", descending=True)
+    plain, erased, other = top["reader_id"][1], top["reader_id"][2], top["reader_id"][3]
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    db = init_db(url)
+    ReaderPreferences(db).put(plain, True, False, datetime(2026, 6, 1))
+    DataRights(db).exclude(erased, datetime(2026, 6, 2))
+    args = ["recommend", "--model", str(model_dir), "--data", str(small_city), "--n", "6", "--today", "2026-06-20"]
+    args += ["--json", *(x for r in (plain, erased, other) for x in ("--reader", r))]
+
+    def run(*extra):
+        result = CliRunner().invoke(cli, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        return {r: [i["title_id"] for i in items] for r, items in json.loads(result.stdout).items()}
+
+    with_db, promoted, unpromoted, popular = run("--db", url), run(), run("--no-promotion"), run("--no-personalised")
+    assert with_db[plain] == unpromoted[plain] != promoted[plain]
+    assert with_db[erased] == popular[erased] != promoted[erased]
+    assert with_db[other] == promoted[other]
+    # the command's switch still turns promotion off for everyone, whatever is stored
+    assert run("--db", url, "--no-promotion")[other] == unpromoted[other]

@@ -91,3 +91,23 @@ def test_counter_forms_refuse_other_origins_and_missing_tokens(terminal):
     form = {**_form(terminal), "reader_id": "R1", "isbn": "9787020002207", "price": "10"}
     assert terminal.post("/counter/decide", data=form, headers={"origin": "http://evil.example"}).status_code == 403
     assert terminal.post("/counter/decide", data={**form, "csrf": ""}).status_code == 403
+
+
+def test_a_held_book_shows_the_way_offered_in_the_language_asked(terminal, small_city):
+    import polars as pl
+
+    copies = pl.read_parquet(small_city / "copies.parquet").filter(
+        pl.col("status").is_in(["on_shelf", "on_loan", "in_transit"])
+    )
+    titles = pl.read_parquet(small_city / "titles.parquet").drop_nulls("isbn13")
+    held = copies.group_by("title_id").len().filter(pl.col("len") >= 3).join(titles, on="title_id").sort("title_id")
+    reader = eligible_readers(small_city, 3, "Dehui")[2]
+    form = {**_form(terminal), "reader_id": reader, "isbn": held["isbn13"][0], "price": "20", "pub_year": "2026"}
+    page = terminal.post("/counter/decide", data=form)
+    assert 'data-status="declined"' in page.text and 'id="alternative"' in page.text
+    kind = re.search(r'id="alternative" data-kind="([a-z]+)"', page.text).group(1)
+    assert kind in {"hold", "queue", "ebook"}
+    assert re.search(r'id="alternative"[^>]*><strong>[^<]*[\u4e00-\u9fff]', page.text)
+    english = terminal.post("/counter/decide?lang=en", data={**form, **_form(terminal)})
+    assert re.search(r'id="alternative"[^>]*><strong>[A-Za-z ]+', english.text)
+    assert not re.search(r'id="alternative"[^>]*><strong>[^<]*[\u4e00-\u9fff]', english.text)

@@ -132,12 +132,61 @@ def test_opt_out_flow_on_postgresql(server, small_city):
     assert "reader_preferences" in inspect(app.state.yuedu.db.engine).get_table_names()
 
 
-def test_data_rights_flow_on_postgresql(server, small_city, tmp_path):
-    """Export and erasure end to end over HTTP; exclusion list and audit trail in PostgreSQL."""
+def test_data_rights_flow_on_postgresql(pg_url, erasable_city, model_dir, tmp_path, monkeypatch):  # noqa: F811
+    """Export and erasure end to end over HTTP; exclusion list and audit trail in PostgreSQL; the kept
+    loans of the city's own copy pseudonymised."""
     import polars as pl
 
-    app, url = server
-    borrowers = set(pl.read_parquet(small_city / "loans.parquet")["reader_id"])
-    reader = [r for r in eligible_readers(small_city, 200, "Dehui") if r in borrowers][1]
-    with httpx.Client(base_url=url, timeout=30) as c:
-        assert_data_rights_flow(c, app, small_city, reader, "BS-11", tmp_path)
+    from serving.app import create_app
+
+    db_url = fresh_database(pg_url)
+    monkeypatch.setenv("YUEDU_DB_URL", db_url)
+    sqlite = make_settings(erasable_city, tmp_path / "unused.db", model_dir)
+    fields = sqlite.model_dump(include={"data_dir", "model_dir", "secret_key", "staff_users", "today", "model_poll_s"})
+    app = create_app(Settings(**fields))
+    borrowers = set(pl.read_parquet(erasable_city / "loans.parquet")["reader_id"])
+    reader = [r for r in eligible_readers(erasable_city, 200, "Dehui") if r in borrowers][1]
+    try:
+        with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+            assert app.state.yuedu.db.engine.dialect.name == "postgresql"
+            assert_data_rights_flow(c, app, erasable_city, reader, "BS-11", tmp_path)
+    finally:
+        app.state.yuedu.db.dispose()
+        drop_database(db_url)
+
+
+def test_round_lifecycle_and_fund_on_postgresql(server, small_city):
+    """A round on a fund goes draft -> reviewed -> submitted (decisions frozen) -> approved -> closed, its
+    history (a JSON column rewritten at each move) kept by PostgreSQL; the order sheet totals the approval."""
+    _, url = server
+    staff, h = token("staff", "alice"), token("bookstore", "BS-04")
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for reader in eligible_readers(small_city, 2, "Nanguan"):
+            body = counter_body(reader, "BS-04", 12.5, channel="online", title="审批流程")
+            assert (
+                c.post("/v1/purchase-requests", json=body, headers={**h, "Idempotency-Key": uuid.uuid4().hex}).json()[
+                    "status"
+                ]
+                == "pending"
+            )
+        made = c.post("/v1/acquisition/rounds", json={"fund_id": "BUD-2026-ALL"}, headers=staff)
+        assert made.status_code == 201, made.text
+        rid = made.json()["round_id"]
+        line = next(x["request_id"] for x in made.json()["lines"] if not x["reason_codes"] and x["title"] == "审批流程")
+        decide = {"decisions": [{"request_id": line, "decision": "approve"}]}
+        assert (
+            c.post(f"/v1/acquisition/rounds/{rid}/decisions", json=decide, headers=staff).json()["status"] == "reviewed"
+        )
+        for action in ("submit", "approve", "close"):
+            moved = c.post(f"/v1/acquisition/rounds/{rid}/transitions", json={"action": action}, headers=staff)
+            assert moved.status_code == 200, moved.text
+            if action == "submit":
+                assert c.post(f"/v1/acquisition/rounds/{rid}/decisions", json=decide, headers=staff).status_code == 409
+        got = c.get(f"/v1/acquisition/rounds/{rid}", headers=staff).json()
+        assert got["status"] == "closed" and [x["status"] for x in got["history"]] == [
+            "submitted",
+            "approved",
+            "closed",
+        ]
+        sheet = c.get(f"/v1/acquisition/rounds/{rid}/order-sheet", params={"format": "csv"}, headers=staff)
+        assert sheet.content.decode("utf-8-sig").strip().splitlines()[-1].endswith(",1,,,,12.5")

@@ -44,9 +44,36 @@ def test_preferences_body_is_bounded(client):
         assert r.status_code == 422 and r.json()["fields"], (bad, r.text)
 
 
-def test_data_rights_flow_on_sqlite(client, app, small_city, tmp_path):
-    from tests.serving._helpers import eligible_readers
+def test_data_rights_flow_on_sqlite(erasable_city, model_dir, tmp_path):
+    """On its own copy of the city: the erasure rewrites the loans table."""
+    from fastapi.testclient import TestClient
 
-    loans = pl.read_parquet(small_city / "loans.parquet")
-    readers = [r for r in eligible_readers(small_city, 200, "Dehui") if r in set(loans["reader_id"])]
-    assert_data_rights_flow(client, app, small_city, readers[0], "BS-11", tmp_path)
+    from serving.app import create_app
+    from tests.serving._helpers import eligible_readers
+    from tests.serving.conftest import make_settings
+
+    loans = pl.read_parquet(erasable_city / "loans.parquet")
+    readers = [r for r in eligible_readers(erasable_city, 200, "Dehui") if r in set(loans["reader_id"])]
+    app = create_app(make_settings(erasable_city, tmp_path / "yuedu.db", model_dir))
+    with TestClient(app) as client:
+        assert_data_rights_flow(client, app, erasable_city, readers[0], "BS-11", tmp_path)
+
+
+def test_pseudonymising_changes_only_the_readers_id(erasable_city):
+    """Every other column and every other reader's row is untouched; a second erasure finds nothing."""
+    from features.interactions import load_interactions
+    from features.privacy import erased_pseudonym
+    from serving.data_rights import pseudonymise_records
+
+    before = pl.read_parquet(erasable_city / "loans.parquet")
+    reader = before["reader_id"][0]
+    done = pseudonymise_records(erasable_city, reader)
+    after = pl.read_parquet(erasable_city / "loans.parquet")
+    mine = (before["reader_id"] == reader).to_numpy()
+    assert done["loans"] == mine.sum() > 0 and after.schema == before.schema
+    assert after.filter(~mine).equals(before.filter(~mine))
+    assert after.filter(mine).drop("reader_id").equals(before.filter(mine).drop("reader_id"))
+    assert set(after.filter(mine)["reader_id"]) == {erased_pseudonym(reader)}
+    assert pseudonymise_records(erasable_city, reader)["loans"] == 0
+    events = load_interactions(erasable_city).collect()
+    assert reader not in set(events["reader_id"]) and not events["reader_id"].str.starts_with("erased:").any()

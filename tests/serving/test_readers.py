@@ -87,15 +87,26 @@ def test_similar_titles(client, city_facts):
 def test_booklists_match_the_tables(client, small_city, city_facts):
     lists = pl.read_parquet(small_city / "booklists.parquet")
     items = pl.read_parquet(small_city / "booklist_items.parquet")
-    r = client.get("/v1/booklists", headers=token("reader", "R1"))
-    assert r.status_code == 200 and {b["booklist_id"] for b in r.json()} == set(lists["booklist_id"])
+    r = client.get("/v1/booklists", params={"limit": 200}, headers=token("reader", "R1"))
+    assert r.status_code == 200 and {b["booklist_id"] for b in r.json()["items"]} == set(lists["booklist_id"])
+    assert r.json()["total"] == lists.height
     bl = city_facts["booklist"]
     detail = client.get(f"/v1/booklists/{bl}", headers=token("reader", "R1")).json()
     expected = set(items.filter(pl.col("booklist_id") == bl)["title_id"])
     assert {t["title_id"] for t in detail["titles"]} == expected and detail["n_titles"] == len(expected)
     assert client.get("/v1/booklists/NOPE", headers=token("reader", "R1")).status_code == 404
     active = client.get("/v1/booklists", params={"active": True}, headers=token("reader", "R1")).json()
-    assert all(b["active"] for b in active)
+    assert all(b["active"] for b in active["items"]) and active["total"] == len(active["items"])
+
+
+def test_booklist_pages_tile_the_list(client):
+    h = token("reader", "R1")
+    whole = client.get("/v1/booklists", params={"limit": 200}, headers=h).json()
+    pages = [client.get("/v1/booklists", params={"offset": o, "limit": 3}, headers=h).json() for o in range(0, 30, 3)]
+    assert [b for p in pages for b in p["items"]] == whole["items"][:30]
+    assert all(p["total"] == whole["total"] and p["offset"] == 3 * i for i, p in enumerate(pages))
+    r = client.get("/v1/booklists", params={"limit": 0}, headers=h)
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.limit"
 
 
 def test_logs_and_metrics_never_hold_raw_reader_ids(client, city_facts, caplog):

@@ -123,7 +123,10 @@ def test_export_csv_and_xlsx_hold_every_line(client, round_):
 
 def test_rounds_list_and_budget_period_validation(client, round_):
     listed = client.get("/v1/acquisition/rounds", headers=STAFF).json()
-    assert round_["round_id"] in [r["round_id"] for r in listed]
+    assert round_["round_id"] in [r["round_id"] for r in listed["items"]]
+    assert listed["total"] == len(listed["items"]) and (listed["offset"], listed["limit"]) == (0, 50)
+    beyond = client.get("/v1/acquisition/rounds", params={"offset": listed["total"]}, headers=STAFF).json()
+    assert beyond["items"] == [] and beyond["total"] == listed["total"]
     r = client.get("/v1/budgets", params={"period": "2026-13"}, headers=STAFF)
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "query.period"
     lines = client.get("/v1/budgets", params={"period": "2026-06"}, headers=STAFF).json()["lines"]
@@ -155,10 +158,14 @@ def test_collection_report_api_page_and_cli_agree_to_the_digit(client, small_cit
     page = client.get("/staff/analytics").text
     assert f'id="turnover">{body["turnover_per_year"]:.2f}<' in page and 'id="heatmap"' in page
     cell = body["cells"][0]
-    assert (
-        f'data-district="{cell["district"]}" data-class="{cell["clc_top"]}">{cell["loans_per_copy_per_year"]:.1f}<'
-        in page
-    )
+    where = f'data-district="{cell["district"]}" data-class="{cell["clc_top"]}">'
+    assert f"{where}{cell['home_loans_per_copy_per_year']:.1f}" in page  # the district's own copies
+    demand = client.get("/staff/analytics", params={"heat": "demand"}).text
+    assert f"{where}{cell['loans_per_copy_per_year']:.1f}" in demand  # demand at its branches
+    md = out.read_text()
+    assert "## Dead on arrival" in md and "## Holds-to-copies alerts" in md
+    doa = body["dead_on_arrival"]
+    assert doa and doa[0]["copy_id"] in md  # the CLI lists the same copies, first first
 
 
 def test_staff_login_issues_a_working_token(client):

@@ -70,3 +70,31 @@ def test_nightly_leaves_out_readers_who_refused_personalisation(spark, small_cit
     got = pl.read_parquet(tmp_path / "recs" / "*.parquet")
     assert not set(refused) & set(got["reader_id"])
     assert summary.readers == 50 - 3 and set(got["reader_id"]) == set(model.readers_.ids[3:50])
+
+
+def test_yuedu_nightly_on_spark_gives_opted_out_readers_non_personalised_lists(spark, small_city, tmp_path):
+    """The CLI wiring: ``yuedu nightly --engine spark --db``: stored opt-outs get the service's
+    non-personalised list in their own part file, everyone else the Spark list."""
+    from datetime import datetime
+
+    from typer.testing import CliRunner
+
+    from acquisition.db import init_db
+    from serving.cli import app as cli
+    from serving.preferences import ReaderPreferences
+
+    model = make_model("als", factors=8, iterations=4, seed=1, threads=2).fit(
+        build_matrix(load_interactions(small_city).collect())
+    )
+    model_dir = model.save(tmp_path / "als")
+    refused = str(model.readers_.ids[0])
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    ReaderPreferences(init_db(url)).put(refused, False, True, datetime(2026, 6, 1))
+    args = ["nightly", "--engine", "spark", "--model", str(model_dir), "--data", str(small_city), "--n", "5"]
+    result = CliRunner().invoke(cli, [*args, "--today", "2026-06-20", "--out", str(tmp_path / "out"), "--db", url])
+    assert result.exit_code == 0, result.output
+    got = pl.read_parquet(tmp_path / "out" / "*.parquet")
+    assert set(got["reader_id"]) == set(model.readers_.ids)
+    mine = pl.read_parquet(tmp_path / "out" / "part-not-personalised.parquet")
+    assert set(mine["reader_id"]) == {refused} and mine.height == 5
+    assert got.filter(pl.col("reader_id") == refused).height == 5  # one list, not two
