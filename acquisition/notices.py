@@ -136,6 +136,10 @@ REASONS: dict[str, tuple[str, str]] = {
     "DUPLICATE_PENDING": ("已有人荐购此书", "someone already requested it"),
     "NO_BUDGET_LINE": ("本月没有可用经费", "no budget covers it this month"),
     "BUDGET_EXHAUSTED": ("本期经费已用完", "the budget is used up"),
+    "PACED_LOW_VALUE": (
+        "为保证全年都有荐购经费，今天只批准借阅需求较大或价格较低的图书",
+        "money is kept for the rest of the year: today only books many readers will borrow, or cheaper ones",
+    ),
 }
 
 

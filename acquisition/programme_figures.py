@@ -26,7 +26,7 @@ FILLED = ("approved", "reserved", "checked_out", "ordered", "received", "fulfill
 MONTH_DAYS = 30.44
 
 
-class Circulation(BaseModel):
+class ProgrammeCirculation(BaseModel):
     """Loans per copy in the first months after acquisition, reader-chosen vs regular (matched)."""
 
     months: int
@@ -40,7 +40,7 @@ class Circulation(BaseModel):
     ratio_matched_without_requester: float | None
 
 
-class DeadOnArrival(BaseModel):
+class DeadOnArrivalRate(BaseModel):
     """Share of copies with no loan (``none``) or at most one (``at_most_one``) in their first 6 months."""
 
     source: str
@@ -67,8 +67,8 @@ class ProgrammeFigures(BaseModel):
         description="Figures as of this time (the last request by default), with its UTC offset."
     )
     window_days: int
-    circulation: Circulation
-    dead_on_arrival: list[DeadOnArrival]
+    circulation: ProgrammeCirculation
+    dead_on_arrival: list[DeadOnArrivalRate]
     requesters: int
     requesters_served_pct: float
     by_district_age: list[DistrictBand]
@@ -119,7 +119,7 @@ def _copy_loans(data_dir: Path, as_of: datetime, months: int) -> pl.DataFrame:
     return per_copy.collect()
 
 
-def _circulation(per_copy: pl.DataFrame, months: int) -> Circulation:
+def _circulation(per_copy: pl.DataFrame, months: int) -> ProgrammeCirculation:
     rc = per_copy.filter(pl.col("source") == "reader_choice")
     reg = per_copy.filter(pl.col("source") == "regular_order")
     cells = reg.group_by("top", "audience").agg(pl.col("loans").mean().alias("reg_mean"))
@@ -131,7 +131,7 @@ def _circulation(per_copy: pl.DataFrame, months: int) -> Circulation:
     def ratio(x: float) -> float | None:
         return round(x / matched, 3) if matched > 0 else None
 
-    return Circulation(
+    return ProgrammeCirculation(
         months=months,
         reader_choice_copies=rc.height,
         regular_copies=reg.height,
@@ -144,7 +144,7 @@ def _circulation(per_copy: pl.DataFrame, months: int) -> Circulation:
     )
 
 
-def _dead_on_arrival(per_copy: pl.DataFrame) -> list[DeadOnArrival]:
+def _dead_on_arrival(per_copy: pl.DataFrame) -> list[DeadOnArrivalRate]:
     rows = (
         per_copy.group_by("source")
         .agg(
@@ -154,7 +154,7 @@ def _dead_on_arrival(per_copy: pl.DataFrame) -> list[DeadOnArrival]:
         )
         .sort("source")
     )
-    return [DeadOnArrival(**r) for r in rows.to_dicts()]
+    return [DeadOnArrivalRate(**r) for r in rows.to_dicts()]
 
 
 def _district_age(data_dir: Path, requests: pl.LazyFrame) -> pl.DataFrame:

@@ -152,6 +152,38 @@ _ALTERNATIVE = {
     "text": "南关区图书馆有在架副本，可预约后到馆取书，约 1 天。",
     "text_en": "A copy is on the shelf at Nanguan District Library: place a hold and pick it up there in about 1 day.",
 }
+_PACING_NOTE = {
+    "policy": "paced",
+    "outcome": "approved",
+    "fund_id": "2026-Chaoyang",
+    "bid_price": 0.21,
+    "value_per_yuan": 0.34,
+    "lead_pct": 1.5,
+    "message": "按全年经费计划批准：预计每元借阅 0.34 次，高于当前门槛 0.21 次",
+    "message_en": "Approved within the year's plan: 0.34 expected loans per yuan, above today's bar of 0.21",
+}
+_PROGRAMME_CIRCULATION = {
+    "months": 6,
+    "reader_choice_copies": 2410,
+    "regular_copies": 18230,
+    "reader_choice_loans_per_copy": 2.1,
+    "reader_choice_loans_per_copy_without_requester": 1.6,
+    "regular_loans_per_copy_matched": 2.12,
+    "regular_loans_per_copy_raw": 1.9,
+    "ratio_matched": 0.99,
+    "ratio_matched_without_requester": 0.75,
+}
+_DOA_RATE = {"source": "reader_choice", "copies": 2410, "none_pct": 25.5, "at_most_one_pct": 41.0}
+_DISTRICT_BAND = {
+    "district": "Chaoyang",
+    "age_band": "18-34",
+    "residents": 120000,
+    "requests": 840,
+    "filled": 512,
+    "fill_rate_pct": 61.0,
+    "filled_per_1000_residents": 4.27,
+    "spend_per_resident_yuan": 0.18,
+}
 _KIND_COUNT = {"kind": "hold", "offered_first": 330, "listed": 340, "taken": 90}
 _NOTICE = {
     "notice_id": 17,
@@ -371,6 +403,25 @@ EXAMPLES: dict[str, object] = {
     },
     "RoundIn": {"period": "2026-06", "budget_yuan": 5000.0, "max_lines": 200},
     "WhatIfIn": {"pacing": "paced", "price_cap_yuan": 80.0, "budget_yuan": 300000.0},
+    "WhatIfOut": {
+        "data": "data/city",
+        "year": {"start": "2025-07-01", "end": "2026-06-30", "requests": 20868},
+        "in_force": {"policy": "fcfs", "loans_served": 28249.0, "money_ran_out": "2025-12-08"},
+        "proposed": {"policy": "paced", "loans_served": 34464.0, "money_ran_out": None},
+    },
+    "PacingNote": _PACING_NOTE,
+    "ProgrammeCirculation": _PROGRAMME_CIRCULATION,
+    "DeadOnArrivalRate": _DOA_RATE,
+    "DistrictBand": _DISTRICT_BAND,
+    "ProgrammeFigures": {
+        "as_of": "2026-06-30T19:23:18+08:00",
+        "window_days": 365,
+        "circulation": _PROGRAMME_CIRCULATION,
+        "dead_on_arrival": [_DOA_RATE],
+        "requesters": 9120,
+        "requesters_served_pct": 61.4,
+        "by_district_age": [_DISTRICT_BAND],
+    },
     "DecisionIn": {"request_id": "PR-1f3a", "decision": "approve", "note": "local author"},
     "DecisionsIn": {"decisions": [{"request_id": "PR-1f3a", "decision": "approve"}]},
     "RoundTransitionIn": {"action": "submit", "note": "请科长审批"},

@@ -72,13 +72,36 @@ def test_examples_are_valid_instances_of_their_models(doc):
 def _model(name: str):
     """The Python type behind a component schema name (serving.schemas, else the modules declaring the
     audit, funds, settlement and enum bodies; ``Page_X_`` is ``Page[X]``)."""
-    from acquisition import alternatives, analytics, funds, lifecycle, placement, settlement
+    from acquisition import (
+        alternatives,
+        analytics,
+        funds,
+        lifecycle,
+        pacing,
+        placement,
+        programme_figures,
+        settlement,
+        whatif,
+    )
     from features import schema
     from serving.routes import audit
 
     if name.startswith("Page_"):
         return schemas.Page[_model(name[len("Page_") : -1])]
-    for module in (schemas, audit, funds, settlement, analytics, lifecycle, schema, alternatives, placement):
+    for module in (
+        schemas,
+        audit,
+        funds,
+        settlement,
+        analytics,
+        lifecycle,
+        schema,
+        alternatives,
+        placement,
+        pacing,
+        programme_figures,
+        whatif,
+    ):
         if hasattr(module, name):
             return getattr(module, name)
     raise AssertionError(f"no model named {name}")
