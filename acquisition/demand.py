@@ -496,7 +496,7 @@ def purchase_set(
     return (
         feats.join(isbn, on="case_id")
         .join(labels.select("isbn", pl.col("loans").cast(pl.Float64).alias("target")), on="isbn", how="inner")
-        .drop("isbn")
+        .rename({"isbn": "group"})  # the cases of one ISBN: one fold when the model measures its error
     )
 
 
@@ -551,7 +551,10 @@ class DemandModel:
                 StandardScaler(),
                 PoissonRegressor(alpha=self.params.alpha, max_iter=1000),
             )
-        self.regressor_.fit(x, train["target"].to_numpy())
+        y = train["target"].to_numpy()
+        groups = train["group" if "group" in train.columns else "case_id"].to_numpy()
+        self.dispersion_ = _dispersion(self.regressor_, x, y, groups)
+        self.regressor_.fit(x, y)
         self.n_train_ = train.height
         self.train_mean_ = float(train["target"].mean())
         self.cutoff_ = cutoff
@@ -562,6 +565,32 @@ class DemandModel:
     def predict(self, feats: pl.DataFrame) -> np.ndarray:
         """Predicted loans in the next 365 days per row of a :func:`demand_features` frame."""
         return self.regressor_.predict(feats.select(FEATURES).to_numpy())
+
+
+#: Folds of the out-of-fold predictions that measure the model's own uncertainty.
+DISPERSION_FOLDS = 4
+#: Bounds of the estimated gamma shape (0.2: a rate uncertain by a factor of ~5; 50: nearly known).
+DISPERSION_RANGE = (0.2, 50.0)
+
+
+def _dispersion(regressor, x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+    """How uncertain a prediction is, as the shape ``r`` of a gamma-distributed rate (negative-binomial
+    counts: ``Var(y | mu) = mu + mu^2 / r``), by the method of moments on out-of-fold predictions
+    (cases of one ISBN stay in one fold): ``r = sum(mu^2) / sum((y - mu)^2 - mu)``. In-sample
+    residuals would understate it. Clipped to :data:`DISPERSION_RANGE`."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold
+
+    folds = min(DISPERSION_FOLDS, len(np.unique(groups)))
+    if folds < 2:
+        return DISPERSION_RANGE[1]
+    mu = np.empty(len(y))
+    for fit_idx, out_idx in GroupKFold(folds).split(x, y, groups):
+        mu[out_idx] = clone(regressor).fit(x[fit_idx], y[fit_idx]).predict(x[out_idx])
+    excess = float(np.sum((y - mu) ** 2 - mu))
+    if excess <= 0:
+        return DISPERSION_RANGE[1]
+    return float(np.clip(np.sum(mu**2) / excess, *DISPERSION_RANGE))
 
 
 @dataclass

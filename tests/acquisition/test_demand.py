@@ -131,3 +131,29 @@ def test_purchase_calibration_level_is_close_to_the_truth(small_city, city_histo
     # Poisson calibration on purchases: the mean level is right within a factor of two (was ~10x)
     ratio = pred.mean() / test["target"].mean()
     assert 0.5 < ratio < 2.0
+
+
+@pytest.mark.parametrize("shape", [0.7, 3.0])
+def test_the_model_measures_its_own_uncertainty(shape):
+    """Negative-binomial counts of known gamma shape around a log-linear mean: the out-of-fold method of
+    moments recovers the shape (a wider spread, a smaller shape), within sampling error."""
+    from sklearn.linear_model import PoissonRegressor
+
+    from acquisition.demand import _dispersion
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6000, 2))
+    mu = np.exp(1.5 + 0.6 * x[:, 0] - 0.3 * x[:, 1])
+    y = rng.poisson(mu * rng.gamma(shape, 1.0 / shape, len(mu)))
+    r = _dispersion(PoissonRegressor(alpha=1e-6), x, y, np.arange(len(y)))
+    assert 0.75 * shape < r < 1.3 * shape
+
+
+def test_a_perfect_fit_has_the_narrowest_uncertainty():
+    from sklearn.linear_model import PoissonRegressor
+
+    from acquisition.demand import DISPERSION_RANGE, _dispersion
+
+    x = np.linspace(0, 1, 200)[:, None]
+    y = np.round(np.exp(1 + x[:, 0]))  # no noise beyond rounding: below Poisson spread
+    assert _dispersion(PoissonRegressor(alpha=1e-9), x, y, np.arange(200)) == DISPERSION_RANGE[1]
