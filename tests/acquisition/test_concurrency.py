@@ -110,3 +110,43 @@ def test_processes_share_one_sqlite_budget(tmp_path):
             r for chunk in pool.map(_process_worker, [(url, data, w, per_proc) for w in range(procs)]) for r in chunk
         ]
     check_ledger(svc, results, procs * per_proc)
+
+
+def check_invariants(svc: CounterService, results, total_requests: int) -> None:
+    """Whatever the policy: every request decided once, no line past its amount, the year line's money
+    equal to the approvals' prices, and every refusal one the policy can give."""
+    assert len({r[0] for r in results}) == total_requests
+    approved = [r for r in results if r[2]]
+    assert 0 < len(approved) <= EXPECTED_APPROVALS
+    assert all(set(r[3]) <= {"BUDGET_EXHAUSTED", "PACED_LOW_VALUE"} for r in results if not r[2])
+    with svc.db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(PurchaseRequestRow)) == total_requests
+        lines = {b.budget_id: b for b in s.scalars(select(BudgetLineRow))}
+    for line in lines.values():
+        assert line.reserved_fen + line.committed_fen + line.spent_fen <= line.amount_fen
+    assert lines["Y2026"].reserved_fen + lines["Y2026"].committed_fen == len(approved) * round(PRICE * 100)
+
+
+@pytest.mark.parametrize("pacing", ["fcfs", "paced"])
+def test_two_hundred_counters_at_once_never_overspend(tmp_path, pacing):
+    """Issue 15's goal: 200 counters deciding at the same instant (each with a retry), fcfs and paced."""
+    from acquisition.policy import PacingConfig
+
+    policy = POLICY.model_copy(update={"pacing": PacingConfig(policy=pacing)})
+    svc = make_service(tmp_path, policy, budgets=BUDGETS)
+    threads = 200
+    start = threading.Barrier(threads)
+
+    def work(n: int):
+        start.wait()
+        key = f"c{n}"  # request n: readers and bookstores alternate, as in decide_many
+        first = svc.decide(one_request(0, n), key)
+        retry = svc.decide(one_request(0, n), key)
+        assert retry.request_id == first.request_id and retry.eligible == first.eligible
+        return key, first.request_id, first.eligible, tuple(first.reason_codes)
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(work, range(threads)))
+    check_invariants(svc, results, threads)
+    if pacing == "fcfs":
+        check_ledger(svc, results, threads)
