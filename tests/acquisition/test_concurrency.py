@@ -112,6 +112,15 @@ def test_processes_share_one_sqlite_budget(tmp_path):
     check_ledger(svc, results, procs * per_proc)
 
 
+def decide_one(svc: CounterService, n: int) -> tuple[str, str, bool, tuple[str, ...]]:
+    """Request ``n`` (readers and bookstores alternate with n) decided and retried once."""
+    key = f"c{n}"
+    first = svc.decide(one_request(0, n), key)
+    retry = svc.decide(one_request(0, n), key)
+    assert retry.request_id == first.request_id and retry.eligible == first.eligible
+    return key, first.request_id, first.eligible, tuple(first.reason_codes)
+
+
 def check_invariants(svc: CounterService, results, total_requests: int) -> None:
     """Whatever the policy: every request decided once, no line past its amount, the year line's money
     equal to the approvals' prices, and every refusal one the policy can give."""
@@ -139,11 +148,7 @@ def test_two_hundred_counters_at_once_never_overspend(tmp_path, pacing):
 
     def work(n: int):
         start.wait()
-        key = f"c{n}"  # request n: readers and bookstores alternate, as in decide_many
-        first = svc.decide(one_request(0, n), key)
-        retry = svc.decide(one_request(0, n), key)
-        assert retry.request_id == first.request_id and retry.eligible == first.eligible
-        return key, first.request_id, first.eligible, tuple(first.reason_codes)
+        return decide_one(svc, n)
 
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(work, range(threads)))

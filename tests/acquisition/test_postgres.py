@@ -42,9 +42,11 @@ from .test_concurrency import (
     POLICY,
     PRICE,
     _process_worker,
+    check_invariants,
     check_ledger,
     checkout_approved_at_once,
     decide_many,
+    decide_one,
 )
 
 PRICE_FEN = round(PRICE * 100)
@@ -101,6 +103,18 @@ def test_sixteen_threads_never_overspend_or_lose_requests(pg_service):
     with svc.db.session_scope() as s:
         statuses = Counter(s.scalars(select(PurchaseRequestRow.status)))
     assert statuses == {"checked_out": EXPECTED_APPROVALS, "declined": threads * per_thread - EXPECTED_APPROVALS}
+
+
+@pytest.mark.parametrize("pacing", ["fcfs", "paced"])
+def test_two_hundred_counters_at_once_never_overspend(pg_service, pacing):
+    """Issue 15's goal on PostgreSQL: 200 counters at the same instant (each with a retry)."""
+    from acquisition.policy import PacingConfig
+
+    svc = pg_service(POLICY.model_copy(update={"pacing": PacingConfig(policy=pacing)}))
+    results = run_at_once(lambda n: decide_one(svc, n), 200)
+    check_invariants(svc, results, 200)
+    if pacing == "fcfs":
+        check_ledger(svc, results, 200)
 
 
 def test_processes_share_one_postgresql_budget(pg_service):
