@@ -37,6 +37,7 @@ from acquisition.db import (
     NoticeRow,
     PurchaseRequestRow,
 )
+from acquisition.messages import READER
 from acquisition.policy import NoticesConfig
 from features.privacy import pseudonymise
 
@@ -115,32 +116,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 #: Decline reasons as readers read them (zh-CN, en).
-REASONS: dict[str, tuple[str, str]] = {
-    "INVALID_ISBN": ("ISBN 无效", "the ISBN is not valid"),
-    "PRICE_OVER_CAP": ("价格超过上限", "the price is above the cap"),
-    "PUB_YEAR_TOO_OLD": ("出版时间过早", "it was published too long ago"),
-    "PUB_YEAR_UNKNOWN": ("出版年不详", "the publication year is unknown"),
-    "CATEGORY_EXCLUDED": ("该类图书不在采购范围", "books of this kind are not bought"),
-    "COMIC_CAP": ("本月漫画已达上限", "this month's comics limit is reached"),
-    "BLOCKLISTED": ("不符合馆藏内容规定", "it does not meet the content rules"),
-    "BOOKSTORE_UNKNOWN": ("书店不是合作书店", "the bookstore is not a partner"),
-    "READER_UNKNOWN": ("读者证未注册", "the card is not registered"),
-    "READER_BLOCKED": ("读者证已暂停", "the card is blocked"),
-    "READER_CREDIT_LOW": ("信用等级不足", "the credit level is too low"),
-    "READER_VISIT_LIMIT": ("本次已达册数上限", "the per-visit limit is reached"),
-    "READER_MONTHLY_LIMIT": ("本月已达册数上限", "this month's limit is reached"),
-    "READER_YEARLY_LIMIT": ("本年已达册数上限", "this year's limit is reached"),
-    "READER_OPEN_LIMIT": ("未还的荐购图书过多", "too many programme books are unreturned"),
-    "ALREADY_HELD": ("馆藏已有多册", "the library already holds copies"),
-    "ON_SHELF_AT_HOME_BRANCH": ("您的分馆有在架副本", "a copy is on the shelf at your branch"),
-    "DUPLICATE_PENDING": ("已有人荐购此书", "someone already requested it"),
-    "NO_BUDGET_LINE": ("本月没有可用经费", "no budget covers it this month"),
-    "BUDGET_EXHAUSTED": ("本期经费已用完", "the budget is used up"),
-    "PACED_LOW_VALUE": (
-        "为保证全年都有荐购经费，今天只批准借阅需求较大或价格较低的图书",
-        "money is kept for the rest of the year: today only books many readers will borrow, or cheaper ones",
-    ),
-}
+REASONS: dict[str, tuple[str, str]] = {code.value: text for code, text in READER.items()}
 
 
 @dataclass(frozen=True)

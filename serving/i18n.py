@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from acquisition.messages import staff_sentences
 from features.names import CLC_TOP_ZH, DISTRICT_ZH
 
 LANGS = ("zh-CN", "en")
@@ -229,61 +230,20 @@ ZH: dict[str, str] = {
     "Refused: log in from the staff page itself (cross-site request).": "已拒绝：请在馆员页面登录（跨站请求）。",
     "Refused: the form's security token is missing or stale; reload the page.": "已拒绝：表单安全令牌缺失或已过期，请刷新页面。",
     "choose approve or reject for a line": "请为该条目选择批准或拒绝",
-    # programme rules (acquisition.rules.DeclineCode) as sentences
-    "INVALID_ISBN": "ISBN 缺失或校验位错误",
-    "PRICE_OVER_CAP": "价格超过单册上限",
-    "PUB_YEAR_TOO_OLD": "出版年份早于规定范围",
-    "PUB_YEAR_UNKNOWN": "出版年份不详",
-    "CATEGORY_EXCLUDED": "属于不予采购的类别（教辅、考试用书等）",
-    "COMIC_CAP": "本月漫画类荐购已达上限",
-    "BLOCKLISTED": "该书在禁购名单上",
-    "BOOKSTORE_UNKNOWN": "合作书店不明",
-    "READER_UNKNOWN": "读者证不明",
-    "READER_BLOCKED": "读者证已停用",
-    "READER_CREDIT_LOW": "读者信用等级不足",
-    "READER_VISIT_LIMIT": "本次到店荐购已达上限",
-    "READER_MONTHLY_LIMIT": "读者本月荐购已达上限",
-    "READER_YEARLY_LIMIT": "读者本年荐购已达上限",
-    "READER_OPEN_LIMIT": "读者未完成的荐购过多",
-    "ALREADY_HELD": "馆藏复本已足够",
-    "ON_SHELF_AT_HOME_BRANCH": "读者所在馆已有在架复本",
-    "DUPLICATE_PENDING": "同一 ISBN 已有待处理的荐购",
-    "NO_BUDGET_LINE": "没有适用的预算",
-    "BUDGET_EXHAUSTED": "预算已用完",
-    "PACED_LOW_VALUE": "为保证全年都有荐购经费，暂时只批准预计借阅较多或价格较低的图书",
 }
 
 ZH.update(DISTRICT_ZH)
+ZH.update(staff_sentences("zh-CN"))  # programme rules as sentences (acquisition.messages)
 ZH.update({f"CLC:{letter}": name for letter, name in CLC_TOP_ZH.items()})
 
-#: English sentences for the rule codes (the English page shows these, not the raw code).
+#: English texts that are not the key itself (the rule codes' sentences come from acquisition.messages).
 EN: dict[str, str] = {
-    "INVALID_ISBN": "ISBN missing or check digit wrong",
-    "PRICE_OVER_CAP": "price above the cap per copy",
-    "PUB_YEAR_TOO_OLD": "published before the programme's window",
-    "PUB_YEAR_UNKNOWN": "publication year unknown",
-    "CATEGORY_EXCLUDED": "an excluded category (textbooks, exam guides ...)",
-    "COMIC_CAP": "the month's comic requests are used up",
-    "BLOCKLISTED": "on the block list",
-    "BOOKSTORE_UNKNOWN": "unknown partner bookstore",
-    "READER_UNKNOWN": "unknown reader card",
-    "READER_BLOCKED": "reader card blocked",
-    "READER_CREDIT_LOW": "reader's credit level too low",
-    "READER_VISIT_LIMIT": "the visit's request limit is reached",
-    "READER_MONTHLY_LIMIT": "the reader's monthly limit is reached",
-    "READER_YEARLY_LIMIT": "the reader's yearly limit is reached",
-    "READER_OPEN_LIMIT": "too many of the reader's requests are still open",
-    "ALREADY_HELD": "enough copies are already held",
-    "ON_SHELF_AT_HOME_BRANCH": "on the shelf at the reader's home branch",
-    "DUPLICATE_PENDING": "the same ISBN is already pending",
-    "NO_BUDGET_LINE": "no budget line applies",
-    "BUDGET_EXHAUSTED": "budget used up",
-    "PACED_LOW_VALUE": "kept for the rest of the year: today only books many readers will borrow, or cheaper ones",
     "round:submit": "Submit for approval",
     "round:approve": "Approve the round",
     "round:return": "Send back for changes",
     "round:close": "Close the round",
 }
+EN.update(staff_sentences("en"))
 
 
 def pick_lang(query: str | None, cookie: str | None) -> str:

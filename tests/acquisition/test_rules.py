@@ -174,3 +174,14 @@ def test_batch_rules_agree_with_scalar_rules(rows, require_year):
             normalise_isbn(row["isbn"]), round(row["price"] * 100), row["pub_year"], row["category"], row["title"]
         )
         assert batch_codes == codes(check_book(policy, book, 2026))
+
+
+def test_every_decline_code_has_a_sentence_for_staff_and_for_readers_in_both_languages():
+    """One catalogue (acquisition.messages) behind the staff pages, the exports and the reader notices."""
+    from acquisition import messages
+
+    for table in (messages.STAFF, messages.READER):
+        assert set(table) == set(DeclineCode)
+        for zh, en in table.values():
+            assert zh and en and zh != en
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii()
