@@ -180,6 +180,8 @@ class PacingConfig(_Strict):
         if len(value) != 12 or min(value) < 0 or sum(value) <= 0:
             raise ValueError("must be 12 non-negative weights (January to December) with a positive sum")
         return value
+
+
 class MediationConfig(_Strict):
     """The mediation band (``[mediation]``, as Ebook Central's "mediate"): requests staff decide instead
     of the counter declining them."""

@@ -78,7 +78,9 @@ class PromotionConfig(BaseModel):
     delivery_days: float = Field(2.0, ge=0.0, description="U Book to Home delivery days (branches that deliver).")
     exposure_control: bool = Field(False, description="Subtract the exposure dual prices (recsys.exposure).")
     exposures_per_loan: float = Field(
-        30.0, gt=0.0, description="Readers shown a title per loan it causes: exposure cap = this × spare servable loans."
+        30.0,
+        gt=0.0,
+        description="Readers shown a title per loan it causes: exposure cap = this × spare servable loans.",
     )
     list_lifetime_days: float = Field(7.0, gt=0.0, description="Days a nightly list is shown (capacity horizon).")
 

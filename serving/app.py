@@ -92,7 +92,20 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     openapi.install(app)
     app.state.yuedu = state
     errors.install(app)
-    routers = (readers, titles, catalogue, booklists, counter, acquisition, audit, funds, whatif, mediation, notices, ops)
+    routers = (
+        readers,
+        titles,
+        catalogue,
+        booklists,
+        counter,
+        acquisition,
+        audit,
+        funds,
+        whatif,
+        mediation,
+        notices,
+        ops,
+    )
     for module in (*routers, staff, counter_page):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
