@@ -16,17 +16,21 @@ from recsys.models.bpr import BPRRecommender
 from recsys.models.content import ContentRecommender
 from recsys.models.ease import EASERecommender
 from recsys.models.hybrid import HybridRecommender
+from recsys.models.ials import IALSRecommender
 from recsys.models.itemknn import ItemKNNRecommender
 from recsys.models.popularity import PopularityRecommender
 from recsys.models.rp3beta import RP3betaRecommender
+from recsys.models.sansa import SANSARecommender
 
 MODELS: dict[str, type[Recommender]] = {
     "popular": PopularityRecommender,
     "itemknn": ItemKNNRecommender,
     "als": ALSRecommender,
+    "ials": IALSRecommender,
     "bpr": BPRRecommender,
     "ease": EASERecommender,
     "rp3beta": RP3betaRecommender,
+    "sansa": SANSARecommender,
     "content": ContentRecommender,
     "hybrid": HybridRecommender,
 }
@@ -76,9 +80,11 @@ __all__ = [
     "ContentRecommender",
     "EASERecommender",
     "HybridRecommender",
+    "IALSRecommender",
     "ItemKNNRecommender",
     "PopularityRecommender",
     "RP3betaRecommender",
+    "SANSARecommender",
     "load_model",
     "make_model",
 ]

@@ -26,7 +26,14 @@ FAST_PARAMS = {
     "bpr": {"factors": 16, "iterations": 60, "threads": 1, "learning_rate": 0.05},
     "ease": {"lambda_": 50.0, "threads": 1},
     "content": {},
+    "ials": {"factors": 8, "iterations": 10, "threads": 1, "regularization": 0.01, "alpha0": 0.3},
 }
+try:  # SANSA fits through scikit-sparse, an optional extra ("scale"); loading needs only scipy
+    import sansa  # noqa: F401
+
+    FAST_PARAMS["sansa"] = {"lambda_": 50.0, "density": 0.05, "factorizer": "icf", "threads": 1}
+except ImportError:
+    pass
 _FITTED: dict[str, object] = {}
 
 
@@ -47,11 +54,11 @@ def fitted(name: str):
 
 
 ALL = [*FAST_PARAMS, "hybrid"]
-CF = ["itemknn", "als", "bpr", "ease", "hybrid"]
+CF = ["itemknn", "als", "bpr", "ease", "ials", "hybrid"]
 
 
 def test_registry_covers_brief_names():
-    assert set(MODELS) == {"popular", "itemknn", "als", "bpr", "ease", "content", "hybrid", "rp3beta"}
+    assert set(MODELS) == {"popular", "itemknn", "als", "bpr", "ease", "content", "hybrid", "rp3beta", "ials", "sansa"}
     with pytest.raises(ValueError, match="unknown model"):
         make_model("nope")
 
@@ -81,7 +88,7 @@ def test_scores_finite_and_shaped(name):
     assert h.shape == (4, DATA.train.shape[1]) and np.isfinite(h).all()
 
 
-@pytest.mark.parametrize("name", ["itemknn", "als", "ease"])
+@pytest.mark.parametrize("name", ["itemknn", "als", "ease", "ials"])
 def test_collaborative_models_beat_popularity(name):
     rows = np.arange(DATA.train.shape[0])
     pop, _ = fitted("popular").recommend(rows, 10)
