@@ -24,6 +24,9 @@ class SeedResult:
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     test_evaluations: int = 1
+    #: What the final fit cost: ``fit_seconds``, ``peak_rss_gb`` (the process) and ``fit_extra_gb``
+    #: (above the process's memory before the fit); empty when not measured.
+    cost: dict[str, float] = field(default_factory=dict)
     #: NDCG@10 of each test reader (NaN: empty target), in the target's row order (for the bootstrap;
     #: not written to the JSON).
     per_reader_ndcg: np.ndarray | None = field(default=None, repr=False)
@@ -38,6 +41,7 @@ class SeedResult:
             "params": self.params,
             "seconds": round(self.seconds, 3),
             "test_evaluations": self.test_evaluations,
+            **({"cost": self.cost} if self.cost else {}),
         }
 
 

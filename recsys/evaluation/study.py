@@ -43,6 +43,7 @@ from recsys.evaluation.protocols import (
     with_input_events,
 )
 from recsys.evaluation.results import SeedResult, scored
+from recsys.evaluation.scale import PeakMemory, cornac_peer_rows, sample_fold
 from recsys.evaluation.tuning import (
     GRIDS,
     MODEL_CHOICES,
@@ -77,6 +78,15 @@ class RunConfig:
     #: the held-out readers' fold-in (binary, like the positives) but are never targets; the
     #: baselines get the same input.
     inputs: str = "targets"
+    #: Parameter grids replacing ``tuning.GRIDS`` (city scale: ``scale.SCALE_GRIDS``); None = GRIDS.
+    grids: dict[str, list[dict[str, Any]]] | None = None
+    #: Matrix choices kept (by name, e.g. ``("binary",)``); None = every choice of the protocol.
+    choices: tuple[str, ...] | None = None
+    #: Score at most this many readers per fold, a seeded random sample (validation, test); None = all.
+    max_readers: tuple[int | None, int | None] = (None, None)
+    #: Filters + promotion rows of a synthetic city; the second peer (Cornac, if installed).
+    constrained: bool = True
+    peer: bool = False
 
 
 @dataclass
@@ -111,13 +121,22 @@ def seed_data(kind: str | DataSpec, dataset: Dataset, events: pl.DataFrame, conf
         if not split.folds[fold].readers:
             raise EvaluationError(f"{dataset.name} {config.protocol} seed {seed}: the {fold} fold has no readers")
     choices = matrix_choices(config.protocol, config.quick, config.inputs)
-    prepared = {c.name: prune(split.to_matrices(c.weighting), c.min_title_readers) for c in choices}
+    if config.choices is not None:
+        choices = [c for c in choices if c.name in config.choices]
+    val_cap, test_cap = config.max_readers
+    prepared = {
+        c.name: sample_fold(prune(split.to_matrices(c.weighting), c.min_title_readers), "validation", val_cap, seed)
+        for c in choices
+    }
     final = None
     if config.refit:
         final = refit_split(split)
-        testing = {c.name: prune(final.to_matrices(c.weighting), c.min_title_readers) for c in choices}
+        testing = {
+            c.name: sample_fold(prune(final.to_matrices(c.weighting), c.min_title_readers), "test", test_cap, seed)
+            for c in choices
+        }
     else:
-        testing = prepared
+        testing = {c: sample_fold(m, "test", test_cap, seed) for c, m in prepared.items()}
     test_target = next(iter(testing.values())).full.folds["test"].target.matrix
     inner = internal_splits(split, seed)
     inner_data = {c.name: [prune(p.to_matrices(c.weighting), c.min_title_readers) for p in inner] for c in choices}
@@ -135,17 +154,20 @@ def tuned_rows(
     for name in config.models:
         if name == "hybrid":
             continue
-        if name not in GRIDS:
-            raise EvaluationError(f"no tuning grid for model {name!r}; known: {sorted(GRIDS)} and hybrid")
+        grids = config.grids or GRIDS
+        if name not in grids:
+            raise EvaluationError(f"no tuning grid for model {name!r}; known: {sorted(grids)} and hybrid")
         note(f"seed {seed}: tuning {name}")
         t0 = time.perf_counter()
-        grid = GRIDS[name][:1] if config.quick else GRIDS[name]
+        grid = grids[name][:1] if config.quick else grids[name]
         allowed = MODEL_CHOICES.get(name)
         model_choices = [c for c in data.choices if allowed is None or c.name in allowed]
         tuned[name] = tune(name, grid, data.prepared, model_choices, seed, config.threads, titles)
         win = winner(tuned[name])
         testing = data.testing[win.choice.name]
-        model = fit_model(name, win.params, seed, config.threads, testing, titles) if config.refit else win.model
+        note(f"seed {seed}: fitting {name} for test")
+        with PeakMemory() as mem:
+            model = fit_model(name, win.params, seed, config.threads, testing, titles) if config.refit else win.model
         recs = recommend_fold(model, testing, "test")
         data.finals[name] = (model, testing)
         params = {"matrix": win.choice.name, "min_title_readers": win.choice.min_title_readers, **win.params}
@@ -154,6 +176,8 @@ def tuned_rows(
             val[POOLED_SELECTION] = pooled_selection(name, win, data.prepared, data.inner, seed, config.threads, titles)
         elapsed = time.perf_counter() - t0
         results.append(scored(seed, name, "yuedu", recs, data.test_target, val, params, elapsed))
+        if config.refit:
+            results[-1].cost = mem.cost()
     return results, tuned
 
 
@@ -184,7 +208,8 @@ def baseline_rows(data: SeedData, config: RunConfig) -> list[SeedResult]:
     """Raw implicit ALS, BPR and cosine rows on the binary test matrices (``+inputs`` when the
     baselines got the input-only events too); each row's ``seconds`` is the mean of the three."""
     t0 = time.perf_counter()
-    base = raw_implicit_baselines(data.testing["binary"].full, config.threads, data.seed)
+    with PeakMemory() as mem:
+        base = raw_implicit_baselines(data.testing["binary"].full, config.threads, data.seed)
     if config.inputs == "all":
         # The baselines get the same input (and so skip the same seen titles): named "+inputs".
         base = {f"{name}+inputs": recs for name, recs in base.items()}
@@ -194,14 +219,16 @@ def baseline_rows(data: SeedData, config: RunConfig) -> list[SeedResult]:
     ]
     for r in rows:
         r.seconds = (time.perf_counter() - t0) / len(base)
+        # the three fits and their test lists together (implicit fits and recommends in one call each)
+        r.cost = dict(mem.cost(), shared_by=len(base))
     return rows
 
 
 def city_rows(
-    data: SeedData, dataset: Dataset, yuedu: list[SeedResult], note: Callable[[str], None]
+    data: SeedData, dataset: Dataset, yuedu: list[SeedResult], note: Callable[[str], None], constrained: bool = True
 ) -> list[SeedResult]:
-    """A synthetic city's extra rows: the oracle, and the test model (the hybrid, else the
-    validation winner) with the business filters and with reading promotion."""
+    """A synthetic city's extra rows: the oracle, and (``constrained``) the test model (the hybrid,
+    else the validation winner) with the business filters and with reading promotion."""
     assert dataset.data_dir is not None
     out: list[SeedResult] = []
     try:
@@ -210,7 +237,7 @@ def city_rows(
         _log.warning("oracle row skipped: %s", exc)
     else:
         out.append(scored(data.seed, "oracle", "oracle", recs, data.test_target))
-    if data.finals and "cutoff" in data.split.params:
+    if constrained and data.finals and "cutoff" in data.split.params:
         note(f"seed {data.seed}: filters and promotion")
         name = "hybrid" if "hybrid" in data.finals else max(yuedu, key=lambda r: r.validation[SELECTION_METRIC]).model
         model, matrices = data.finals[name]
@@ -241,8 +268,14 @@ def evaluate_seed(
     if config.baselines:
         note(f"seed {seed}: raw implicit baselines")
         results += baseline_rows(data, config)
+    if config.peer:
+        note(f"seed {seed}: Cornac peer")
+        results += cornac_peer_rows(
+            data.testing["binary"], data.prepared["binary"], seed, config.threads, data.test_target
+        )
     if data_spec(kind).synthetic_city and dataset.data_dir is not None:
-        results += city_rows(data, dataset, [r for r in results if r.kind == "yuedu"], note)
+        yuedu_rows = [r for r in results if r.kind == "yuedu"]
+        results += city_rows(data, dataset, yuedu_rows, note, constrained=config.constrained)
     info = {"seed": seed, "split": data.split.describe(), "refit": config.refit}
     if data.final is not None:
         info["test_train"] = data.final.describe()["train"]
@@ -264,9 +297,10 @@ def run_evaluation(
     spec = data_spec(kind)
     if config.protocol not in PROTOCOL_NAMES:
         raise EvaluationError(f"unknown protocol {config.protocol!r}; expected one of {', '.join(PROTOCOL_NAMES)}")
-    unknown = [m for m in config.models if m not in GRIDS and m != "hybrid"]
+    grids = config.grids or GRIDS
+    unknown = [m for m in config.models if m not in grids and m != "hybrid"]
     if unknown:
-        raise EvaluationError(f"unknown model(s) {unknown}; known: {sorted(GRIDS)} and hybrid")
+        raise EvaluationError(f"unknown model(s) {unknown}; known: {sorted(grids)} and hybrid")
     started = time.perf_counter()
     events = prepare_events(dataset, kind)
     results: list[SeedResult] = []
@@ -285,6 +319,9 @@ def run_evaluation(
         "models": list(config.models),
         "seeds": list(config.seeds),
         "quick": config.quick,
+        "grids": config.grids,
+        "choices": list(config.choices) if config.choices else None,
+        "max_readers": list(config.max_readers),
         "refit": config.refit,
         "inputs": config.inputs,
         "events": events.height,

@@ -8,6 +8,7 @@ with seen / blocked titles passed as its per-query filter matrix and candidates 
 from __future__ import annotations
 
 import logging
+import os
 from abc import abstractmethod
 from typing import Any
 
@@ -16,6 +17,7 @@ import scipy.sparse as sp
 from implicit.cpu.topk import topk
 
 from recsys.base import Recommender
+from recsys.models.topn import top_n_factors
 from recsys.threads import limit_threads
 
 _log = logging.getLogger(__name__)
@@ -24,6 +26,9 @@ _log = logging.getLogger(__name__)
 _FILTERED = -np.finfo(np.float32).max
 #: Reader batches up to this size are scored single-threaded.
 SMALL_BATCH = 16
+#: Reader batches from this size on use the batch kernel (:func:`recsys.models.topn.top_n_factors`):
+#: ~1.4x implicit's topk rate on a city catalogue; below it implicit's per-query kernel wins.
+BATCH_KERNEL_MIN = 256
 
 
 def gpu_available() -> bool:
@@ -91,6 +96,12 @@ class FactorizationRecommender(Recommender):
         if not full:
             items = np.ascontiguousarray(items[allowed])
             blocked = _remap_columns(blocked, allowed)
+        if k >= BATCH_KERNEL_MIN:
+            # nightly lists, evaluation: blocked GEMM + threshold selection (recsys.models.topn)
+            ids, scores = top_n_factors(users, items, n, blocked, self.threads or os.cpu_count() or 1)
+            if not full:
+                ids = np.where(ids >= 0, allowed[np.maximum(ids, 0)], -1).astype(np.int32)
+            return ids, scores
         return self._topk(items, users, n, blocked, None if full else allowed)
 
     def _topk(

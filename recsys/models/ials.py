@@ -139,16 +139,20 @@ class IALSRecommender(FactorizationRecommender):
 
 
 def _apply(R: sp.csr_matrix, fixed: np.ndarray, v: np.ndarray, gram: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    """``A_u v_u`` for every row u: ``sum_i w_ui y_i (y_i . v_u) + gram v_u + lambda_u v_u``, where the
-    observed sum is the sparse matrix of ``w_ui (y_i . v_u)`` times ``fixed``, built block-wise."""
-    out = v @ gram + penalty * v
-    rows = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
-    for lo in range(0, R.nnz, _BLOCK_NNZ):
-        hi = min(lo + _BLOCK_NNZ, R.nnz)
-        r, c = rows[lo:hi], R.indices[lo:hi]
-        dots = np.einsum("ij,ij->i", fixed[c], v[r]) * R.data[lo:hi]
-        block = sp.csr_matrix((dots, (r, c)), shape=R.shape)
-        out += block @ fixed
+    """``A_u v_u`` for every row u: ``sum_i w_ui y_i (y_i . v_u) + gram v_u + lambda_u v_u``. The observed
+    sum is the CSR matrix of ``w_ui (y_i . v_u)`` (R's own structure, no re-sorting) times ``fixed``,
+    over blocks of rows of about :data:`_BLOCK_NNZ` entries."""
+    out = v @ gram
+    out += penalty * v
+    bounds = np.searchsorted(R.indptr, np.arange(0, R.nnz, _BLOCK_NNZ), side="right") - 1
+    starts = np.unique(np.append(bounds, R.shape[0]))
+    for r0, r1 in zip(starts[:-1], starts[1:], strict=True):
+        lo, hi = R.indptr[r0], R.indptr[r1]
+        rows = np.repeat(np.arange(r1 - r0), np.diff(R.indptr[r0 : r1 + 1]))
+        cols = R.indices[lo:hi]
+        dots = np.einsum("ij,ij->i", fixed[cols], v[r0:r1][rows]) * R.data[lo:hi]
+        block = sp.csr_matrix((dots, cols, R.indptr[r0 : r1 + 1] - lo), shape=(r1 - r0, R.shape[1]))
+        out[r0:r1] += block @ fixed
     return out
 
 

@@ -68,7 +68,10 @@ def evaluate_cmd(
         "at the 80th percentile of times, sco; the default for --data) or last-days (the last 182 days, city).",
     ),
     models: str = typer.Option(
-        "popular,itemknn,als,bpr,ease,rp3beta,hybrid", "--models", help="Comma-separated models."
+        None,
+        "--models",
+        help="Comma-separated models (default popular,itemknn,als,bpr,ease,rp3beta,hybrid; on --profile city "
+        "the models that fit a city catalogue: popular,als,sansa).",
     ),
     inputs: str = typer.Option(
         "targets",
@@ -77,7 +80,9 @@ def evaluate_cmd(
         "on their own channel, their weight tuned on validation), positives stay the only targets; the raw "
         "implicit baselines get the same input (MovieLens strong and temporal).",
     ),
-    seeds: int = typer.Option(5, "--seeds", help="Seeds of the reader split (mean ± std over them)."),
+    seeds: int = typer.Option(
+        None, "--seeds", help="Seeds of the reader split (mean ± std over them; default 5, 1 on --profile city)."
+    ),
     quick: bool = typer.Option(False, "--quick", help="One matrix choice and one parameter set per model."),
     path: Path = typer.Option(None, "--path", help="Source folder of the data set (default: ../shared/data/...)."),
     profile: str = typer.Option(CITY_PROFILE, "--profile", help="Synthetic city profile (city only)."),
@@ -105,6 +110,11 @@ def evaluate_cmd(
         return
     spec = _spec_or_exit(err, dataset, data, positive_threshold, min_positives, temporal)
     name = dataset or data.resolve().name
+    scale = dataset == "city" and profile == "city"
+    if models is None:
+        from recsys.evaluation.scale import SCALE_MODELS
+
+        models = ",".join(SCALE_MODELS) if scale else "popular,itemknn,als,bpr,ease,rp3beta,hybrid"
     _evaluate_dataset(
         console,
         dataset=name,
@@ -112,13 +122,14 @@ def evaluate_cmd(
         spec=spec,
         protocol=protocol or ("strong" if dataset == "movielens" else "temporal"),
         models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        seeds=seeds,
+        seeds=seeds if seeds is not None else (1 if scale else 5),
         quick=quick,
         path=path,
         profile=profile,
         threads=threads,
         out=out or (RESULTS_DIR if dataset else RUNS_DIR / f"evaluate-{name}-{time.strftime('%Y%m%d-%H%M%S')}"),
         inputs=inputs,
+        scale=scale,
     )
 
 
@@ -173,9 +184,11 @@ def _evaluate_dataset(
     out: Path,
     inputs: str = "targets",
     data: Path | None = None,
+    scale: bool = False,
 ) -> None:
     """Run the study on a built-in data set (``dataset`` a name of ``SPECS``) or on the data directory
-    ``data`` (then ``dataset`` is its name), under ``spec``; print the table and write the results."""
+    ``data`` (then ``dataset`` is its name), under ``spec``; print the table and write the results.
+    ``scale``: the city-scale study (:mod:`recsys.evaluation.scale`), written as ``city-scale``."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -193,6 +206,10 @@ def _evaluate_dataset(
     config = RunConfig(
         dataset, protocol, models=models, seeds=tuple(range(seeds)), quick=quick, threads=threads, inputs=inputs
     )
+    if scale:
+        from recsys.evaluation.scale import scale_config
+
+        config = scale_config(config)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"loading {dataset}", total=None)
         try:
@@ -213,6 +230,8 @@ def _evaluate_dataset(
     report["machine"] = {"python": platform.python_version(), "platform": platform.platform(), **report["threads"]}
     if dataset == "city" and data is None:
         report["profile"] = profile
+    if scale:
+        report["dataset"] = "city-scale"
     console.print(results_table(report))
     console.print(comparison_line(report.get("comparison", {})), markup=False)
     paths = write_results(report, out)

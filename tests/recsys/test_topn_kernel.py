@@ -1,0 +1,45 @@
+"""The batch top-n kernel of factor models gives exactly the lists of the dense reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recsys.base import top_n_dense
+from recsys.models import topn
+from recsys.models.topn import top_n_factors
+
+
+# the patched sizes are constants for every example: the fixture's sharing is what is wanted
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    k=st.integers(1, 40),
+    n_titles=st.integers(1, 700),
+    n=st.integers(1, 15),
+    blocked_share=st.floats(0.0, 1.0),
+    ties=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 10_000),
+)
+def test_kernel_matches_dense_top_n(k, n_titles, n, blocked_share, ties, threads, seed, monkeypatch) -> None:
+    monkeypatch.setattr(topn, "BLOCK_ROWS", 8)  # several blocks and both workers on small data
+    monkeypatch.setattr(topn, "GROUP", 16)  # the threshold path, not only argpartition
+    rng = np.random.default_rng(seed)
+    users = rng.standard_normal((k, 4)).astype(np.float32)
+    items = rng.standard_normal((n_titles, 4)).astype(np.float32)
+    if ties:
+        users, items = np.round(users), np.round(items)  # many equal scores
+    blocked = sp.csr_matrix((rng.random((k, n_titles)) < blocked_share).astype(np.float32))
+    ids, scores = top_n_factors(users, items, n, blocked, threads)
+    ref_ids, ref_scores = top_n_dense(users @ items.T, n, blocked, np.arange(n_titles, dtype=np.int32))
+    np.testing.assert_array_equal(scores, ref_scores)
+    np.testing.assert_array_equal(ids >= 0, ref_ids >= 0)
+    dense = users @ items.T
+    valid = ids >= 0
+    rows = np.nonzero(valid)[0]
+    # same scores at every rank (ties may pick different titles), never a blocked title, no repeats
+    np.testing.assert_array_equal(dense[rows, ids[valid]], scores[valid])
+    assert blocked[rows, ids[valid]].sum() == 0
+    assert all(len(set(r[r >= 0])) == (r >= 0).sum() for r in ids)
