@@ -164,6 +164,7 @@ def cornac_peer_rows(
     row = scored(seed, "cornac-bpr", "peer", recs, target, {"ndcg@10": best[0]}, dict(best[1]))
     row.seconds = time.perf_counter() - t0
     row.cost = mem.cost()
+    _log.info("cornac-bpr: test %s, cost %s, params %s", row.metrics, row.cost, best[1])
     return [row]
 
 

@@ -178,6 +178,7 @@ def tuned_rows(
         results.append(scored(seed, name, "yuedu", recs, data.test_target, val, params, elapsed))
         if config.refit:
             results[-1].cost = mem.cost()
+        _log.info("%s: test %s, cost %s, params %s", name, results[-1].metrics, results[-1].cost, params)
     return results, tuned
 
 
@@ -268,6 +269,7 @@ def evaluate_seed(
     if config.baselines:
         note(f"seed {seed}: raw implicit baselines")
         results += baseline_rows(data, config)
+        _log.info("baselines: %s", {r.model: r.metrics["ndcg@10"] for r in results if r.kind == "baseline"})
     if config.peer:
         note(f"seed {seed}: Cornac peer")
         results += cornac_peer_rows(
