@@ -492,8 +492,14 @@ def top_n_dense(
     out = np.full((k, n), -np.inf, dtype=np.float32)
     if k == 0 or n == 0 or allowed.size == 0:
         return ids, out
+    from recsys.models.topn import GROUP, select_top  # the models package imports this module
+
     full = allowed.size == scores.shape[1]
-    sub = np.array(scores if full else scores[:, allowed], dtype=np.float32, copy=True)
+    # the allowed columns copied into a buffer padded to whole groups of the threshold selection
+    cols = allowed.size
+    sub = np.empty((k, -(-cols // GROUP) * GROUP), dtype=np.float32)
+    sub[:, :cols] = scores if full else scores[:, allowed]
+    sub[:, cols:] = -np.inf
     if blocked is not None and blocked.nnz:
         b = blocked.tocoo()
         if full:
@@ -504,6 +510,11 @@ def top_n_dense(
             hit = allowed[pos] == b.col
             sub[b.row[hit], pos[hit]] = -np.inf
     sub[~np.isfinite(sub)] = -np.inf
+    if cols >= 4 * GROUP * n:  # wide rows (a catalogue): the threshold selection, exact, ~10x faster
+        top, vals = select_top(sub, n, cols)
+        ids[:, :], out[:, :] = np.where(top >= 0, allowed[np.maximum(top, 0)], -1), vals
+        return ids, out
+    sub = sub[:, :cols]
     m = min(n, sub.shape[1])
     if m < sub.shape[1]:
         part = np.argpartition(-sub, m - 1, axis=1)[:, :m]

@@ -56,7 +56,7 @@ def top_n_factors(
             if blocked is not None and blocked.nnz:
                 b = blocked[lo:hi]
                 block[np.repeat(np.arange(hi - lo), np.diff(b.indptr)), b.indices] = -np.inf
-            ids[lo:hi], scores[lo:hi] = _select(block, n, n_titles)
+            ids[lo:hi], scores[lo:hi] = select_top(block, n, n_titles)
 
     # one BLAS thread per worker: the workers are the parallelism, as in implicit's own topk
     with limit_threads(1 if workers > 1 else threads, user_api="blas"):
@@ -68,7 +68,7 @@ def top_n_factors(
     return ids, scores
 
 
-def _select(block: np.ndarray, n: int, n_titles: int) -> tuple[np.ndarray, np.ndarray]:
+def select_top(block: np.ndarray, n: int, n_titles: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``n`` of each row of ``block`` (-inf entries never chosen; width a multiple of
     :data:`GROUP`, columns past ``n_titles`` padding) by the group-max threshold.
 

@@ -44,3 +44,34 @@ def test_kernel_matches_dense_top_n(k, n_titles, n, blocked_share, ties, threads
     np.testing.assert_allclose(dense[rows, ids[valid]], scores[valid], rtol=1e-5, atol=1e-5)
     assert blocked[rows, ids[valid]].sum() == 0
     assert all(len(set(r[r >= 0])) == (r >= 0).sum() for r in ids)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    k=st.integers(1, 6),
+    n_titles=st.integers(1, 3000),
+    n=st.integers(1, 5),
+    subset=st.booleans(),
+    ties=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_dense_top_n_threshold_path_matches_a_full_sort(k, n_titles, n, subset, ties, seed) -> None:
+    """``top_n_dense`` on wide rows (the threshold selection) against a plain sort of the allowed scores."""
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((k, n_titles)).astype(np.float32)
+    if ties:
+        scores = np.round(scores * 2) / 2
+    scores[rng.random((k, n_titles)) < 0.05] = np.nan  # non-finite: treated as blocked
+    allowed = np.flatnonzero(rng.random(n_titles) < 0.7) if subset else np.arange(n_titles)
+    allowed = allowed.astype(np.int32)
+    blocked = sp.csr_matrix((rng.random((k, n_titles)) < 0.1).astype(np.float32))
+    ids, got = top_n_dense(scores, n, blocked, allowed)
+    masked = np.full_like(scores, -np.inf)
+    masked[:, allowed] = scores[:, allowed]
+    masked[blocked.toarray() > 0] = -np.inf
+    masked[~np.isfinite(masked)] = -np.inf
+    want = -np.sort(-masked, axis=1)[:, :n]
+    np.testing.assert_array_equal(np.where(np.isfinite(got), got, -np.inf)[:, : want.shape[1]], want)
+    valid = ids >= 0
+    rows = np.nonzero(valid)[0]
+    np.testing.assert_array_equal(masked[rows, ids[valid]], got[valid])
