@@ -292,10 +292,37 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['seed']} | {r['model']} | {r['validation'].get('ndcg@10', float('nan')):.4f} |{cell} `{params}` |"
             )
+    lines += _cost_lines(report)
     lines += ["", "## Splits", ""]
     for s in report["splits"]:
         lines.append(f"- seed {s['seed']}: `{json.dumps(s['split'], default=str)}`")
     return "\n".join(lines) + "\n"
+
+
+def _cost_lines(report: dict[str, Any]) -> list[str]:
+    """The "Cost" section: per model (and seed) the final fit's wall time and peak resident memory,
+    when the run measured them (city scale); and the sampled fold readers."""
+    rows = [r for r in report["results"] if r.get("cost")]
+    if not rows:
+        return []
+    lines = ["", "## Cost of the final fit (per model and seed)", ""]
+    caps = report.get("max_readers") or [None, None]
+    if any(caps):
+        lines += [
+            f"Scored readers: validation {caps[0] or 'all'}, test {caps[1] or 'all'} (seeded samples); training on all.",
+            "",
+        ]
+    lines += [
+        "| seed | model | kind | fit s | peak RSS GB (process) | above start GB |",
+        "|---:|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        c = r["cost"]
+        shared = f" (the {c['shared_by']} raw models together)" if c.get("shared_by") else ""
+        lines.append(
+            f"| {r['seed']} | {r['model']} | {r['kind']} | {c['fit_seconds']:.1f}{shared} | {c['peak_rss_gb']:.2f} | {c['fit_extra_gb']:.2f} |"
+        )
+    return lines
 
 
 def comparison_line(comp: dict[str, Any]) -> str:

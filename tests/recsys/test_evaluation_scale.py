@@ -96,3 +96,13 @@ def test_cornac_peer_row_is_tuned_on_validation_and_scored_like_the_others() -> 
     assert [r["model"] for r in peer] == ["cornac-bpr"]
     assert peer[0]["params"] == small[0] and "ndcg@10" in peer[0]["validation"]
     assert 0.0 <= peer[0]["metrics"]["ndcg@10"] <= 1.0 and peer[0]["cost"]["fit_seconds"] >= 0
+
+
+def test_markdown_reports_the_cost_of_each_final_fit(report) -> None:
+    from serving.cli.recsys_cmds import markdown
+
+    text = markdown(dict(report, wall_seconds=1.0))
+    section = text.split("## Cost of the final fit")[1].split("## Splits")[0]
+    assert "validation 40, test 30" in section
+    for model in ("popular", "als", "raw-implicit-als"):
+        assert f"| {model} |" in section
