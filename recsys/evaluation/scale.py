@@ -54,8 +54,8 @@ SCALE_GRIDS: dict[str, list[dict[str, Any]]] = {
 }
 #: The Cornac peer's validation grid (its BPR: factors ``k``, ``learning_rate``, ``lambda_reg``).
 CORNAC_GRID: list[dict[str, Any]] = [
-    {"k": 128, "max_iter": 50, "learning_rate": 0.05, "lambda_reg": 0.001},
-    {"k": 64, "max_iter": 50, "learning_rate": 0.05, "lambda_reg": 0.01},
+    {"k": 128, "max_iter": 30, "learning_rate": 0.05, "lambda_reg": 0.001},
+    {"k": 64, "max_iter": 30, "learning_rate": 0.05, "lambda_reg": 0.01},
 ]
 
 

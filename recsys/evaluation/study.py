@@ -176,8 +176,8 @@ def tuned_rows(
             val[POOLED_SELECTION] = pooled_selection(name, win, data.prepared, data.inner, seed, config.threads, titles)
         elapsed = time.perf_counter() - t0
         results.append(scored(seed, name, "yuedu", recs, data.test_target, val, params, elapsed))
-        if config.refit:
-            results[-1].cost = mem.cost()
+        # the final fit's cost; without refit the test model is the validation fit, measured in tune
+        results[-1].cost = mem.cost() if config.refit else dict(win.cost)
         _log.info("%s: test %s, cost %s, params %s", name, results[-1].metrics, results[-1].cost, params)
     return results, tuned
 
@@ -289,8 +289,10 @@ def run_evaluation(
     kind: str | DataSpec,
     config: RunConfig,
     progress: Callable[[str], None] | None = None,
+    collect: list[SeedResult] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``config.models`` on ``dataset`` over ``config.seeds``.
+    """Evaluate ``config.models`` on ``dataset`` over ``config.seeds`` (``collect``, if given, receives
+    the :class:`SeedResult` rows with their per-reader values, e.g. to merge runs of model subsets).
 
     Returns a JSON-serialisable report: per-seed results, the summary (mean / std per model), the
     split descriptions, the ratio of the best yuedu model's NDCG@10 to raw implicit ALS, wall time
@@ -312,6 +314,8 @@ def run_evaluation(
             res, info = evaluate_seed(kind, dataset, events, config, seed, progress)
             results += res
             splits.append(info)
+    if collect is not None:
+        collect.extend(results)
     summary = summarise(results)
     report = {
         "dataset": dataset.name,

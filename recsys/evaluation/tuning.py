@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from recsys.base import Recommender, top_n_dense
 from recsys.evaluation.batch import LIST_LENGTH, metric_row, recommend_fold
 from recsys.evaluation.matrices import MatrixChoice, PrunedMatrices
+from recsys.evaluation.scale import PeakMemory
 from recsys.metrics import ndcg_at_k, readers_with_target
 from recsys.models import make_model
 from recsys.models.ease import EASERecommender, EASESpectrum
@@ -98,6 +99,8 @@ class Candidate:
     choice: MatrixChoice
     params: dict[str, Any]
     validation: dict[str, float]
+    #: What its fit cost (:meth:`recsys.evaluation.scale.PeakMemory.cost`); empty when not measured.
+    cost: dict[str, float] = field(default_factory=dict)
 
 
 def fit_model(
@@ -132,12 +135,13 @@ def tune(
     best: dict[str, Candidate] = {}
     for choice, params in itertools.product(choices, grid):
         data = prepared[choice.name]
-        model = fit_model(name, params, seed, threads, data, titles)
+        with PeakMemory() as mem:
+            model = fit_model(name, params, seed, threads, data, titles)
         val = metric_row(recommend_fold(model, data, "validation"), data.full.folds["validation"].target.matrix)
         _log.debug("tune %s %s %s: ndcg@10 %.4f", name, choice.name, params, val[SELECTION_METRIC])
         current = best.get(choice.name)
         if current is None or val[SELECTION_METRIC] > current.validation[SELECTION_METRIC]:
-            best[choice.name] = Candidate(model, choice, params, val)
+            best[choice.name] = Candidate(model, choice, params, val, mem.cost())
         if time_budget_s is not None and time.perf_counter() - started > time_budget_s:
             _log.info("tune %s: time budget of %.0f s reached", name, time_budget_s)
             break
