@@ -68,10 +68,7 @@ def evaluate_cmd(
         "at the 80th percentile of times, sco; the default for --data) or last-days (the last 182 days, city).",
     ),
     models: str = typer.Option(
-        None,
-        "--models",
-        help="Comma-separated models (default popular,itemknn,als,bpr,ease,rp3beta,hybrid; on --profile city "
-        "the models that fit a city catalogue: popular,als,sansa).",
+        None, "--models", help="Comma-separated models (default: all; on --profile city those that fit it)."
     ),
     inputs: str = typer.Option(
         "targets",
@@ -80,9 +77,7 @@ def evaluate_cmd(
         "on their own channel, their weight tuned on validation), positives stay the only targets; the raw "
         "implicit baselines get the same input (MovieLens strong and temporal).",
     ),
-    seeds: int = typer.Option(
-        None, "--seeds", help="Seeds of the reader split (mean ± std over them; default 5, 1 on --profile city)."
-    ),
+    seeds: int = typer.Option(None, "--seeds", help="Seeds of the reader split (default 5; city profile 1)."),
     quick: bool = typer.Option(False, "--quick", help="One matrix choice and one parameter set per model."),
     path: Path = typer.Option(None, "--path", help="Source folder of the data set (default: ../shared/data/...)."),
     profile: str = typer.Option(CITY_PROFILE, "--profile", help="Synthetic city profile (city only)."),
@@ -110,11 +105,7 @@ def evaluate_cmd(
         return
     spec = _spec_or_exit(err, dataset, data, positive_threshold, min_positives, temporal)
     name = dataset or data.resolve().name
-    scale = dataset == "city" and profile == "city"
-    if models is None:
-        from recsys.evaluation.scale import SCALE_MODELS
-
-        models = ",".join(SCALE_MODELS) if scale else "popular,itemknn,als,bpr,ease,rp3beta,hybrid"
+    scale, models, seeds = _scale_defaults(dataset, profile, models, seeds)
     _evaluate_dataset(
         console,
         dataset=name,
@@ -122,7 +113,7 @@ def evaluate_cmd(
         spec=spec,
         protocol=protocol or ("strong" if dataset == "movielens" else "temporal"),
         models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        seeds=seeds if seeds is not None else (1 if scale else 5),
+        seeds=seeds,
         quick=quick,
         path=path,
         profile=profile,
@@ -131,6 +122,17 @@ def evaluate_cmd(
         inputs=inputs,
         scale=scale,
     )
+
+
+def _scale_defaults(dataset: str | None, profile: str, models: str | None, seeds: int | None):
+    """Whether this is the city-scale study (``--dataset city --profile city``), and the models and
+    seeds to run when not given (there: the models that fit a city catalogue, one seed)."""
+    scale = dataset == "city" and profile == "city"
+    if models is None:
+        from recsys.evaluation.scale import SCALE_MODELS
+
+        models = ",".join(SCALE_MODELS) if scale else "popular,itemknn,als,bpr,ease,rp3beta,hybrid"
+    return scale, models, seeds if seeds is not None else (1 if scale else 5)
 
 
 def _spec_or_exit(err, dataset: str | None, data: Path | None, threshold, min_positives, temporal):
