@@ -32,13 +32,17 @@ PARTS = REPO / "experiments" / "runs" / "city-scale-parts"
 
 def run(models: str, part: str, baselines: bool, peer: bool, refit: bool, threads: int) -> None:
     from features.datasets import load_dataset
+    from recsys.evaluation.protocols import SPECS
     from recsys.evaluation.scale import scale_config
     from recsys.evaluation.study import RunConfig, run_evaluation
 
-    config = scale_config(RunConfig("city", "temporal", models=tuple(models.split(",")), seeds=(0,), threads=threads))
+    names = tuple(m for m in models.split(",") if m and m != "-")  # "-": no yuedu model (a peers-only part)
+    config = scale_config(RunConfig("city", "temporal", models=names, seeds=(0,), threads=threads))
     config = dataclasses.replace(config, baselines=baselines, peer=peer and config.peer, refit=refit)
+    # the oracle row comes from the part that runs the baselines only (one row after the merge)
+    spec = SPECS["city"] if baselines else dataclasses.replace(SPECS["city"], synthetic_city=False)
     rows: list = []
-    report = run_evaluation(load_dataset("city", profile="city"), "city", config, collect=rows)
+    report = run_evaluation(load_dataset("city", profile="city"), spec, config, collect=rows)
     PARTS.mkdir(parents=True, exist_ok=True)
     report["command"] = "python experiments/city_scale.py " + " ".join(sys.argv[1:])
     (PARTS / f"{part}.json").write_text(json.dumps(report, indent=1, default=str))
