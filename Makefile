@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: install demo test test-fast lint format serve bench bench-workers clean system-deps screenshots test-api-deep
+.PHONY: install install-scale demo test test-fast lint format serve bench bench-workers clean system-deps screenshots test-api-deep
 
 # The lock pins the core dependencies and both extras (dev, spark): one install has everything `make test`
 # needs. The editable install maps the top-level packages by name, so a new package in
@@ -20,6 +20,13 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional city-scale extra (SANSA, scikit-sparse, Cornac): scikit-sparse builds against the system
+# SuiteSparse, so its headers come from Debian first. Not needed by `make test` or `make demo`.
+install-scale: install
+	ls /usr/include/suitesparse/cholmod.h >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsuitesparse-dev >/dev/null)
+	$(BIN)/python -m pip install -q -r requirements-scale.lock
+	$(BIN)/python -m pip check >/dev/null
 
 # System packages from Debian: Chromium for the staff-page browser test (Playwright cannot download
 # browsers here), a Java runtime for the Spark engine and PostgreSQL's server binaries for the ledger
