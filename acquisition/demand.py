@@ -185,6 +185,14 @@ def _rates(history: History, cutoff: datetime) -> tuple[pl.DataFrame, pl.DataFra
     return by_class, by_top, by_author
 
 
+def class_rates(history: History, cutoff: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(clc_class, class_rate)`` and ``(top, top_class_rate)``: loans per print title in the year
+    before ``cutoff`` by fine and top CLC class (the live counter's pacing values, see
+    :func:`acquisition.pacing.class_values`)."""
+    by_class, by_top, _ = _rates(history, cutoff)
+    return by_class, by_top
+
+
 class ContentNeighbours:
     """Catalogue titles most similar in content to requested books, through the recsys content model
     (:class:`recsys.models.content.ContentRecommender`: TF-IDF of title n-grams, author, subjects and

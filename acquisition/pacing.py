@@ -42,11 +42,14 @@ from acquisition.policy import PacingConfig, Policy
 
 if TYPE_CHECKING:  # the counter imports this module
     from acquisition.counter import PurchaseRequestIn
+    from acquisition.demand import History
+    from acquisition.value import Circulation
 
 __all__ = [
     "Forecast",
     "PacingNote",
     "Pacer",
+    "class_values",
     "bid_price",
     "month_end_share",
     "pace",
@@ -283,6 +286,38 @@ _ARRIVALS = select(_r.price_fen, _r.clc_class, _r.eligible, _r.reason_codes).whe
     _r.requested_at >= bindparam("start"),
     _r.requested_at < bindparam("now"),
 )
+
+
+def class_values(
+    history: History, as_of: datetime, circ: Circulation | None = None
+) -> Callable[[str | None, float], float]:
+    """A ``value_of`` for the live counter, cheap per request: the first-year loans one copy of a book
+    would serve, from its CLC class's loans per title in the year before ``as_of`` (fine class, else
+    top class, else the network's mean), through the capacity-aware queue model
+    (:func:`acquisition.value.served_loans`, never above what one copy can serve). Computed once (at
+    the service's start); a request is then two dictionary lookups."""
+    from acquisition.demand import class_rates
+    from acquisition.value import served_loans
+
+    by_class, by_top = class_rates(history, as_of)
+
+    def served(rates: np.ndarray) -> np.ndarray:
+        return served_loans(np.nan_to_num(np.asarray(rates, dtype=float)), 1, circ)
+
+    fine = dict(zip(by_class["clc_class"].to_list(), served(by_class["class_rate"].to_numpy()).tolist(), strict=True))
+    top = dict(zip(by_top["top"].to_list(), served(by_top["top_class_rate"].to_numpy()).tolist(), strict=True))
+    mean_rate = float(by_top["top_class_rate"].mean() or 0.0) if by_top.height else 0.0
+    fallback = float(served(np.array([mean_rate]))[0]) or 1.0
+
+    def value_of(clc_class: str | None, price_yuan: float) -> float:
+        if not clc_class:
+            return fallback
+        value = fine.get(clc_class)
+        if value is None:
+            value = top.get(clc_class[:1])
+        return value if value else fallback
+
+    return value_of
 
 
 @dataclass

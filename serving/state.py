@@ -28,6 +28,7 @@ from acquisition.alternatives import Availability
 from acquisition.counter import CounterService
 from acquisition.db import Database, init_db
 from acquisition.holdings import Holdings
+from acquisition.pacing import Pacer, class_values
 from acquisition.policy import Policy, load_policy
 from recsys.base import Recommender
 from recsys.context import LibraryContext
@@ -193,7 +194,12 @@ class AppState:
             db=db,
             policy=policy,
             counter=CounterService(
-                db, policy, holdings, clock=_clock(today if settings.today else None), availability=availability
+                db,
+                policy,
+                holdings,
+                clock=_clock(today if settings.today else None),
+                availability=availability,
+                pacer=_pacer(policy, data_dir, today),
             ),
             metrics=Metrics(),
             staff_users=parse_staff_users(settings.staff_users),
@@ -456,6 +462,20 @@ def _load_reference_data(db: Database, data_dir: Path) -> None:
     if empty and (data_dir / "readers.parquet").exists():
         counts = load_data_dir(db, data_dir)
         _log.info("empty ledger: loaded reference data from %s: %s", data_dir, counts)
+
+
+def _pacer(policy: Policy, data_dir: Path, today: date) -> Pacer:
+    """The counter's pacing: with ``paced`` and the library's loans at hand, a request's value is the
+    loans one copy of its CLC class would serve (:func:`acquisition.pacing.class_values`), so the bar
+    prefers books readers borrow, not only cheaper ones; otherwise one loan per book."""
+    if policy.pacing.policy != "paced" or not (data_dir / "loans.parquet").exists():
+        return Pacer(policy)
+    from acquisition.demand import History
+    from acquisition.value import Circulation
+
+    history = History.load(data_dir)
+    as_of = datetime.combine(today, datetime.min.time())
+    return Pacer(policy, value_of=class_values(history, as_of, Circulation.from_loans(history.loans, as_of)))
 
 
 def _clock(today: date | None) -> Callable[[], datetime]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -194,3 +195,26 @@ def test_the_hindsight_oracle_keeps_to_the_funds_and_serves_at_least_what_fcfs_d
         assert amount <= oracle.funds[district] + 1e-6
     assert lines.filter("x").group_by("isbn13").len()["len"].max() <= 3
     assert served_score(prepared, oracle.chosen) >= served_score(prepared, fcfs.chosen)
+
+
+def test_the_live_counter_values_a_request_by_its_class_within_one_copys_capacity(small_city):
+    """class_values: the live counter's value of a request is the loans one copy of its class would
+    serve, from loans before t only: different across classes, never above one copy's capacity, and
+    a class the library never lent falls back to the network's mean."""
+    from acquisition.demand import History
+    from acquisition.pacing import class_values
+    from acquisition.value import Circulation
+
+    history = History.load(small_city)
+    as_of = datetime(2026, 1, 1)
+    circ = Circulation.from_loans(history.loans, as_of)
+    value_of = class_values(history, as_of, circ)
+    classes = history.titles["clc_class"].drop_nulls().unique().to_list()
+    values = np.array([value_of(c, 40.0) for c in classes])
+    assert len(set(np.round(values, 6))) > 3
+    assert np.all(values > 0) and np.all(values <= circ.capacity + 1e-9)
+    unknown = value_of("W999", 40.0)  # no CLC class starts with W
+    assert unknown == value_of(None, 40.0) > 0
+    # loans after t change nothing at t
+    later = replace(history, loans=history.loans.filter(pl.col("borrowed_at") < as_of))
+    assert [class_values(later, as_of, circ)(c, 40.0) for c in classes] == values.tolist()

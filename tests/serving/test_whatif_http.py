@@ -60,3 +60,18 @@ def test_programme_figures_add_up(client):
 
 def test_programme_figures_refuse_out_of_bounds_queries(client):
     assert client.get("/v1/reports/programme?months=0", headers=STAFF).status_code == 422
+
+
+def test_a_paced_service_values_counter_requests_by_their_class(small_city, model_dir, tmp_path):
+    """With [pacing] policy = "paced" the running service's counter values a request by the loans one
+    copy of its class would serve (not one loan per book), so the bar is not a price bar."""
+    from serving.state import AppState
+    from tests.serving.conftest import make_settings
+
+    policy = tmp_path / "paced.toml"
+    policy.write_text('[pacing]\npolicy = "paced"\n', encoding="utf-8")
+    paced = AppState.from_settings(make_settings(small_city, tmp_path / "p.db", model_dir, policy_file=policy))
+    plain = AppState.from_settings(make_settings(small_city, tmp_path / "f.db", model_dir))
+    values = {paced.counter.pacer.value_of(c, 40.0) for c in ("I247", "K820", "TP312", "O1")}
+    assert len(values) > 1 and all(0 < v < 20 for v in values)
+    assert plain.counter.pacer.value_of("I247", 40.0) == plain.counter.pacer.value_of("TP312", 40.0) == 1.0
