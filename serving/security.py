@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 ROLES = ("reader", "bookstore", "staff", "admin")
 
@@ -180,13 +181,22 @@ class LoginThrottle:
                 self._state.pop(key, None)
 
 
+class Throttle(Protocol):
+    """What :class:`LoginGuard` needs of a throttle: :class:`LoginThrottle` (one process) or
+    :class:`serving.sessions.SharedLoginThrottle` (every worker, through the database)."""
+
+    def retry_after(self, keys: tuple[str, ...]) -> int: ...
+    def failure(self, keys: tuple[str, ...]) -> None: ...
+    def success(self, keys: tuple[str, ...]) -> None: ...
+
+
 @dataclass
 class LoginGuard:
     """Two throttles: per login name (``max_failures``) and per client address (four times as many,
     so one mistyping colleague behind the library's NAT does not lock out the office)."""
 
-    per_login: LoginThrottle
-    per_client: LoginThrottle
+    per_login: Throttle
+    per_client: Throttle
 
     @classmethod
     def create(cls, max_failures: int = 5, lockout_s: float = 60.0, clock: Callable[[], float] = time.monotonic):

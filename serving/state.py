@@ -40,7 +40,7 @@ from serving.live_store import SYNC_BATCH, LiveStore, LogRow
 from serving.metrics import Metrics
 from serving.preferences import ReaderPreferences
 from serving.security import LoginGuard, parse_staff_users
-from serving.sessions import StaffSessions
+from serving.sessions import StaffSessions, shared_login_guard
 from serving.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class AppState:
             sessions=StaffSessions(db),
             preferences=ReaderPreferences(db),
             data_rights=DataRights(db),
-            login_guard=LoginGuard.create(settings.login_max_failures, settings.login_lockout_s),
+            login_guard=shared_login_guard(db, settings.login_max_failures, settings.login_lockout_s),
             live=LiveStore(db),
             alias_resolver=alias_resolver,
             alias_loader=alias_loader,

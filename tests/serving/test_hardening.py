@@ -8,6 +8,8 @@ import re
 from typing import get_args
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from fastapi.testclient import TestClient
 
 from acquisition.counter import PurchaseRequestIn
@@ -305,3 +307,50 @@ def test_every_rule_code_and_decision_has_both_languages():
     for word in [*LineDecision, *RoundStatus]:
         assert zh(word.value) != word.value, word
     assert i18n.money(1234.5, "zh-CN") == "1,234.50 元"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["fail", "ok", "wait"]), st.sampled_from(["a", "b"]), st.floats(0.0, 400.0)),
+        max_size=40,
+    )
+)
+def test_the_shared_throttle_locks_exactly_like_the_in_memory_one(tmp_path_factory, steps):
+    """The database-backed throttle (every worker of `yuedu serve --workers N`) follows the same rule
+    as the in-process one: same waits after any sequence of failures, successes and time passing."""
+    from acquisition.db import init_db
+    from serving.sessions import SharedLoginThrottle
+
+    now = [1_000_000.0]
+    db = init_db(f"sqlite:///{tmp_path_factory.mktemp('throttle') / 'x.db'}")
+    shared = SharedLoginThrottle(db, "login", max_failures=3, lockout_s=30.0, clock=lambda: now[0])
+    memory = LoginThrottle(max_failures=3, lockout_s=30.0, clock=lambda: now[0])
+    for action, who, dt in steps:
+        if action == "fail":
+            shared.failure((who,))
+            memory.failure((who,))
+        elif action == "ok":
+            shared.success((who,))
+            memory.success((who,))
+        else:
+            now[0] += dt
+        assert shared.retry_after((who,)) == memory.retry_after((who,))
+    db.dispose()
+
+
+def test_a_login_locked_on_one_worker_is_locked_on_the_other(small_city, model_dir, tmp_path):
+    """Two apps on one database (two workers): the failures made on one count on the other."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from tests.serving.conftest import make_settings
+
+    shared = make_settings(small_city, tmp_path / "shared.db", model_dir, login_max_failures=3)
+    a, b = create_app(shared), create_app(shared)
+    with TestClient(a) as ca, TestClient(b) as cb:
+        for client in (ca, cb, ca):
+            r = client.post("/v1/auth/token", json={"username": "alice", "password": "wrong"})
+            assert r.status_code == 401
+        locked = cb.post("/v1/auth/token", json={"username": "alice", "password": "alice-pw"})
+        assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0

@@ -190,3 +190,29 @@ def test_round_lifecycle_and_fund_on_postgresql(server, small_city):
         ]
         sheet = c.get(f"/v1/acquisition/rounds/{rid}/order-sheet", params={"format": "csv"}, headers=staff)
         assert sheet.content.decode("utf-8-sig").strip().splitlines()[-1].endswith(",1,,,,12.5")
+
+
+def test_workers_failing_one_login_at_once_lock_it_together_on_postgresql(pg_url):  # noqa: F811
+    """Eight workers' failures for one login at the same instant (the shared throttle's row is created
+    once and locked): the login ends locked, no failure is lost and none raises."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from acquisition.db import init_db
+    from serving.sessions import SharedLoginThrottle
+
+    db = init_db(fresh_database(pg_url))
+    try:
+        throttles = [SharedLoginThrottle(db, "login", max_failures=8, lockout_s=30.0) for _ in range(8)]
+        start = threading.Barrier(8)
+
+        def fail(i: int) -> None:
+            start.wait()
+            throttles[i].failure(("alice",))
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(fail, range(8)))
+        assert 0 < throttles[0].retry_after(("alice",)) <= 30
+    finally:
+        db.dispose()
+        drop_database(db.url)
