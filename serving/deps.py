@@ -110,6 +110,21 @@ async def get_bundle(state: State) -> ModelBundle:
 Bundle = Annotated[ModelBundle, Depends(get_bundle)]
 
 
+def require_own_request(state: AppState, principal: Principal, request_id: str) -> None:
+    """A bookstore may act only on its own purchase requests: 404 when the request does not exist,
+    403 when another bookstore sent it."""
+    from acquisition.db import PurchaseRequestRow
+    from acquisition.errors import RequestNotFound
+
+    with state.db.session_scope() as s:
+        row = s.get(PurchaseRequestRow, request_id)
+        bookstore = row.bookstore_id if row is not None else None
+    if bookstore is None:
+        raise RequestNotFound(f"purchase request {request_id}: not found")
+    if bookstore != principal.subject:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this request belongs to another bookstore")
+
+
 def choose_language(accept_language: str | None) -> str:
     """'en' when the caller's first acceptable language is English, else 'zh-CN' (the default)."""
     for part in (accept_language or "").split(",")[:20]:

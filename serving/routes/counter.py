@@ -12,11 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
-from acquisition.db import PurchaseRequestRow
-from acquisition.errors import RequestNotFound
 from features import bounds
 from features.schema import RequestStatus
-from serving.deps import BookstoreCaller, Language, State
+from serving.deps import BookstoreCaller, Language, State, require_own_request
 from serving.schemas import Decision, PurchaseRequestIn, RequestStateOut
 from serving.security import Principal
 
@@ -61,18 +59,8 @@ def decide(
     return decision.in_language(lang)  # the alternatives' sentences: zh-CN, or en by Accept-Language
 
 
-def _own(state, principal: Principal, request_id: str) -> None:
-    with state.db.session_scope() as s:
-        owner = s.get(PurchaseRequestRow, request_id)
-        bookstore = owner.bookstore_id if owner is not None else None
-    if bookstore is None:
-        raise RequestNotFound(f"purchase request {request_id}: not found")
-    if bookstore != principal.subject:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this request belongs to another bookstore")
-
-
 def _transition(state, principal: Principal, request_id: str, action: str) -> RequestStateOut:
-    _own(state, principal, request_id)
+    require_own_request(state, principal, request_id)
     checkout = action == "checkout"
     op = state.counter.checkout if checkout else state.counter.cancel
     # refusals (acquisition.errors: not found 404, invalid transition / expired 409) map in serving.errors

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 
 from acquisition import alternatives, notices
-from acquisition.db import PurchaseRequestRow
-from acquisition.errors import RequestNotFound
 from features import bounds
-from serving.deps import Language, OwnReader, State, require_roles
+from serving.deps import Language, OwnReader, State, require_own_request, require_roles
 from serving.schemas import AlternativeTakenIn, NoticeOut, NoticesOut, Taken
 from serving.security import Principal
 
@@ -48,13 +46,7 @@ def take_alternative(
 ) -> Taken:
     """The reader took one of the ways offered with a decline (409 when not offered or already taken)."""
     if principal.role == "bookstore":
-        with state.db.session_scope() as s:
-            row = s.get(PurchaseRequestRow, request_id)
-            owner = row.bookstore_id if row is not None else None
-        if owner is None:
-            raise RequestNotFound(f"purchase request {request_id}: not found")
-        if owner != principal.subject:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "this request belongs to another bookstore")
+        require_own_request(state, principal, request_id)
     return alternatives.take(
         state.db, request_id, body.kind, at=state.now(), actor=f"{principal.role}:{principal.subject}"
     )
