@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.acquisition_group import ensure_registered
-from serving.cli.errors import fail
+from serving.cli.errors import fail, positive_numbers
 
 
 def rank(
@@ -111,12 +111,7 @@ def backtest(
     """Replay a held-out year of requests month by month: FCFS vs greedy vs MILP vs the oracle."""
     from acquisition.backtest import backtest as run
 
-    try:
-        factors = tuple(float(x) for x in scales.split(",") if x.strip())
-    except ValueError:
-        fail(f"--scales must be comma-separated numbers, not {scales!r}")
-    if not factors or min(factors) <= 0:
-        fail(f"--scales needs at least one positive multiple, got {scales!r}")
+    factors = positive_numbers("--scales", scales)
     try:
         path = run(data, out, scales=factors)
     except FileNotFoundError as err:

@@ -28,6 +28,17 @@ def fail(message: str, exit_code: int = 2) -> NoReturn:
     raise exc
 
 
+def positive_numbers(option: str, text: str) -> tuple[float, ...]:
+    """``--option 1,0.5,0.3`` as numbers; a clear error (exit 2) unless at least one, all positive."""
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        fail(f"{option} must be comma-separated numbers, not {text!r}")
+    if not values or min(values) <= 0:
+        fail(f"{option} needs positive numbers, got {text!r}")
+    return values
+
+
 class ErrorMappingGroup(TyperGroup):
     """The root ``yuedu`` group: every :class:`YueduError` below it becomes one line and an exit code."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from serving.cli.acquisition_group import ensure_registered
-from serving.cli.errors import fail
+from serving.cli.errors import fail, positive_numbers
 
 
 def whatif(
@@ -79,12 +79,7 @@ def pacing_goals(
     """The pacing experiment: fcfs vs paced vs the hindsight oracle over a programme year."""
     from acquisition.pacing_experiment import run_experiment
 
-    try:
-        values = tuple(float(x) for x in shares.split(",") if x.strip())
-    except ValueError:
-        fail(f"--shares must be comma-separated numbers, not {shares!r}")
-    if not values or min(values) <= 0:
-        fail(f"--shares needs positive shares, got {shares!r}")
+    values = positive_numbers("--shares", shares)
     try:
         md = run_experiment(data, out, shares=values)
     except FileNotFoundError as err:

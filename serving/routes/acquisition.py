@@ -64,13 +64,7 @@ def export_response(round_: Round, fmt: Literal["csv", "xlsx"]) -> Response:
 @router.post("/v1/acquisition/rounds", response_model=Round, status_code=status.HTTP_201_CREATED)
 def create_round(params: RoundIn, principal: StaffCaller, state: State) -> Round:
     """Rank the pending online requests into a new round (lines with reasons; a budget-fitting prefix selected)."""
-    round_id = state.create_round(
-        f"{principal.role}:{principal.subject}",
-        period=params.period,
-        budget_yuan=params.budget_yuan,
-        max_lines=params.max_lines,
-        fund_id=params.fund_id,
-    )
+    round_id = state.create_round(f"{principal.role}:{principal.subject}", **params.model_dump())
     return load_round(state, round_id)
 
 

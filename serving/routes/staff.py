@@ -182,13 +182,7 @@ def new_round(
         first = exc.errors()[0]
         return back("/staff", f"{first['loc'][0]}: {first['msg']}")
     try:
-        round_id = state.create_round(
-            f"{principal.role}:{principal.subject}",
-            period=params.period,
-            budget_yuan=params.budget_yuan,
-            max_lines=params.max_lines,
-            fund_id=params.fund_id,
-        )
+        round_id = state.create_round(f"{principal.role}:{principal.subject}", **params.model_dump())
     except YueduError as exc:
         return back("/staff", str(exc))
     return back(f"/staff/rounds/{round_id}")
