@@ -8,9 +8,9 @@ import re
 from typing import get_args
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from fastapi.testclient import TestClient
 
 from acquisition.counter import PurchaseRequestIn
 from acquisition.db import PurchaseRequestRow
