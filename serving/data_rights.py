@@ -19,13 +19,12 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select
 
 from acquisition.db import Database, PurchaseRequestRow
 from features.bounds import ACTOR_MAX, ID_MAX
 from features.privacy import erased_pseudonym
-
-metadata = MetaData()
+from serving.store import metadata
 
 training_exclusions = Table(
     "training_exclusions",

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy import Boolean, Column, DateTime, String, Table, delete, insert, select, update
 
 from acquisition.db import Database
 from features.bounds import ID_MAX
-
-metadata = MetaData()
+from serving.store import metadata
 
 reader_preferences = Table(
     "reader_preferences",
